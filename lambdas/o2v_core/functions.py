@@ -1,0 +1,54 @@
+"""The control plane's Lambda functions, defined once for the stacks and for local mode.
+
+The training and serving stacks create one function per spec; local mode's event pump
+imports ``handler`` by the same dotted path and calls it with a Lambda-shaped event.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    function_id: str
+    handler: str  # dotted path inside the asset directory `lambdas/`
+    description: str
+    timeout_seconds: int
+    schedule: str | None = None  # EventBridge schedule expression, when it runs on a timer
+
+    @property
+    def module(self) -> str:
+        return self.handler.rsplit(".", 1)[0]
+
+    @property
+    def attribute(self) -> str:
+        return self.handler.rsplit(".", 1)[1]
+
+
+DIVERGENCE_MONITOR = FunctionSpec(
+    "divergence_monitor",
+    "control_plane.handlers.divergence_monitor.handler",
+    "Every minute: check in-progress jobs' validation curves, stop diverged jobs, emit ValidationLossDiverged",
+    timeout_seconds=60,
+    schedule="rate(1 minute)",
+)
+FINISHED_JOB_EVALUATOR = FunctionSpec(
+    "finished_job_evaluator",
+    "control_plane.handlers.finished_job_evaluator.handler",
+    "On a finished training job: evaluate its whole curve, emit ValidationLossDiverged/TrainingSucceeded",
+    timeout_seconds=60,
+)
+RETRAIN_LAUNCHER = FunctionSpec(
+    "retrain_launcher",
+    "control_plane.handlers.retrain_launcher.handler",
+    "On ValidationLossDiverged: launch the next attempt with more dropout, or emit RetrainingExhausted",
+    timeout_seconds=60,
+)
+PROMOTER = FunctionSpec(
+    "promoter",
+    "control_plane.handlers.promoter.handler",
+    "On TrainingSucceeded: promote the model to the endpoint when it beats the served one",
+    timeout_seconds=120,
+)
+FUNCTIONS = (DIVERGENCE_MONITOR, FINISHED_JOB_EVALUATOR, RETRAIN_LAUNCHER, PROMOTER)

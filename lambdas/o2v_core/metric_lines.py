@@ -1,0 +1,77 @@
+"""Object2Vec's ``#quality_metric`` log lines: written by the local trainer, read by the
+monitor, ``o2v detect`` and the benchmarks. Format as built-in SageMaker algorithms print it:
+
+    #quality_metric: host=algo-1, epoch=3, validation mean_squared_error <loss>=0.091
+    #quality_metric: host=algo-1, test mean_squared_error <loss>=0.087
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+LINE_PATTERN = re.compile(
+    r"#quality_metric: host=(?P<host>[^,\s]+),(?: epoch=(?P<epoch>\d+),)? "
+    r"(?P<channel>train|validation|test) (?P<metric>[a-z_]+) <(?P<kind>loss|score)>=(?P<value>\S+)"
+)
+
+# The metric a detector watches, per output_layer (SageMaker's metric names).
+LOSS_METRIC = {"softmax": "cross_entropy", "mean_squared_error": "mean_squared_error"}
+SCORE_KIND = {"accuracy": "score"}
+
+
+@dataclass(frozen=True)
+class MetricLine:
+    host: str
+    epoch: int | None
+    channel: str
+    metric: str
+    value: float
+
+    @property
+    def sagemaker_name(self) -> str:
+        """The name SageMaker uses in CloudWatch and FinalMetricDataList, e.g. ``validation:cross_entropy``."""
+        return f"{self.channel}:{self.metric}"
+
+
+def format_line(channel: str, metric: str, value: float, *, epoch: int | None = None, host: str = "algo-1") -> str:
+    kind = SCORE_KIND.get(metric, "loss")
+    epoch_part = f" epoch={epoch}," if epoch is not None else ""
+    return f"#quality_metric: host={host},{epoch_part} {channel} {metric} <{kind}>={value!r}"
+
+
+def parse_line(text: str) -> MetricLine | None:
+    """Return the metric on this line, or None when the line is not a metric line.
+
+    A matching line whose value is not a number (``nan`` and ``inf`` are numbers here)
+    raises ValueError, so a corrupt log is reported rather than silently skipped.
+    """
+    match = LINE_PATTERN.search(text)
+    if match is None:
+        return None
+    raw = match.group("value")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"metric value {raw!r} is not a number") from None
+    epoch = match.group("epoch")
+    return MetricLine(
+        host=match.group("host"),
+        epoch=int(epoch) if epoch is not None else None,
+        channel=match.group("channel"),
+        metric=match.group("metric"),
+        value=value,
+    )
+
+
+def metric_definitions() -> list[dict[str, str]]:
+    """Regexes for CreateTrainingJob ``MetricDefinitions`` (used for local, non-built-in images)."""
+    definitions = []
+    for channel in ("train", "validation"):
+        for metric in ("cross_entropy", "mean_squared_error", "accuracy"):
+            kind = SCORE_KIND.get(metric, "loss")
+            definitions.append({
+                "Name": f"{channel}:{metric}",
+                "Regex": rf"#quality_metric: host=\S+, epoch=\S+, {channel} {metric} <{kind}>=(\S+)",
+            })
+    return definitions
