@@ -105,7 +105,7 @@ class Hyperparameter:
         return text
 
     def _check_range(self, value: Value) -> None:
-        if isinstance(value, bool) or isinstance(value, str):
+        if isinstance(value, (bool, str)):
             return
         low = self.minimum if self.minimum is not None else -math.inf
         high = self.maximum if self.maximum is not None else math.inf
