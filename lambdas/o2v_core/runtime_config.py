@@ -36,6 +36,8 @@ class ControlPlaneConfig:
     promotion_margin: float = 0.0
     endpoint_instance_type: str = "ml.m5.large"
     artifact_bucket: str = ""
+    # Comma-separated CloudWatch alarm names that roll a blue/green endpoint update back.
+    rollback_alarm_names: str = ""
 
     def to_env(self) -> dict[str, str]:
         env = {}
