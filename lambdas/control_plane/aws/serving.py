@@ -1,0 +1,325 @@
+"""Data access for promotion: SageMaker serving resources, the served-model record in SSM, the bus.
+
+Thin wrappers over boto3 that turn AWS answers into small typed values and AWS "already
+exists" errors into ``False``; every decision lives in :mod:`control_plane.logic.promotion`.
+
+Clients are created lazily with plain ``boto3.client(...)`` (local mode redirects them with
+``AWS_ENDPOINT_URL_<SERVICE>``) and cached per endpoint URL and region, so a process that
+switches endpoints (tests, local mode) never talks to a stale one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, cast
+
+import boto3
+from botocore.exceptions import ClientError
+from o2v_core.events import Detail, put_events_entry
+from o2v_core.naming import tag_dict, tag_list
+
+if TYPE_CHECKING:
+    from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_events.type_defs import PutEventsRequestEntryTypeDef
+    from mypy_boto3_sagemaker import SageMakerClient
+    from mypy_boto3_sagemaker.type_defs import DeploymentConfigTypeDef
+    from mypy_boto3_ssm import SSMClient
+
+# ---------------------------------------------------------------------------------------------
+# Clients
+
+_clients_lock = threading.Lock()
+_clients: dict[tuple[str, str, str], Any] = {}
+
+
+def _client(service: str) -> Any:
+    env_name = "AWS_ENDPOINT_URL_" + service.upper().replace("-", "_")
+    key = (
+        service,
+        os.environ.get(env_name) or os.environ.get("AWS_ENDPOINT_URL") or "",
+        os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "",
+    )
+    with _clients_lock:  # boto3's default session is not thread-safe
+        if key not in _clients:
+            _clients[key] = boto3.client(service)  # type: ignore[call-overload]
+        return _clients[key]
+
+
+def sagemaker_client() -> SageMakerClient:
+    return cast("SageMakerClient", _client("sagemaker"))
+
+
+def ssm_client() -> SSMClient:
+    return cast("SSMClient", _client("ssm"))
+
+
+def events_client() -> EventBridgeClient:
+    return cast("EventBridgeClient", _client("events"))
+
+
+def _error(error: ClientError) -> tuple[str, str]:
+    info = error.response.get("Error", {})
+    return str(info.get("Code", "")), str(info.get("Message", ""))
+
+
+def _already_exists(error: ClientError) -> bool:
+    """SageMaker answers a duplicate name with ValidationException 'Cannot create already existing ...'."""
+    code, message = _error(error)
+    return code in ("ResourceInUse", "ResourceInUseException") or (
+        code == "ValidationException" and "already exist" in message.lower()
+    )
+
+
+def _not_found(error: ClientError) -> bool:
+    code, message = _error(error)
+    return code in ("ValidationException", "ResourceNotFound") and "could not find" in message.lower()
+
+
+# ---------------------------------------------------------------------------------------------
+# SageMaker
+
+IN_SERVICE = "InService"
+
+
+@dataclass(frozen=True)
+class TrainingJob:
+    name: str
+    arn: str
+    status: str
+    model_data_url: str | None
+    tags: dict[str, str]
+
+
+@dataclass(frozen=True)
+class EndpointState:
+    name: str
+    status: str
+    config_name: str
+    pending_config_name: str | None  # DescribeEndpoint's PendingDeploymentSummary, while creating/updating
+
+    def targets(self, config_name: str) -> bool:
+        """The endpoint serves, or is being moved to, this endpoint config."""
+        return config_name in (self.config_name, self.pending_config_name)
+
+    @property
+    def busy(self) -> bool:
+        """SageMaker refuses UpdateEndpoint unless the endpoint is InService."""
+        return self.status != IN_SERVICE
+
+
+class EndpointUpdateRejected(RuntimeError):
+    """UpdateEndpoint answered ValidationException (typically: another update is in progress)."""
+
+
+class SageMakerServing:
+    def __init__(self, client: SageMakerClient | None = None) -> None:
+        self._given = client
+
+    @property
+    def _sm(self) -> SageMakerClient:
+        return self._given or sagemaker_client()
+
+    def describe_training_job(self, name: str) -> TrainingJob:
+        job = self._sm.describe_training_job(TrainingJobName=name)
+        arn = job["TrainingJobArn"]
+        tags: list[Mapping[str, str]] = []
+        for page in self._sm.get_paginator("list_tags").paginate(ResourceArn=arn):
+            tags.extend({"Key": t["Key"], "Value": t["Value"]} for t in page.get("Tags", []))
+        return TrainingJob(
+            name=name,
+            arn=arn,
+            status=job["TrainingJobStatus"],
+            model_data_url=job.get("ModelArtifacts", {}).get("S3ModelArtifacts") or None,
+            tags=tag_dict(tags),
+        )
+
+    def create_model(
+        self,
+        name: str,
+        *,
+        image_uri: str,
+        model_data_url: str,
+        role_arn: str,
+        environment: Mapping[str, str],
+        tags: Mapping[str, str],
+    ) -> bool:
+        """Create the model; False when a model of that name already exists."""
+        try:
+            self._sm.create_model(
+                ModelName=name,
+                ExecutionRoleArn=role_arn,
+                PrimaryContainer={"Image": image_uri, "ModelDataUrl": model_data_url, "Environment": dict(environment)},
+                Tags=[{"Key": t["Key"], "Value": t["Value"]} for t in tag_list(tags)],
+            )
+        except ClientError as error:
+            if _already_exists(error):
+                return False
+            raise
+        return True
+
+    def create_endpoint_config(
+        self, name: str, *, model_name: str, instance_type: str, tags: Mapping[str, str]
+    ) -> bool:
+        """Create a one-variant endpoint config; False when one of that name already exists."""
+        try:
+            self._sm.create_endpoint_config(
+                EndpointConfigName=name,
+                ProductionVariants=[{
+                    "VariantName": "AllTraffic",
+                    "ModelName": model_name,
+                    "InitialInstanceCount": 1,
+                    "InstanceType": cast(Any, instance_type),
+                    "InitialVariantWeight": 1.0,
+                }],
+                Tags=[{"Key": t["Key"], "Value": t["Value"]} for t in tag_list(tags)],
+            )
+        except ClientError as error:
+            if _already_exists(error):
+                return False
+            raise
+        return True
+
+    def describe_endpoint(self, name: str) -> EndpointState | None:
+        try:
+            endpoint = self._sm.describe_endpoint(EndpointName=name)
+        except ClientError as error:
+            if _not_found(error):
+                return None
+            raise
+        pending = endpoint.get("PendingDeploymentSummary", {}).get("EndpointConfigName")
+        return EndpointState(
+            name=name,
+            status=endpoint["EndpointStatus"],
+            config_name=endpoint["EndpointConfigName"],
+            pending_config_name=pending or None,
+        )
+
+    def create_endpoint(self, name: str, *, config_name: str, tags: Mapping[str, str]) -> bool:
+        """Create the endpoint; False when an endpoint of that name already exists."""
+        try:
+            self._sm.create_endpoint(
+                EndpointName=name,
+                EndpointConfigName=config_name,
+                Tags=[{"Key": t["Key"], "Value": t["Value"]} for t in tag_list(tags)],
+            )
+        except ClientError as error:
+            if _already_exists(error):
+                return False
+            raise
+        return True
+
+    def update_endpoint(self, name: str, *, config_name: str, deployment_config: DeploymentConfigTypeDef) -> None:
+        """Start a deployment; raises :class:`EndpointUpdateRejected` on ValidationException."""
+        try:
+            self._sm.update_endpoint(
+                EndpointName=name, EndpointConfigName=config_name, DeploymentConfig=deployment_config
+            )
+        except ClientError as error:
+            code, message = _error(error)
+            if code == "ValidationException":
+                raise EndpointUpdateRejected(f"UpdateEndpoint {name} -> {config_name} rejected: {message}") from error
+            raise
+
+
+# ---------------------------------------------------------------------------------------------
+# The served-model record (SSM String parameter)
+
+
+class ServingRecordError(ValueError):
+    """The SSM parameter does not hold a valid served-model record; names the parameter and field."""
+
+
+@dataclass(frozen=True)
+class ServingRecord:
+    """What the endpoint serves now. Stored as JSON with these exact (camelCase) keys."""
+
+    modelDataUrl: str
+    trainingJobName: str
+    metricName: str
+    metricValue: float
+    modelName: str
+    endpointConfigName: str
+    vocab: str | None = None  # S3 URI of the vocab (SageMaker jobs); None: vocab.json is inside model.tar.gz
+
+    def to_json(self) -> str:
+        data = {key: value for key, value in asdict(self).items() if value is not None}
+        return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str, *, where: str) -> ServingRecord | None:
+        """Parse a record; ``{}`` (a placeholder, since SSM values cannot be empty) means none yet."""
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ServingRecordError(f"{where}: not JSON ({error.msg})") from None
+        if not isinstance(data, dict):
+            raise ServingRecordError(f"{where}: must be a JSON object, got {type(data).__name__}")
+        if not data:
+            return None
+        values: dict[str, Any] = {}
+        for key in ("modelDataUrl", "trainingJobName", "metricName", "modelName", "endpointConfigName"):
+            value = data.get(key)
+            if not isinstance(value, str) or not value:
+                raise ServingRecordError(f"{where}: field {key!r} must be a non-empty string, got {value!r}")
+            values[key] = value
+        metric = data.get("metricValue")
+        if isinstance(metric, bool) or not isinstance(metric, (int, float)) or not math.isfinite(metric):
+            raise ServingRecordError(f"{where}: field 'metricValue' must be a finite number, got {metric!r}")
+        vocab = data.get("vocab")
+        if vocab is not None and (not isinstance(vocab, str) or not vocab):
+            raise ServingRecordError(f"{where}: field 'vocab' must be a non-empty string when present, got {vocab!r}")
+        return cls(metricValue=float(metric), vocab=vocab, **values)
+
+
+class ServingRecordStore:
+    """Reads and writes the record in one SSM String parameter (created on first write)."""
+
+    def __init__(self, parameter_name: str, client: SSMClient | None = None) -> None:
+        self.parameter_name = parameter_name
+        self._given = client
+
+    @property
+    def _ssm(self) -> SSMClient:
+        return self._given or ssm_client()
+
+    def read(self) -> ServingRecord | None:
+        try:
+            answer = self._ssm.get_parameter(Name=self.parameter_name)
+        except ClientError as error:
+            if _error(error)[0] == "ParameterNotFound":
+                return None
+            raise
+        return ServingRecord.from_json(
+            answer["Parameter"].get("Value", ""), where=f"SSM parameter {self.parameter_name!r}"
+        )
+
+    def write(self, record: ServingRecord) -> None:
+        self._ssm.put_parameter(Name=self.parameter_name, Value=record.to_json(), Type="String", Overwrite=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# The project bus
+
+
+class EventPublisher:
+    def __init__(self, bus_name: str, client: EventBridgeClient | None = None) -> None:
+        self.bus_name = bus_name
+        self._given = client
+
+    @property
+    def _events(self) -> EventBridgeClient:
+        return self._given or events_client()
+
+    def publish(self, details: Sequence[Detail]) -> None:
+        """Put events on the bus; raises when EventBridge refuses any of them."""
+        entries = [cast("PutEventsRequestEntryTypeDef", put_events_entry(d, self.bus_name)) for d in details]
+        answer = self._events.put_events(Entries=entries)
+        if answer.get("FailedEntryCount", 0):
+            entries_out = answer.get("Entries", [])
+            failures = [f"{e.get('ErrorCode')}: {e.get('ErrorMessage')}" for e in entries_out if e.get("ErrorCode")]
+            raise RuntimeError(f"PutEvents to bus {self.bus_name!r} failed: {'; '.join(failures)}")

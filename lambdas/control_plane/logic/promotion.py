@@ -1,0 +1,448 @@
+"""Promotion decisions: is a finished job's model better than the served one, and deploy it once.
+
+Rules (``docs/promotion.md`` explains them with examples):
+
+* **Promotable status.** ``Completed`` jobs are promotable. ``Stopped`` jobs (the monitor stops
+  diverging attempts) are promotable only when the training job carries the tag
+  ``o2v:artifact-holds-best-epoch=true``: our local trainer keeps the best epoch's weights, while
+  whether SageMaker's Object2Vec does is unconfirmed, so an untagged stopped job's artifact may
+  hold the weights of a diverged epoch. Every other status is never promotable.
+* **The candidate's number.** The value that describes the artifact: the best validation value
+  when the artifact holds the best epoch (tag above), else the final validation value.
+* **Margin (relative).** With served value ``s`` and candidate ``c`` of a loss metric, promote
+  iff ``s - c > margin * |s|``; for a score (``accuracy``) iff ``c - s > margin * |s|``. So
+  ``margin = 0`` promotes any strict improvement and never an equal one; ``0.02`` asks for 2 %.
+  Relative, because cross-entropy and mean squared error live on different scales.
+* **Comparable metrics only.** A candidate measured with another metric than the served model
+  is skipped (reason names both); the operator decides.
+* **Exactly one promotion per job.** Model and endpoint-config names are deterministic from the
+  job name; "already exists" means a duplicate or a retry got there first, and we carry on with
+  the existing resource. Only the invocation whose CreateEndpoint/UpdateEndpoint call succeeds
+  emits ``ModelPromoted``; a duplicate finds the endpoint already serving or deploying its config
+  (or the record naming its job) and emits ``PromotionSkipped``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from aws_lambda_powertools import Logger
+from o2v_core.events import MalformedEvent, ModelPromoted, PromotionSkipped, TrainingSucceeded
+from o2v_core.metric_lines import SCORE_KIND
+from o2v_core.naming import LINEAGE_TAG_KEYS, MAX_JOB_NAME, TAG_DEPLOYMENT, job_prefix
+from o2v_core.runtime_config import PREFIX, ConfigError, ControlPlaneConfig
+
+from control_plane.aws.serving import (
+    EndpointState,
+    EndpointUpdateRejected,
+    EventPublisher,
+    SageMakerServing,
+    ServingRecord,
+    ServingRecordStore,
+    TrainingJob,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_sagemaker.type_defs import DeploymentConfigTypeDef
+
+logger = Logger(child=True)
+
+# Tags read from the training job. TODO(o2v_core owner): move both next to the lineage tags in
+# o2v_core/naming.py so the launcher and `o2v embed` import the same constants.
+TAG_VOCAB = "o2v:vocab"  # S3 URI of the vocab the job was trained with (SageMaker Object2Vec jobs)
+TAG_BEST_EPOCH_ARTIFACT = "o2v:artifact-holds-best-epoch"  # "true": model.tar.gz holds the best epoch
+
+PROMOTABLE_STATUSES = ("Completed", "Stopped")
+MAX_ROLLBACK_ALARMS = 10  # AutoRollbackConfig.Alarms: 1-10 items
+
+# Blue/green: provision the new fleet, shift all traffic at once, watch the rollback alarms for
+# the baking period, then terminate the old fleet.
+BAKE_SECONDS = 600
+MAX_DEPLOYMENT_SECONDS = 3600
+# Object2Vec loads its encoder preferentially on GPU in embedding mode ("only useful with GPU").
+GPU_INSTANCE_FAMILIES = ("ml.p", "ml.g")
+
+
+class EndpointBusy(RuntimeError):
+    """The endpoint is creating or updating to another model; the event is retried later (Lambda
+    async retries, then the DLQ, from which it can be redriven)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Settings
+
+
+@dataclass(frozen=True)
+class PromotionSettings:
+    deployment: str
+    endpoint_name: str
+    serving_model_parameter: str
+    model_role_arn: str
+    image_uri: str
+    margin: float
+    instance_type: str
+    event_bus_name: str
+    rollback_alarm_names: tuple[str, ...]
+
+    @classmethod
+    def from_config(cls, config: ControlPlaneConfig) -> PromotionSettings:
+        """Check the promotion settings; raises ConfigError naming the environment variable."""
+
+        def env(field: str) -> str:
+            return PREFIX + field.upper()
+
+        required = ("endpoint_name", "serving_model_parameter", "model_role_arn", "image_uri", "endpoint_instance_type")
+        for field in required:
+            if not getattr(config, field):
+                raise ConfigError(f"environment variable {env(field)} must be set for the promoter")
+        margin = config.promotion_margin
+        if not (math.isfinite(margin) and 0.0 <= margin < 1.0):
+            raise ConfigError(
+                f"environment variable {env('promotion_margin')} must be a relative margin in [0, 1), got {margin!r}"
+            )
+        alarms = tuple(name.strip() for name in config.rollback_alarm_names.split(",") if name.strip())
+        if len(alarms) > MAX_ROLLBACK_ALARMS:
+            raise ConfigError(
+                f"environment variable {env('rollback_alarm_names')} names {len(alarms)} alarms; "
+                f"SageMaker accepts at most {MAX_ROLLBACK_ALARMS}"
+            )
+        return cls(
+            deployment=config.deployment,
+            endpoint_name=config.endpoint_name,
+            serving_model_parameter=config.serving_model_parameter,
+            model_role_arn=config.model_role_arn,
+            image_uri=config.image_uri,
+            margin=margin,
+            instance_type=config.endpoint_instance_type,
+            event_bus_name=config.event_bus_name,
+            rollback_alarm_names=alarms,
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Pure rules
+
+
+def lower_is_better(metric_name: str) -> bool:
+    """``validation:cross_entropy`` and ``validation:mean_squared_error`` are losses; accuracy a score."""
+    metric = metric_name.rsplit(":", 1)[-1]
+    return SCORE_KIND.get(metric, "loss") == "loss"
+
+
+def artifact_holds_best_epoch(tags: dict[str, str]) -> bool:
+    return tags.get(TAG_BEST_EPOCH_ARTIFACT, "").strip().lower() == "true"
+
+
+def status_veto(status: str, tags: dict[str, str]) -> str | None:
+    """Why a job of this status is not promotable, or None when it is."""
+    if status == "Completed":
+        return None
+    if status == "Stopped":
+        if artifact_holds_best_epoch(tags):
+            return None
+        return (
+            "training job was stopped and its artifact may hold a diverged epoch's weights "
+            f"(no {TAG_BEST_EPOCH_ARTIFACT}=true tag)"
+        )
+    return f"training job status is {status!r}; only Completed (or tagged Stopped) jobs are promotable"
+
+
+def candidate_value(event: TrainingSucceeded, tags: dict[str, str]) -> float:
+    """The validation value that describes the model artifact."""
+    return event.bestValue if artifact_holds_best_epoch(tags) else event.finalValue
+
+
+@dataclass(frozen=True)
+class Verdict:
+    promote: bool
+    reason: str
+    threshold: float | None = None  # the value the candidate had to beat
+
+
+def compare(candidate: float, metric_name: str, serving: ServingRecord | None, margin: float) -> Verdict:
+    """Does ``candidate`` beat the served model by the relative margin?"""
+    if not math.isfinite(candidate):
+        return Verdict(False, f"candidate {metric_name} is not finite ({candidate!r})")
+    if serving is None:
+        return Verdict(True, "no model is served yet")
+    if serving.metricName != metric_name:
+        return Verdict(
+            False,
+            f"not comparable: the served model was measured by {serving.metricName}, the candidate by {metric_name}",
+        )
+    served = serving.metricValue
+    needed = margin * abs(served)
+    if lower_is_better(metric_name):
+        threshold = served - needed
+        better = served - candidate > needed
+        relation = "below"
+    else:
+        threshold = served + needed
+        better = candidate - served > needed
+        relation = "above"
+    numbers = (
+        f"candidate {metric_name}={candidate:.6g}, served={served:.6g}, margin={margin:g} (relative): "
+        f"needs to be strictly {relation} {threshold:.6g}"
+    )
+    return Verdict(better, ("better by the margin; " if better else "not better by the margin; ") + numbers, threshold)
+
+
+def serving_name(deployment: str, job_name: str, kind: Literal["model", "config"]) -> str:
+    """Deterministic model / endpoint-config name for a job: ``{deployment}-m-...`` / ``{deployment}-c-...``.
+
+    Duplicate events for one job produce the same name, so SageMaker refuses the second create.
+    Names longer than 63 characters are cut and end in 8 hex digits of the job name's SHA-256.
+    """
+    prefix = job_prefix(deployment)
+    if not job_name.startswith(prefix):
+        raise ValueError(f"training job {job_name!r} does not start with {prefix!r}")
+    head = f"{prefix}{'m' if kind == 'model' else 'c'}-"
+    body = job_name[len(prefix):]
+    if len(head) + len(body) <= MAX_JOB_NAME:
+        return head + body
+    digest = hashlib.sha256(job_name.encode()).hexdigest()[:8]
+    room = MAX_JOB_NAME - len(head) - len(digest) - 1
+    return f"{head}{body[:room].rstrip('-')}-{digest}"
+
+
+def deployment_config(alarm_names: tuple[str, ...]) -> DeploymentConfigTypeDef:
+    """UpdateEndpoint's blue/green policy, with auto-rollback on the configured alarms."""
+    config: DeploymentConfigTypeDef = {
+        "BlueGreenUpdatePolicy": {
+            "TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": BAKE_SECONDS},
+            "TerminationWaitInSeconds": 0,
+            "MaximumExecutionTimeoutInSeconds": MAX_DEPLOYMENT_SECONDS,
+        }
+    }
+    if alarm_names:
+        config["AutoRollbackConfiguration"] = {"Alarms": [{"AlarmName": name} for name in alarm_names]}
+    return config
+
+
+def model_environment(instance_type: str) -> dict[str, str]:
+    if instance_type.startswith(GPU_INSTANCE_FAMILIES):
+        return {"INFERENCE_PREFERRED_MODE": "embedding"}
+    return {}
+
+
+# ---------------------------------------------------------------------------------------------
+# The workflow
+
+
+@dataclass(frozen=True)
+class Outcome:
+    detail: ModelPromoted | PromotionSkipped
+
+    @property
+    def promoted(self) -> bool:
+        return isinstance(self.detail, ModelPromoted)
+
+    def as_dict(self) -> dict[str, object]:
+        from o2v_core.events import to_detail
+
+        return {"outcome": self.detail.detail_type, **to_detail(self.detail)}
+
+
+@dataclass
+class Promoter:
+    settings: PromotionSettings
+    sagemaker: SageMakerServing
+    records: ServingRecordStore
+    publisher: EventPublisher
+
+    def handle(self, event: TrainingSucceeded) -> Outcome:
+        """Decide, promote at most once, log the decision and put it on the bus."""
+        self._check_ownership(event)
+        outcome = self._decide_and_promote(event)
+        detail = outcome.detail
+        logger.info(
+            "promotion decision",
+            extra={
+                "decision": detail.detail_type,
+                "reason": getattr(detail, "reason", "promoted"),
+                "trainingJobName": detail.trainingJobName,
+                "metricName": detail.metricName,
+                "candidateValue": detail.candidateValue,
+                "servingValue": detail.previousValue if isinstance(detail, ModelPromoted) else detail.servingValue,
+                "margin": self.settings.margin,
+                "endpointName": detail.endpointName,
+            },
+        )
+        self.publisher.publish([detail])
+        return outcome
+
+    # -- steps ------------------------------------------------------------------------------
+
+    def _check_ownership(self, event: TrainingSucceeded) -> None:
+        if event.deployment != self.settings.deployment:
+            raise MalformedEvent(
+                f"field 'detail.deployment' is {event.deployment!r}; this promoter serves {self.settings.deployment!r}"
+            )
+        prefix = job_prefix(self.settings.deployment)
+        if not event.trainingJobName.startswith(prefix):
+            raise MalformedEvent(
+                f"field 'detail.trainingJobName' is {event.trainingJobName!r}; "
+                f"this deployment's jobs start with {prefix!r}"
+            )
+
+    def _skip(
+        self, event: TrainingSucceeded, reason: str, candidate: float | None, serving: ServingRecord | None
+    ) -> Outcome:
+        return Outcome(
+            PromotionSkipped(
+                deployment=self.settings.deployment,
+                trainingJobName=event.trainingJobName,
+                endpointName=self.settings.endpoint_name,
+                candidateValue=candidate,
+                servingValue=serving.metricValue if serving else None,
+                metricName=event.metricName,
+                reason=reason,
+            )
+        )
+
+    def _decide_and_promote(self, event: TrainingSucceeded) -> Outcome:
+        serving = self.records.read()
+        if serving is not None and serving.trainingJobName == event.trainingJobName:
+            return self._skip(event, "already serving", serving.metricValue, serving)
+
+        job = self.sagemaker.describe_training_job(event.trainingJobName)
+        if job.tags.get(TAG_DEPLOYMENT, self.settings.deployment) != self.settings.deployment:
+            raise MalformedEvent(
+                f"field 'detail.trainingJobName': job {job.name!r} is tagged {TAG_DEPLOYMENT}="
+                f"{job.tags[TAG_DEPLOYMENT]!r}, not {self.settings.deployment!r}"
+            )
+        candidate = candidate_value(event, job.tags)
+        veto = status_veto(job.status, job.tags)
+        if veto is not None:
+            return self._skip(event, veto, candidate, serving)
+        if job.model_data_url is None:
+            return self._skip(event, "training job has no model artifact", candidate, serving)
+        verdict = compare(candidate, event.metricName, serving, self.settings.margin)
+        if not verdict.promote:
+            return self._skip(event, verdict.reason, candidate, serving)
+        return self._deploy(event, job, job.model_data_url, candidate, serving, verdict)
+
+    def _deploy(
+        self,
+        event: TrainingSucceeded,
+        job: TrainingJob,
+        model_data_url: str,
+        candidate: float,
+        serving: ServingRecord | None,
+        verdict: Verdict,
+    ) -> Outcome:
+        settings = self.settings
+        model_name = serving_name(settings.deployment, job.name, "model")
+        config_name = serving_name(settings.deployment, job.name, "config")
+        tags = {key: job.tags[key] for key in LINEAGE_TAG_KEYS if job.tags.get(key)}
+        tags[TAG_DEPLOYMENT] = settings.deployment
+        model_tags = dict(tags)
+        vocab = job.tags.get(TAG_VOCAB) or None
+        if vocab:
+            model_tags[TAG_VOCAB] = vocab
+
+        self.sagemaker.create_model(
+            model_name,
+            image_uri=settings.image_uri,
+            model_data_url=model_data_url,
+            role_arn=settings.model_role_arn,
+            environment=model_environment(settings.instance_type),
+            tags=model_tags,
+        )
+        self.sagemaker.create_endpoint_config(
+            config_name, model_name=model_name, instance_type=settings.instance_type, tags=tags
+        )
+        record = ServingRecord(
+            modelDataUrl=model_data_url,
+            trainingJobName=job.name,
+            metricName=event.metricName,
+            metricValue=candidate,
+            modelName=model_name,
+            endpointConfigName=config_name,
+            vocab=vocab,
+        )
+
+        endpoint = self.sagemaker.describe_endpoint(settings.endpoint_name)
+        if endpoint is None:
+            if self.sagemaker.create_endpoint(settings.endpoint_name, config_name=config_name, tags=tags):
+                return self._promoted(event, record, serving, verdict, "created the endpoint")
+            endpoint = self._must_describe()  # a concurrent invocation created it first
+        if endpoint.targets(config_name):
+            return self._duplicate(event, record, serving, endpoint)
+        if endpoint.busy:
+            raise EndpointBusy(self._busy_message(endpoint))
+        try:
+            self.sagemaker.update_endpoint(
+                settings.endpoint_name, config_name=config_name, deployment_config=deployment_config(
+                    settings.rollback_alarm_names
+                )
+            )
+        except EndpointUpdateRejected:
+            endpoint = self._must_describe()
+            if endpoint.targets(config_name):  # a concurrent duplicate started the same deployment
+                return self._duplicate(event, record, serving, endpoint)
+            if endpoint.busy:
+                raise EndpointBusy(self._busy_message(endpoint)) from None
+            raise
+        return self._promoted(event, record, serving, verdict, "started a blue/green update")
+
+    def _must_describe(self) -> EndpointState:
+        endpoint = self.sagemaker.describe_endpoint(self.settings.endpoint_name)
+        if endpoint is None:
+            raise RuntimeError(f"endpoint {self.settings.endpoint_name!r} vanished during promotion")
+        return endpoint
+
+    def _busy_message(self, endpoint: EndpointState) -> str:
+        return (
+            f"endpoint {endpoint.name!r} is {endpoint.status} (config {endpoint.config_name!r}, "
+            f"pending {endpoint.pending_config_name!r}); retry once it is InService"
+        )
+
+    def _promoted(
+        self,
+        event: TrainingSucceeded,
+        record: ServingRecord,
+        serving: ServingRecord | None,
+        verdict: Verdict,
+        action: str,
+    ) -> Outcome:
+        self.records.write(record)
+        logger.info(f"promoted: {action}", extra={"verdict": verdict.reason, "record": record.to_json()})
+        return Outcome(
+            ModelPromoted(
+                deployment=self.settings.deployment,
+                trainingJobName=event.trainingJobName,
+                endpointName=self.settings.endpoint_name,
+                modelName=record.modelName,
+                candidateValue=record.metricValue,
+                previousValue=serving.metricValue if serving else None,
+                metricName=event.metricName,
+            )
+        )
+
+    def _duplicate(
+        self, event: TrainingSucceeded, record: ServingRecord, serving: ServingRecord | None, endpoint: EndpointState
+    ) -> Outcome:
+        # The endpoint already serves or deploys this job's config: another invocation promoted it,
+        # or an earlier attempt of this one failed before writing the record. Writing the same
+        # record again is harmless and repairs the second case (unless a newer deployment is
+        # already on its way, whose promoter owns the record).
+        if (endpoint.pending_config_name or endpoint.config_name) == record.endpointConfigName:
+            self.records.write(record)
+        state = "serving" if endpoint.config_name == record.endpointConfigName else f"deploying ({endpoint.status})"
+        return self._skip(
+            event, f"already {state}: duplicate event for {event.trainingJobName}", record.metricValue, serving
+        )
+
+
+def promoter_from_config(config: ControlPlaneConfig) -> Promoter:
+    settings = PromotionSettings.from_config(config)
+    return Promoter(
+        settings=settings,
+        sagemaker=SageMakerServing(),
+        records=ServingRecordStore(settings.serving_model_parameter),
+        publisher=EventPublisher(settings.event_bus_name),
+    )
