@@ -1,0 +1,186 @@
+"""The retrain policy: which hyperparameters attempt n+1 gets after attempt n diverged. Defined once.
+
+Only regularization changes: ``dropout`` rises by a step (one number, or one step per retry),
+up to ``dropout_cap``; ``weight_decay`` optionally rises the same way. Every other
+hyperparameter is copied from the parent as the parent's own string. The result is validated
+against :mod:`o2v_core.hyperparameters`. When ``max_attempts`` is reached, or no knob can rise any
+more, the answer is :class:`Exhausted` and no job is started.
+
+Standard library only (ships in the Lambda asset).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from o2v_core import hyperparameters
+from o2v_core.config_check import (
+    ConfigFieldError,
+    check_float,
+    check_int,
+    known_fields,
+    load_json_object,
+)
+
+CONFIG_NAME = "retrain policy"
+# Largest dropout the policy may ever set: 1.0 passes the schema but drops every activation.
+MAX_DROPOUT_CAP = 0.95
+MAX_WEIGHT_DECAY = float(hyperparameters.SCHEMA["weight_decay"].maximum or 10000.0)
+
+
+class RetrainPolicyError(ConfigFieldError):
+    """A retrain-policy field is unknown, of the wrong type or out of range."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(CONFIG_NAME, field, message)
+
+
+@dataclass(frozen=True)
+class Exhausted:
+    """No further attempt: ``reason`` says which bound was reached."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class RetrainPolicy:
+    """Bounds and schedule of automatic retraining.
+
+    ``max_attempts`` counts the first job: 4 means the first job plus three retrains.
+    ``dropout_step`` is added to the parent's dropout; a tuple gives the step of each retry in
+    turn (the first element for attempt 2), its last element repeating.
+    ``weight_decay_step`` 0 leaves weight_decay alone; otherwise it is added up to
+    ``weight_decay_cap``.
+    """
+
+    max_attempts: int = 4
+    dropout_step: float | tuple[float, ...] = 0.1
+    dropout_cap: float = 0.5
+    weight_decay_step: float = 0.0
+    weight_decay_cap: float = 0.0
+
+    def __post_init__(self) -> None:
+        try:
+            check_int(CONFIG_NAME, "max_attempts", self.max_attempts, 1, 20)
+            steps = self.dropout_step if isinstance(self.dropout_step, (tuple, list)) else None
+            if steps is not None:
+                if not 1 <= len(steps) <= 20:
+                    raise RetrainPolicyError("dropout_step", f"a list needs 1 to 20 steps, got {len(steps)}")
+                checked = tuple(
+                    check_float(CONFIG_NAME, f"dropout_step[{index}]", step, 0.0, 1.0, low_open=True)
+                    for index, step in enumerate(steps)
+                )
+                object.__setattr__(self, "dropout_step", checked)
+            else:
+                object.__setattr__(
+                    self, "dropout_step",
+                    check_float(CONFIG_NAME, "dropout_step", self.dropout_step, 0.0, 1.0, low_open=True),
+                )
+            object.__setattr__(
+                self, "dropout_cap",
+                check_float(CONFIG_NAME, "dropout_cap", self.dropout_cap, 0.0, MAX_DROPOUT_CAP, low_open=True),
+            )
+            object.__setattr__(
+                self, "weight_decay_step",
+                check_float(CONFIG_NAME, "weight_decay_step", self.weight_decay_step, 0.0, MAX_WEIGHT_DECAY),
+            )
+            object.__setattr__(
+                self, "weight_decay_cap",
+                check_float(CONFIG_NAME, "weight_decay_cap", self.weight_decay_cap, 0.0, MAX_WEIGHT_DECAY),
+            )
+        except RetrainPolicyError:
+            raise
+        except ConfigFieldError as error:
+            raise RetrainPolicyError(error.field, str(error).split(": ", 1)[1]) from None
+        if self.weight_decay_step > 0 and self.weight_decay_cap <= 0:
+            raise RetrainPolicyError(
+                "weight_decay_cap",
+                f"must be above 0 when weight_decay_step is {self.weight_decay_step:g}; "
+                f"allowed: number in (0, {MAX_WEIGHT_DECAY:g}]",
+            )
+
+    # -- config I/O ----------------------------------------------------------------------------
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, object]) -> RetrainPolicy:
+        values = known_fields(CONFIG_NAME, cls, data)
+        if isinstance(values.get("dropout_step"), list):
+            values["dropout_step"] = tuple(values["dropout_step"])  # type: ignore[arg-type]
+        return cls(**values)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_json(cls, text: str) -> RetrainPolicy:
+        return cls.from_mapping(load_json_object(CONFIG_NAME, text))
+
+    def to_json(self) -> str:
+        data: dict[str, Any] = asdict(self)
+        if isinstance(self.dropout_step, tuple):
+            data["dropout_step"] = list(self.dropout_step)
+        return json.dumps(data, sort_keys=True)
+
+    # -- the policy ----------------------------------------------------------------------------
+
+    def step_for(self, attempt: int) -> float:
+        """The dropout step that takes attempt ``attempt - 1`` to ``attempt`` (attempt >= 2)."""
+        if isinstance(self.dropout_step, tuple):
+            return self.dropout_step[min(attempt - 2, len(self.dropout_step) - 1)]
+        return self.dropout_step
+
+    def next_hyperparameters(self, parent_hps: Mapping[str, str], attempt: int) -> dict[str, str] | Exhausted:
+        """The hyperparameters of ``attempt`` (2 for the first retrain), or why there is none.
+
+        ``parent_hps`` is the parent job's HyperParameters map (DescribeTrainingJob). Raises
+        :class:`~o2v_core.hyperparameters.HyperparameterError` when the parent's own values are
+        invalid; the result always passes :func:`o2v_core.hyperparameters.validate`.
+        """
+        if attempt < 2:
+            raise ValueError(f"attempt must be >= 2 (the first retrain), got {attempt}")
+        if attempt > self.max_attempts:
+            return Exhausted(
+                f"max_attempts={self.max_attempts} reached: attempt {attempt - 1} diverged and no attempt "
+                f"{attempt} is started"
+            )
+        parsed = hyperparameters.validate(parent_hps, where="the parent job's hyperparameters")
+        dropout = float(parsed.get("dropout", _default("dropout")))
+        weight_decay = float(parsed.get("weight_decay", _default("weight_decay")))
+
+        new_dropout = min(_round(dropout + self.step_for(attempt)), self.dropout_cap)
+        new_weight_decay = weight_decay
+        if self.weight_decay_step > 0:
+            new_weight_decay = min(_round(weight_decay + self.weight_decay_step), self.weight_decay_cap)
+
+        raise_dropout = new_dropout > dropout
+        raise_weight_decay = new_weight_decay > weight_decay
+        if not raise_dropout and not raise_weight_decay:
+            wd_note = (
+                f", and weight_decay {weight_decay:g} is at its cap {self.weight_decay_cap:g}"
+                if self.weight_decay_step > 0 else " (weight_decay_step is 0)"
+            )
+            return Exhausted(
+                f"dropout {dropout:g} is already at or above dropout_cap={self.dropout_cap:g}{wd_note}; "
+                "no regularization left to add"
+            )
+        result = {str(name): str(value) for name, value in parent_hps.items()}
+        if raise_dropout:
+            result["dropout"] = _text(new_dropout)
+        if raise_weight_decay:
+            result["weight_decay"] = _text(new_weight_decay)
+        hyperparameters.validate(result, where=f"attempt {attempt}'s hyperparameters")
+        return result
+
+
+def _default(name: str) -> float:
+    default = hyperparameters.SCHEMA[name].default
+    assert isinstance(default, (int, float))
+    return float(default)
+
+
+def _round(value: float) -> float:
+    return round(value, 6)  # 0.1 + 0.2 -> 0.3, not 0.30000000000000004
+
+
+def _text(value: float) -> str:
+    return repr(_round(value))
