@@ -1,0 +1,64 @@
+"""boto3 clients for the control plane: created lazily and plainly, cached per environment.
+
+Always plain ``boto3.client(service)``: local mode and the tests point them at local services
+with ``AWS_ENDPOINT_URL_<SERVICE>`` / ``AWS_ENDPOINT_URL``, never with code branches. A client
+is cached for as long as the variables that shape it (endpoint, region, credentials, retry
+settings) stay the same, so warm Lambda invocations reuse it and a process that switches
+endpoints (tests, local mode) never talks to a stale one. Creation is serialized because
+boto3's default session is not thread-safe.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import TYPE_CHECKING, Any, cast
+
+import boto3
+from botocore.exceptions import ClientError
+
+if TYPE_CHECKING:
+    from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_logs import CloudWatchLogsClient
+    from mypy_boto3_sagemaker import SageMakerClient
+
+_SHAPING_VARIABLES = (
+    "AWS_ENDPOINT_URL",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_PROFILE",
+    "AWS_RETRY_MODE",
+    "AWS_MAX_ATTEMPTS",
+)
+_lock = threading.Lock()
+_cache: dict[tuple[str, ...], Any] = {}
+
+
+def client(service: str) -> Any:
+    endpoint_variable = "AWS_ENDPOINT_URL_" + service.upper().replace("-", "_")
+    key = (service, *(os.environ.get(name, "") for name in (endpoint_variable, *_SHAPING_VARIABLES)))
+    with _lock:
+        if key not in _cache:
+            _cache[key] = boto3.client(service)  # type: ignore[call-overload]
+        return _cache[key]
+
+
+def sagemaker() -> SageMakerClient:
+    return cast("SageMakerClient", client("sagemaker"))
+
+
+def logs() -> CloudWatchLogsClient:
+    return cast("CloudWatchLogsClient", client("logs"))
+
+
+def events() -> EventBridgeClient:
+    return cast("EventBridgeClient", client("events"))
+
+
+def error_code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def error_message(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Message", ""))

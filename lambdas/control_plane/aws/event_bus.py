@@ -1,0 +1,39 @@
+"""Put the control plane's own events on the project bus."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, cast
+
+from o2v_core.events import Detail, put_events_entry
+
+from control_plane.aws import clients
+
+if TYPE_CHECKING:
+    from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_events.type_defs import PutEventsRequestEntryTypeDef
+
+
+class PublishError(RuntimeError):
+    """PutEvents accepted the call but rejected the entry; the message carries EventBridge's reason."""
+
+
+class EventBus:
+    def __init__(self, bus_name: str, client: EventBridgeClient | None = None) -> None:
+        self.bus_name = bus_name
+        self._given = client
+
+    @property
+    def _events(self) -> EventBridgeClient:
+        return self._given or clients.events()
+
+    def publish(self, detail: Detail) -> str:
+        """Put one event; returns its id. Raises on any failure (nothing is dropped silently)."""
+        entry = cast("PutEventsRequestEntryTypeDef", put_events_entry(detail, self.bus_name))
+        answer = self._events.put_events(Entries=[entry])
+        result = answer["Entries"][0] if answer.get("Entries") else {}
+        if answer.get("FailedEntryCount", 0) or "EventId" not in result:
+            raise PublishError(
+                f"PutEvents rejected {detail.detail_type} on bus {self.bus_name!r}: "
+                f"{result.get('ErrorCode', 'no event id')} {result.get('ErrorMessage', '')}".rstrip()
+            )
+        return result["EventId"]

@@ -1,0 +1,108 @@
+"""SageMaker training jobs: list, describe, tag, stop, create. Thin boto3 data access.
+
+AWS answers become small values: "not found" becomes ``None``, "already exists" (SageMaker's
+``ResourceInUse`` for a duplicate job name) becomes ``False`` from :meth:`create`, and "not in
+progress" from StopTrainingJob becomes ``False`` from :meth:`stop`. Every other error (throttling,
+``ResourceLimitExceeded``, access denied) propagates, so Lambda's retries and the DLQ take over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+from botocore.exceptions import ClientError
+from o2v_core.naming import tag_dict, tag_list
+
+from control_plane.aws import clients
+
+if TYPE_CHECKING:
+    from mypy_boto3_sagemaker import SageMakerClient
+
+IN_PROGRESS: Final[Literal["InProgress"]] = "InProgress"
+
+
+@dataclass(frozen=True)
+class JobSummary:
+    name: str
+    arn: str
+
+
+class TrainingJobs:
+    """Data access for this deployment's training jobs."""
+
+    def __init__(self, client: SageMakerClient | None = None) -> None:
+        self._given = client
+
+    @property
+    def _sm(self) -> SageMakerClient:
+        return self._given or clients.sagemaker()
+
+    def in_progress(self, prefix: str) -> list[JobSummary]:
+        """In-progress jobs whose name starts with ``prefix`` (ListTrainingJobs, every page)."""
+        jobs: list[JobSummary] = []
+        for page in self._sm.get_paginator("list_training_jobs").paginate(
+            StatusEquals=IN_PROGRESS, NameContains=prefix
+        ):
+            for summary in page.get("TrainingJobSummaries", []):
+                if summary["TrainingJobName"].startswith(prefix):
+                    jobs.append(JobSummary(summary["TrainingJobName"], summary["TrainingJobArn"]))
+        return jobs
+
+    def describe(self, name: str) -> dict[str, Any] | None:
+        """DescribeTrainingJob's answer, or None when no such job exists."""
+        try:
+            return dict(self._sm.describe_training_job(TrainingJobName=name))
+        except ClientError as error:
+            if _not_found(error):
+                return None
+            raise
+
+    def tags(self, arn: str) -> dict[str, str]:
+        tags: dict[str, str] = {}
+        for page in self._sm.get_paginator("list_tags").paginate(ResourceArn=arn):
+            tags.update(tag_dict([{"Key": tag["Key"], "Value": tag["Value"]} for tag in page.get("Tags", [])]))
+        return tags
+
+    def add_tags(self, arn: str, tags: Mapping[str, str]) -> None:
+        self._sm.add_tags(ResourceArn=arn, Tags=tag_list(tags))  # type: ignore[arg-type]
+
+    def delete_tags(self, arn: str, keys: Iterable[str]) -> None:
+        self._sm.delete_tags(ResourceArn=arn, TagKeys=list(keys))
+
+    def stop(self, name: str) -> bool:
+        """Stop a running job. False when it is no longer in progress (nothing to stop)."""
+        try:
+            self._sm.stop_training_job(TrainingJobName=name)
+        except ClientError as error:
+            if clients.error_code(error) == "ValidationException":
+                description = self.describe(name)
+                if description is None or description.get("TrainingJobStatus") != IN_PROGRESS:
+                    return False
+            raise
+        return True
+
+    def create(self, request: Mapping[str, Any]) -> bool:
+        """CreateTrainingJob. False when a job of that name already exists (ResourceInUse)."""
+        try:
+            self._sm.create_training_job(**request)
+        except ClientError as error:
+            if _already_exists(error):
+                return False
+            raise
+        return True
+
+
+def _not_found(error: ClientError) -> bool:
+    message = clients.error_message(error).lower()
+    return clients.error_code(error) in ("ValidationException", "ResourceNotFound") and (
+        "not found" in message or "could not find" in message
+    )
+
+
+def _already_exists(error: ClientError) -> bool:
+    code = clients.error_code(error)
+    return code in ("ResourceInUse", "ResourceInUseException") or (
+        code == "ValidationException" and "already exist" in clients.error_message(error).lower()
+    )

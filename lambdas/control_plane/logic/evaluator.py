@@ -1,0 +1,117 @@
+"""The finished-job evaluator: judge the whole curve of a job that completed, stopped or failed.
+
+* ``Failed`` is never overfitting: it becomes ``TrainingFailed`` with a category (capacity,
+  algorithm_error, client_error, internal_error, unknown), which NotifyOperators sends to SNS.
+* A job already tagged ``o2v:diverged`` (the monitor reported it, or an earlier delivery of this
+  event did) is not reported again, and not offered for promotion either.
+* Otherwise the detector judges the whole curve: a divergence becomes ``ValidationLossDiverged``
+  (the job already finished, so ``stoppedJob`` is false); a healthy or undecided curve becomes
+  ``TrainingSucceeded`` with the model artifact and the best and final values. A job with no
+  per-epoch validation metric, or no model artifact, cannot be judged or promoted and becomes
+  ``TrainingFailed`` (category ``no_validation_metric`` / ``no_model_artifact``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_lambda_powertools import Logger
+from o2v_core.detector import DetectorConfig, detect
+from o2v_core.events import MalformedEvent, TrainingFailed, TrainingSucceeded
+
+from control_plane.aws.event_bus import EventBus
+from control_plane.aws.training_jobs import TrainingJobs
+from control_plane.aws.training_logs import TrainingLogs
+from control_plane.logic.jobs import TAG_DIVERGED, lineage_of, load_job, read_curve, report_divergence
+from control_plane.logic.sagemaker_event import TrainingJobStateChange
+
+logger = Logger(child=True)
+
+# FailureReason prefixes SageMaker uses, most specific first.
+_FAILURE_CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("capacity", ("capacityerror", "insufficientcapacity", "insufficient capacity", "resourcelimitexceeded",
+                  "capacity is not available")),
+    ("algorithm_error", ("algorithmerror",)),
+    ("client_error", ("clienterror",)),
+    ("internal_error", ("internalservererror", "internal server error")),
+)
+
+
+def classify_failure(reason: str) -> str:
+    """A failed job's category from its FailureReason; never 'overfitting'."""
+    text = reason.lower()
+    for category, markers in _FAILURE_CATEGORIES:
+        if any(marker in text for marker in markers):
+            return category
+    return "unknown"
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    job: str
+    action: str  # "diverged" | "succeeded" | "failed" | "already_reported"
+    detail: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"job": self.job, "action": self.action, "detail": self.detail}
+
+
+def evaluate_finished_job(
+    change: TrainingJobStateChange,
+    deployment: str,
+    *,
+    jobs: TrainingJobs,
+    logs: TrainingLogs,
+    bus: EventBus,
+    detector: DetectorConfig,
+) -> Evaluation:
+    job = load_job(jobs, change.name, field="detail.TrainingJobName")
+    lineage = lineage_of(job, deployment)
+    status = job.status
+    if status not in ("Completed", "Stopped", "Failed"):
+        raise MalformedEvent(
+            f"field 'detail.TrainingJobStatus' is {change.status!r}, but DescribeTrainingJob says {status!r}"
+        )
+
+    if status == "Failed":
+        reason = str(job.description.get("FailureReason") or "no FailureReason given")
+        category = classify_failure(reason)
+        bus.publish(TrainingFailed(deployment, job.name, reason, category))
+        return Evaluation(job.name, "failed", category)
+
+    if TAG_DIVERGED in job.tags:
+        logger.info("divergence already reported", extra={"job": job.name, "tag": job.tags[TAG_DIVERGED]})
+        return Evaluation(job.name, "already_reported", job.tags[TAG_DIVERGED])
+
+    series = read_curve(job, logs)
+    decision = detect(series.validation, series.train, detector, metric=series.metric)
+    if decision.diverged:
+        report_divergence(job, lineage, decision, series.metric, jobs=jobs, bus=bus, stop=False)
+        return Evaluation(job.name, "diverged", decision.reason)
+
+    if not series.validation or decision.best_epoch is None or decision.best_value is None:
+        reason = f"the job logged no per-epoch {series.metric} lines, so it cannot be judged or promoted"
+        bus.publish(TrainingFailed(deployment, job.name, reason, "no_validation_metric"))
+        return Evaluation(job.name, "failed", "no_validation_metric")
+    artifact = (job.description.get("ModelArtifacts") or {}).get("S3ModelArtifacts")
+    if not artifact:
+        reason = f"the job ended {status} without ModelArtifacts.S3ModelArtifacts"
+        bus.publish(TrainingFailed(deployment, job.name, reason, "no_model_artifact"))
+        return Evaluation(job.name, "failed", "no_model_artifact")
+    final_value = series.validation[-1][1]
+    bus.publish(
+        TrainingSucceeded(
+            deployment=deployment,
+            trainingJobName=job.name,
+            lineage=lineage.lineage,
+            attempt=lineage.attempt,
+            metricName=series.metric,
+            bestValue=decision.best_value,
+            bestEpoch=decision.best_epoch,
+            finalValue=final_value,
+            modelArtifact=str(artifact),
+            trainingJobStatus=status,
+        )
+    )
+    summary = f"{series.metric} best {decision.best_value:g} at epoch {decision.best_epoch}"
+    return Evaluation(job.name, "succeeded", summary)

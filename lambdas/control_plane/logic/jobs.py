@@ -1,0 +1,113 @@
+"""What the monitor, the evaluator and the launcher share: a job's curve, its lineage, and the
+at-most-once report of a divergence.
+
+At most one ``ValidationLossDiverged`` per job: whoever sees the divergence first (the in-flight
+monitor, or the finished-job evaluator for a job that ended between two checks) tags the job
+``o2v:diverged`` *before* putting the event, and nobody reports a job that already carries the
+tag. If PutEvents fails the tag is removed again and the error raised, so the next check (or
+the retried event) reports it. The monitor puts the event before it stops the job, so the
+``Stopped`` state change that the stop causes always finds the tag.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from o2v_core.detector import Decision
+from o2v_core.events import MalformedEvent, ValidationLossDiverged
+from o2v_core.metric_series import MetricSeries, loss_metric_for, series_from_lines
+from o2v_core.naming import TAG_DEPLOYMENT, Lineage, NamingError
+
+from control_plane.aws.event_bus import EventBus
+from control_plane.aws.training_jobs import TrainingJobs
+from control_plane.aws.training_logs import TrainingLogs
+
+logger = Logger(child=True)
+
+TAG_DIVERGED = "o2v:diverged"  # set once a ValidationLossDiverged event is (being) put for the job
+TAG_RETRAINING_EXHAUSTED = "o2v:retraining-exhausted"  # set once RetrainingExhausted is put for the job
+DEFAULT_OUTPUT_LAYER = "softmax"  # Object2Vec's default (o2v_core.hyperparameters.SCHEMA)
+
+
+@dataclass(frozen=True)
+class Job:
+    """A described training job with its tags."""
+
+    name: str
+    arn: str
+    description: Mapping[str, Any]
+    tags: Mapping[str, str]
+
+    @property
+    def status(self) -> str:
+        return str(self.description.get("TrainingJobStatus", ""))
+
+    @property
+    def hyperparameters(self) -> dict[str, str]:
+        return {str(key): str(value) for key, value in (self.description.get("HyperParameters") or {}).items()}
+
+
+def load_job(jobs: TrainingJobs, name: str, *, field: str) -> Job:
+    """Describe a job and read its tags; a missing job is a malformed event (``field`` names it)."""
+    description = jobs.describe(name)
+    if description is None:
+        raise MalformedEvent(f"field {field!r}: no training job named {name!r}")
+    arn = str(description["TrainingJobArn"])
+    return Job(name, arn, description, jobs.tags(arn))
+
+
+def lineage_of(job: Job, deployment: str) -> Lineage:
+    """The job's lineage tags, checked to belong to this deployment."""
+    try:
+        lineage = Lineage.from_tags(job.tags)
+    except NamingError as error:
+        raise MalformedEvent(f"training job {job.name!r}: {error}") from None
+    if lineage.deployment != deployment:
+        raise MalformedEvent(
+            f"training job {job.name!r} belongs to deployment {lineage.deployment!r} (tag {TAG_DEPLOYMENT!r}), "
+            f"not {deployment!r}"
+        )
+    return lineage
+
+
+def read_curve(job: Job, logs: TrainingLogs) -> MetricSeries:
+    """The job's per-epoch validation loss (and train loss) from its CloudWatch Logs stream."""
+    output_layer = job.hyperparameters.get("output_layer", DEFAULT_OUTPUT_LAYER)
+    metric = loss_metric_for(output_layer)
+    return series_from_lines(logs.metric_lines(job.name), metric=metric, source=f"logs of {job.name}")
+
+
+def report_divergence(
+    job: Job, lineage: Lineage, decision: Decision, metric: str, *, jobs: TrainingJobs, bus: EventBus, stop: bool
+) -> bool:
+    """Tag, put ``ValidationLossDiverged``, then stop the job when ``stop``. False when already reported."""
+    if TAG_DIVERGED in job.tags:
+        return False
+    jobs.add_tags(job.arn, {TAG_DIVERGED: f"{decision.reason} epoch {decision.detected_at_epoch}"})
+    event = ValidationLossDiverged(
+        deployment=lineage.deployment,
+        trainingJobName=job.name,
+        lineage=lineage.lineage,
+        attempt=lineage.attempt,
+        metricName=metric,
+        stoppedJob=stop,
+        decision=decision.to_detail(),
+    )
+    try:
+        event_id = bus.publish(event)
+    except Exception:
+        try:
+            jobs.delete_tags(job.arn, [TAG_DIVERGED])
+        except Exception:  # the original error matters more; this one is logged
+            logger.exception("could not remove the divergence tag after PutEvents failed", extra={"job": job.name})
+        raise
+    logger.info(
+        "validation loss diverged",
+        extra={"job": job.name, "reason": decision.reason, "epoch": decision.detected_at_epoch, "eventId": event_id},
+    )
+    if stop:
+        jobs.stop(job.name)
+    return True

@@ -1,0 +1,156 @@
+"""The retrain launcher: after attempt n diverged, start attempt n+1 with more regularization.
+
+The new job is the parent with only its hyperparameters changed (as :class:`RetrainPolicy`
+says), its name (``o2v_core.naming.job_name(deployment, lineage, n+1)``) and its lineage tags.
+Everything else DescribeTrainingJob returns that CreateTrainingJob accepts is copied as is
+(:data:`COPIED_FIELDS`: channels, role, resources, output path and KMS key, VPC, stopping
+condition, algorithm specification with image, input mode and metric definitions, checkpoint
+and spot settings, ...), and so are the parent's tags except its lineage and marker tags.
+
+Exactly one job per attempt: the name is deterministic, so a duplicate delivery, a retry or a
+concurrent launcher asks SageMaker for the same name and gets ``ResourceInUse``, which means
+"already launched" and is success. (The DescribeTrainingJob check before creating only saves a
+call; it is not what makes the launch race-free, SageMaker's unique job names are.)
+Throttling and ``ResourceLimitExceeded`` propagate: Lambda retries, then the DLQ.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from o2v_core.events import MalformedEvent, RetrainingExhausted, ValidationLossDiverged
+from o2v_core.naming import LINEAGE_TAG_KEYS, job_prefix, tag_list
+from o2v_core.retrain_policy import Exhausted, RetrainPolicy
+
+from control_plane.aws.event_bus import EventBus
+from control_plane.aws.training_jobs import TrainingJobs
+from control_plane.logic.jobs import TAG_DIVERGED, TAG_RETRAINING_EXHAUSTED, lineage_of, load_job
+
+logger = Logger(child=True)
+
+# DescribeTrainingJob fields that CreateTrainingJob takes, copied from parent to child.
+# tests/control_plane checks this equals the overlap of botocore's two shapes minus the name and
+# hyperparameters, so a new API field is noticed.
+COPIED_FIELDS: tuple[str, ...] = (
+    "AlgorithmSpecification",
+    "CheckpointConfig",
+    "DebugHookConfig",
+    "DebugRuleConfigurations",
+    "EnableInterContainerTrafficEncryption",
+    "EnableManagedSpotTraining",
+    "EnableNetworkIsolation",
+    "Environment",
+    "ExperimentConfig",
+    "InfraCheckConfig",
+    "InputDataConfig",
+    "MlflowConfig",
+    "ModelPackageConfig",
+    "OutputDataConfig",
+    "ProfilerConfig",
+    "ProfilerRuleConfigurations",
+    "RemoteDebugConfig",
+    "ResourceConfig",
+    "RetryStrategy",
+    "RoleArn",
+    "ServerlessJobConfig",
+    "StoppingCondition",
+    "TensorBoardOutputConfig",
+    "VpcConfig",
+)
+# Tags that describe the parent's own place or state; the child gets fresh ones.
+NOT_INHERITED_TAGS = frozenset({*LINEAGE_TAG_KEYS, TAG_DIVERGED, TAG_RETRAINING_EXHAUSTED})
+MAX_TAGS = 50
+
+
+@dataclass(frozen=True)
+class RetrainOutcome:
+    action: str  # "launched" | "already_launched" | "exhausted" | "already_exhausted"
+    parent: str
+    child: str | None
+    detail: str
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {"action": self.action, "parent": self.parent, "child": self.child, "detail": self.detail}
+
+
+def child_tags(parent_tags: Mapping[str, str], lineage_tags: Mapping[str, str]) -> dict[str, str]:
+    inherited = {
+        key: value for key, value in parent_tags.items()
+        if not key.startswith("aws:") and key not in NOT_INHERITED_TAGS
+    }
+    tags = {**inherited, **lineage_tags}
+    if len(tags) > MAX_TAGS:
+        raise ValueError(f"the child job would carry {len(tags)} tags; SageMaker allows {MAX_TAGS}")
+    return tags
+
+
+def build_child_request(
+    parent: Mapping[str, Any], *, name: str, hyperparameters: Mapping[str, str], tags: Mapping[str, str]
+) -> dict[str, Any]:
+    """CreateTrainingJob's request for the child: the parent's settings, new name, HPs and tags."""
+    request: dict[str, Any] = {
+        key: copy.deepcopy(parent[key]) for key in COPIED_FIELDS if parent.get(key) is not None
+    }
+    request["TrainingJobName"] = name
+    request["HyperParameters"] = dict(hyperparameters)
+    request["Tags"] = tag_list(tags)
+    return request
+
+
+def launch_next_attempt(
+    diverged: ValidationLossDiverged,
+    deployment: str,
+    *,
+    jobs: TrainingJobs,
+    bus: EventBus,
+    policy: RetrainPolicy,
+) -> RetrainOutcome:
+    if diverged.deployment != deployment:
+        raise MalformedEvent(
+            f"field 'detail.deployment' is {diverged.deployment!r}: another deployment's event (this is {deployment!r})"
+        )
+    prefix = job_prefix(deployment)
+    if not diverged.trainingJobName.startswith(prefix):
+        raise MalformedEvent(
+            f"field 'detail.trainingJobName' is {diverged.trainingJobName!r}: another deployment's job "
+            f"(this deployment's jobs start with {prefix!r})"
+        )
+    parent = load_job(jobs, diverged.trainingJobName, field="detail.trainingJobName")
+    lineage = lineage_of(parent, deployment)
+    if lineage.lineage != diverged.lineage:
+        raise MalformedEvent(
+            f"field 'detail.lineage' is {diverged.lineage!r}, but job {parent.name!r} is tagged {lineage.lineage!r}"
+        )
+    if lineage.attempt != diverged.attempt:
+        raise MalformedEvent(
+            f"field 'detail.attempt' is {diverged.attempt}, but job {parent.name!r} is tagged attempt {lineage.attempt}"
+        )
+
+    child = lineage.next_attempt(parent.name)
+    outcome = policy.next_hyperparameters(parent.hyperparameters, child.attempt)
+    if isinstance(outcome, Exhausted):
+        if TAG_RETRAINING_EXHAUSTED in parent.tags:
+            return RetrainOutcome("already_exhausted", parent.name, None, outcome.reason)
+        bus.publish(RetrainingExhausted(deployment, lineage.lineage, parent.name, lineage.attempt, outcome.reason))
+        jobs.add_tags(parent.arn, {TAG_RETRAINING_EXHAUSTED: "true"})
+        logger.warning("retraining exhausted", extra={"job": parent.name, "reason": outcome.reason})
+        return RetrainOutcome("exhausted", parent.name, None, outcome.reason)
+
+    child_name = child.job_name()
+    if jobs.describe(child_name) is not None:
+        return RetrainOutcome("already_launched", parent.name, child_name, "the child job exists")
+    request = build_child_request(
+        parent.description, name=child_name, hyperparameters=outcome, tags=child_tags(parent.tags, child.tags())
+    )
+    changes = {
+        key: f"{parent.hyperparameters.get(key, '(default)')} -> {value}"
+        for key, value in outcome.items() if parent.hyperparameters.get(key) != value
+    }
+    if not jobs.create(request):
+        return RetrainOutcome("already_launched", parent.name, child_name, "CreateTrainingJob: ResourceInUse")
+    logger.info("launched the next attempt", extra={"parent": parent.name, "child": child_name, "changes": changes})
+    return RetrainOutcome("launched", parent.name, child_name, ", ".join(f"{k} {v}" for k, v in changes.items()))
