@@ -432,7 +432,8 @@ class Promoter:
         # already on its way, whose promoter owns the record).
         if (endpoint.pending_config_name or endpoint.config_name) == record.endpointConfigName:
             self.records.write(record)
-        state = "serving" if endpoint.config_name == record.endpointConfigName else f"deploying ({endpoint.status})"
+        serving_it = endpoint.config_name == record.endpointConfigName and not endpoint.busy
+        state = "serving" if serving_it else f"deploying ({endpoint.status})"
         return self._skip(
             event, f"already {state}: duplicate event for {event.trainingJobName}", record.metricValue, serving
         )

@@ -1,0 +1,145 @@
+"""Test support for promotion: the emulated account's constants, views and event builders."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from o2v_core.events import SOURCE, TRAINING_SUCCEEDED, TrainingSucceeded, to_detail
+from o2v_core.naming import Lineage, job_name, tag_list
+from o2v_core.runtime_config import ControlPlaneConfig
+
+from tests.promotion import moto_serving
+
+if TYPE_CHECKING:
+    from mypy_boto3_sagemaker import SageMakerClient
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_ssm import SSMClient
+DEPLOYMENT = "demo"
+BUS = "o2v-demo-bus"
+ENDPOINT = "demo-embeddings"
+PARAMETER = "/o2v/demo/serving-model"
+IMAGE = "382416733822.dkr.ecr.us-east-1.amazonaws.com/object2vec:1"
+ALARMS = ("demo-embeddings-5xx", "demo-embeddings-latency")
+METRIC = "validation:mean_squared_error"
+
+CONFIG = ControlPlaneConfig(
+    deployment=DEPLOYMENT,
+    event_bus_name=BUS,
+    notification_topic_arn=f"arn:aws:sns:us-east-1:{moto_serving.ACCOUNT}:demo-notifications",
+    training_role_arn=f"arn:aws:iam::{moto_serving.ACCOUNT}:role/demo-training",
+    endpoint_name=ENDPOINT,
+    serving_model_parameter=PARAMETER,
+    model_role_arn=f"arn:aws:iam::{moto_serving.ACCOUNT}:role/demo-model",
+    image_uri=IMAGE,
+    promotion_margin=0.0,
+    endpoint_instance_type="ml.m5.large",
+    artifact_bucket="demo-artifacts",
+    rollback_alarm_names=" , ".join(ALARMS),
+)
+
+
+@dataclass
+class Aws:
+    """The emulated account, seen through plain boto3 clients."""
+
+    url: str
+    log: moto_serving.ServingLog
+    queue_url: str
+
+    def client(self, service: str) -> Any:
+        return boto3.client(service, endpoint_url=self.url, region_name=moto_serving.REGION)  # type: ignore[call-overload]
+
+    @property
+    def sagemaker(self) -> SageMakerClient:
+        client: SageMakerClient = self.client("sagemaker")
+        return client
+
+    @property
+    def ssm(self) -> SSMClient:
+        client: SSMClient = self.client("ssm")
+        return client
+
+    def events(self) -> list[dict[str, Any]]:
+        """Every event the promoter put on the project bus since the last call (via a rule -> SQS)."""
+        sqs: SQSClient = self.client("sqs")
+        received: list[dict[str, Any]] = []
+        while True:
+            answer = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+            messages = answer.get("Messages", [])
+            if not messages:
+                return received
+            for message in messages:
+                received.append(json.loads(message["Body"]))
+                sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+    def record(self) -> dict[str, Any] | None:
+        try:
+            value = self.ssm.get_parameter(Name=PARAMETER)["Parameter"]["Value"]
+        except self.ssm.exceptions.ParameterNotFound:
+            return None
+        parsed: dict[str, Any] = json.loads(value)
+        return parsed
+
+    def training_job(
+        self, lineage: str, attempt: int, *, status: str = "Completed", tags: dict[str, str] | None = None
+    ) -> str:
+        """A finished training job of this deployment, with lineage tags (and extra tags)."""
+        name = job_name(DEPLOYMENT, lineage, attempt)
+        all_tags = Lineage(DEPLOYMENT, lineage, attempt, None).tags() | (tags or {})
+        self.sagemaker.create_training_job(
+            TrainingJobName=name,
+            AlgorithmSpecification={"TrainingImage": IMAGE, "TrainingInputMode": "File"},
+            RoleArn=CONFIG.training_role_arn,
+            OutputDataConfig={"S3OutputPath": "s3://demo-artifacts/jobs"},
+            ResourceConfig={"InstanceType": "ml.m5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 10},
+            StoppingCondition={"MaxRuntimeInSeconds": 3600},
+            Tags=[{"Key": t["Key"], "Value": t["Value"]} for t in tag_list(all_tags)],
+        )
+        if status != "Completed":
+            moto_serving.set_training_job_status(name, status)
+        return name
+
+    def model_artifact(self, name: str) -> str:
+        artifact: str = self.sagemaker.describe_training_job(TrainingJobName=name)["ModelArtifacts"]["S3ModelArtifacts"]
+        return artifact
+
+
+def succeeded(
+    job: str,
+    *,
+    artifact: str,
+    best: float,
+    final: float | None = None,
+    status: str = "Completed",
+    metric: str = METRIC,
+    lineage: str = "sts",
+    attempt: int = 1,
+) -> dict[str, Any]:
+    """An EventBridge-shaped ``TrainingSucceeded`` event, as Lambda receives it."""
+    detail = TrainingSucceeded(
+        deployment=DEPLOYMENT,
+        trainingJobName=job,
+        lineage=lineage,
+        attempt=attempt,
+        metricName=metric,
+        bestValue=best,
+        bestEpoch=3,
+        finalValue=best if final is None else final,
+        modelArtifact=artifact,
+        trainingJobStatus=status,
+    )
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": TRAINING_SUCCEEDED,
+        "source": SOURCE,
+        "account": moto_serving.ACCOUNT,
+        "time": "2026-11-26T09:00:00Z",
+        "region": moto_serving.REGION,
+        "resources": [],
+        "detail": to_detail(detail),
+    }
