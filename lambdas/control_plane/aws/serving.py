@@ -1,70 +1,31 @@
-"""Data access for promotion: SageMaker serving resources, the served-model record in SSM, the bus.
+"""Data access for promotion: SageMaker serving resources and the served-model record in SSM.
 
 Thin wrappers over boto3 that turn AWS answers into small typed values and AWS "already
 exists" errors into ``False``; every decision lives in :mod:`control_plane.logic.promotion`.
 
-Clients are created lazily with plain ``boto3.client(...)`` (local mode redirects them with
-``AWS_ENDPOINT_URL_<SERVICE>``) and cached per endpoint URL and region, so a process that
-switches endpoints (tests, local mode) never talks to a stale one.
+Clients come from :mod:`control_plane.aws.clients` (plain, lazy, cached per environment).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
-import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, cast
 
-import boto3
 from botocore.exceptions import ClientError
-from o2v_core.events import Detail, put_events_entry
 from o2v_core.naming import tag_dict, tag_list
 
+from control_plane.aws import clients
+
 if TYPE_CHECKING:
-    from mypy_boto3_events import EventBridgeClient
-    from mypy_boto3_events.type_defs import PutEventsRequestEntryTypeDef
     from mypy_boto3_sagemaker import SageMakerClient
     from mypy_boto3_sagemaker.type_defs import DeploymentConfigTypeDef
     from mypy_boto3_ssm import SSMClient
 
-# ---------------------------------------------------------------------------------------------
-# Clients
-
-_clients_lock = threading.Lock()
-_clients: dict[tuple[str, str, str], Any] = {}
-
-
-def _client(service: str) -> Any:
-    env_name = "AWS_ENDPOINT_URL_" + service.upper().replace("-", "_")
-    key = (
-        service,
-        os.environ.get(env_name) or os.environ.get("AWS_ENDPOINT_URL") or "",
-        os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "",
-    )
-    with _clients_lock:  # boto3's default session is not thread-safe
-        if key not in _clients:
-            _clients[key] = boto3.client(service)  # type: ignore[call-overload]
-        return _clients[key]
-
-
-def sagemaker_client() -> SageMakerClient:
-    return cast("SageMakerClient", _client("sagemaker"))
-
-
-def ssm_client() -> SSMClient:
-    return cast("SSMClient", _client("ssm"))
-
-
-def events_client() -> EventBridgeClient:
-    return cast("EventBridgeClient", _client("events"))
-
-
 def _error(error: ClientError) -> tuple[str, str]:
-    info = error.response.get("Error", {})
-    return str(info.get("Code", "")), str(info.get("Message", ""))
+    return clients.error_code(error), clients.error_message(error)
 
 
 def _already_exists(error: ClientError) -> bool:
@@ -122,7 +83,7 @@ class SageMakerServing:
 
     @property
     def _sm(self) -> SageMakerClient:
-        return self._given or sagemaker_client()
+        return self._given or clients.sagemaker()
 
     def describe_training_job(self, name: str) -> TrainingJob:
         job = self._sm.describe_training_job(TrainingJobName=name)
@@ -285,7 +246,7 @@ class ServingRecordStore:
 
     @property
     def _ssm(self) -> SSMClient:
-        return self._given or ssm_client()
+        return self._given or cast("SSMClient", clients.client("ssm"))
 
     def read(self) -> ServingRecord | None:
         try:
@@ -300,26 +261,3 @@ class ServingRecordStore:
 
     def write(self, record: ServingRecord) -> None:
         self._ssm.put_parameter(Name=self.parameter_name, Value=record.to_json(), Type="String", Overwrite=True)
-
-
-# ---------------------------------------------------------------------------------------------
-# The project bus
-
-
-class EventPublisher:
-    def __init__(self, bus_name: str, client: EventBridgeClient | None = None) -> None:
-        self.bus_name = bus_name
-        self._given = client
-
-    @property
-    def _events(self) -> EventBridgeClient:
-        return self._given or events_client()
-
-    def publish(self, details: Sequence[Detail]) -> None:
-        """Put events on the bus; raises when EventBridge refuses any of them."""
-        entries = [cast("PutEventsRequestEntryTypeDef", put_events_entry(d, self.bus_name)) for d in details]
-        answer = self._events.put_events(Entries=entries)
-        if answer.get("FailedEntryCount", 0):
-            entries_out = answer.get("Entries", [])
-            failures = [f"{e.get('ErrorCode')}: {e.get('ErrorMessage')}" for e in entries_out if e.get("ErrorCode")]
-            raise RuntimeError(f"PutEvents to bus {self.bus_name!r} failed: {'; '.join(failures)}")

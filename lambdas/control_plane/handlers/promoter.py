@@ -1,9 +1,10 @@
 """On ``TrainingSucceeded``: promote the job's model to the endpoint when it beats the served one.
 
-Thin: parse the event (a malformed one raises :class:`o2v_core.events.MalformedEvent`, so it
-ends in the dead-letter queue), read the settings, hand over to
-:class:`control_plane.logic.promotion.Promoter`. Every decision is logged and put on the
-project bus as ``ModelPromoted`` or ``PromotionSkipped``.
+Thin: parse the event, read the settings, hand over to
+:class:`control_plane.logic.promotion.Promoter`, which logs every decision with its numbers and
+puts it on the project bus as ``ModelPromoted`` or ``PromotionSkipped``. A malformed event
+(missing or wrong-typed field, another deployment's job, unknown detail-type) promotes nothing:
+it is logged with the field named and raised, so it ends in the dead-letter queue.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from o2v_core.events import TrainingSucceeded, parse_event
+from o2v_core.events import MalformedEvent, TrainingSucceeded, parse_event
 from o2v_core.runtime_config import ControlPlaneConfig
 
 from control_plane.logic.promotion import promoter_from_config
@@ -21,10 +22,10 @@ logger = Logger()
 
 
 def handler(event: Mapping[str, Any], context: object) -> dict[str, object]:
-    training = parse_event(event, TrainingSucceeded)
-    logger.append_keys(trainingJobName=training.trainingJobName, deployment=training.deployment)
+    promoter = promoter_from_config(ControlPlaneConfig.from_env())
     try:
-        outcome = promoter_from_config(ControlPlaneConfig.from_env()).handle(training)
-    finally:
-        logger.remove_keys(["trainingJobName", "deployment"])
+        outcome = promoter.handle(parse_event(event, TrainingSucceeded))
+    except MalformedEvent as error:
+        logger.error("malformed event: nothing promoted; it goes to the dead-letter queue", extra={"error": str(error)})
+        raise
     return outcome.as_dict()

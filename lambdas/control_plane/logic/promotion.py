@@ -30,15 +30,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from aws_lambda_powertools import Logger
-from o2v_core.events import MalformedEvent, ModelPromoted, PromotionSkipped, TrainingSucceeded
+from o2v_core.events import MalformedEvent, ModelPromoted, PromotionSkipped, TrainingSucceeded, to_detail
 from o2v_core.metric_lines import SCORE_KIND
 from o2v_core.naming import LINEAGE_TAG_KEYS, MAX_JOB_NAME, TAG_DEPLOYMENT, job_prefix
 from o2v_core.runtime_config import PREFIX, ConfigError, ControlPlaneConfig
 
+from control_plane.aws.event_bus import EventBus
 from control_plane.aws.serving import (
     EndpointState,
     EndpointUpdateRejected,
-    EventPublisher,
     SageMakerServing,
     ServingRecord,
     ServingRecordStore,
@@ -241,8 +241,6 @@ class Outcome:
         return isinstance(self.detail, ModelPromoted)
 
     def as_dict(self) -> dict[str, object]:
-        from o2v_core.events import to_detail
-
         return {"outcome": self.detail.detail_type, **to_detail(self.detail)}
 
 
@@ -251,7 +249,7 @@ class Promoter:
     settings: PromotionSettings
     sagemaker: SageMakerServing
     records: ServingRecordStore
-    publisher: EventPublisher
+    bus: EventBus
 
     def handle(self, event: TrainingSucceeded) -> Outcome:
         """Decide, promote at most once, log the decision and put it on the bus."""
@@ -271,7 +269,7 @@ class Promoter:
                 "endpointName": detail.endpointName,
             },
         )
-        self.publisher.publish([detail])
+        self.bus.publish(detail)
         return outcome
 
     # -- steps ------------------------------------------------------------------------------
@@ -313,6 +311,16 @@ class Promoter:
             raise MalformedEvent(
                 f"field 'detail.trainingJobName': job {job.name!r} is tagged {TAG_DEPLOYMENT}="
                 f"{job.tags[TAG_DEPLOYMENT]!r}, not {self.settings.deployment!r}"
+            )
+        if (job.status, job.model_data_url) != (event.trainingJobStatus, event.modelArtifact):
+            logger.warning(
+                "event disagrees with DescribeTrainingJob; SageMaker's answer wins",
+                extra={
+                    "eventStatus": event.trainingJobStatus,
+                    "jobStatus": job.status,
+                    "eventArtifact": event.modelArtifact,
+                    "jobArtifact": job.model_data_url,
+                },
             )
         candidate = candidate_value(event, job.tags)
         veto = status_veto(job.status, job.tags)
@@ -445,5 +453,5 @@ def promoter_from_config(config: ControlPlaneConfig) -> Promoter:
         settings=settings,
         sagemaker=SageMakerServing(),
         records=ServingRecordStore(settings.serving_model_parameter),
-        publisher=EventPublisher(settings.event_bus_name),
+        bus=EventBus(settings.event_bus_name),
     )
