@@ -12,6 +12,7 @@ What moto 5.2.5 does (``moto/sagemaker/models.py``) and what this adds:
   endpoint and config exist, refuses an endpoint that is not ``InService`` with SageMaker's
   ``Cannot update in-progress endpoint``, records ``DeploymentConfig`` as ``LastDeploymentConfig``
   and stays ``Updating`` (with ``PendingDeploymentSummary``) until :func:`settle`.
+  ``RetainAllVariantProperties`` is only logged (see :class:`ServingLog`), not applied.
   Traffic shifting, baking and alarm-driven rollback are not emulated.
 * ``StopTrainingJob`` does not exist and jobs are ``Completed`` at once: tests set a job's status
   with :func:`set_training_job_status`.
@@ -45,6 +46,7 @@ class ServingLog:
 
     endpoint_creates: list[tuple[str, str]] = field(default_factory=list)
     endpoint_updates: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    retained_variant_properties: list[bool] = field(default_factory=list)
 
 
 def backend() -> SageMakerModelBackend:
@@ -107,6 +109,7 @@ def install(monkeypatch: pytest.MonkeyPatch) -> ServingLog:
             endpoint_config_name=self._get_param("EndpointConfigName"),
             deployment_config=self._get_param("DeploymentConfig") or {},
         )
+        log.retained_variant_properties.append(bool(self._get_param("RetainAllVariantProperties")))
         return ActionResult({"EndpointArn": arn})
 
     monkeypatch.setattr(SageMakerModelBackend, "create_model", create_model)

@@ -60,6 +60,7 @@ def test_first_model_creates_the_endpoint_and_the_record(aws: Aws) -> None:
     assert model["PrimaryContainer"]["Image"] == IMAGE
     assert model["PrimaryContainer"]["ModelDataUrl"] == artifact
     assert model["ExecutionRoleArn"].endswith(":role/demo-model")
+    assert model["PrimaryContainer"]["Environment"] == {"INFERENCE_PREFERRED_MODE": "embedding"}
     model_tags = {t["Key"]: t["Value"] for t in aws.sagemaker.list_tags(ResourceArn=model["ModelArn"])["Tags"]}
     assert model_tags[TAG_VOCAB] == "s3://demo-artifacts/vocab/sts.json"
     assert model_tags["o2v:deployment"] == DEPLOYMENT
@@ -105,6 +106,7 @@ def test_better_attempt_is_promoted_blue_green_with_rollback_alarms(aws: Aws) ->
     policy = endpoint["LastDeploymentConfig"]
     assert policy["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]["Type"] == "ALL_AT_ONCE"
     assert [a["AlarmName"] for a in policy["AutoRollbackConfiguration"]["Alarms"]] == list(ALARMS)
+    assert aws.log.retained_variant_properties == [True]  # autoscaled count and data capture stay
     record = aws.record()
     assert record is not None
     assert (record["trainingJobName"], record["metricValue"]) == (better, 0.45)

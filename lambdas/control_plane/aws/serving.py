@@ -178,7 +178,12 @@ class SageMakerServing:
         """Start a deployment; raises :class:`EndpointUpdateRejected` on ValidationException."""
         try:
             self._sm.update_endpoint(
-                EndpointName=name, EndpointConfigName=config_name, DeploymentConfig=deployment_config
+                EndpointName=name,
+                EndpointConfigName=config_name,
+                DeploymentConfig=deployment_config,
+                # Keep what operators and autoscaling set on the live variant: instance count,
+                # weight and data capture. Only the model changes.
+                RetainAllVariantProperties=True,
             )
         except ClientError as error:
             code, message = _error(error)

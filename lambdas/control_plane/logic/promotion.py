@@ -62,9 +62,9 @@ MAX_ROLLBACK_ALARMS = 10  # AutoRollbackConfig.Alarms: 1-10 items
 # the baking period, then terminate the old fleet.
 BAKE_SECONDS = 600
 MAX_DEPLOYMENT_SECONDS = 3600
-# Object2Vec loads its encoder preferentially on GPU in embedding mode ("only useful with GPU").
-GPU_INSTANCE_FAMILIES = ("ml.p", "ml.g")
-
+# Object2Vec's inference container serves encoder embeddings preferentially in this mode
+# (shared/reference/object2vec.md section 4d); the serving stack's initial model sets the same.
+INFERENCE_ENVIRONMENT = {"INFERENCE_PREFERRED_MODE": "embedding"}
 
 class EndpointBusy(RuntimeError):
     """The endpoint is creating or updating to another model; the event is retried later (Lambda
@@ -222,12 +222,6 @@ def deployment_config(alarm_names: tuple[str, ...]) -> DeploymentConfigTypeDef:
     return config
 
 
-def model_environment(instance_type: str) -> dict[str, str]:
-    if instance_type.startswith(GPU_INSTANCE_FAMILIES):
-        return {"INFERENCE_PREFERRED_MODE": "embedding"}
-    return {}
-
-
 # ---------------------------------------------------------------------------------------------
 # The workflow
 
@@ -357,7 +351,7 @@ class Promoter:
             image_uri=settings.image_uri,
             model_data_url=model_data_url,
             role_arn=settings.model_role_arn,
-            environment=model_environment(settings.instance_type),
+            environment=INFERENCE_ENVIRONMENT,
             tags=model_tags,
         )
         self.sagemaker.create_endpoint_config(
