@@ -376,6 +376,8 @@ class Promoter:
             return self._duplicate(event, record, serving, endpoint)
         if endpoint.busy:
             raise EndpointBusy(self._busy_message(endpoint))
+        if not settings.rollback_alarm_names:
+            logger.warning("blue/green update without rollback alarms: nothing rolls a bad model back")
         try:
             self.sagemaker.update_endpoint(
                 settings.endpoint_name, config_name=config_name, deployment_config=deployment_config(
