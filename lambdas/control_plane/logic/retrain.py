@@ -5,7 +5,9 @@ says), its name (``o2v_core.naming.job_name(deployment, lineage, n+1)``) and its
 Everything else DescribeTrainingJob returns that CreateTrainingJob accepts is copied as is
 (:data:`COPIED_FIELDS`: channels, role, resources, output path and KMS key, VPC, stopping
 condition, algorithm specification with image, input mode and metric definitions, checkpoint
-and spot settings, ...), and so are the parent's tags except its lineage and marker tags.
+and spot settings, ...), and so are the parent's tags except its lineage and marker tags. One
+exception: a checkpoint S3 URI that contains the parent's job name gets the child's name instead,
+so an attempt never resumes from the diverged parent's checkpoints.
 
 Exactly one job per attempt: the name is deterministic, so a duplicate delivery, a retry or a
 concurrent launcher asks SageMaker for the same name and gets ``ResourceInUse``, which means
@@ -95,6 +97,11 @@ def build_child_request(
     request: dict[str, Any] = {
         key: copy.deepcopy(parent[key]) for key in COPIED_FIELDS if parent.get(key) is not None
     }
+    checkpoint = request.get("CheckpointConfig")
+    parent_name = str(parent.get("TrainingJobName", ""))
+    if checkpoint and parent_name and parent_name in str(checkpoint.get("S3Uri", "")):
+        # Never let the child resume from the diverged parent's checkpoints.
+        checkpoint["S3Uri"] = str(checkpoint["S3Uri"]).replace(parent_name, name)
     request["TrainingJobName"] = name
     request["HyperParameters"] = dict(hyperparameters)
     request["Tags"] = tag_list(tags)

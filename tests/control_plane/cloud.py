@@ -1,0 +1,253 @@
+"""The fake cloud the control-plane tests run against: a moto server over HTTP, set up the way
+the training stack sets up AWS (project bus, the rules from ``o2v_core.events.rules()``, one SQS
+queue standing in for each rule's target), plus realistic Object2Vec training jobs and logs."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import pytest
+from o2v_core.events import SAGEMAKER_SOURCE, SOURCE, TRAINING_JOB_STATE_CHANGE, Detail, rules, to_detail
+from o2v_core.metric_lines import format_line, metric_definitions
+from o2v_core.naming import Lineage, job_name, tag_list
+from o2v_core.runtime_config import ControlPlaneConfig
+
+from tests.control_plane import moto_ext
+
+if TYPE_CHECKING:
+    from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_logs import CloudWatchLogsClient
+    from mypy_boto3_sagemaker import SageMakerClient
+    from mypy_boto3_sqs import SQSClient
+
+DEPLOYMENT = "dev"
+BUS = "o2v-dev-bus"
+LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+ROLE = f"arn:aws:iam::{moto_ext.ACCOUNT}:role/o2v-dev-training"
+KMS_KEY = f"arn:aws:kms:{moto_ext.REGION}:{moto_ext.ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+IMAGE = "382416733822.dkr.ecr.us-east-1.amazonaws.com/object2vec:1"
+BASE_HYPERPARAMETERS = {
+    "enc0_max_seq_len": "40",
+    "enc0_vocab_size": "20000",
+    "enc0_network": "bilstm",
+    "enc_dim": "512",
+    "output_layer": "mean_squared_error",
+    "dropout": "0.2",
+    "epochs": "30",
+    "mini_batch_size": "64",
+    "learning_rate": "0.0004",
+    "early_stopping_patience": "3",
+}
+# A regression curve that improves, bottoms out at epoch 4 and then climbs: the detector's
+# default config fires at epoch 7 (epochs 5, 6, 7 all more than 5 % above the best).
+DIVERGING = [(0, 0.2, 0.21), (1, 0.15, 0.14), (2, 0.12, 0.1), (3, 0.1, 0.08), (4, 0.095, 0.06),
+             (5, 0.101, 0.045), (6, 0.108, 0.035), (7, 0.117, 0.027), (8, 0.128, 0.02)]
+HEALTHY = [(0, 0.2, 0.21), (1, 0.15, 0.14), (2, 0.12, 0.11), (3, 0.1, 0.095), (4, 0.092, 0.088),
+           (5, 0.088, 0.083), (6, 0.086, 0.08)]
+
+
+def as_delivered(detail: Detail) -> dict[str, Any]:
+    """The event as EventBridge hands it to a target (a Lambda function, or an SQS queue here)."""
+    return {
+        "version": "0", "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718", "detail-type": detail.detail_type,
+        "source": SOURCE, "account": moto_ext.ACCOUNT, "time": "2026-11-26T10:00:00Z",
+        "region": moto_ext.REGION, "resources": [], "detail": to_detail(detail),
+    }
+
+
+def log_header(job: str) -> list[str]:
+    return [
+        "Docker entrypoint called with argument(s): train",
+        "[11/26/2026 09:40:01 INFO 139921880303424] Reading default configuration from "
+        "/opt/amazon/lib/python3.8/site-packages/algorithm/default-input.json",
+        f"[11/26/2026 09:40:01 INFO 139921880303424] Final configuration: {{'dropout': '0.2', 'job': '{job}'}}",
+    ]
+
+
+def epoch_lines(points: Sequence[tuple[int, float, float | None]], metric: str) -> list[str]:
+    """Per-epoch lines in the style of SageMaker's Object2Vec container: train, then validation."""
+    lines = []
+    for epoch, validation, train in points:
+        stamp = f"[11/26/2026 09:{41 + epoch:02d}:07 INFO 139921880303424]"
+        lines.append(f"{stamp} Epoch: {epoch}, batches: 90, num_examples: 5749, 2512.4 samples/sec")
+        if train is not None:
+            lines.append(f"{stamp} {format_line('train', metric, train, epoch=epoch)}")
+        lines.append(f"{stamp} {format_line('validation', metric, validation, epoch=epoch)}")
+    return lines
+
+
+@dataclass
+class Cloud:
+    endpoint: str
+    deployment: str = DEPLOYMENT
+    queues: dict[str, str] = field(default_factory=dict)  # rule target -> queue URL
+
+    def __post_init__(self) -> None:
+        self.sm: SageMakerClient = boto3.client("sagemaker")
+        self.logs: CloudWatchLogsClient = boto3.client("logs")
+        self.events: EventBridgeClient = boto3.client("events")
+        self.sqs: SQSClient = boto3.client("sqs")
+
+    # -- control-plane wiring ---------------------------------------------------------------
+
+    def config(self, **overrides: Any) -> ControlPlaneConfig:
+        values: dict[str, Any] = {
+            "deployment": self.deployment,
+            "event_bus_name": BUS,
+            "notification_topic_arn": f"arn:aws:sns:{moto_ext.REGION}:{moto_ext.ACCOUNT}:o2v-dev-notifications",
+            "training_role_arn": ROLE,
+        }
+        values.update(overrides)
+        return ControlPlaneConfig(**values)
+
+    def use_config(self, monkeypatch: pytest.MonkeyPatch, **overrides: Any) -> ControlPlaneConfig:
+        config = self.config(**overrides)
+        for key, value in config.to_env().items():
+            monkeypatch.setenv(key, value)
+        return config
+
+    def wire_rules(self) -> None:
+        """The project bus and every rule of ``rules()``, each target replaced by an SQS queue."""
+        self.events.create_event_bus(Name=BUS)
+        for spec in rules(self.deployment):
+            if spec.target not in self.queues:
+                url = self.sqs.create_queue(QueueName=f"target-{spec.target}")["QueueUrl"]
+                self.queues[spec.target] = url
+            arn = self.sqs.get_queue_attributes(QueueUrl=self.queues[spec.target], AttributeNames=["QueueArn"])
+            bus = BUS if spec.bus == "project" else "default"
+            self.events.put_rule(Name=spec.rule_id, EventPattern=json.dumps(spec.pattern), EventBusName=bus)
+            self.events.put_targets(
+                Rule=spec.rule_id, EventBusName=bus,
+                Targets=[{"Id": spec.target, "Arn": arn["Attributes"]["QueueArn"]}],
+            )
+
+    def delivered(self, target: str) -> list[dict[str, Any]]:
+        """Every event the rules delivered to ``target`` since the last call (the queue is drained)."""
+        found: list[dict[str, Any]] = []
+        while True:
+            answer = self.sqs.receive_message(QueueUrl=self.queues[target], MaxNumberOfMessages=10)
+            messages = answer.get("Messages", [])
+            if not messages:
+                return found
+            for message in messages:
+                found.append(json.loads(message["Body"]))
+                self.sqs.delete_message(QueueUrl=self.queues[target], ReceiptHandle=message["ReceiptHandle"])
+
+    def sagemaker_state_change(self, name: str) -> dict[str, Any]:
+        """The event SageMaker puts on the default bus for a job, built from DescribeTrainingJob."""
+        job = self.sm.describe_training_job(TrainingJobName=name)
+        detail = {
+            "TrainingJobName": name,
+            "TrainingJobArn": job["TrainingJobArn"],
+            "TrainingJobStatus": job["TrainingJobStatus"],
+            "SecondaryStatus": job["SecondaryStatus"],
+            "HyperParameters": job.get("HyperParameters", {}),
+            "ModelArtifacts": job.get("ModelArtifacts", {}),
+            "Tags": {},
+        }
+        if "FailureReason" in job:
+            detail["FailureReason"] = job["FailureReason"]
+        return {
+            "version": "0", "id": "844e2571-85d4-695f-b930-0153b71dcb42",
+            "detail-type": TRAINING_JOB_STATE_CHANGE, "source": SAGEMAKER_SOURCE,
+            "account": moto_ext.ACCOUNT, "time": "2026-11-26T10:00:00Z", "region": moto_ext.REGION,
+            "resources": [job["TrainingJobArn"]], "detail": detail,
+        }
+
+    def put_on_default_bus(self, event: Mapping[str, Any]) -> None:
+        """Put a SageMaker-shaped event on the default bus, as SageMaker does."""
+        self.events.put_events(Entries=[{
+            "Source": event["source"], "DetailType": event["detail-type"],
+            "Detail": json.dumps(event["detail"]), "Resources": list(event["resources"]),
+        }])
+
+    # -- training jobs ------------------------------------------------------------------------
+
+    def job_request(
+        self, lineage: str, attempt: int = 1, *, hyperparameters: Mapping[str, str] | None = None,
+        parent: str | None = None, extra_tags: Mapping[str, str] | None = None, deployment: str | None = None,
+    ) -> dict[str, Any]:
+        deployment = deployment or self.deployment
+        name = job_name(deployment, lineage, attempt)
+        tags = {**Lineage(deployment, lineage, attempt, parent).tags(), "team": "search",
+                "o2v:vocab": f"s3://o2v-{deployment}-data/datasets/stsb/vocab.json", **(extra_tags or {})}
+        return {
+            "TrainingJobName": name,
+            "HyperParameters": dict(hyperparameters or BASE_HYPERPARAMETERS),
+            "AlgorithmSpecification": {
+                "TrainingImage": IMAGE, "TrainingInputMode": "File", "MetricDefinitions": metric_definitions(),
+            },
+            "RoleArn": ROLE,
+            "InputDataConfig": [
+                _channel("train", f"s3://o2v-{deployment}-data/datasets/stsb/train/"),
+                _channel("validation", f"s3://o2v-{deployment}-data/datasets/stsb/validation/"),
+                _channel("auxiliary", f"s3://o2v-{deployment}-data/datasets/stsb/auxiliary/", "application/json"),
+            ],
+            "OutputDataConfig": {"S3OutputPath": f"s3://o2v-{deployment}-artifacts/models/", "KmsKeyId": KMS_KEY},
+            "ResourceConfig": {
+                "InstanceType": "ml.p3.2xlarge", "InstanceCount": 1, "VolumeSizeInGB": 50, "VolumeKmsKeyId": KMS_KEY,
+            },
+            "VpcConfig": {"SecurityGroupIds": ["sg-0123456789abcdef0"],
+                          "Subnets": ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]},
+            "StoppingCondition": {"MaxRuntimeInSeconds": 3000, "MaxWaitTimeInSeconds": 3600},
+            "EnableManagedSpotTraining": True,
+            "CheckpointConfig": {"S3Uri": f"s3://o2v-{deployment}-artifacts/checkpoints/{name}/",
+                                 "LocalPath": "/opt/ml/checkpoints"},
+            "EnableNetworkIsolation": True,
+            "EnableInterContainerTrafficEncryption": True,
+            "Tags": tag_list(tags),
+        }
+
+    def create_job(self, lineage: str, attempt: int = 1, *, status: str = "InProgress", **kwargs: Any) -> str:
+        request = self.job_request(lineage, attempt, **kwargs)
+        self.sm.create_training_job(**request)
+        if status != "Completed":
+            moto_ext.set_status(request["TrainingJobName"], status)
+        return str(request["TrainingJobName"])
+
+    def write_log(self, job: str, lines: Sequence[str], *, host: str = "algo-1") -> None:
+        """Append lines to the job's CloudWatch Logs stream, as the training container does."""
+        with contextlib.suppress(self.logs.exceptions.ResourceAlreadyExistsException):
+            self.logs.create_log_group(logGroupName=LOG_GROUP)
+        stream = f"{job}/{host}-1764150000"
+        with contextlib.suppress(self.logs.exceptions.ResourceAlreadyExistsException):
+            self.logs.create_log_stream(logGroupName=LOG_GROUP, logStreamName=stream)
+        now = int(time.time() * 1000)  # CloudWatch Logs refuses events older than 14 days
+        answer = self.logs.put_log_events(
+            logGroupName=LOG_GROUP, logStreamName=stream,
+            logEvents=[{"timestamp": now, "message": line} for line in lines],
+        )
+        assert "rejectedLogEventsInfo" not in answer, answer
+
+    def training_jobs(self) -> list[str]:
+        return sorted(summary["TrainingJobName"] for summary in self.sm.list_training_jobs()["TrainingJobSummaries"])
+
+    def tags(self, name: str) -> dict[str, str]:
+        arn = self.sm.describe_training_job(TrainingJobName=name)["TrainingJobArn"]
+        return {tag["Key"]: tag["Value"] for tag in self.sm.list_tags(ResourceArn=arn)["Tags"]}
+
+    def reset(self) -> None:
+        request = urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST")
+        with urllib.request.urlopen(request, timeout=10):
+            pass
+        moto_ext.reset()
+
+
+def _channel(name: str, uri: str, content_type: str = "application/jsonlines") -> dict[str, Any]:
+    return {
+        "ChannelName": name,
+        "DataSource": {
+            "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": uri, "S3DataDistributionType": "FullyReplicated"},
+        },
+        "ContentType": content_type,
+        "CompressionType": "None",
+        "RecordWrapperType": "None",
+        "InputMode": "File",
+    }

@@ -1,0 +1,44 @@
+"""Fixtures for the control-plane tests: one moto server (HTTP) for the session, reset per test."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+from moto.server import ThreadedMotoServer
+
+logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
+
+from tests.control_plane import moto_ext
+from tests.control_plane.cloud import Cloud
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    moto_ext.install()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+        moto_ext.uninstall()
+
+
+@pytest.fixture
+def cloud(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Cloud:
+    """Every boto3 client created in the test (ours included) talks to the moto server."""
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_RETRY_MODE", "AWS_MAX_ATTEMPTS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", moto_ext.REGION)
+    monkeypatch.setenv("AWS_REGION", moto_ext.REGION)
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "o2v-control-plane-test")
+    cloud = Cloud(moto_endpoint)
+    cloud.reset()
+    cloud.wire_rules()
+    return cloud

@@ -1,0 +1,172 @@
+"""The whole loop against a moto server: a diverging job is stopped and reported once, the rule
+routes the event, and the retrain launcher starts attempt 2 with more dropout and nothing else
+changed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from control_plane.handlers import divergence_monitor, finished_job_evaluator, retrain_launcher
+from o2v_core.events import SOURCE, VALIDATION_LOSS_DIVERGED, ValidationLossDiverged, parse_event
+from o2v_core.naming import TAG_ATTEMPT, TAG_PARENT, job_name
+
+from tests.control_plane import moto_ext
+from tests.control_plane.cloud import DEPLOYMENT, DIVERGING, Cloud, epoch_lines, log_header
+
+SCHEDULED = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
+LINEAGE = "stsb-baseline"
+# Fields of DescribeTrainingJob that differ between two jobs by nature, not by copying.
+PER_JOB_FIELDS = {
+    "TrainingJobName", "TrainingJobArn", "HyperParameters", "CreationTime", "LastModifiedTime",
+    "TrainingStartTime", "TrainingEndTime", "TrainingJobStatus", "SecondaryStatus",
+    "SecondaryStatusTransitions", "ModelArtifacts", "FinalMetricDataList", "CheckpointConfig",
+}
+
+
+def run_monitor_each_epoch(cloud: Cloud, job: str) -> int:
+    """Write the log one epoch at a time, running the monitor after each (its 1-minute schedule)."""
+    cloud.write_log(job, log_header(job))
+    for index, point in enumerate(DIVERGING):
+        cloud.write_log(job, epoch_lines([point], "mean_squared_error"))
+        report = divergence_monitor.handler(SCHEDULED, None)
+        assert report["errors"] == []
+        if report["diverged"]:
+            assert report["diverged"] == [job]
+            return index
+    raise AssertionError("the monitor never fired")
+
+
+def test_diverging_job_is_stopped_reported_once_and_retrained(cloud: Cloud, monkeypatch: pytest.MonkeyPatch) -> None:
+    cloud.use_config(monkeypatch)
+    parent = cloud.create_job(LINEAGE)
+
+    fired_at = run_monitor_each_epoch(cloud, parent)
+
+    # The first run after the decisive metric line acts: epochs 5-7 are the first three in a row
+    # above the best (epoch 4) by more than 5 %, so it fires on the run after epoch 7's line.
+    assert DIVERGING[fired_at][0] == 7
+    described = cloud.sm.describe_training_job(TrainingJobName=parent)
+    assert described["TrainingJobStatus"] == "Stopped"
+    assert moto_ext.CALLS["StopTrainingJob"] == 1
+    assert cloud.tags(parent)["o2v:diverged"] == "validation_rise epoch 7"
+
+    # The RetrainOnDivergence rule (the pattern from o2v_core.events.rules()) routed one event.
+    delivered = cloud.delivered("retrain_launcher")
+    assert len(delivered) == 1
+    event = delivered[0]
+    assert event["source"] == SOURCE and event["detail-type"] == VALIDATION_LOSS_DIVERGED
+    diverged = parse_event(event, ValidationLossDiverged)
+    assert (diverged.trainingJobName, diverged.lineage, diverged.attempt) == (parent, "stsb-baseline", 1)
+    assert diverged.metricName == "validation:mean_squared_error"
+    assert diverged.stoppedJob is True
+    assert diverged.decision.reason == "validation_rise"
+    assert (diverged.decision.best_epoch, diverged.decision.best_value) == (4, 0.095)
+    assert (diverged.decision.detected_at_epoch, diverged.decision.last_value) == (7, 0.117)
+
+    # Neither another monitor run nor SageMaker's "Stopped" state change reports it again.
+    assert divergence_monitor.handler(SCHEDULED, None)["diverged"] == []
+    cloud.put_on_default_bus(cloud.sagemaker_state_change(parent))
+    finished = cloud.delivered("finished_job_evaluator")
+    assert len(finished) == 1, "the FinishedTrainingJob rule must match SageMaker's Stopped event"
+    assert finished_job_evaluator.handler(finished[0], None)["action"] == "already_reported"
+    assert cloud.delivered("retrain_launcher") == []
+    assert cloud.delivered("promoter") == []
+
+    outcome = retrain_launcher.handler(event, None)
+
+    child = job_name(DEPLOYMENT, LINEAGE, 2)
+    assert outcome == {"action": "launched", "parent": parent, "child": child, "detail": "dropout 0.2 -> 0.3"}
+    assert cloud.training_jobs() == sorted([parent, child])
+    assert_child_copies_parent(cloud, parent, child)
+
+
+def assert_child_copies_parent(cloud: Cloud, parent: str, child: str) -> None:
+    before = cloud.sm.describe_training_job(TrainingJobName=parent)
+    after = cloud.sm.describe_training_job(TrainingJobName=child)
+    copied = {key for key in before if key not in PER_JOB_FIELDS and key != "ResponseMetadata"}
+    # Everything the issue names is among the compared fields, so this is not vacuous.
+    assert copied >= {
+        "AlgorithmSpecification", "RoleArn", "InputDataConfig", "OutputDataConfig", "ResourceConfig",
+        "VpcConfig", "StoppingCondition", "EnableManagedSpotTraining", "EnableNetworkIsolation",
+        "EnableInterContainerTrafficEncryption",
+    }
+    for key in sorted(copied):
+        assert after.get(key) == before[key], key
+    assert after["AlgorithmSpecification"]["MetricDefinitions"] == before["AlgorithmSpecification"]["MetricDefinitions"]
+    assert after["OutputDataConfig"]["KmsKeyId"] == before["OutputDataConfig"]["KmsKeyId"]
+
+    # Checkpoints: same settings, but the child's own prefix (never resume the diverged parent).
+    assert after["CheckpointConfig"]["LocalPath"] == before["CheckpointConfig"]["LocalPath"]
+    assert after["CheckpointConfig"]["S3Uri"] == before["CheckpointConfig"]["S3Uri"].replace(parent, child)
+
+    # Only dropout changed among the hyperparameters.
+    expected = {**before["HyperParameters"], "dropout": "0.3"}
+    assert after["HyperParameters"] == expected
+
+    # Tags: the parent's, with the lineage advanced; the parent's marker tag is not inherited.
+    parent_tags, child_tags = cloud.tags(parent), cloud.tags(child)
+    assert child_tags[TAG_ATTEMPT] == "2" and child_tags[TAG_PARENT] == parent
+    assert "o2v:diverged" not in child_tags
+    unchanged: dict[str, Any] = {
+        key: value for key, value in parent_tags.items() if key not in (TAG_ATTEMPT, TAG_PARENT, "o2v:diverged")
+    }
+    assert {key: child_tags[key] for key in unchanged} == unchanged
+
+
+def test_monitor_leaves_healthy_and_foreign_jobs_alone(cloud: Cloud, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.control_plane.cloud import HEALTHY
+
+    cloud.use_config(monkeypatch)
+    healthy = cloud.create_job("healthy-run")
+    cloud.write_log(healthy, log_header(healthy) + epoch_lines(HEALTHY, "mean_squared_error"))
+    # Same name prefix, but tagged for another deployment: not ours, never touched.
+    foreign = cloud.create_job("foreign-run", extra_tags={"o2v:deployment": "dev-other"})
+    cloud.write_log(foreign, log_header(foreign) + epoch_lines(DIVERGING, "mean_squared_error"))
+    # Another deployment's job (another prefix) with a diverging curve.
+    other = cloud.create_job("other", deployment="prod")
+    cloud.write_log(other, log_header(other) + epoch_lines(DIVERGING, "mean_squared_error"))
+
+    report = divergence_monitor.handler(SCHEDULED, None)
+
+    assert report["checked"] == [healthy]
+    assert report["skipped"] == [foreign]
+    assert report["diverged"] == [] and report["errors"] == []
+    assert moto_ext.CALLS["StopTrainingJob"] == 0
+    assert cloud.delivered("retrain_launcher") == []
+    assert {cloud.sm.describe_training_job(TrainingJobName=n)["TrainingJobStatus"] for n in (healthy, foreign, other)} \
+        == {"InProgress"}
+
+
+def test_monitor_without_stopping_reports_once_and_leaves_the_job_running(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cloud.use_config(monkeypatch, stop_on_divergence=False)
+    job = cloud.create_job(LINEAGE)
+    cloud.write_log(job, log_header(job) + epoch_lines(DIVERGING, "mean_squared_error"))
+
+    first = divergence_monitor.handler(SCHEDULED, None)
+    second = divergence_monitor.handler(SCHEDULED, None)
+
+    assert first["diverged"] == [job] and second["diverged"] == []
+    assert cloud.sm.describe_training_job(TrainingJobName=job)["TrainingJobStatus"] == "InProgress"
+    events = cloud.delivered("retrain_launcher")
+    assert len(events) == 1 and events[0]["detail"]["stoppedJob"] is False
+
+
+def test_a_failed_put_events_leaves_no_marker_so_the_next_run_reports(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cloud.use_config(monkeypatch)
+    job = cloud.create_job(LINEAGE)
+    cloud.write_log(job, log_header(job) + epoch_lines(DIVERGING, "mean_squared_error"))
+    moto_ext.FAULTS.put_events_failures = 1
+
+    with pytest.raises(RuntimeError, match="PutEvents rejected ValidationLossDiverged"):
+        divergence_monitor.handler(SCHEDULED, None)
+
+    assert "o2v:diverged" not in cloud.tags(job)
+    assert cloud.sm.describe_training_job(TrainingJobName=job)["TrainingJobStatus"] == "InProgress"
+    assert divergence_monitor.handler(SCHEDULED, None)["diverged"] == [job]
+    assert len(cloud.delivered("retrain_launcher")) == 1
+
