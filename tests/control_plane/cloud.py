@@ -170,40 +170,8 @@ class Cloud:
 
     # -- training jobs ------------------------------------------------------------------------
 
-    def job_request(
-        self, lineage: str, attempt: int = 1, *, hyperparameters: Mapping[str, str] | None = None,
-        parent: str | None = None, extra_tags: Mapping[str, str] | None = None, deployment: str | None = None,
-    ) -> dict[str, Any]:
-        deployment = deployment or self.deployment
-        name = job_name(deployment, lineage, attempt)
-        tags = {**Lineage(deployment, lineage, attempt, parent).tags(), "team": "search",
-                "o2v:vocab": f"s3://o2v-{deployment}-data/datasets/stsb/vocab.json", **(extra_tags or {})}
-        return {
-            "TrainingJobName": name,
-            "HyperParameters": dict(hyperparameters or BASE_HYPERPARAMETERS),
-            "AlgorithmSpecification": {
-                "TrainingImage": IMAGE, "TrainingInputMode": "File", "MetricDefinitions": metric_definitions(),
-            },
-            "RoleArn": ROLE,
-            "InputDataConfig": [
-                _channel("train", f"s3://o2v-{deployment}-data/datasets/stsb/train/"),
-                _channel("validation", f"s3://o2v-{deployment}-data/datasets/stsb/validation/"),
-                _channel("auxiliary", f"s3://o2v-{deployment}-data/datasets/stsb/auxiliary/", "application/json"),
-            ],
-            "OutputDataConfig": {"S3OutputPath": f"s3://o2v-{deployment}-artifacts/models/", "KmsKeyId": KMS_KEY},
-            "ResourceConfig": {
-                "InstanceType": "ml.p3.2xlarge", "InstanceCount": 1, "VolumeSizeInGB": 50, "VolumeKmsKeyId": KMS_KEY,
-            },
-            "VpcConfig": {"SecurityGroupIds": ["sg-0123456789abcdef0"],
-                          "Subnets": ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]},
-            "StoppingCondition": {"MaxRuntimeInSeconds": 3000, "MaxWaitTimeInSeconds": 3600},
-            "EnableManagedSpotTraining": True,
-            "CheckpointConfig": {"S3Uri": f"s3://o2v-{deployment}-artifacts/checkpoints/{name}/",
-                                 "LocalPath": "/opt/ml/checkpoints"},
-            "EnableNetworkIsolation": True,
-            "EnableInterContainerTrafficEncryption": True,
-            "Tags": tag_list(tags),
-        }
+    def job_request(self, lineage: str, attempt: int = 1, **kwargs: Any) -> dict[str, Any]:
+        return job_request(lineage, attempt, **{"deployment": self.deployment, **kwargs})
 
     def create_job(self, lineage: str, attempt: int = 1, *, status: str = "InProgress", **kwargs: Any) -> str:
         request = self.job_request(lineage, attempt, **kwargs)
@@ -238,6 +206,42 @@ class Cloud:
         with urllib.request.urlopen(request, timeout=10):
             pass
         moto_ext.reset()
+
+
+def job_request(
+lineage: str, attempt: int = 1, *, hyperparameters: Mapping[str, str] | None = None,
+    parent: str | None = None, extra_tags: Mapping[str, str] | None = None, deployment: str | None = None,
+) -> dict[str, Any]:
+    deployment = deployment or DEPLOYMENT
+    name = job_name(deployment, lineage, attempt)
+    tags = {**Lineage(deployment, lineage, attempt, parent).tags(), "team": "search",
+            "o2v:vocab": f"s3://o2v-{deployment}-data/datasets/stsb/vocab.json", **(extra_tags or {})}
+    return {
+        "TrainingJobName": name,
+        "HyperParameters": dict(hyperparameters or BASE_HYPERPARAMETERS),
+        "AlgorithmSpecification": {
+            "TrainingImage": IMAGE, "TrainingInputMode": "File", "MetricDefinitions": metric_definitions(),
+        },
+        "RoleArn": ROLE,
+        "InputDataConfig": [
+            _channel("train", f"s3://o2v-{deployment}-data/datasets/stsb/train/"),
+            _channel("validation", f"s3://o2v-{deployment}-data/datasets/stsb/validation/"),
+            _channel("auxiliary", f"s3://o2v-{deployment}-data/datasets/stsb/auxiliary/", "application/json"),
+        ],
+        "OutputDataConfig": {"S3OutputPath": f"s3://o2v-{deployment}-artifacts/models/", "KmsKeyId": KMS_KEY},
+        "ResourceConfig": {
+            "InstanceType": "ml.p3.2xlarge", "InstanceCount": 1, "VolumeSizeInGB": 50, "VolumeKmsKeyId": KMS_KEY,
+        },
+        "VpcConfig": {"SecurityGroupIds": ["sg-0123456789abcdef0"],
+                      "Subnets": ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 3000, "MaxWaitTimeInSeconds": 3600},
+        "EnableManagedSpotTraining": True,
+        "CheckpointConfig": {"S3Uri": f"s3://o2v-{deployment}-artifacts/checkpoints/{name}/",
+                             "LocalPath": "/opt/ml/checkpoints"},
+        "EnableNetworkIsolation": True,
+        "EnableInterContainerTrafficEncryption": True,
+        "Tags": tag_list(tags),
+    }
 
 
 def _channel(name: str, uri: str, content_type: str = "application/jsonlines") -> dict[str, Any]:

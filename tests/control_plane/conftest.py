@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import io
+import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from moto.server import ThreadedMotoServer
 
-logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
-
 from tests.control_plane import moto_ext
 from tests.control_plane.cloud import Cloud
+
+logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
 
 
 @pytest.fixture(scope="session")
@@ -42,3 +45,29 @@ def cloud(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Cloud:
     cloud.reset()
     cloud.wire_rules()
     return cloud
+
+
+@pytest.fixture
+def log_records() -> Iterator[Callable[[], list[dict[str, Any]]]]:
+    """The JSON lines the handlers' Powertools logger writes (what CloudWatch Logs would show)."""
+    from control_plane.handlers import retrain_launcher
+
+    stream = io.StringIO()
+    handlers = [
+        handler for handler in logging.getLogger(retrain_launcher.logger.name).handlers
+        if isinstance(handler, logging.StreamHandler)
+    ]
+    assert handlers, "the Powertools logger has no stream handler"
+    previous = [handler.setStream(stream) for handler in handlers]
+
+    def read() -> list[dict[str, Any]]:
+        lines = stream.getvalue().splitlines()
+        stream.seek(0)
+        stream.truncate()
+        return [json.loads(line) for line in lines if line.startswith("{")]
+
+    try:
+        yield read
+    finally:
+        for handler, old in zip(handlers, previous, strict=True):
+            handler.setStream(old)

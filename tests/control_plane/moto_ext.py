@@ -142,7 +142,7 @@ def _stop_training_job(self: SageMakerModelBackend, training_job_name: str) -> N
 
 
 def _stop_training_job_response(self: SageMakerResponse) -> ActionResult:
-    self.sagemaker_backend.stop_training_job(self._get_param("TrainingJobName"))
+    _stop_training_job(self.sagemaker_backend, self._get_param("TrainingJobName"))
     return ActionResult({})
 
 

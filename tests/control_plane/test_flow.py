@@ -82,8 +82,8 @@ def test_diverging_job_is_stopped_reported_once_and_retrained(cloud: Cloud, monk
 
 
 def assert_child_copies_parent(cloud: Cloud, parent: str, child: str) -> None:
-    before = cloud.sm.describe_training_job(TrainingJobName=parent)
-    after = cloud.sm.describe_training_job(TrainingJobName=child)
+    before: dict[str, Any] = dict(cloud.sm.describe_training_job(TrainingJobName=parent))
+    after: dict[str, Any] = dict(cloud.sm.describe_training_job(TrainingJobName=child))
     copied = {key for key in before if key not in PER_JOB_FIELDS and key != "ResponseMetadata"}
     # Everything the issue names is among the compared fields, so this is not vacuous.
     assert copied >= {

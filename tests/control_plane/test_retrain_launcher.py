@@ -1,0 +1,348 @@
+"""The retrain launcher against a moto server: idempotence, errors that must propagate, malformed
+events, exhaustion."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from botocore.model import StructureShape
+from botocore.stub import Stubber
+from botocore.validate import ParamValidator
+from control_plane.aws.training_jobs import TrainingJobs
+from control_plane.handlers import retrain_launcher
+from control_plane.logic.retrain import COPIED_FIELDS, build_child_request, child_tags
+from o2v_core.events import (
+    RETRAINING_EXHAUSTED,
+    DivergenceDecisionDetail,
+    MalformedEvent,
+    RetrainingExhausted,
+    ValidationLossDiverged,
+    parse_event,
+)
+from o2v_core.naming import Lineage, job_name
+
+from tests.control_plane import moto_ext
+from tests.control_plane.cloud import BASE_HYPERPARAMETERS, DEPLOYMENT, Cloud, as_delivered, job_request
+
+LINEAGE = "stsb-baseline"
+DECISION = DivergenceDecisionDetail(True, "validation_rise", 4, 0.095, 7, 0.117)
+
+
+def diverged_event(parent: str, attempt: int = 1, **changes: Any) -> dict[str, Any]:
+    detail = ValidationLossDiverged(
+        deployment=DEPLOYMENT, trainingJobName=parent, lineage=LINEAGE, attempt=attempt,
+        metricName="validation:mean_squared_error", stoppedJob=True, decision=DECISION,
+    )
+    return as_delivered(dataclasses.replace(detail, **changes))
+
+
+def stopped_parent(cloud: Cloud, attempt: int = 1, **kwargs: Any) -> str:
+    parent = None if attempt == 1 else job_name(DEPLOYMENT, LINEAGE, attempt - 1)
+    return cloud.create_job(LINEAGE, attempt, status="Stopped", parent=parent, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# Idempotence
+
+
+def test_fifty_concurrent_duplicate_deliveries_start_exactly_one_job(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """50 deliveries of one event, in 50 threads released together against the moto server.
+
+    What this proves: every delivery succeeds (none raises, so none lands in the DLQ), exactly one
+    reports "launched", and exactly one job exists with attempt 2's hyperparameters. It relies on
+    SageMaker's unique job names (ResourceInUse), which moto does not enforce by itself; the
+    fake enforces them as AWS does (moto_ext), see the next two tests for moto's own behaviour and
+    for the race path forced deterministically.
+    """
+    cloud.use_config(monkeypatch)
+    parent = stopped_parent(cloud)
+    event = diverged_event(parent)
+    start = threading.Barrier(50)
+
+    def deliver(_: int) -> dict[str, Any]:
+        start.wait()
+        return retrain_launcher.handler(json.loads(json.dumps(event)), None)
+
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        outcomes = list(pool.map(deliver, range(50)))
+
+    child = job_name(DEPLOYMENT, LINEAGE, 2)
+    actions = [outcome["action"] for outcome in outcomes]
+    assert actions.count("launched") == 1, actions
+    assert actions.count("already_launched") == 49
+    assert {outcome["child"] for outcome in outcomes} == {child}
+    assert cloud.training_jobs() == sorted([parent, child])
+    assert 1 <= moto_ext.CALLS["CreateTrainingJob"] - 1 <= 50  # minus the parent's own creation
+    assert cloud.sm.describe_training_job(TrainingJobName=child)["HyperParameters"]["dropout"] == "0.3"
+
+
+def test_moto_by_itself_replaces_a_job_with_a_duplicate_name(cloud: Cloud) -> None:
+    """Documents moto 5.2.5: no ResourceInUse for a duplicate CreateTrainingJob name (AWS sends
+    one). If moto starts enforcing it, this fails and moto_ext's patch can go."""
+    request = cloud.job_request("dup")
+    with moto_ext.moto_duplicate_names():
+        cloud.sm.create_training_job(**request)
+        cloud.sm.create_training_job(**{**request, "HyperParameters": {**request["HyperParameters"], "dropout": "0.4"}})
+    assert cloud.training_jobs() == [request["TrainingJobName"]]
+    described = cloud.sm.describe_training_job(TrainingJobName=request["TrainingJobName"])
+    assert described["HyperParameters"]["dropout"] == "0.4"  # silently replaced
+
+
+def test_losing_the_create_race_is_success_not_a_second_job(cloud: Cloud, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The DescribeTrainingJob pre-check finds no child; a concurrent launcher creates it just
+    before our CreateTrainingJob, which gets ResourceInUse: "already launched"."""
+    cloud.use_config(monkeypatch)
+    parent = stopped_parent(cloud)
+    moto_ext.FAULTS.lose_create_race = True
+
+    outcome = retrain_launcher.handler(diverged_event(parent), None)
+
+    assert outcome["action"] == "already_launched"
+    assert outcome["detail"] == "CreateTrainingJob: ResourceInUse"
+    assert cloud.training_jobs() == sorted([parent, job_name(DEPLOYMENT, LINEAGE, 2)])
+
+
+def test_a_redelivery_after_the_child_exists_starts_nothing(cloud: Cloud, monkeypatch: pytest.MonkeyPatch) -> None:
+    cloud.use_config(monkeypatch)
+    parent = stopped_parent(cloud)
+    assert retrain_launcher.handler(diverged_event(parent), None)["action"] == "launched"
+    calls = moto_ext.CALLS["CreateTrainingJob"]
+
+    assert retrain_launcher.handler(diverged_event(parent), None)["action"] == "already_launched"
+    assert moto_ext.CALLS["CreateTrainingJob"] == calls
+
+
+# ---------------------------------------------------------------------------------------------
+# AWS errors propagate (Lambda retries, then the DLQ)
+
+
+THROTTLE_WARNING = "ignore:Exception.ThrottlingException.*:UserWarning"  # moto: not in SageMaker's error model
+
+
+@pytest.mark.filterwarnings(THROTTLE_WARNING)
+def test_throttling_is_retried_by_the_sdk_then_raised(cloud: Cloud, monkeypatch: pytest.MonkeyPatch) -> None:
+    cloud.use_config(monkeypatch)
+    parent = stopped_parent(cloud)
+    monkeypatch.setenv("AWS_RETRY_MODE", "standard")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
+    moto_ext.FAULTS.create_training_job = [moto_ext.ThrottlingException, moto_ext.ThrottlingException]
+    before = moto_ext.CALLS["CreateTrainingJob"]
+
+    with pytest.raises(ClientError) as raised:
+        retrain_launcher.handler(diverged_event(parent), None)
+
+    assert raised.value.response["Error"]["Code"] == "ThrottlingException"
+    assert moto_ext.CALLS["CreateTrainingJob"] - before == 2  # the SDK retried once, then gave up
+    assert cloud.training_jobs() == [parent]
+
+
+@pytest.mark.filterwarnings(THROTTLE_WARNING)
+def test_a_single_throttle_is_absorbed_by_the_sdk_retry(cloud: Cloud, monkeypatch: pytest.MonkeyPatch) -> None:
+    cloud.use_config(monkeypatch)
+    parent = stopped_parent(cloud)
+    monkeypatch.setenv("AWS_RETRY_MODE", "standard")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
+    moto_ext.FAULTS.create_training_job = [moto_ext.ThrottlingException]
+
+    assert retrain_launcher.handler(diverged_event(parent), None)["action"] == "launched"
+
+
+def test_resource_limit_exceeded_raises_and_starts_nothing(cloud: Cloud, monkeypatch: pytest.MonkeyPatch) -> None:
+    cloud.use_config(monkeypatch)
+    parent = stopped_parent(cloud)
+    moto_ext.FAULTS.create_training_job = [moto_ext.ResourceLimitExceeded]
+
+    with pytest.raises(ClientError) as raised:
+        retrain_launcher.handler(diverged_event(parent), None)
+
+    assert raised.value.response["Error"]["Code"] == "ResourceLimitExceeded"
+    assert cloud.training_jobs() == [parent]
+
+
+def test_create_errors_seen_through_stubber() -> None:
+    """The data-access layer on a real client with botocore's Stubber: only "already exists"
+    answers mean False; a throttle or an unrelated ValidationException raises."""
+    client = boto3.client("sagemaker", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    jobs = TrainingJobs(client)
+    request = {"TrainingJobName": "dev-x-a2", "AlgorithmSpecification": {"TrainingInputMode": "File"},
+               "RoleArn": "arn:aws:iam::123456789012:role/r", "OutputDataConfig": {"S3OutputPath": "s3://b/p"},
+               "ResourceConfig": {"VolumeSizeInGB": 1}, "StoppingCondition": {"MaxRuntimeInSeconds": 60}}
+    with Stubber(client) as stub:
+        stub.add_client_error("create_training_job", "ResourceInUse", "exists", expected_params=request)
+        stub.add_client_error("create_training_job", "ValidationException",
+                              "Training job names must be unique ... already exists", expected_params=request)
+        stub.add_client_error("create_training_job", "ThrottlingException", "Rate exceeded", expected_params=request)
+        stub.add_client_error("create_training_job", "ValidationException", "bad subnet", expected_params=request)
+        assert jobs.create(request) is False
+        assert jobs.create(request) is False
+        with pytest.raises(ClientError, match="ThrottlingException"):
+            jobs.create(request)
+        with pytest.raises(ClientError, match="bad subnet"):
+            jobs.create(request)
+        stub.assert_no_pending_responses()
+
+
+# ---------------------------------------------------------------------------------------------
+# Malformed events: raise (DLQ), name the field, start nothing
+
+
+def _malformed_cases(parent: str) -> list[tuple[str, dict[str, Any], str]]:
+    good = diverged_event(parent)
+
+    def edit(path: list[str], value: Any = None, *, delete: bool = False) -> dict[str, Any]:
+        event: dict[str, Any] = json.loads(json.dumps(good))
+        target: dict[str, Any] = event
+        for key in path[:-1]:
+            target = target[key]
+        if delete:
+            del target[path[-1]]
+        else:
+            target[path[-1]] = value
+        return event
+
+    return [
+        ("missing field", edit(["detail", "attempt"], delete=True), "detail.attempt"),
+        ("wrong type", edit(["detail", "attempt"], "1"), "detail.attempt"),
+        ("wrong type, nested", edit(["detail", "decision", "diverged"], "yes"), "detail.decision.diverged"),
+        ("non-numeric metric", edit(["detail", "decision", "best_value"], "0.09x"), "detail.decision.best_value"),
+        ("no detail", edit(["detail"], delete=True), "detail"),
+        ("unknown detail-type", edit(["detail-type"], "ValidationLossExploded"), "detail-type"),
+        ("wrong source", edit(["source"], "aws.sagemaker"), "source"),
+        ("another deployment's event", edit(["detail", "deployment"], "prod"), "detail.deployment"),
+        ("another deployment's job", edit(["detail", "trainingJobName"], "prod-stsb-baseline-a1"),
+         "detail.trainingJobName"),
+        ("no such job", edit(["detail", "trainingJobName"], "dev-ghost-a1"), "detail.trainingJobName"),
+        ("lineage differs from the job's tags", edit(["detail", "lineage"], "other"), "detail.lineage"),
+        ("attempt differs from the job's tags", edit(["detail", "attempt"], 2), "detail.attempt"),
+    ]
+
+
+def test_malformed_events_raise_name_the_field_and_start_no_job(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch, log_records: Callable[[], list[dict[str, Any]]]
+) -> None:
+    cloud.use_config(monkeypatch)
+    parent = stopped_parent(cloud)
+    for case, event, field in _malformed_cases(parent):
+        log_records()
+        with pytest.raises(MalformedEvent) as raised:
+            retrain_launcher.handler(event, None)
+        assert f"'{field}'" in str(raised.value), (case, str(raised.value))
+        logged = log_records()
+        errors = [entry for entry in logged if entry["level"] == "ERROR"]
+        assert len(errors) == 1 and f"'{field}'" in errors[0]["error"], (case, logged)
+    assert cloud.training_jobs() == [parent]
+    assert cloud.delivered("notifications") == []
+
+
+def test_a_job_without_lineage_tags_is_refused(cloud: Cloud, monkeypatch: pytest.MonkeyPatch) -> None:
+    cloud.use_config(monkeypatch)
+    request = cloud.job_request(LINEAGE)
+    request["Tags"] = [tag for tag in request["Tags"] if tag["Key"] != "o2v:attempt"]
+    cloud.sm.create_training_job(**request)
+
+    with pytest.raises(MalformedEvent, match="'o2v:attempt'"):
+        retrain_launcher.handler(diverged_event(request["TrainingJobName"]), None)
+    assert cloud.training_jobs() == [request["TrainingJobName"]]
+
+
+# ---------------------------------------------------------------------------------------------
+# Bounds
+
+
+def test_max_attempts_reached_notifies_operators_and_starts_nothing(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cloud.use_config(monkeypatch, retrain_policy='{"max_attempts": 4}')
+    parent = stopped_parent(cloud, attempt=4, hyperparameters={**BASE_HYPERPARAMETERS, "dropout": "0.4"})
+
+    outcome = retrain_launcher.handler(diverged_event(parent, attempt=4), None)
+    again = retrain_launcher.handler(diverged_event(parent, attempt=4), None)
+
+    assert outcome["action"] == "exhausted" and outcome["child"] is None
+    assert again["action"] == "already_exhausted"
+    assert cloud.training_jobs() == [parent]
+    notified = cloud.delivered("notifications")  # the NotifyOperators rule's target (SNS in AWS)
+    assert len(notified) == 1 and notified[0]["detail-type"] == RETRAINING_EXHAUSTED
+    exhausted = parse_event(notified[0], RetrainingExhausted)
+    assert (exhausted.lineage, exhausted.lastTrainingJobName, exhausted.attempts) == (LINEAGE, parent, 4)
+    assert "max_attempts=4" in exhausted.reason
+
+
+def test_dropout_at_its_cap_is_exhausted_too(cloud: Cloud, monkeypatch: pytest.MonkeyPatch) -> None:
+    cloud.use_config(monkeypatch, retrain_policy='{"dropout_cap": 0.4}')
+    parent = stopped_parent(cloud, attempt=2, hyperparameters={**BASE_HYPERPARAMETERS, "dropout": "0.4"})
+
+    assert retrain_launcher.handler(diverged_event(parent, attempt=2), None)["action"] == "exhausted"
+    notified = cloud.delivered("notifications")
+    assert "dropout_cap=0.4" in notified[0]["detail"]["reason"]
+    assert cloud.training_jobs() == [parent]
+
+
+def test_the_policy_comes_from_config(cloud: Cloud, monkeypatch: pytest.MonkeyPatch) -> None:
+    cloud.use_config(monkeypatch, retrain_policy='{"dropout_step": [0.25], "weight_decay_step": 0.001, '
+                                                 '"weight_decay_cap": 0.01}')
+    parent = stopped_parent(cloud)
+    retrain_launcher.handler(diverged_event(parent), None)
+    child = cloud.sm.describe_training_job(TrainingJobName=job_name(DEPLOYMENT, LINEAGE, 2))
+    assert child["HyperParameters"]["dropout"] == "0.45"
+    assert child["HyperParameters"]["weight_decay"] == "0.001"
+
+
+# ---------------------------------------------------------------------------------------------
+# The CreateTrainingJob request
+
+
+def _shape(operation: str, which: str) -> StructureShape:
+    model = boto3.client("sagemaker", region_name="us-east-1").meta.service_model.operation_model(operation)
+    shape = model.input_shape if which == "input" else model.output_shape
+    assert isinstance(shape, StructureShape)
+    return shape
+
+
+def test_copied_fields_are_every_describe_field_that_create_accepts() -> None:
+    create = set(_shape("CreateTrainingJob", "input").members)
+    describe = set(_shape("DescribeTrainingJob", "output").members)
+    assert set(COPIED_FIELDS) == (create & describe) - {"TrainingJobName", "HyperParameters"}
+
+
+def test_child_request_from_a_full_describe_is_valid_and_complete() -> None:
+    """A DescribeTrainingJob answer with every optional setting (more than moto keeps) becomes a
+    CreateTrainingJob request that botocore's own validator accepts."""
+    parent = "dev-stsb-baseline-a1"
+    child = "dev-stsb-baseline-a2"
+    described: dict[str, Any] = {
+        **job_request(LINEAGE),
+        "TrainingJobArn": f"arn:aws:sagemaker:us-east-1:123456789012:training-job/{parent}",
+        "TrainingJobStatus": "Stopped", "SecondaryStatus": "Stopped",
+        "ModelArtifacts": {"S3ModelArtifacts": f"s3://o2v-dev-artifacts/models/{parent}/output/model.tar.gz"},
+        "Environment": {"O2V_TRACE": "1"},
+        "RetryStrategy": {"MaximumRetryAttempts": 2},
+        "TensorBoardOutputConfig": {"S3OutputPath": "s3://o2v-dev-artifacts/tensorboard/"},
+        "ExperimentConfig": {"ExperimentName": "stsb"},
+        "ProfilerConfig": {"DisableProfiler": True},
+        "FinalMetricDataList": [],
+    }
+    del described["Tags"]
+    parent_tags = {"team": "search", "aws:cloudformation:stack-name": "x", "o2v:diverged": "validation_rise epoch 7",
+                   **Lineage(DEPLOYMENT, LINEAGE, 1, None).tags()}
+    tags = child_tags(parent_tags, Lineage(DEPLOYMENT, LINEAGE, 2, parent).tags())
+    request = build_child_request(described, name=child, hyperparameters={"dropout": "0.3"}, tags=tags)
+
+    report = ParamValidator().validate(request, _shape("CreateTrainingJob", "input"))
+    assert not report.has_errors(), report.generate_report()
+    for key in ("Environment", "RetryStrategy", "TensorBoardOutputConfig", "ExperimentConfig", "ProfilerConfig",
+                "VpcConfig", "CheckpointConfig", "EnableManagedSpotTraining", "StoppingCondition"):
+        assert key in request, key
+    assert request["CheckpointConfig"]["S3Uri"].endswith(f"/checkpoints/{child}/")
+    assert {tag["Key"] for tag in request["Tags"]} == {"team", "o2v:deployment", "o2v:lineage", "o2v:attempt",
+                                                       "o2v:parent"}
