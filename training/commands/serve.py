@@ -1,0 +1,5 @@
+from training.commands import Subparsers
+
+
+def register(subparsers: Subparsers) -> None:
+    pass

@@ -1,0 +1,1 @@
+"""Data preparation: readers, tokenizer, vocabulary, atomic writers and the ``prepare`` pipeline."""

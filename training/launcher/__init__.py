@@ -1,0 +1,1 @@
+"""``o2v launch``: start attempt 1 of a lineage on a deployed stack."""

@@ -1,0 +1,1 @@
+"""The Object2Vec network in PyTorch: two encoders, a comparator and an MLP head."""
