@@ -173,11 +173,14 @@ class Cloud:
     def job_request(self, lineage: str, attempt: int = 1, **kwargs: Any) -> dict[str, Any]:
         return job_request(lineage, attempt, **{"deployment": self.deployment, **kwargs})
 
-    def create_job(self, lineage: str, attempt: int = 1, *, status: str = "InProgress", **kwargs: Any) -> str:
+    def create_job(
+        self, lineage: str, attempt: int = 1, *, status: str = "InProgress", failure_reason: str | None = None,
+        **kwargs: Any,
+    ) -> str:
         request = self.job_request(lineage, attempt, **kwargs)
         self.sm.create_training_job(**request)
         if status != "Completed":
-            moto_ext.set_status(request["TrainingJobName"], status)
+            moto_ext.set_status(request["TrainingJobName"], status, failure_reason=failure_reason)
         return str(request["TrainingJobName"])
 
     def write_log(self, job: str, lines: Sequence[str], *, host: str = "algo-1") -> None:

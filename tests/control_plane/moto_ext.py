@@ -92,11 +92,13 @@ def training_job(name: str) -> FakeTrainingJob:
     return backend().training_jobs[name]
 
 
-def set_status(name: str, status: str, secondary: str | None = None) -> None:
+def set_status(name: str, status: str, secondary: str | None = None, failure_reason: str | None = None) -> None:
     job = training_job(name)
     job.training_job_status = status
     job.secondary_status = secondary or {"InProgress": "Training"}.get(status, status)
     job.last_modified_time = utcnow()
+    if failure_reason is not None:
+        job.failure_reason = failure_reason  # DescribeTrainingJob's FailureReason
 
 
 def _create_training_job(original: Callable[..., FakeTrainingJob]) -> Callable[..., FakeTrainingJob]:
