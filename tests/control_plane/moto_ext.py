@@ -98,7 +98,8 @@ def set_status(name: str, status: str, secondary: str | None = None, failure_rea
     job.secondary_status = secondary or {"InProgress": "Training"}.get(status, status)
     job.last_modified_time = utcnow()
     if failure_reason is not None:
-        job.failure_reason = failure_reason  # DescribeTrainingJob's FailureReason
+        # a new attribute of the fake job becomes DescribeTrainingJob's FailureReason
+        job.failure_reason = failure_reason  # type: ignore[attr-defined]
 
 
 def _create_training_job(original: Callable[..., FakeTrainingJob]) -> Callable[..., FakeTrainingJob]:

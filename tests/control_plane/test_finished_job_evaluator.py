@@ -136,7 +136,8 @@ def test_the_rule_only_routes_this_deployments_finished_jobs(cloud: Cloud) -> No
 
 
 def _event(cloud: Cloud, job: str) -> dict[str, Any]:
-    return json.loads(json.dumps(cloud.sagemaker_state_change(job)))
+    event: dict[str, Any] = json.loads(json.dumps(cloud.sagemaker_state_change(job)))
+    return event
 
 
 def test_malformed_events_raise_and_name_the_field(
