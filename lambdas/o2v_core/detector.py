@@ -11,17 +11,22 @@ Rules (thresholds in :class:`DetectorConfig`; rationale in ``docs/detector.md``)
     A NaN or infinite validation or train loss diverges at once, whatever the epoch count.
 ``insufficient_data``
     Fewer than ``min_epochs`` validation epochs: no decision yet (not diverged).
+The *reference* is the minimum of the validation curve smoothed by a trailing median of
+``smoothing`` epochs (3 by default), so one lucky low epoch does not set the bar. Its epoch is
+the reference epoch. (``best_epoch``/``best_value`` in the decision are the raw lowest value.)
+
 ``validation_rise``
-    The last ``patience`` epochs all lie above the best (minimum) validation loss by more than
-    ``max(min_relative_rise * best, min_absolute_rise)``. One bump, a plateau, or a curve that
-    keeps making new minima never satisfies this.
+    At least ``patience`` epochs have passed since the reference epoch, and the last ``patience``
+    epochs all lie above the reference by more than
+    ``max(min_relative_rise * reference, min_absolute_rise)``. One bump, a plateau, or a curve
+    that keeps making new minima never satisfies this.
 ``generalization_gap`` (only with a train loss, when ``use_generalization_gap``)
-    The validation loss has not improved for ``patience`` epochs and is drifting up (the last
-    value is above ``best * (1 + plateau_tolerance)``), every epoch of that window has a gap
-    ratio ``(validation - train) / train`` above ``gap_ratio_threshold`` (SageMaker Debugger's
-    Overfit rule), and the ratio has grown by at least ``gap_widening`` since the best epoch.
-    A flat validation curve (within ``plateau_tolerance``) is left to Object2Vec's own early
-    stopping and never fires.
+    At least ``patience`` epochs have passed since the reference epoch, the validation loss is
+    drifting up (the last value is above ``reference * (1 + plateau_tolerance)``), every epoch of
+    the last ``patience`` has a gap ratio ``(validation - train) / train`` above
+    ``gap_ratio_threshold`` (SageMaker Debugger's Overfit rule), and the ratio has grown by at
+    least ``gap_widening`` since the reference epoch. A flat validation curve (within
+    ``plateau_tolerance``) is left to Object2Vec's own early stopping and never fires.
 
 The rules are checked on every prefix of the curve, oldest first, so the whole-curve verdict of
 a finished job is the same one the in-flight monitor reached (or would have reached) epoch by
@@ -34,6 +39,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
@@ -89,6 +95,7 @@ class DetectorConfig:
 
     min_epochs: int = 5
     patience: int = 3
+    smoothing: int = 3
     min_relative_rise: float = 0.05
     min_absolute_rise: float = 1e-4
     plateau_tolerance: float = 0.01
@@ -100,6 +107,7 @@ class DetectorConfig:
         try:
             check_int(CONFIG_NAME, "min_epochs", self.min_epochs, 2, 100)
             check_int(CONFIG_NAME, "patience", self.patience, 1, 50)
+            check_int(CONFIG_NAME, "smoothing", self.smoothing, 1, 9)
             for name, high in _FLOAT_RANGES.items():
                 # ints are accepted for float fields (JSON "0"); store them as floats
                 object.__setattr__(self, name, check_float(CONFIG_NAME, name, getattr(self, name), 0.0, high))
@@ -111,6 +119,11 @@ class DetectorConfig:
                 "patience",
                 f"{self.patience} must be below min_epochs ({self.min_epochs}); allowed: int in "
                 f"[1, {self.min_epochs - 1}] (a rise needs a best epoch plus 'patience' epochs after it)",
+            )
+        if self.smoothing > self.min_epochs:
+            raise DetectorConfigError(
+                "smoothing",
+                f"{self.smoothing} is above min_epochs ({self.min_epochs}); allowed: int in [1, {self.min_epochs}]",
             )
         if self.min_relative_rise == 0 and self.min_absolute_rise == 0:
             raise DetectorConfigError(
@@ -222,7 +235,8 @@ def detect(
     else:
         explanation = (
             f"no sustained rise: best {best[1]:.6g} at epoch {best[0]}, latest {last[1]:.6g} at epoch {last[0]} "
-            f"(fires when {cfg.patience} epochs in a row are above {_threshold(best[1], cfg):.6g})"
+            f"(fires when {cfg.patience} epochs in a row after the minimum are above "
+            f"{_threshold(_reference(val, cfg)[1][1], cfg):.6g})"
         )
     return _decision("healthy", REASON_HEALTHY, explanation, metric, best, None, last, len(val))
 
@@ -266,23 +280,29 @@ def _best(points: Sequence[Point]) -> Point | None:
     return min(points, key=lambda point: point[1])  # first occurrence of the minimum
 
 
-def _threshold(best: float, cfg: DetectorConfig) -> float:
-    return best + max(abs(best) * cfg.min_relative_rise, cfg.min_absolute_rise)
+def _threshold(reference: float, cfg: DetectorConfig) -> float:
+    return reference + max(abs(reference) * cfg.min_relative_rise, cfg.min_absolute_rise)
+
+
+def _reference(prefix: Sequence[Point], cfg: DetectorConfig) -> tuple[int, Point]:
+    """Index and (epoch, value) of the minimum of the trailing-median-smoothed curve."""
+    values = [value for _, value in prefix]
+    smoothed = [statistics.median(values[max(0, i - cfg.smoothing + 1): i + 1]) for i in range(len(values))]
+    index = min(range(len(smoothed)), key=lambda i: smoothed[i])  # first occurrence of the minimum
+    return index, (prefix[index][0], smoothed[index])
 
 
 def _rise(prefix: Sequence[Point], cfg: DetectorConfig) -> tuple[str, str] | None:
-    best = _best(prefix)
-    assert best is not None
-    best_index = prefix.index(best)
-    if len(prefix) - 1 - best_index < cfg.patience:
+    index, (ref_epoch, ref_value) = _reference(prefix, cfg)
+    if len(prefix) - 1 - index < cfg.patience:
         return None
-    threshold = _threshold(best[1], cfg)
+    threshold = _threshold(ref_value, cfg)
     window = prefix[-cfg.patience:]
     if all(value > threshold for _, value in window):
         return REASON_VALIDATION_RISE, (
-            f"validation loss rose after its minimum {best[1]:.6g} at epoch {best[0]}: epochs "
-            f"{window[0][0]}-{window[-1][0]} are all above {threshold:.6g} (best + max({cfg.min_relative_rise:g} "
-            f"x best, {cfg.min_absolute_rise:g})); latest {window[-1][1]:.6g}"
+            f"validation loss rose after its minimum ({ref_value:.6g} at epoch {ref_epoch}, median of "
+            f"{cfg.smoothing}): epochs {window[0][0]}-{window[-1][0]} are all above {threshold:.6g} "
+            f"(+max({cfg.min_relative_rise:g} x minimum, {cfg.min_absolute_rise:g})); latest {window[-1][1]:.6g}"
         )
     return None
 
@@ -290,29 +310,26 @@ def _rise(prefix: Sequence[Point], cfg: DetectorConfig) -> tuple[str, str] | Non
 def _gap(prefix: Sequence[Point], train: Mapping[int, float], cfg: DetectorConfig) -> tuple[str, str] | None:
     if not cfg.use_generalization_gap or not train:
         return None
-    best = _best(prefix)
-    assert best is not None
-    best_index = prefix.index(best)
-    if len(prefix) - 1 - best_index < cfg.patience:
+    index, (ref_epoch, ref_value) = _reference(prefix, cfg)
+    if len(prefix) - 1 - index < cfg.patience:
         return None
     last_epoch, last_value = prefix[-1]
-    if last_value <= best[1] + abs(best[1]) * cfg.plateau_tolerance:
+    if last_value <= ref_value + abs(ref_value) * cfg.plateau_tolerance:
         return None  # a plateau: Object2Vec's own early stopping handles it
     window = prefix[-cfg.patience:]
-    epochs = [best[0], *(epoch for epoch, _ in window)]
-    if any(epoch not in train or train[epoch] <= 0 for epoch in epochs):
+    points = [prefix[index], *window]
+    if any(epoch not in train or train[epoch] <= 0 for epoch, _ in points):
         return None
-    ratios = {epoch: (value - train[epoch]) / train[epoch] for epoch, value in [best, *window]}
+    ratios = {epoch: (value - train[epoch]) / train[epoch] for epoch, value in points}
     if not all(ratios[epoch] > cfg.gap_ratio_threshold for epoch, _ in window):
         return None
-    widening = ratios[last_epoch] - ratios[best[0]]
-    if widening < cfg.gap_widening:
+    if ratios[last_epoch] - ratios[ref_epoch] < cfg.gap_widening:
         return None
     return REASON_GENERALIZATION_GAP, (
-        f"validation loss has not improved since epoch {best[0]} ({best[1]:.6g}; latest {last_value:.6g}) while "
-        f"the generalization gap (validation - train) / train widened from {ratios[best[0]]:.3g} to "
-        f"{ratios[last_epoch]:.3g} (above {cfg.gap_ratio_threshold:g} for {cfg.patience} epochs, "
-        f"widening >= {cfg.gap_widening:g})"
+        f"validation loss has not improved since epoch {ref_epoch} (minimum {ref_value:.6g}, median of "
+        f"{cfg.smoothing}; latest {last_value:.6g}) while the generalization gap (validation - train) / train "
+        f"widened from {ratios[ref_epoch]:.3g} to {ratios[last_epoch]:.3g} (above {cfg.gap_ratio_threshold:g} for "
+        f"{cfg.patience} epochs, widening >= {cfg.gap_widening:g})"
     )
 
 

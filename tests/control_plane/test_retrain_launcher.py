@@ -33,7 +33,7 @@ from tests.control_plane import moto_ext
 from tests.control_plane.cloud import BASE_HYPERPARAMETERS, DEPLOYMENT, Cloud, as_delivered, job_request
 
 LINEAGE = "stsb-baseline"
-DECISION = DivergenceDecisionDetail(True, "validation_rise", 4, 0.095, 7, 0.117)
+DECISION = DivergenceDecisionDetail(True, "validation_rise", 4, 0.095, 7, 0.121)
 
 
 def diverged_event(parent: str, attempt: int = 1, **changes: Any) -> dict[str, Any]:
