@@ -183,4 +183,4 @@ def _round(value: float) -> float:
 
 
 def _text(value: float) -> str:
-    return repr(_round(value))
+    return repr(value)  # already rounded, or the cap itself: rounding again could pass the cap
