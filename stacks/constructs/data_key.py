@@ -1,0 +1,36 @@
+"""The customer-managed KMS key that encrypts every dataset, artifact, queue and topic."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_kms as kms
+from constructs import Construct
+
+
+class DataKey(Construct):
+    """A rotating key; retained in prod so that a stack deletion can't orphan encrypted data."""
+
+    LOGICAL_ID = "DataKey"
+
+    def __init__(self, scope: Construct, construct_id: str, *, deployment: str, removal_policy: RemovalPolicy) -> None:
+        super().__init__(scope, construct_id)
+        self.key = kms.Key(
+            self,
+            "Key",
+            description=f"Object2Vec {deployment}: datasets, artifacts, data capture and control-plane messages",
+            enable_key_rotation=True,
+            removal_policy=removal_policy,
+            pending_window=Duration.days(7 if removal_policy == RemovalPolicy.DESTROY else 30),
+        )
+        # Pinned: a refactor of the construct tree must never replace the key.
+        pin_logical_id(self.key, self.LOGICAL_ID)
+
+
+def pin_logical_id(construct: Construct, logical_id: str) -> None:
+    """Fix a stateful resource's logical ID independently of where it sits in the tree."""
+    from aws_cdk import CfnElement
+
+    child = construct.node.default_child
+    if not isinstance(child, CfnElement):
+        raise TypeError(f"{construct.node.path} has no CloudFormation resource to pin")
+    child.override_logical_id(logical_id)

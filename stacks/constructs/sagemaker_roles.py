@@ -1,0 +1,205 @@
+"""SageMaker execution roles, each limited to exactly what its jobs or endpoint touch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import Aws
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from stacks import s3_layout
+from stacks.data_stack import DataRefs
+from stacks.nag import WildcardAcknowledgments
+
+TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+TRAINING_METRICS_NAMESPACE = "/aws/sagemaker/TrainingJobs"
+ENDPOINT_LOG_GROUP_PREFIX = "/aws/sagemaker/Endpoints/"
+ENDPOINT_METRICS_NAMESPACE = "/aws/sagemaker/Endpoints"
+
+ECR_PULL_ACTIONS = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
+KEY_ACTIONS = ["kms:Decrypt", "kms:GenerateDataKey"]
+SAGEMAKER_PRINCIPAL = "sagemaker.amazonaws.com"
+
+
+def log_group_arn(name: str, suffix: str = "") -> str:
+    return f"arn:{Aws.PARTITION}:logs:{Aws.REGION}:{Aws.ACCOUNT_ID}:log-group:{name}{suffix}"
+
+
+def s3_object_arn(uri: str) -> str:
+    """``s3://bucket/key`` as an object ARN."""
+    return f"arn:{Aws.PARTITION}:s3:::{uri.removeprefix('s3://')}"
+
+
+@dataclass(frozen=True)
+class Grant:
+    """One policy statement, and why its wildcard resources (if any) are as narrow as they get."""
+
+    statement: iam.PolicyStatement
+    wildcard_reason: str | None = None
+
+
+def _image_pull(repository_arn: str) -> list[Grant]:
+    return [
+        Grant(iam.PolicyStatement(sid="PullObject2VecImage", actions=ECR_PULL_ACTIONS, resources=[repository_arn])),
+        Grant(
+            iam.PolicyStatement(sid="GetRegistryToken", actions=["ecr:GetAuthorizationToken"], resources=["*"]),
+            "ecr:GetAuthorizationToken supports no resource-level permissions; the pull itself is limited "
+            "to the Object2Vec repository.",
+        ),
+    ]
+
+
+def _put_metrics(sid: str, namespace: str) -> Grant:
+    return Grant(
+        iam.PolicyStatement(
+            sid=sid,
+            actions=["cloudwatch:PutMetricData"],
+            resources=["*"],
+            conditions={"StringEquals": {"cloudwatch:namespace": namespace}},
+        ),
+        f"cloudwatch:PutMetricData supports no resource-level permissions; a condition limits it to {namespace}.",
+    )
+
+
+def service_role(
+    scope: Construct, construct_id: str, *, description: str, policy_name: str, grants: list[Grant]
+) -> iam.Role:
+    """A SageMaker-assumed role with one inline policy; wildcard resources acknowledged one by one."""
+    role = iam.Role(
+        scope,
+        construct_id,
+        assumed_by=iam.ServicePrincipal(SAGEMAKER_PRINCIPAL),
+        description=description,
+        inline_policies={policy_name: iam.PolicyDocument(statements=[grant.statement for grant in grants])},
+    )
+    acknowledgments = WildcardAcknowledgments(role)
+    for grant in grants:
+        resources = grant.statement.resources
+        if grant.wildcard_reason is not None:
+            acknowledgments.add(resources, grant.wildcard_reason)
+        elif any("*" in resource for resource in resources):
+            raise ValueError(f"{grant.statement.sid}: wildcard resource without a reason")
+    acknowledgments.apply()
+    return role
+
+
+class TrainingExecutionRole(Construct):
+    """The role GPU training jobs run as: read datasets, write artifacts, pull the image, log."""
+
+    def __init__(
+        self, scope: Construct, construct_id: str, *, deployment_prefix: str, data: DataRefs, repository_arn: str
+    ) -> None:
+        super().__init__(scope, construct_id)
+        grants = [
+            Grant(
+                iam.PolicyStatement(
+                    sid="ReadDatasets",
+                    actions=["s3:GetObject"],
+                    resources=[s3_layout.objects_arn(data.dataset_bucket_arn, s3_layout.DATASET_PREFIX)],
+                ),
+                "Training reads the channels of any lineage below the dataset prefix; lineages appear at run time.",
+            ),
+            Grant(
+                iam.PolicyStatement(
+                    sid="ListDatasets",
+                    actions=["s3:ListBucket"],
+                    resources=[data.dataset_bucket_arn],
+                    conditions={"StringLike": {"s3:prefix": [f"{s3_layout.DATASET_PREFIX}*"]}},
+                )
+            ),
+            Grant(
+                iam.PolicyStatement(
+                    sid="WriteArtifacts",
+                    actions=["s3:PutObject"],
+                    resources=[s3_layout.objects_arn(data.artifact_bucket_arn, s3_layout.TRAINING_OUTPUT_PREFIX)],
+                ),
+                "Each job writes model.tar.gz under its own job name, below the training-output prefix.",
+            ),
+            Grant(iam.PolicyStatement(sid="UseDataKey", actions=KEY_ACTIONS, resources=[data.key_arn])),
+            *_image_pull(repository_arn),
+            Grant(
+                iam.PolicyStatement(
+                    sid="CreateTrainingLogGroup",
+                    actions=["logs:CreateLogGroup", "logs:DescribeLogStreams"],
+                    resources=[log_group_arn(TRAINING_LOG_GROUP, ":*")],
+                ),
+                f"Log-group actions take the group ARN with its ':*' suffix; the group is SageMaker's own "
+                f"{TRAINING_LOG_GROUP}.",
+            ),
+            Grant(
+                iam.PolicyStatement(
+                    sid="WriteTrainingLogs",
+                    actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                    # Stream names start with the training job name, hence with the deployment prefix.
+                    resources=[log_group_arn(TRAINING_LOG_GROUP, f":log-stream:{deployment_prefix}*")],
+                ),
+                "Log streams are named after training jobs; the wildcard is limited to this deployment's job prefix.",
+            ),
+            _put_metrics("PutTrainingMetrics", TRAINING_METRICS_NAMESPACE),
+        ]
+        self.role = service_role(
+            self,
+            "Role",
+            description=f"Execution role of the {deployment_prefix}* Object2Vec training jobs",
+            policy_name="TrainingJob",
+            grants=grants,
+        )
+
+
+class ModelExecutionRole(Construct):
+    """The role the embedding endpoint's models run as: read model artifacts, write data capture."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        endpoint_name: str,
+        data: DataRefs,
+        repository_arn: str,
+        extra_model_data_url: str | None,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        model_artifacts = [s3_layout.objects_arn(data.artifact_bucket_arn, s3_layout.TRAINING_OUTPUT_PREFIX)]
+        if extra_model_data_url is not None:
+            # The configured first artifact may live outside this deployment's training output.
+            model_artifacts.append(s3_object_arn(extra_model_data_url))
+        log_group = f"{ENDPOINT_LOG_GROUP_PREFIX}{endpoint_name}"
+        grants = [
+            Grant(
+                iam.PolicyStatement(sid="ReadModelArtifacts", actions=["s3:GetObject"], resources=model_artifacts),
+                "A promoted model can be any training job's model.tar.gz below the training-output prefix.",
+            ),
+            Grant(
+                iam.PolicyStatement(
+                    sid="WriteDataCapture",
+                    actions=["s3:PutObject"],
+                    resources=[s3_layout.objects_arn(data.artifact_bucket_arn, s3_layout.DATA_CAPTURE_PREFIX)],
+                ),
+                "Data capture writes one object per capture file, below the data-capture prefix.",
+            ),
+            Grant(iam.PolicyStatement(sid="UseDataKey", actions=KEY_ACTIONS, resources=[data.key_arn])),
+            *_image_pull(repository_arn),
+            Grant(
+                iam.PolicyStatement(
+                    sid="WriteEndpointLogs",
+                    actions=[
+                        "logs:CreateLogGroup",
+                        "logs:CreateLogStream",
+                        "logs:DescribeLogStreams",
+                        "logs:PutLogEvents",
+                    ],
+                    resources=[log_group_arn(log_group), log_group_arn(log_group, ":log-stream:*")],
+                ),
+                f"Streams are created per instance at run time; the wildcard stays inside the {log_group} group.",
+            ),
+            _put_metrics("PutEndpointMetrics", ENDPOINT_METRICS_NAMESPACE),
+        ]
+        self.role = service_role(
+            self,
+            "Role",
+            description=f"Execution role of the models behind the {endpoint_name} endpoint",
+            policy_name="ServeModel",
+            grants=grants,
+        )

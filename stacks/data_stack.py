@@ -1,0 +1,116 @@
+"""Stateful resources: the key, the dataset and artifact buckets, and their access logs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from aws_cdk import CfnOutput, Fn, RemovalPolicy, Stack
+from constructs import Construct
+
+from stacks import s3_layout
+from stacks.constructs.data_key import DataKey
+from stacks.constructs.secure_bucket import AccessLogBucket, SecureBucket, drop_redundant_provider_dependency
+from stacks.settings import Settings
+
+# Logical IDs of the stateful resources; tests/stacks pins them so no refactor replaces one.
+STATEFUL_LOGICAL_IDS = {
+    "DataKey": "AWS::KMS::Key",
+    "AccessLogBucket": "AWS::S3::Bucket",
+    "DatasetBucket": "AWS::S3::Bucket",
+    "ArtifactBucket": "AWS::S3::Bucket",
+}
+
+
+@dataclass(frozen=True)
+class DataRefs:
+    """The data stack's exports, imported by name in the stacks that use them.
+
+    Named exports (rather than CDK's generated cross-stack references) keep every ARN readable
+    in the templates and in cdk-nag finding ids, and block deleting the data stack while a
+    consumer stack still uses it.
+    """
+
+    key_arn: str
+    dataset_bucket_name: str
+    dataset_bucket_arn: str
+    artifact_bucket_name: str
+    artifact_bucket_arn: str
+
+
+class DataStack(Stack):
+    def __init__(self, scope: Construct, construct_id: str, *, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        removal = RemovalPolicy.RETAIN if settings.retain_data else RemovalPolicy.DESTROY
+        noncurrent_days = settings.noncurrent_version_expiration_days
+
+        self.key = DataKey(self, "DataKey", deployment=settings.deployment, removal_policy=removal).key
+        self.access_logs = AccessLogBucket(
+            self, "AccessLogs", logical_id="AccessLogBucket", removal_policy=removal, noncurrent_days=noncurrent_days
+        ).bucket
+        self.datasets = SecureBucket(
+            self,
+            "Datasets",
+            logical_id="DatasetBucket",
+            key=self.key,
+            access_logs=self.access_logs,
+            access_log_prefix=s3_layout.DATASET_ACCESS_LOG_PREFIX,
+            removal_policy=removal,
+            noncurrent_days=noncurrent_days,
+        ).bucket
+        self.artifacts = SecureBucket(
+            self,
+            "Artifacts",
+            logical_id="ArtifactBucket",
+            key=self.key,
+            access_logs=self.access_logs,
+            access_log_prefix=s3_layout.ARTIFACT_ACCESS_LOG_PREFIX,
+            removal_policy=removal,
+            noncurrent_days=noncurrent_days,
+        ).bucket
+
+        drop_redundant_provider_dependency(self)
+
+        exports = {
+            "DataKeyArn": (self.key.key_arn, "KMS key of datasets, artifacts and data capture"),
+            "DatasetBucketName": (self.datasets.bucket_name, "Bucket for the train/validation/test/auxiliary channels"),
+            "DatasetBucketArn": (self.datasets.bucket_arn, "ARN of the dataset bucket"),
+            "ArtifactBucketName": (self.artifacts.bucket_name, "Bucket for training artifacts and data capture"),
+            "ArtifactBucketArn": (self.artifacts.bucket_arn, "ARN of the artifact bucket"),
+        }
+        for name, (value, description) in exports.items():
+            CfnOutput(self, name, value=value, description=description, export_name=self.export_name(name))
+        outputs = {
+            "DatasetS3Uri": (
+                s3_layout.s3_uri(self.datasets.bucket_name, s3_layout.DATASET_PREFIX),
+                "Upload each lineage's channels under this prefix",
+            ),
+            "TrainingOutputS3Uri": (
+                s3_layout.s3_uri(self.artifacts.bucket_name, s3_layout.TRAINING_OUTPUT_PREFIX),
+                "S3OutputPath for training jobs",
+            ),
+            "DataCaptureS3Uri": (
+                s3_layout.s3_uri(self.artifacts.bucket_name, s3_layout.DATA_CAPTURE_PREFIX),
+                "Where the endpoint's data capture lands",
+            ),
+            "AccessLogBucketName": (self.access_logs.bucket_name, "Server access logs of the other buckets"),
+        }
+        for name, (value, description) in outputs.items():
+            CfnOutput(self, name, value=value, description=description)
+
+    def export_name(self, output: str) -> str:
+        return f"{self.stack_name}:{output}"
+
+    def refs(self) -> DataRefs:
+        """Import tokens for a consumer stack (which must also ``add_dependency`` on this one)."""
+
+        def imported(output: str) -> str:
+            return Fn.import_value(self.export_name(output))
+
+        return DataRefs(
+            key_arn=imported("DataKeyArn"),
+            dataset_bucket_name=imported("DatasetBucketName"),
+            dataset_bucket_arn=imported("DatasetBucketArn"),
+            artifact_bucket_name=imported("ArtifactBucketName"),
+            artifact_bucket_arn=imported("ArtifactBucketArn"),
+        )

@@ -1,0 +1,20 @@
+"""Where things live inside the buckets; the role policies and the stack outputs both use it."""
+
+from __future__ import annotations
+
+# Dataset bucket: {DATASET_PREFIX}{lineage}/{train,validation,test,auxiliary}/...
+DATASET_PREFIX = "datasets/"
+# Artifact bucket: SageMaker's OutputDataConfig.S3OutputPath, and endpoint data capture.
+TRAINING_OUTPUT_PREFIX = "training-jobs/"
+DATA_CAPTURE_PREFIX = "data-capture/"
+# Access-log bucket: one prefix per logged bucket.
+DATASET_ACCESS_LOG_PREFIX = "datasets/"
+ARTIFACT_ACCESS_LOG_PREFIX = "artifacts/"
+
+
+def s3_uri(bucket_name: str, prefix: str) -> str:
+    return f"s3://{bucket_name}/{prefix}"
+
+
+def objects_arn(bucket_arn: str, prefix: str) -> str:
+    return f"{bucket_arn}/{prefix}*"

@@ -1,0 +1,81 @@
+"""Synthesize each environment once per test session; every stack test reads these results."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+# stacks is imported before any aws_cdk module so that jsii starts on the bundled Node.
+from stacks.app_builder import Deployment, build_app
+
+if TYPE_CHECKING:
+    from aws_cdk.assertions import Template
+
+
+@dataclass
+class Synthesized:
+    deployment: Deployment
+    outdir: Path
+    synth_error: str | None
+
+    @property
+    def settings(self) -> Any:
+        return self.deployment.settings
+
+    def stack_name(self, role: str) -> str:
+        return f"{self.deployment.settings.deployment}-{role}"
+
+    def template_json(self, role: str) -> dict[str, Any]:
+        path = self.outdir / f"{self.stack_name(role)}.template.json"
+        data: dict[str, Any] = json.loads(path.read_text())
+        return data
+
+    def template(self, role: str) -> Template:
+        from aws_cdk.assertions import Template
+
+        return Template.from_json(self.template_json(role))
+
+    def template_paths(self) -> list[Path]:
+        return sorted(self.outdir.glob("*.template.json"))
+
+    def validation_report(self) -> dict[str, Any]:
+        report: dict[str, Any] = json.loads((self.outdir / "validation-report.json").read_text())
+        return report
+
+    def resources(self, role: str, cfn_type: str) -> dict[str, dict[str, Any]]:
+        return {
+            logical_id: resource
+            for logical_id, resource in self.template_json(role)["Resources"].items()
+            if resource["Type"] == cfn_type
+        }
+
+
+def synthesize(env_name: str, outdir: Path) -> Synthesized:
+    deployment = build_app(env_name, outdir=str(outdir))
+    try:
+        deployment.app.synth()
+        error = None
+    except RuntimeError as exc:  # cdk-nag findings fail synthesis; the report says which
+        error = str(exc)
+    return Synthesized(deployment, outdir, error)
+
+
+@pytest.fixture(scope="session")
+def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synthesized]:
+    yield synthesize("dev", tmp_path_factory.mktemp("cdk-dev"))
+
+
+@pytest.fixture(scope="session")
+def prod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synthesized]:
+    yield synthesize("prod", tmp_path_factory.mktemp("cdk-prod"))
+
+
+@pytest.fixture(scope="session", params=["dev", "prod"])
+def synthesized(request: pytest.FixtureRequest) -> Synthesized:
+    result: Synthesized = request.getfixturevalue(request.param)
+    return result
