@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from training.cli import CommandError
@@ -34,7 +35,7 @@ Examples:
   o2v prepare --format nli --train snli_1.0_dev.tsv.gz --validation-fraction 0.1 \\
       --test snli_1.0_test.tsv.gz --out data/snli
   o2v prepare --format jsonl --columns in0=q,in1=a,label=y --label-kind classification \\
-      --train pairs.jsonl --validation-fraction 0.1 --out data/qa --upload --stack o2v-dev-training
+      --train pairs.jsonl --validation-fraction 0.1 --out data/qa --upload --deployment o2v-dev
 """
 
 
@@ -62,7 +63,8 @@ def register(subparsers: Subparsers) -> None:
                       "(default: 40)")
     text.add_argument("--vocab-size", type=int, default=50_000,
                       help="vocabulary size cap, <pad> and <unk> included (default: 50000)")
-    text.add_argument("--min-count", type=int, default=1, help="leave out tokens seen fewer times in train (default: 1)")
+    text.add_argument("--min-count", type=int, default=1,
+                      help="leave out tokens seen fewer times in train (default: 1)")
     text.add_argument("--no-lowercase", action="store_true", help="keep letter case")
     split = parser.add_argument_group("splits and rows")
     split.add_argument("--validation-fraction", type=float, default=0.0,
@@ -76,8 +78,8 @@ def register(subparsers: Subparsers) -> None:
     output.add_argument("--upload", action="store_true",
                         help="upload to s3://<dataset-bucket>/datasets/<name>/ after writing")
     output.add_argument("--name", help="dataset name in S3 (default: the --out directory name)")
-    output.add_argument("--bucket", help="dataset bucket (default: read from --stack's outputs)")
-    output.add_argument("--stack", help="deployed training stack whose outputs name the dataset bucket")
+    output.add_argument("--bucket", help="dataset bucket (default: the <deployment>-data stack's output)")
+    output.add_argument("--deployment", help="deployment (e.g. o2v-dev) whose data stack names the dataset bucket")
     output.add_argument("--region", help="AWS region for --upload")
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
     parser.set_defaults(func=run)
@@ -108,15 +110,15 @@ def _source(args: argparse.Namespace) -> Source:
     fmt = args.format
     header = not args.no_header
 
-    def reader(path: Path) -> readers.Iterator[readers.Row]:
+    def reader(path: Path) -> Iterator[readers.Row]:
         return readers.read_table(path, fmt, columns, header=header)
 
     return Source(f"{fmt} pairs ({args.columns})", reader, given, LabelSpec(args.label_kind, classes))
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.upload and not (args.bucket or args.stack):
-        raise CommandError("--upload needs --bucket or --stack")
+    if args.upload and not (args.bucket or args.deployment):
+        raise CommandError("--upload needs --bucket or --deployment")
     config = PrepareConfig(
         max_seq_len=args.max_seq_len,
         vocab_max_size=args.vocab_size,
@@ -139,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
         from training.launcher.stack import aws_session, dataset_bucket
 
         session = aws_session(args.region)
-        bucket = args.bucket or dataset_bucket(session, args.stack)
+        bucket = args.bucket or dataset_bucket(session, args.deployment)
         name = args.name or args.out.resolve().name
         summary["uploaded"] = upload_dataset(session.client("s3"), args.out, bucket, name)
     print(json.dumps(summary, indent=2))

@@ -1,5 +1,81 @@
-from training.commands import Subparsers
+"""``o2v serve``: the SageMaker inference contract (``/ping``, ``/invocations``) for a local model."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from training.commands import Subparsers, add_parser
+
+DESCRIPTION = """\
+Serve a model written by `o2v train` (model.tar.gz or its model directory) over HTTP with
+SageMaker's inference contract:
+
+  GET  /ping          200 when the model is loaded
+  POST /invocations   {"instances": [{"in0": [ids]}]}            -> {"predictions": [{"embeddings": [...]}]}
+                      {"instances": [{"in0": [ids], "in1": [ids]}]} -> {"predictions": [{"scores": [...]}]}
+
+Content-Type application/json or application/jsonlines (one instance per line);
+Accept application/json (default) or application/jsonlines. Bad requests get a 4xx with
+{"error": "..."} and the server keeps serving. Use `o2v embed` to send sentences instead of ids.
+
+Example:
+  o2v serve --model runs/stsb/model.tar.gz --port 8080
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", type=Path, default=Path(os.environ.get("SM_MODEL_DIR", "/opt/ml/model")),
+                        help="model.tar.gz or model directory (default: $SM_MODEL_DIR or /opt/ml/model)")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("SAGEMAKER_BIND_TO_PORT", "8080")),
+                        help="port (default: $SAGEMAKER_BIND_TO_PORT or 8080)")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default: 127.0.0.1; 0.0.0.0 inside a container)")
+    parser.add_argument("--max-body-bytes", type=int, default=6 * 1024 * 1024,
+                        help="largest request body accepted, else 413 (default: 6 MiB, as SageMaker)")
+    parser.add_argument("--max-instances", type=int, default=1000,
+                        help="most instances in one request, else 413 (default: 1000)")
+    parser.add_argument("--batch-size", type=int, default=256, help="instances per inference batch (default: 256)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: $O2V_THREADS or 1)")
+    parser.add_argument("--quiet", action="store_true", help="do not log requests")
 
 
 def register(subparsers: Subparsers) -> None:
-    pass
+    parser = add_parser(subparsers, "serve", "serve a model with the SageMaker inference contract", DESCRIPTION)
+    add_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from training.model.artifact import load
+    from training.serving.predictor import Predictor
+    from training.serving.server import InferenceServer
+    from training.trainer.threads import configure_threads
+
+    for name in ("port", "max_body_bytes", "max_instances", "batch_size"):
+        if getattr(args, name) < 1 or (name == "port" and args.port > 65535):
+            raise ValueError(f"--{name.replace('_', '-')} {getattr(args, name)} is out of range")
+    configure_threads(args.threads)
+    loaded = load(args.model)
+    predictor = Predictor(loaded, max_instances=args.max_instances, batch_size=args.batch_size)
+    server = InferenceServer(predictor, args.host, args.port, max_body_bytes=args.max_body_bytes, quiet=args.quiet)
+    config = loaded.config
+    print(f"serve: {args.model} ({config.enc0.network}, enc_dim {config.enc_dim}, output {config.output_layer}) "
+          f"on {server.url}  [GET /ping, POST /invocations]", file=sys.stderr, flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.serving", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))

@@ -48,7 +48,7 @@ def open_text(path: Path) -> io.TextIOWrapper:
     """Open a text file, transparently decompressing ``.gz``; newlines are kept as written."""
     if not path.is_file():
         raise DataError(path, None, "file not found")
-    raw = gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
+    raw = gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")  # noqa: SIM115 (returned, caller closes)
     return io.TextIOWrapper(raw, encoding="utf-8", newline="")
 
 
@@ -191,7 +191,9 @@ def _read_delimited(
         for key in ("in0", "in1", "label"):
             wanted = getattr(columns, key)
             if wanted not in names:
-                raise DataError(path, first[0], f"header has no column {wanted!r} (for {key}); found {', '.join(names)}")
+                raise DataError(
+                    path, first[0], f"header has no column {wanted!r} (for {key}); found {', '.join(names)}"
+                )
             indices.append(names.index(wanted))
     else:
         indices = [int(columns.in0), int(columns.in1), int(columns.label)]

@@ -46,8 +46,10 @@ class Tokenizer:
         re.compile(self.pattern)
 
     def tokenize(self, text: str) -> list[str]:
-        if self.normalization != "none":
-            text = unicodedata.normalize(self.normalization, text)
+        if self.normalization == "NFKC":
+            text = unicodedata.normalize("NFKC", text)
+        elif self.normalization == "NFC":
+            text = unicodedata.normalize("NFC", text)
         if self.lowercase:
             text = text.lower()
         return _compiled(self.pattern).findall(text)

@@ -18,12 +18,12 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from stacks.s3_layout import DATASET_PREFIX
 from training.data.prepare import MANIFEST_FILE, SPLITS, load_manifest
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-DATASETS_PREFIX = "datasets"
 CHANNELS = (*SPLITS, "auxiliary")
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
 
@@ -35,7 +35,7 @@ def check_name(name: str) -> str:
 
 
 def dataset_prefix(name: str) -> str:
-    return f"{DATASETS_PREFIX}/{check_name(name)}"
+    return f"{DATASET_PREFIX.rstrip('/')}/{check_name(name)}"
 
 
 def channel_uri(bucket: str, name: str, channel: str) -> str:

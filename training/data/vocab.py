@@ -63,7 +63,8 @@ class Vocab:
         except json.JSONDecodeError as error:
             raise ValueError(f"{path}: not valid JSON ({error})") from None
         if not isinstance(data, dict) or not all(
-            isinstance(key, str) and isinstance(value, int) and not isinstance(value, bool) for key, value in data.items()
+            isinstance(key, str) and isinstance(value, int) and not isinstance(value, bool)
+            for key, value in data.items()
         ):
             raise ValueError(f"{path}: expected one JSON object mapping each token to an integer id")
         ids = sorted(data.values())

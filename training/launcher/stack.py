@@ -1,41 +1,60 @@
-"""The deployed training stack's CloudFormation outputs, read in one place.
+"""The deployed stacks' CloudFormation outputs, read in one place.
 
-The stack (``stacks/``) publishes these ``CfnOutput`` keys; ``o2v launch`` and
-``o2v prepare --upload`` read them with ``describe_stacks``. If the stack renames an output,
-change it here only.
+``stacks/app_builder.py`` deploys ``<deployment>-data`` and ``<deployment>-training``; their
+``CfnOutput`` keys are listed here and nowhere else in ``training/``. ``o2v launch`` and
+``o2v prepare --upload`` read them with ``describe_stacks``.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import boto3
+from botocore.exceptions import BotoCoreError, ClientError
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
 
-OUTPUT_DEPLOYMENT = "DeploymentName"
-OUTPUT_TRAINING_ROLE = "TrainingRoleArn"
+# <deployment>-data (stacks/data_stack.py)
 OUTPUT_DATASET_BUCKET = "DatasetBucketName"
 OUTPUT_ARTIFACT_BUCKET = "ArtifactBucketName"
-OUTPUT_EVENT_BUS = "EventBusName"
-REQUIRED_OUTPUTS = (OUTPUT_DEPLOYMENT, OUTPUT_TRAINING_ROLE, OUTPUT_DATASET_BUCKET, OUTPUT_ARTIFACT_BUCKET,
-                    OUTPUT_EVENT_BUS)
+OUTPUT_DATA_KEY = "DataKeyArn"
+OUTPUT_TRAINING_OUTPUT_URI = "TrainingOutputS3Uri"
+# <deployment>-training (stacks/training_stack.py)
+OUTPUT_TRAINING_ROLE = "TrainingRoleArn"
+OUTPUT_INSTANCE_TYPE = "TrainingInstanceType"
+OUTPUT_FIRST_ATTEMPT_HYPERPARAMETERS = "FirstAttemptHyperparameters"
+OUTPUT_EVENT_BUS = "EventBusName"  # optional: the control plane's bus, once the stack has one
+
+DATA_REQUIRED = (OUTPUT_DATASET_BUCKET, OUTPUT_ARTIFACT_BUCKET, OUTPUT_TRAINING_OUTPUT_URI)
+TRAINING_REQUIRED = (OUTPUT_TRAINING_ROLE,)
 
 
 class StackError(ValueError):
-    """The stack is missing, or lacks an output the launcher needs."""
+    """A stack is missing, or lacks an output that is needed."""
+
+
+def data_stack_name(deployment: str) -> str:
+    return f"{deployment}-data"
+
+
+def training_stack_name(deployment: str) -> str:
+    return f"{deployment}-training"
 
 
 @dataclass(frozen=True)
 class StackOutputs:
-    stack_name: str
     deployment: str
     training_role_arn: str
     dataset_bucket: str
     artifact_bucket: str
-    event_bus_name: str
+    training_output_uri: str
+    kms_key_arn: str | None
+    instance_type: str | None
+    first_attempt_hyperparameters: dict[str, Any]
+    event_bus_name: str | None
 
 
 def aws_session(region: str | None = None) -> boto3.Session:
@@ -48,7 +67,7 @@ def aws_session(region: str | None = None) -> boto3.Session:
 def raw_outputs(cloudformation: CloudFormationClient, stack_name: str) -> dict[str, str]:
     try:
         stacks = cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
-    except cloudformation.exceptions.ClientError as error:
+    except (ClientError, BotoCoreError) as error:
         raise StackError(f"stack {stack_name!r}: {error}") from None
     if not stacks:
         raise StackError(f"stack {stack_name!r} not found")
@@ -56,25 +75,41 @@ def raw_outputs(cloudformation: CloudFormationClient, stack_name: str) -> dict[s
             if "OutputKey" in item and "OutputValue" in item}
 
 
-def read_outputs(cloudformation: CloudFormationClient, stack_name: str) -> StackOutputs:
-    outputs = raw_outputs(cloudformation, stack_name)
-    missing = [key for key in REQUIRED_OUTPUTS if not outputs.get(key)]
+def _require(outputs: dict[str, str], keys: tuple[str, ...], stack_name: str) -> None:
+    missing = [key for key in keys if not outputs.get(key)]
     if missing:
-        raise StackError(
-            f"stack {stack_name!r} has no output(s) {', '.join(missing)}; found {', '.join(sorted(outputs)) or 'none'}"
-        )
+        found = ", ".join(sorted(outputs)) or "none"
+        raise StackError(f"stack {stack_name!r} has no output(s) {', '.join(missing)}; found {found}")
+
+
+def read_outputs(cloudformation: CloudFormationClient, deployment: str) -> StackOutputs:
+    data_name, training_name = data_stack_name(deployment), training_stack_name(deployment)
+    data = raw_outputs(cloudformation, data_name)
+    training = raw_outputs(cloudformation, training_name)
+    _require(data, DATA_REQUIRED, data_name)
+    _require(training, TRAINING_REQUIRED, training_name)
+    first_attempt: dict[str, Any] = {}
+    if training.get(OUTPUT_FIRST_ATTEMPT_HYPERPARAMETERS):
+        try:
+            first_attempt = json.loads(training[OUTPUT_FIRST_ATTEMPT_HYPERPARAMETERS])
+        except json.JSONDecodeError:
+            raise StackError(f"stack {training_name!r}: output {OUTPUT_FIRST_ATTEMPT_HYPERPARAMETERS} "
+                             "is not a JSON object") from None
     return StackOutputs(
-        stack_name=stack_name,
-        deployment=outputs[OUTPUT_DEPLOYMENT],
-        training_role_arn=outputs[OUTPUT_TRAINING_ROLE],
-        dataset_bucket=outputs[OUTPUT_DATASET_BUCKET],
-        artifact_bucket=outputs[OUTPUT_ARTIFACT_BUCKET],
-        event_bus_name=outputs[OUTPUT_EVENT_BUS],
+        deployment=deployment,
+        training_role_arn=training[OUTPUT_TRAINING_ROLE],
+        dataset_bucket=data[OUTPUT_DATASET_BUCKET],
+        artifact_bucket=data[OUTPUT_ARTIFACT_BUCKET],
+        training_output_uri=data[OUTPUT_TRAINING_OUTPUT_URI],
+        kms_key_arn=data.get(OUTPUT_DATA_KEY) or None,
+        instance_type=training.get(OUTPUT_INSTANCE_TYPE) or None,
+        first_attempt_hyperparameters=first_attempt,
+        event_bus_name=training.get(OUTPUT_EVENT_BUS) or None,
     )
 
 
-def dataset_bucket(session: boto3.Session, stack_name: str) -> str:
-    outputs = raw_outputs(session.client("cloudformation"), stack_name)
-    if not outputs.get(OUTPUT_DATASET_BUCKET):
-        raise StackError(f"stack {stack_name!r} has no output {OUTPUT_DATASET_BUCKET}")
+def dataset_bucket(session: boto3.Session, deployment: str) -> str:
+    name = data_stack_name(deployment)
+    outputs = raw_outputs(session.client("cloudformation"), name)
+    _require(outputs, (OUTPUT_DATASET_BUCKET,), name)
     return outputs[OUTPUT_DATASET_BUCKET]

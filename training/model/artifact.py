@@ -77,8 +77,9 @@ def _write_json(path: Path, data: object) -> None:
 
 
 @dataclass(frozen=True)
-class LoadedModel:
-    model: Object2Vec
+class Assets:
+    """What a client needs to build requests: settings, vocabulary and tokenizer (no weights)."""
+
     config: ModelConfig
     hyperparameters: dict[str, str]
     training: dict[str, Any]
@@ -87,8 +88,18 @@ class LoadedModel:
     source: str
 
 
-def _read_files(path: Path) -> dict[str, bytes]:
-    wanted = set(REQUIRED) | set(OPTIONAL)
+@dataclass(frozen=True)
+class LoadedModel:
+    model: Object2Vec
+    assets: Assets
+
+    @property
+    def config(self) -> ModelConfig:
+        return self.assets.config
+
+
+def _read_files(path: Path, *, skip: str = "") -> dict[str, bytes]:
+    wanted = (set(REQUIRED) | set(OPTIONAL)) - {skip}
     if path.is_dir():
         return {name: (path / name).read_bytes() for name in wanted if (path / name).is_file()}
     if not path.is_file():
@@ -107,31 +118,49 @@ def _read_files(path: Path) -> dict[str, bytes]:
     return files
 
 
+def _check_complete(path: Path, files: dict[str, bytes], required: tuple[str, ...]) -> None:
+    missing = [name for name in required if name not in files]
+    if missing:
+        raise ArtifactError(f"{path}: missing {', '.join(missing)}; is this a model written by `o2v train`?")
+
+
+def _assets(path: Path, files: dict[str, bytes]) -> Assets:
+    _check_complete(path, files, (CONFIG_FILE, HYPERPARAMETERS_FILE))
+    try:
+        header = json.loads(files[CONFIG_FILE])
+        if not isinstance(header, dict) or header.get("format") != FORMAT:
+            raise ArtifactError(f"{path}: {CONFIG_FILE} is not format {FORMAT}")
+        config = ModelConfig.from_json(header["model"])
+        vocab = Vocab(json.loads(files[VOCAB_FILE])) if VOCAB_FILE in files else None
+        tokenizer = (Tokenizer.from_json(json.loads(files[TOKENIZER_FILE]), where=f"{path}:{TOKENIZER_FILE}")
+                     if TOKENIZER_FILE in files else None)
+        return Assets(
+            config=config,
+            hyperparameters=json.loads(files[HYPERPARAMETERS_FILE]),
+            training=json.loads(files[TRAINING_FILE]) if TRAINING_FILE in files else {},
+            vocab=vocab,
+            tokenizer=tokenizer,
+            source=str(path),
+        )
+    except (KeyError, TypeError, json.JSONDecodeError) as error:
+        raise ArtifactError(f"{path}: unreadable model settings ({error})") from None
+
+
+def load_assets(path: Path) -> Assets:
+    """Settings, vocabulary and tokenizer of a model directory or archive, without the weights."""
+    return _assets(path, _read_files(path, skip=MODEL_FILE))
+
+
 def load(path: Path) -> LoadedModel:
     """Load a model directory or ``model.tar.gz`` written by the trainer, ready for inference."""
     files = _read_files(path)
-    missing = [name for name in REQUIRED if name not in files]
-    if missing:
-        raise ArtifactError(f"{path}: missing {', '.join(missing)}; is this a model written by `o2v train`?")
-    header = json.loads(files[CONFIG_FILE])
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
-        raise ArtifactError(f"{path}: {CONFIG_FILE} is not format {FORMAT}")
-    config = ModelConfig.from_json(header["model"])
-    model = Object2Vec(config)
-    state = torch.load(io.BytesIO(files[MODEL_FILE]), map_location="cpu", weights_only=True)
-    model.load_state_dict(state)
+    _check_complete(path, files, REQUIRED)
+    assets = _assets(path, files)
+    model = Object2Vec(assets.config)
+    try:
+        state = torch.load(io.BytesIO(files[MODEL_FILE]), map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+    except (RuntimeError, EOFError, ValueError) as error:
+        raise ArtifactError(f"{path}: {MODEL_FILE} does not fit the model settings ({error})") from None
     model.eval()
-    vocab = tokenizer = None
-    if VOCAB_FILE in files:
-        vocab = Vocab(json.loads(files[VOCAB_FILE]))
-    if TOKENIZER_FILE in files:
-        tokenizer = Tokenizer.from_json(json.loads(files[TOKENIZER_FILE]), where=f"{path}:{TOKENIZER_FILE}")
-    return LoadedModel(
-        model=model,
-        config=config,
-        hyperparameters=json.loads(files[HYPERPARAMETERS_FILE]),
-        training=json.loads(files[TRAINING_FILE]) if TRAINING_FILE in files else {},
-        vocab=vocab,
-        tokenizer=tokenizer,
-        source=str(path),
-    )
+    return LoadedModel(model, assets)

@@ -39,7 +39,9 @@ class Encoder(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def embed_tokens(self, ids: Tensor, mask: Tensor) -> Tensor:
-        return self.dropout(self.embedding(ids) * mask[:, :, None])
+        embedded: Tensor = self.embedding(ids) * mask[:, :, None]
+        result: Tensor = self.dropout(embedded)
+        return result
 
 
 class HCNNEncoder(Encoder):
@@ -75,7 +77,8 @@ class BiLSTMEncoder(Encoder):
         packed = pack_padded_sequence(values, lengths.cpu(), batch_first=True, enforce_sorted=False)
         outputs, _ = self.lstm(packed)
         unpacked, _ = pad_packed_sequence(outputs, batch_first=True, total_length=ids.shape[1])
-        return self.project(masked_max(unpacked, mask))
+        result: Tensor = self.project(masked_max(unpacked, mask))
+        return result
 
 
 class PooledEmbeddingEncoder(Encoder):
@@ -87,7 +90,8 @@ class PooledEmbeddingEncoder(Encoder):
         mask = length_mask(lengths, ids.shape[1])
         values = self.embed_tokens(ids, mask)
         mean = values.sum(dim=1) / lengths[:, None].to(values.dtype).clamp(min=1)
-        return self.project(mean)
+        result: Tensor = self.project(mean)
+        return result
 
 
 ENCODERS: dict[str, type[Encoder]] = {

@@ -49,7 +49,7 @@ class Sequences:
 class PairData:
     in0: Sequences
     in1: Sequences
-    labels: npt.NDArray[np.float32] | IntArray
+    labels: npt.NDArray[np.generic]
     files: tuple[str, ...]
 
     def __len__(self) -> int:
@@ -124,10 +124,9 @@ def load_channel(channel: Path, config: ModelConfig) -> PairData:
 def _label(value: object, classification: bool, num_classes: int, path: Path, line: int) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise DataError(path, line, f"label must be a finite number, got {value!r}")
-    if classification:
-        if not float(value).is_integer() or not 0 <= value < num_classes:
-            raise DataError(path, line, f"label {value!r} must be a class id in [0, {num_classes - 1}] "
-                                        f"(num_classes={num_classes}, output_layer=softmax)")
+    if classification and (not float(value).is_integer() or not 0 <= value < num_classes):
+        raise DataError(path, line, f"label {value!r} must be a class id in [0, {num_classes - 1}] "
+                                    f"(num_classes={num_classes}, output_layer=softmax)")
     return float(value)
 
 

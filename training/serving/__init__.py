@@ -1,0 +1,1 @@
+"""The local inference server (SageMaker's ``/ping`` + ``/invocations`` contract) and its clients."""

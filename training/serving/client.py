@@ -1,0 +1,102 @@
+"""Clients of the inference contract, and sentence -> token-id requests for ``o2v embed``.
+
+The same request goes to the local server (HTTP POST ``<url>/invocations``) or to a SageMaker
+endpoint (``sagemaker-runtime`` ``InvokeEndpoint`` via boto3).
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from training.data.tokenizer import Tokenizer
+from training.data.vocab import UNK_ID, Vocab
+
+if TYPE_CHECKING:
+    from mypy_boto3_sagemaker_runtime import SageMakerRuntimeClient
+
+JSON = "application/json"
+
+
+class InvocationError(RuntimeError):
+    """The server or endpoint refused the request; the message carries its answer."""
+
+
+class Invoker(Protocol):
+    def invoke(self, body: bytes) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class LocalInvoker:
+    url: str
+    timeout: float = 60.0
+
+    def invoke(self, body: bytes) -> bytes:
+        request = urllib.request.Request(
+            self.url.rstrip("/") + "/invocations", data=body, method="POST",
+            headers={"Content-Type": JSON, "Accept": JSON},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                payload: bytes = response.read()
+                return payload
+        except urllib.error.HTTPError as error:
+            detail = error.read().decode(errors="replace")
+            raise InvocationError(f"{self.url} answered {error.code}: {detail}") from None
+        except urllib.error.URLError as error:
+            raise InvocationError(f"cannot reach {self.url} ({error.reason}); is `o2v serve` running?") from None
+
+
+@dataclass(frozen=True)
+class SageMakerInvoker:
+    client: SageMakerRuntimeClient
+    endpoint_name: str
+
+    def invoke(self, body: bytes) -> bytes:
+        try:
+            response = self.client.invoke_endpoint(
+                EndpointName=self.endpoint_name, Body=body, ContentType=JSON, Accept=JSON
+            )
+        except self.client.exceptions.ClientError as error:
+            raise InvocationError(f"endpoint {self.endpoint_name!r}: {error}") from None
+        return response["Body"].read()
+
+
+@dataclass(frozen=True)
+class SentenceEncoder:
+    """Tokenizes sentences exactly as ``o2v prepare`` did, then asks for their embeddings."""
+
+    tokenizer: Tokenizer
+    vocab: Vocab
+    vocab_size: int | None = None  # the encoder's vocab size; ids beyond it become <unk>
+    max_seq_len: int | None = None
+
+    def token_ids(self, sentence: str, index: int = 0) -> list[int]:
+        ids = self.vocab.encode(self.tokenizer.tokenize(sentence))
+        if not ids:
+            raise ValueError(f"sentence {index + 1} ({sentence!r}) has no tokens")
+        if self.vocab_size is not None:
+            ids = [token if token < self.vocab_size else UNK_ID for token in ids]
+        return ids[: self.max_seq_len] if self.max_seq_len else ids
+
+    def request(self, sentences: Sequence[str], side: str = "in0") -> bytes:
+        if side not in ("in0", "in1"):
+            raise ValueError(f"input {side!r}: allowed in0, in1")
+        instances = [{side: self.token_ids(sentence, index)} for index, sentence in enumerate(sentences)]
+        return json.dumps({"instances": instances}).encode()
+
+    def embed(self, invoker: Invoker, sentences: Sequence[str], *, side: str = "in0",
+              batch_size: int = 100) -> list[list[float]]:
+        embeddings: list[list[float]] = []
+        for start in range(0, len(sentences), batch_size):
+            chunk = sentences[start:start + batch_size]
+            answer = json.loads(invoker.invoke(self.request(chunk, side)))
+            predictions = answer.get("predictions") if isinstance(answer, dict) else None
+            if not isinstance(predictions, list) or len(predictions) != len(chunk):
+                raise InvocationError(f"unexpected response: {str(answer)[:200]}")
+            embeddings.extend(item["embeddings"] for item in predictions)
+        return embeddings

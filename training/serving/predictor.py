@@ -1,0 +1,207 @@
+"""Object2Vec requests -> predictions: parsing, validation, batched inference, rendering.
+
+Request (``Content-Type: application/json``)::
+
+    {"instances": [{"in0": [12, 7, 9]}, {"in0": [3, 5], "in1": [3, 8]}]}
+
+or ``application/jsonlines`` with one instance object per line. An instance with one input
+(``in0`` or ``in1``) gets that encoder's embedding, ``{"embeddings": [enc_dim floats]}``; an
+instance with both gets ``{"scores": [...]}`` (class probabilities for ``softmax``, one value
+for ``mean_squared_error``). The optional content-type parameter
+``infer_max_seqlens=<in0>,<in1>`` truncates inputs further; inputs longer than the model's
+``enc*_max_seq_len`` are truncated to it. Responses are ``application/json``
+(``{"predictions": [...]}``) or ``application/jsonlines`` (one prediction per line), chosen by
+``Accept``.
+
+Every bad request raises :class:`RequestError` with the HTTP status to send and a message
+that names the instance and field.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from training.model.artifact import LoadedModel
+
+JSON = "application/json"
+JSONLINES = "application/jsonlines"
+JSONLINES_ALIASES = (JSONLINES, "application/x-jsonlines", "application/jsonl")
+MAX_SEQ_LEN_LIMIT = 5000
+
+
+class RequestError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Instance:
+    in0: list[int] | None
+    in1: list[int] | None
+
+
+def media_type(header: str | None) -> tuple[str, dict[str, str]]:
+    """``"application/json; infer_max_seqlens=5,5"`` -> ``("application/json", {"infer_max_seqlens": "5,5"})``."""
+    if not header:
+        return "", {}
+    kind, *params = header.split(";")
+    parameters = {}
+    for item in params:
+        key, _, value = item.partition("=")
+        if key.strip():
+            parameters[key.strip().lower()] = value.strip().strip('"')
+    return kind.strip().lower(), parameters
+
+
+def response_type(accept: str | None) -> str:
+    """The response media type for an ``Accept`` header; 406 when none is supported."""
+    if not accept:
+        return JSON
+    for choice in accept.split(","):
+        kind, _ = media_type(choice)
+        if kind in (JSON, "*/*", "application/*"):
+            return JSON
+        if kind in JSONLINES_ALIASES:
+            return JSONLINES
+    raise RequestError(406, f"Accept {accept!r} is not supported; use {JSON} or {JSONLINES}")
+
+
+class Predictor:
+    def __init__(self, loaded: LoadedModel, *, max_instances: int = 1000, batch_size: int = 256) -> None:
+        self.model = loaded.model
+        self.config = loaded.config
+        self.max_instances = max_instances
+        self.batch_size = batch_size
+        self.vocab_sizes = (self.config.enc0.vocab_size, self.config.enc1.vocab_size)
+        self.max_lens = (self.config.enc0.max_seq_len, self.config.enc1.max_seq_len)
+        self._lock = threading.Lock()
+
+    # ----------------------------------------------------------------------------------- parse
+    def parse(self, body: bytes, content_type: str | None) -> tuple[list[Instance], tuple[int, int]]:
+        kind, parameters = media_type(content_type)
+        limits = self._limits(parameters.get("infer_max_seqlens"))
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise RequestError(400, "request body is not valid UTF-8") from None
+        if kind == JSON:
+            document = _json(text, "request body")
+            if not isinstance(document, dict) or not isinstance(document.get("instances"), list):
+                raise RequestError(400, 'request body must be a JSON object {"instances": [...]}')
+            extra = sorted(set(document) - {"instances"})
+            if extra:
+                raise RequestError(400, f"unknown request field(s) {', '.join(extra)}; only 'instances' is allowed")
+            raw: list[Any] = document["instances"]
+        elif kind in JSONLINES_ALIASES:
+            raw = [_json(line, f"line {number}") for number, line in enumerate(text.splitlines(), start=1)
+                   if line.strip()]
+        else:
+            shown = f"{content_type!r}" if content_type else "missing"
+            raise RequestError(415, f"Content-Type {shown} is not supported; use {JSON} or {JSONLINES}")
+        if not raw:
+            raise RequestError(400, "the request has no instances")
+        if len(raw) > self.max_instances:
+            raise RequestError(413, f"{len(raw)} instances in one request; the limit is {self.max_instances}")
+        return [self._instance(item, index) for index, item in enumerate(raw)], limits
+
+    def _limits(self, raw: str | None) -> tuple[int, int]:
+        if raw is None:
+            return self.max_lens
+        parts = raw.split(",")
+        try:
+            values = [int(part) for part in parts]
+        except ValueError:
+            values = []
+        if len(values) != 2 or not all(1 <= value <= MAX_SEQ_LEN_LIMIT for value in values):
+            raise RequestError(400, f"infer_max_seqlens={raw!r}: expected two integers in [1, {MAX_SEQ_LEN_LIMIT}]")
+        return min(values[0], self.max_lens[0]), min(values[1], self.max_lens[1])
+
+    def _instance(self, item: object, index: int) -> Instance:
+        if not isinstance(item, dict):
+            raise RequestError(400, f"instance {index}: must be a JSON object with in0 and/or in1")
+        unknown = sorted(set(item) - {"in0", "in1"})
+        if unknown:
+            raise RequestError(400, f"instance {index}: unknown field(s) {', '.join(unknown)}; allowed in0, in1")
+        if "in0" not in item and "in1" not in item:
+            raise RequestError(400, f"instance {index}: needs in0, in1 or both")
+        sides = [self._ids(item[name], index, side) if name in item else None
+                 for side, name in enumerate(("in0", "in1"))]
+        return Instance(sides[0], sides[1])
+
+    def _ids(self, value: object, index: int, side: int) -> list[int]:
+        name = f"in{side}"
+        if not isinstance(value, list) or not value:
+            raise RequestError(400, f"instance {index}: {name} must be a non-empty list of integer token ids")
+        limit = self.vocab_sizes[side]
+        for token in value:
+            if isinstance(token, bool) or not isinstance(token, int):
+                raise RequestError(400, f"instance {index}: {name} must hold integer token ids; found {token!r}")
+            if not 0 <= token < limit:
+                raise RequestError(400, f"instance {index}: {name} token id {token} is outside the vocabulary "
+                                        f"[0, {limit - 1}] (enc{side}_vocab_size={limit})")
+        return value
+
+    # --------------------------------------------------------------------------------- predict
+    def predict(self, instances: Sequence[Instance], limits: tuple[int, int]) -> list[dict[str, list[float]]]:
+        results: list[dict[str, list[float]]] = [{} for _ in instances]
+        groups: dict[str, list[int]] = {"in0": [], "in1": [], "pair": []}
+        for position, item in enumerate(instances):
+            groups[_kind(item)].append(position)
+        with self._lock, torch.inference_mode():
+            for key, positions in groups.items():
+                # Similar lengths share a batch, so little padding is computed.
+                positions.sort(key=lambda p: max(len(instances[p].in0 or ()), len(instances[p].in1 or ())))
+                for start in range(0, len(positions), self.batch_size):
+                    chunk = positions[start:start + self.batch_size]
+                    if key == "pair":
+                        in0, len0 = _pad([instances[p].in0 or [] for p in chunk], limits[0])
+                        in1, len1 = _pad([instances[p].in1 or [] for p in chunk], limits[1])
+                        values = self.model.scores(in0, len0, in1, len1)
+                        name = "scores"
+                    else:
+                        side = 0 if key == "in0" else 1
+                        ids, lengths = _pad([getattr(instances[p], key) or [] for p in chunk], limits[side])
+                        values = self.model.encode(side, ids, lengths)
+                        name = "embeddings"
+                    for p, row in zip(chunk, values.tolist(), strict=True):
+                        results[p] = {name: row}
+        return results
+
+    # ---------------------------------------------------------------------------------- render
+    @staticmethod
+    def render(predictions: list[dict[str, list[float]]], kind: str) -> bytes:
+        if kind == JSONLINES:
+            return "".join(json.dumps(item) + "\n" for item in predictions).encode()
+        return json.dumps({"predictions": predictions}).encode()
+
+
+def _kind(item: Instance) -> str:
+    if item.in0 is not None and item.in1 is not None:
+        return "pair"
+    return "in0" if item.in0 is not None else "in1"
+
+
+def _json(text: str, where: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise RequestError(400, f"{where}: not valid JSON ({error.msg} at line {error.lineno} "
+                                f"column {error.colno})") from None
+
+
+def _pad(sequences: list[list[int]], limit: int) -> tuple[torch.Tensor, torch.Tensor]:
+    clipped = [sequence[:limit] for sequence in sequences]
+    lengths = np.array([len(sequence) for sequence in clipped], dtype=np.int64)
+    ids = np.zeros((len(clipped), int(lengths.max())), dtype=np.int64)
+    for row, sequence in enumerate(clipped):
+        ids[row, : len(sequence)] = sequence
+    return torch.from_numpy(ids), torch.from_numpy(lengths)
