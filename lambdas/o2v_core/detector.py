@@ -300,9 +300,10 @@ def _rise(prefix: Sequence[Point], cfg: DetectorConfig) -> tuple[str, str] | Non
     window = prefix[-cfg.patience:]
     if all(value > threshold for _, value in window):
         return REASON_VALIDATION_RISE, (
-            f"validation loss rose after its minimum ({ref_value:.6g} at epoch {ref_epoch}, median of "
-            f"{cfg.smoothing}): epochs {window[0][0]}-{window[-1][0]} are all above {threshold:.6g} "
-            f"(+max({cfg.min_relative_rise:g} x minimum, {cfg.min_absolute_rise:g})); latest {window[-1][1]:.6g}"
+            f"validation loss rose after its smoothed minimum ({ref_value:.6g} at epoch {ref_epoch}, trailing median "
+            f"of {cfg.smoothing} epochs): epochs {window[0][0]}-{window[-1][0]} are all above {threshold:.6g} "
+            f"(minimum + max({cfg.min_relative_rise:g} x minimum, {cfg.min_absolute_rise:g})); epoch "
+            f"{window[-1][0]}: {window[-1][1]:.6g}"
         )
     return None
 
@@ -326,10 +327,11 @@ def _gap(prefix: Sequence[Point], train: Mapping[int, float], cfg: DetectorConfi
     if ratios[last_epoch] - ratios[ref_epoch] < cfg.gap_widening:
         return None
     return REASON_GENERALIZATION_GAP, (
-        f"validation loss has not improved since epoch {ref_epoch} (minimum {ref_value:.6g}, median of "
-        f"{cfg.smoothing}; latest {last_value:.6g}) while the generalization gap (validation - train) / train "
-        f"widened from {ratios[ref_epoch]:.3g} to {ratios[last_epoch]:.3g} (above {cfg.gap_ratio_threshold:g} for "
-        f"{cfg.patience} epochs, widening >= {cfg.gap_widening:g})"
+        f"validation loss has not improved since epoch {ref_epoch} (smoothed minimum {ref_value:.6g}, trailing "
+        f"median of {cfg.smoothing} epochs) and is drifting up (epoch {last_epoch}: {last_value:.6g}), while the "
+        f"generalization gap (validation - train) / train widened from {ratios[ref_epoch]:.3g} at epoch {ref_epoch} "
+        f"to {ratios[last_epoch]:.3g} (above {cfg.gap_ratio_threshold:g} for {cfg.patience} epochs, widening >= "
+        f"{cfg.gap_widening:g})"
     )
 
 
