@@ -47,7 +47,7 @@ def test_the_log_without_train_lines_diverges_later_by_the_rise_rule(tmp_path: P
     path.write_text("\n".join(lines))
     assert detect.main(["--metrics", str(path), "--json"]) == 3
     decision = json.loads(capsys.readouterr().out)
-    assert (decision["reason"], decision["detected_at_epoch"]) == ("validation_rise", 13)  # two epochs after the gap rule
+    assert (decision["reason"], decision["detected_at_epoch"]) == ("validation_rise", 13)  # gap rule: epoch 11
 
 
 def test_config_changes_the_verdict(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
