@@ -19,7 +19,6 @@ logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request 
 
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
-    moto_ext.install()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
@@ -27,12 +26,12 @@ def moto_endpoint() -> Iterator[str]:
         yield f"http://{host}:{port}"
     finally:
         server.stop()
-        moto_ext.uninstall()
 
 
 @pytest.fixture
-def cloud(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Cloud:
-    """Every boto3 client created in the test (ours included) talks to the moto server."""
+def cloud(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:
+    """Every boto3 client created in the test (ours included) talks to the moto server, whose
+    SageMaker behaves like AWS where moto differs (moto_ext; patched for this test only)."""
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_RETRY_MODE", "AWS_MAX_ATTEMPTS"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
@@ -41,10 +40,14 @@ def cloud(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Cloud:
     monkeypatch.setenv("AWS_DEFAULT_REGION", moto_ext.REGION)
     monkeypatch.setenv("AWS_REGION", moto_ext.REGION)
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "o2v-control-plane-test")
-    cloud = Cloud(moto_endpoint)
-    cloud.reset()
-    cloud.wire_rules()
-    return cloud
+    moto_ext.install()
+    try:
+        cloud = Cloud(moto_endpoint)
+        cloud.reset()
+        cloud.wire_rules()
+        yield cloud
+    finally:
+        moto_ext.uninstall()
 
 
 @pytest.fixture

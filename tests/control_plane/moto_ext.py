@@ -19,7 +19,8 @@ itself, what AWS does, and where AWS documents it:
   job name just before the next CreateTrainingJob (the race a DescribeTrainingJob check cannot
   close), or makes the next PutEvents entries come back failed (``FailedEntryCount`` > 0).
 
-The patches are installed for the whole test session (the moto server runs in this process).
+The ``cloud`` fixture installs the patches for one test and removes them afterwards (the moto
+server runs in this process, so the patched classes are the ones serving HTTP requests).
 """
 
 from __future__ import annotations

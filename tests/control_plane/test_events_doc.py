@@ -124,7 +124,7 @@ def test_docs_events_md_is_generated_from_the_code() -> None:
     if os.environ.get("O2V_UPDATE_DOCS") == "1":
         DOC.write_text(updated, encoding="utf-8")
         return
-    assert updated == text, "docs/events.md is stale: run O2V_UPDATE_DOCS=1 pytest tests/control_plane/test_events_doc.py"
+    assert updated == text, f"docs/events.md is stale: run O2V_UPDATE_DOCS=1 pytest {Path(__file__).name}"
 
 
 def test_every_event_has_an_example_and_each_example_parses() -> None:
