@@ -1,0 +1,91 @@
+"""``o2v demo``: the whole retraining loop on this machine (local mode), no AWS account needed."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from training.commands import Subparsers, add_parser
+
+DESCRIPTION = """\
+Run the whole event-driven retraining loop on this machine, with local stand-ins for AWS:
+
+  1. prepare STS-B (--data DIR, else ../shared/data/stsbenchmark beside the repo, else the
+     official download, checksummed);
+  2. start the local services: a moto server (S3, EventBridge, SQS, CloudWatch, Logs, SNS, SSM,
+     IAM, STS) and a local SageMaker API (training jobs run the local trainer as a subprocess,
+     endpoints run the local inference server), all on 127.0.0.1; nothing is deployed;
+  3. launch attempt 1 with a configuration prone to overfit (dropout 0);
+  4. show it train, the divergence monitor stop it, the RetrainOnDivergence rule fire, the
+     launcher start attempt 2 (or later) with more dropout, and the promoter deploy the best
+     attempt to the endpoint;
+  5. embed the STS-B test sentences through the endpoint and report the Spearman correlation.
+
+The control-plane handlers, EventBridge rules and boto3 calls are the ones the CDK stacks deploy;
+only AWS_ENDPOINT_URL* differ. Settings (retrain policy, detector, first-attempt
+hyperparameters) come from cdk.json (--env). Each run writes runs/<timestamp>/: report.md,
+validation_loss.png, run.json, the prepared data, every service's logs. Every local process is
+stopped at the end, on error and on Ctrl-C.
+
+Sizes (--size):
+  quick      2,000 training pairs, 400 test pairs, 10 epochs, 64-d  (about a minute)
+  standard   all of STS-B, 12 epochs, 128-d                          (default; a few minutes)
+  large      all of STS-B, 20 epochs, 256-d                          (slower)
+
+Examples:
+  o2v demo                              # the standard run
+  o2v demo --size quick                 # a smaller, faster run
+  o2v demo --size large --epochs 25     # a larger run
+  o2v demo --data ~/stsbenchmark        # bring your own copy of STS-B (sts-{train,dev,test}.csv)
+  o2v demo --keep-endpoint              # keep the local endpoint up for `o2v embed` until Ctrl-C
+"""
+
+
+def register(subparsers: Subparsers) -> None:
+    parser = add_parser(subparsers, "demo", "the whole retraining loop on this machine (local mode, no AWS)",
+                        DESCRIPTION)
+    data = parser.add_argument_group("data")
+    data.add_argument("--data", type=Path, metavar="DIR",
+                      help="STS-B directory with sts-train.csv, sts-dev.csv and sts-test.csv "
+                           "(default: ../shared/data/stsbenchmark if it exists, else download)")
+    data.add_argument("--cache-dir", type=Path, default=Path.home() / ".cache" / "o2v",
+                      help="where a download is kept (default: ~/.cache/o2v)")
+    size = parser.add_argument_group("size of the run")
+    size.add_argument("--size", choices=("quick", "standard", "large"), default="standard",
+                      help="preset (default: standard); see above")
+    size.add_argument("--train-rows", type=int, metavar="N",
+                      help="train on a deterministic sample of N STS-B training pairs (default: the preset's)")
+    size.add_argument("--epochs", type=int, metavar="N", help="epochs of attempt 1 and its retrains "
+                      "(default: the preset's)")
+    run = parser.add_argument_group("run")
+    run.add_argument("--keep-endpoint", action="store_true",
+                     help="keep the local services and endpoint up after the report, until Ctrl-C")
+    run.add_argument("--env", default="dev", help="cdk.json environment whose settings to use (default: dev)")
+    run.add_argument("--runs-dir", type=Path, default=None,
+                     help="where run directories are created (default: runs/ in the repository)")
+    run.add_argument("--monitor-interval", type=float, default=1.0, metavar="SECONDS",
+                     help="how often the divergence monitor runs (default: 1; rate(1 minute) in the cloud)")
+    run.add_argument("--timeout", type=float, default=900.0, metavar="SECONDS",
+                     help="give up when the loop has not settled after this long (default: 900)")
+    run.add_argument("--verbose", action="store_true", help="also print the Lambda handlers' own log lines")
+    parser.set_defaults(func=run_command)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from training.local_cloud.demo import DemoError, DemoOptions, run_demo
+
+    if args.train_rows is not None and args.train_rows < 50:
+        raise ValueError(f"--train-rows {args.train_rows}: use at least 50")
+    if args.epochs is not None and not 5 <= args.epochs <= 100:
+        raise ValueError(f"--epochs {args.epochs}: allowed 5 to 100 (the detector needs 5 epochs to decide)")
+    if args.monitor_interval <= 0:
+        raise ValueError("--monitor-interval must be above 0")
+    options = DemoOptions(data=args.data, cache_dir=args.cache_dir, size=args.size, train_rows=args.train_rows,
+                          epochs=args.epochs, env_name=args.env, keep_endpoint=args.keep_endpoint,
+                          monitor_interval=args.monitor_interval, timeout=args.timeout, verbose=args.verbose)
+    if args.runs_dir is not None:
+        options.runs_dir = args.runs_dir
+    try:
+        return run_demo(options)
+    except DemoError as error:
+        raise ValueError(str(error)) from None

@@ -1,0 +1,846 @@
+"""``o2v demo``: the whole retraining loop on this machine, with local stand-ins for AWS.
+
+1. Prepare STS-B (``--data DIR``, else ``../shared/data/stsbenchmark`` beside the repo when it
+   exists, else the official download) into ``runs/<timestamp>/data``.
+2. Start the local services (:mod:`training.local_cloud.services`) and the event pump
+   (:mod:`training.local_cloud.pump`); create what the stacks would (buckets, roles, the project
+   bus, the SNS topic, the rules). Nothing is deployed anywhere.
+3. Launch attempt 1 with a configuration that is prone to overfit (dropout 0).
+4. Watch: epochs as they reach the local CloudWatch Logs, the monitor detecting divergence and
+   stopping the job, the rule firing, the launcher starting the next attempt with more dropout,
+   and the promoter deploying the best attempt to the local endpoint.
+5. Embed the STS-B test sentences through the endpoint (``sagemaker-runtime`` InvokeEndpoint)
+   and report the Spearman correlation of the cosine similarities with the gold scores.
+
+The handlers, the rules and the boto3 calls are the ones the stacks deploy; only the endpoints
+differ (``AWS_ENDPOINT_URL*``). Settings come from ``cdk.json`` (environment ``dev`` by default)
+through :func:`stacks.settings.load_settings`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any, TextIO
+
+import boto3
+from o2v_core import hyperparameters as hp_schema
+from o2v_core.events import (
+    MODEL_PROMOTED,
+    PROMOTION_SKIPPED,
+    RETRAINING_EXHAUSTED,
+    SAGEMAKER_SOURCE,
+    SOURCE,
+    TRAINING_FAILED,
+    TRAINING_JOB_STATE_CHANGE,
+    TRAINING_SUCCEEDED,
+    VALIDATION_LOSS_DIVERGED,
+)
+from o2v_core.metric_lines import parse_line
+from o2v_core.naming import Lineage, job_prefix, tag_dict, tag_list
+from o2v_core.runtime_config import ControlPlaneConfig
+
+from training.local_cloud import procs
+from training.local_cloud.pump import SCHEDULE, Delivery, EventPump
+from training.local_cloud.report import Attempt, RunSummary, write_report
+from training.local_cloud.sagemaker_api import make_clients
+from training.local_cloud.services import LocalServices
+
+if TYPE_CHECKING:
+    from mypy_boto3_sagemaker import SageMakerClient
+
+    from stacks.settings import Settings
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SHARED_STSB = REPO_ROOT.parent / "shared" / "data" / "stsbenchmark"
+LINEAGE = "stsb-demo"
+DATASET_NAME = "stsb-demo"
+
+
+class DemoError(ValueError):
+    """The demo cannot go on; the message says why and where to look."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Sizes and the overfit-prone first attempt
+
+
+@dataclass(frozen=True)
+class Size:
+    """How big a run is: how much data, how many epochs, how wide the model."""
+
+    name: str
+    train_rows: int | None  # None: the whole STS-B training split
+    test_rows: int | None  # None: every test pair
+    epochs: int
+    dims: int
+    description: str
+
+
+SIZES: dict[str, Size] = {
+    "quick": Size("quick", 2000, 400, 10, 64, "2,000 training pairs, 400 test pairs, 10 epochs, 64-d (about 1 min)"),
+    "standard": Size("standard", None, None, 12, 128, "all of STS-B, 12 epochs, 128-d (a few minutes on 2 cores)"),
+    "large": Size("large", None, None, 20, 256, "all of STS-B, 20 epochs, 256-d (slower; a stronger model)"),
+}
+
+
+def first_attempt_hyperparameters(settings_hps: dict[str, hp_schema.Value], manifest: dict[str, Any],
+                                  size: Size, epochs: int | None) -> dict[str, str]:
+    """Attempt 1: the settings' hyperparameters, made prone to overfit, sized to the data.
+
+    No dropout, a high-capacity pooled-embedding encoder with its own token embeddings and a fast
+    learning rate, and Object2Vec's longest early-stopping patience, so that the validation loss
+    turns up within a few epochs and the monitor (not early stopping) catches it.
+    """
+    values: dict[str, object] = dict(settings_hps)
+    values.update(manifest.get("hyperparameters", {}))
+    values.update({
+        "enc0_network": "pooled_embedding",
+        "enc1_network": "enc0",
+        "enc0_token_embedding_dim": size.dims,
+        "enc_dim": size.dims,
+        "mlp_dim": size.dims,
+        "mlp_layers": 1,
+        "mlp_activation": "tanh",
+        "learning_rate": 0.001,
+        "mini_batch_size": 32,
+        "epochs": epochs or size.epochs,
+        "dropout": 0.0,
+        "early_stopping_patience": 5,
+    })
+    return hp_schema.to_sagemaker(hp_schema.validate(values, where="the demo's first attempt"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Options and console
+
+
+@dataclass
+class DemoOptions:
+    runs_dir: Path = REPO_ROOT / "runs"
+    data: Path | None = None
+    cache_dir: Path = Path.home() / ".cache" / "o2v"
+    size: str = "standard"
+    train_rows: int | None = None
+    epochs: int | None = None
+    env_name: str = "dev"
+    keep_endpoint: bool = False
+    monitor_interval: float = 1.0
+    timeout: float = 900.0
+    verbose: bool = False
+    region: str = "us-east-1"
+
+
+class Console:
+    """Timestamped progress lines, safe to call from any thread."""
+
+    def __init__(self, stream: TextIO = sys.stdout) -> None:
+        self.stream = stream
+        self.started = time.monotonic()
+        self._lock = threading.Lock()
+
+    def line(self, tag: str, message: str) -> None:
+        with self._lock:
+            elapsed = time.monotonic() - self.started
+            print(f"[{elapsed:6.1f}s] {tag:<9} {message}", file=self.stream, flush=True)
+
+    def plain(self, message: str = "") -> None:
+        with self._lock:
+            print(message, file=self.stream, flush=True)
+
+
+def new_run_dir(runs_dir: Path) -> Path:
+    """``runs/<timestamp>/``; a second run in the same second gets a suffix."""
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now().strftime("%Y-%m-%dT%H-%M-%S")
+    for suffix in ("", *(f"-{index}" for index in range(2, 100))):
+        candidate = runs_dir / f"{stamp}{suffix}"
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            continue
+        return candidate
+    raise DemoError(f"cannot create a new run directory under {runs_dir}")
+
+
+def short(job_name: str) -> str:
+    """``o2v-dev-stsb-demo-a2`` -> ``a2``."""
+    return job_name.rsplit("-", 1)[-1]
+
+
+# ---------------------------------------------------------------------------------------------
+# Data
+
+
+def find_stsb(options: DemoOptions, console: Console) -> tuple[Path, str]:
+    from training.data import stsb
+
+    if options.data is not None:
+        stsb.split_files(options.data)  # names any missing file
+        return options.data, f"STS-B from {options.data}"
+    if (SHARED_STSB / "sts-train.csv").is_file():
+        return SHARED_STSB, "STS-B from ../shared/data/stsbenchmark"
+    console.line("data", f"downloading STS-B from {stsb.STSB_URL} into {options.cache_dir} ...")
+    try:
+        return stsb.download(options.cache_dir), f"STS-B downloaded into {options.cache_dir}"
+    except OSError as error:
+        raise DemoError(f"no STS-B data: pass --data DIR (holding sts-train.csv, sts-dev.csv, sts-test.csv); "
+                        f"the download failed: {error}") from None
+
+
+def prepare_data(directory: Path, out: Path, train_rows: int | None) -> dict[str, Any]:
+    """``o2v prepare`` of STS-B into ``out``; ``train_rows`` keeps a deterministic sample of train."""
+    import zlib
+
+    from training.data import readers, stsb
+    from training.data.labels import LabelSpec
+    from training.data.prepare import PrepareConfig, Source, prepare
+
+    splits = stsb.split_files(directory)
+    train_path = splits["train"][0]
+    keep: set[int] | None = None
+    if train_rows is not None:
+        lines = [row.line for row in readers.read_stsb(train_path) if isinstance(row, readers.Pair)]
+        if train_rows < len(lines):
+            ranked = sorted(lines, key=lambda line: zlib.crc32(f"o2v-demo:{line}".encode()))
+            keep = set(ranked[:train_rows])
+
+    def reader(path: Path) -> Iterator[readers.Row]:
+        for row in readers.read_stsb(path):
+            if keep is None or path != train_path or not isinstance(row, readers.Pair) or row.line in keep:
+                yield row
+
+    return prepare(Source("STS Benchmark", reader, splits, LabelSpec("regression")), out, PrepareConfig())
+
+
+# ---------------------------------------------------------------------------------------------
+# The local "deployment": what the stacks would create
+
+
+@dataclass(frozen=True)
+class LocalNames:
+    deployment: str
+
+    @property
+    def event_bus(self) -> str:
+        return f"{self.deployment}-events"
+
+    @property
+    def dataset_bucket(self) -> str:
+        return f"{self.deployment}-datasets-local"
+
+    @property
+    def artifact_bucket(self) -> str:
+        return f"{self.deployment}-artifacts-local"
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.deployment}-embeddings"  # as stacks/serving_stack.py names it
+
+    @property
+    def serving_parameter(self) -> str:
+        return f"/{self.deployment}/serving/model"
+
+    @property
+    def topic(self) -> str:
+        return f"{self.deployment}-notifications"
+
+
+def load_settings(env_name: str) -> Settings:
+    from stacks.settings import load_settings as load
+
+    cdk_json = REPO_ROOT / "cdk.json"
+    try:
+        context = json.loads(cdk_json.read_text(encoding="utf-8"))["context"]
+    except (OSError, KeyError, json.JSONDecodeError) as error:
+        raise DemoError(f"cannot read the settings in {cdk_json}: {error}") from None
+    return load(lambda key: env_name if key == "env" else context.get(key))
+
+
+def _as_json(value: object) -> str:
+    """A settings value (a config object with ``to_json`` or a mapping) as a JSON document."""
+    to_json = getattr(value, "to_json", None)
+    if callable(to_json):
+        return str(to_json())
+    return json.dumps(value, sort_keys=True)
+
+
+def _image_uri(region: str) -> str:
+    from sagemaker.core import image_uris
+
+    return str(image_uris.retrieve("object2vec", region))
+
+
+# ---------------------------------------------------------------------------------------------
+# Watching the run
+
+
+@dataclass
+class JobView:
+    status: str = ""
+    secondary: str = ""
+    printed_epochs: set[int] = field(default_factory=set)
+    log_tokens: dict[str, str] = field(default_factory=dict)
+    train: dict[int, float] = field(default_factory=dict)
+    best: float | None = None
+
+
+class Watcher:
+    """Prints progress from what the local services publish (events, logs, deliveries)."""
+
+    def __init__(self, console: Console, names: LocalNames, deployment: str, verbose: bool) -> None:
+        self.console = console
+        self.names = names
+        self.deployment = deployment
+        self.verbose = verbose
+        self.jobs: dict[str, JobView] = {}
+        self.diverged: dict[str, dict[str, Any]] = {}
+        self.project_events: list[dict[str, Any]] = []
+        self.notifications: list[str] = []
+        self.dead_letters: list[dict[str, Any]] = []
+        self.observer_queue = ""
+        self._lock = threading.Lock()
+
+    # observer rules: the demo's own listener, beside (never instead of) the project's rules
+    def setup(self, sqs: Any, events: Any) -> None:
+        self.observer_queue = sqs.create_queue(QueueName=f"{self.deployment}-local-demo-observer")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=self.observer_queue, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"]
+        for bus, pattern in (("default", {"source": [SAGEMAKER_SOURCE], "detail-type": [TRAINING_JOB_STATE_CHANGE]}),
+                             (self.names.event_bus, {"source": [SOURCE]})):
+            name = f"{self.deployment}-local-demo-observer"
+            events.put_rule(Name=name, EventBusName=bus, EventPattern=json.dumps(pattern))
+            events.put_targets(Rule=name, EventBusName=bus, Targets=[{"Id": "observer", "Arn": arn}])
+
+    def drain(self, sqs: Any) -> None:
+        answer = sqs.receive_message(QueueUrl=self.observer_queue, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+        for message in answer.get("Messages", []):
+            event = json.loads(message["Body"])
+            sqs.delete_message(QueueUrl=self.observer_queue, ReceiptHandle=message["ReceiptHandle"])
+            if event.get("source") == SAGEMAKER_SOURCE:
+                self._state_change(event.get("detail", {}))
+            else:
+                self._project_event(event)
+
+    def _state_change(self, detail: dict[str, Any]) -> None:
+        name = str(detail.get("TrainingJobName", ""))
+        view = self.jobs.setdefault(name, JobView())
+        status, secondary = str(detail.get("TrainingJobStatus")), str(detail.get("SecondaryStatus"))
+        if (status, secondary) == (view.status, view.secondary):
+            return
+        view.status, view.secondary = status, secondary
+        hps = detail.get("HyperParameters", {})
+        if secondary == "Starting":
+            self.console.line(short(name), f"{name} created (dropout {hps.get('dropout', '?')})")
+        elif secondary == "Training":
+            self.console.line(short(name), "training (local trainer subprocess)")
+        elif status in ("Stopping", "Stopped", "Completed", "Failed"):
+            extra = f": {detail.get('FailureReason')}" if status == "Failed" else ""
+            self.console.line(short(name), f"{status}{extra}")
+
+    def _project_event(self, event: dict[str, Any]) -> None:
+        kind, detail = event.get("detail-type"), event.get("detail", {})
+        self.project_events.append(event)
+        if kind == VALIDATION_LOSS_DIVERGED:
+            decision = detail.get("decision", {})
+            self.diverged.setdefault(detail.get("trainingJobName", ""), {**decision,
+                                                                          "stoppedJob": detail.get("stoppedJob")})
+            self.console.line("event", f"{VALIDATION_LOSS_DIVERGED} {short(detail.get('trainingJobName', ''))}: "
+                                       f"{decision.get('reason')} at epoch {decision.get('detected_at_epoch')} "
+                                       f"(best {decision.get('best_value'):.4f} at epoch {decision.get('best_epoch')})"
+                                       if decision.get("best_value") is not None else
+                              f"{VALIDATION_LOSS_DIVERGED} {detail.get('trainingJobName')}")
+        elif kind == TRAINING_SUCCEEDED:
+            self.console.line("event", f"{TRAINING_SUCCEEDED} {short(detail.get('trainingJobName', ''))}: best "
+                                       f"{detail.get('bestValue'):.4f} at epoch {detail.get('bestEpoch')}")
+        elif kind in (MODEL_PROMOTED, PROMOTION_SKIPPED, RETRAINING_EXHAUSTED, TRAINING_FAILED):
+            summary = {key: value for key, value in detail.items() if key != "deployment"}
+            self.console.line("event", f"{kind} {json.dumps(summary, default=str)[:200]}")
+
+    def tail_logs(self, logs: Any) -> None:
+        """Print each epoch's losses as they reach the local CloudWatch Logs."""
+        for name, view in list(self.jobs.items()):
+            if view.secondary in ("Starting", "Downloading"):
+                continue
+            try:
+                streams = logs.describe_log_streams(logGroupName="/aws/sagemaker/TrainingJobs",
+                                                    logStreamNamePrefix=f"{name}/")["logStreams"]
+            except Exception:
+                continue
+            for stream in streams:
+                stream_name = stream["logStreamName"]
+                kwargs: dict[str, Any] = {"logGroupName": "/aws/sagemaker/TrainingJobs",
+                                          "logStreamName": stream_name, "startFromHead": True}
+                if stream_name in view.log_tokens:
+                    kwargs["nextToken"] = view.log_tokens[stream_name]
+                answer = logs.get_log_events(**kwargs)
+                view.log_tokens[stream_name] = answer["nextForwardToken"]
+                for item in answer.get("events", []):
+                    self._metric(name, view, str(item.get("message", "")))
+
+    def _metric(self, name: str, view: JobView, message: str) -> None:
+        try:
+            metric = parse_line(message)
+        except ValueError:
+            return
+        if metric is None or metric.epoch is None:
+            return
+        if metric.channel == "train":
+            view.train[metric.epoch] = metric.value
+            return
+        if metric.channel != "validation" or metric.epoch in view.printed_epochs:
+            return
+        view.printed_epochs.add(metric.epoch)
+        mark = ""
+        if view.best is None or metric.value < view.best:
+            view.best, mark = metric.value, "  (best so far)"
+        train = view.train.get(metric.epoch)
+        train_text = f", train {train:.4f}" if train is not None else ""
+        self.console.line(short(name), f"epoch {metric.epoch:>2}: {metric.sagemaker_name} "
+                                       f"{metric.value:.4f}{train_text}{mark}")
+
+    def on_delivery(self, delivery: Delivery) -> None:
+        result = delivery.result if isinstance(delivery.result, dict) else {}
+        if delivery.dead_lettered:
+            with self._lock:
+                self.dead_letters.append(delivery.as_dict())
+            self.console.line("DLQ", f"{delivery.rule_id} -> {delivery.target} failed {delivery.attempts} time(s), "
+                                     f"moved to the dead-letter queue: {delivery.error}")
+            return
+        if delivery.rule_id == SCHEDULE:
+            for job in result.get("diverged", []):
+                self.console.line("monitor", f"divergence in {short(job)}: StopTrainingJob {job}")
+            return
+        target = f"rule {delivery.rule_id} -> {delivery.target}"
+        if delivery.target == "retrain_launcher":
+            action = result.get("action")
+            if action == "launched":
+                text = f"launched {result.get('child')} ({result.get('detail')})"
+            else:
+                text = f"{action}: {result.get('detail')}"
+        elif delivery.target == "finished_job_evaluator":
+            text = f"{short(str(result.get('job', '')))} {result.get('action')} ({result.get('detail')})"
+        elif delivery.target == "promoter":
+            text = json.dumps(result, default=str)[:220]
+        elif delivery.target == "notifications":
+            kind = delivery.event.get("detail-type")
+            note = f"{kind}: {json.dumps(delivery.event.get('detail', {}), default=str)[:160]}"
+            with self._lock:
+                self.notifications.append(note)
+            text = f"SNS {note}"
+        else:
+            text = json.dumps(result, default=str)[:200]
+        retried = f" (after {delivery.attempts} attempts)" if delivery.attempts > 1 else ""
+        self.console.line("rule", f"{target}: {text}{retried}")
+
+    def on_handler_log(self, function_id: str, line: str) -> None:
+        if self.verbose:
+            self.console.line("lambda", f"{function_id}: {line[:300]}")
+
+
+# ---------------------------------------------------------------------------------------------
+# The demo
+
+
+class Demo:
+    def __init__(self, options: DemoOptions, console: Console | None = None) -> None:
+        if options.size not in SIZES:
+            raise DemoError(f"--size {options.size!r}: allowed {', '.join(SIZES)}")
+        self.options = options
+        self.size = SIZES[options.size]
+        self.console = console or Console()
+        self.services: LocalServices | None = None
+        self.pump: EventPump | None = None
+        self.run_dir: Path | None = None
+        self._stopped = False
+
+    # -- lifecycle
+
+    def run(self) -> int:
+        options = self.options
+        settings = load_settings(options.env_name)
+        deployment = settings.deployment
+        job_prefix(deployment)
+        names = LocalNames(deployment)
+        run_dir = self.run_dir = new_run_dir(options.runs_dir)
+        started_at = datetime.now().isoformat(timespec="seconds")
+        console = self.console
+        console.plain(f"o2v demo: local mode, no AWS account. Run directory: {run_dir}")
+        console.plain(f"          size {self.size.name}: {self.size.description}; settings: cdk.json "
+                      f"environment {settings.env_name!r} (deployment {deployment!r})")
+
+        # 1. data
+        directory, data_text = find_stsb(options, console)
+        train_rows = options.train_rows if options.train_rows is not None else self.size.train_rows
+        manifest = prepare_data(directory, run_dir / "data", train_rows)
+        counts = {name: split["records"] for name, split in manifest["splits"].items()}
+        data_text += (f": train {counts.get('train')}, validation {counts.get('validation')}, "
+                      f"test {counts.get('test')} pairs; vocabulary {manifest['vocab_size']}")
+        console.line("data", data_text)
+
+        # 2. services
+        self.services = LocalServices(run_dir / "services", region=options.region)
+        endpoints = self.services.start()
+        os.environ.update(self.services.environment())
+        console.line("services", f"moto server {endpoints.moto} (S3, EventBridge, SQS, CloudWatch, Logs, SNS, SSM, "
+                                 f"IAM, STS); local SageMaker API {endpoints.sagemaker}")
+        session = boto3.session.Session()
+        sqs, events, sns = session.client("sqs"), session.client("events"), session.client("sns")
+        s3, iam, sagemaker = session.client("s3"), session.client("iam"), session.client("sagemaker")
+        logs = session.client("logs")
+        for bucket in (names.dataset_bucket, names.artifact_bucket):
+            s3.create_bucket(Bucket=bucket)
+        trust = json.dumps({"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+        training_role, model_role = (
+            iam.create_role(RoleName=f"{deployment}-{kind}", AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+            for kind in ("training", "model")
+        )
+        topic = sns.create_topic(Name=names.topic)["TopicArn"]
+        image = _image_uri(options.region)
+        config = ControlPlaneConfig(
+            deployment=deployment,
+            event_bus_name=names.event_bus,
+            notification_topic_arn=topic,
+            training_role_arn=training_role,
+            detector_config=_as_json(settings.detector),
+            retrain_policy=_as_json(settings.retrain_policy),
+            stop_on_divergence=settings.stop_on_divergence,
+            endpoint_name=names.endpoint,
+            serving_model_parameter=names.serving_parameter,
+            model_role_arn=model_role,
+            image_uri=image,
+            promotion_margin=settings.promotion_margin,
+            endpoint_instance_type=settings.serving.instance_type,
+            artifact_bucket=names.artifact_bucket,
+        )
+
+        watcher = Watcher(console, names, deployment, options.verbose)
+        self.pump = EventPump(config, env=self.services.environment(), clients=make_clients(), sqs=sqs,
+                              events=events, sns=sns, run_dir=run_dir, monitor_interval=options.monitor_interval,
+                              on_delivery=watcher.on_delivery, on_handler_log=watcher.on_handler_log)
+        self.pump.setup()
+        watcher.setup(sqs, events)
+        self.pump.start()
+        rule_text = ", ".join(f"{route.spec.rule_id} ({route.spec.bus})" for route in self.pump.routes)
+        console.line("rules", f"{rule_text} -> {len(self.pump.functions)} Lambda handlers; the monitor runs every "
+                              f"{options.monitor_interval:g} s (rate(1 minute) in the cloud)")
+
+        # 3. data in S3, attempt 1
+        from training.data.upload import channel_uri, upload_dataset
+
+        upload_dataset(s3, run_dir / "data", names.dataset_bucket, DATASET_NAME)
+        hyperparameters = first_attempt_hyperparameters(dict(settings.hyperparameters), manifest, self.size,
+                                                        options.epochs)
+        lineage = Lineage(deployment, LINEAGE, 1, None)
+        request = {
+            "TrainingJobName": lineage.job_name(),
+            "HyperParameters": hyperparameters,
+            "AlgorithmSpecification": {"TrainingImage": image, "TrainingInputMode": "File"},
+            "RoleArn": training_role,
+            "InputDataConfig": [
+                {"ChannelName": channel, "DataSource": {"S3DataSource": {
+                    "S3DataType": "S3Prefix", "S3Uri": channel_uri(names.dataset_bucket, DATASET_NAME, channel),
+                    "S3DataDistributionType": "FullyReplicated"}},
+                 "ContentType": "application/json" if channel == "auxiliary" else "application/jsonlines"}
+                for channel in ("train", "validation", "test", "auxiliary")
+            ],
+            "OutputDataConfig": {"S3OutputPath": f"s3://{names.artifact_bucket}/training-jobs/"},
+            "ResourceConfig": {"InstanceType": settings.training.instance_type, "InstanceCount": 1,
+                               "VolumeSizeInGB": settings.training.volume_size_gb},
+            "StoppingCondition": {"MaxRuntimeInSeconds": settings.training.max_runtime_seconds},
+            "Tags": tag_list(lineage.tags()),
+        }
+        sagemaker.create_training_job(**request)
+        console.line("launch", f"attempt 1 {lineage.job_name()}: dropout 0.0, {hyperparameters['enc0_network']} "
+                               f"enc_dim {hyperparameters['enc_dim']}, lr {hyperparameters['learning_rate']}, "
+                               f"up to {hyperparameters['epochs']} epochs (prone to overfit)")
+
+        # 4. watch until the loop settles
+        self._watch(watcher, sagemaker, sqs, logs, names)
+
+        # 5. evaluate the served model, report
+        summary = self._summarize(settings, names, watcher, sagemaker, logs, run_dir, started_at, data_text,
+                                  int(hyperparameters["enc_dim"]))
+        paths = write_report(summary, run_dir)
+        self._print_summary(summary, paths, names)
+        if summary.outcome != "ok":
+            return 1
+        if options.keep_endpoint:
+            self._serve_until_interrupted(names, run_dir)
+        return 0
+
+    def _watch(self, watcher: Watcher, sagemaker: SageMakerClient, sqs: Any, logs: Any, names: LocalNames) -> None:
+        assert self.pump is not None
+        deadline = time.monotonic() + self.options.timeout
+        settled_checks = 0
+        while True:
+            watcher.drain(sqs)
+            watcher.tail_logs(logs)
+            if self._settled(sagemaker, names, watcher):
+                settled_checks += 1
+                if settled_checks >= 3:
+                    return
+            else:
+                settled_checks = 0
+            if time.monotonic() > deadline:
+                raise DemoError(f"the loop did not settle within {self.options.timeout:.0f} s (--timeout); "
+                                f"see {self.run_dir}")
+            time.sleep(0.5)
+
+    def _settled(self, sagemaker: SageMakerClient, names: LocalNames, watcher: Watcher) -> bool:
+        """Nothing is running, queued or deploying, and the lineage reached an end."""
+        assert self.pump is not None
+        jobs = sagemaker.list_training_jobs(NameContains=LINEAGE, MaxResults=100)["TrainingJobSummaries"]
+        if not jobs or any(job["TrainingJobStatus"] in ("InProgress", "Stopping") for job in jobs):
+            return False
+        kinds = {event.get("detail-type") for event in watcher.project_events}
+        if not kinds & {MODEL_PROMOTED, PROMOTION_SKIPPED, RETRAINING_EXHAUSTED, TRAINING_FAILED}:
+            return False
+        with contextlib.suppress(sagemaker.exceptions.ClientError):
+            status = sagemaker.describe_endpoint(EndpointName=names.endpoint)["EndpointStatus"]
+            if status in ("Creating", "Updating", "SystemUpdating", "RollingBack"):
+                return False
+        return self.pump.idle()
+
+    # -- results
+
+    def _summarize(self, settings: Settings, names: LocalNames, watcher: Watcher, sagemaker: SageMakerClient,
+                   logs: Any, run_dir: Path, started_at: str, data_text: str, enc_dim: int) -> RunSummary:
+        assert self.pump is not None and self.services is not None
+        attempts = self._attempts(sagemaker, logs, watcher, run_dir)
+        promoted_job: str | None = None
+        promoted_value: float | None = None
+        ssm = boto3.client("ssm")
+        with contextlib.suppress(ssm.exceptions.ParameterNotFound):
+            record = json.loads(ssm.get_parameter(Name=names.serving_parameter)["Parameter"]["Value"])
+            promoted_job, promoted_value = record.get("trainingJobName"), record.get("metricValue")
+        endpoint_status: str | None = None
+        with contextlib.suppress(sagemaker.exceptions.ClientError):
+            endpoint_status = sagemaker.describe_endpoint(EndpointName=names.endpoint)["EndpointStatus"]
+        spearman: float | None = None
+        embedding_dim: int | None = None
+        pairs = 0
+        outcome = "ok"
+        if promoted_job and endpoint_status == "InService":
+            spearman, embedding_dim, pairs = self._evaluate(names)
+            self.console.line("eval", f"STS-B test Spearman {spearman:.3f} over {pairs} pairs (cosine of in0 "
+                                      f"embeddings from InvokeEndpoint {names.endpoint}, {embedding_dim} values each)")
+        elif not promoted_job:
+            outcome = "no model was promoted (see the events above and the report)"
+        else:
+            outcome = f"endpoint {names.endpoint} is {endpoint_status}, not InService"
+        if watcher.dead_letters:
+            outcome = f"{len(watcher.dead_letters)} event(s) ended in the dead-letter queue"
+        deliveries = []
+        start = self.pump.deliveries()[0].started if self.pump.deliveries() else time.time()
+        for delivery in self.pump.deliveries():
+            item = delivery.as_dict()
+            item["offset"] = delivery.started - start
+            deliveries.append(item)
+        assert self.services.endpoints is not None
+        return RunSummary(
+            run_dir=str(run_dir), started_at=started_at, wall_seconds=time.monotonic() - self.console.started,
+            environment=settings.env_name, deployment=settings.deployment, data=data_text,
+            endpoint_name=names.endpoint, attempts=attempts, promoted_job=promoted_job,
+            promoted_value=promoted_value, endpoint_status=endpoint_status, enc_dim=enc_dim,
+            embedding_dim=embedding_dim, spearman=spearman, test_pairs=pairs, deliveries=deliveries,
+            dead_letters=watcher.dead_letters, notifications=watcher.notifications, outcome=outcome,
+            services={"moto": self.services.endpoints.moto, "sagemaker": self.services.endpoints.sagemaker},
+            process_groups=self.process_groups(),
+        )
+
+    def _attempts(self, sagemaker: SageMakerClient, logs: Any, watcher: Watcher, run_dir: Path) -> list[Attempt]:
+        from control_plane.aws.training_logs import TrainingLogs
+        from o2v_core.metric_series import loss_metric_for, series_from_lines
+
+        callers = _callers(run_dir / "services" / "sagemaker" / "api-calls.jsonl")
+        reader = TrainingLogs(logs)
+        attempts = []
+        summaries = sagemaker.list_training_jobs(NameContains=LINEAGE, MaxResults=100, SortBy="CreationTime",
+                                                 SortOrder="Ascending")["TrainingJobSummaries"]
+        for item in summaries:
+            name = item["TrainingJobName"]
+            job = sagemaker.describe_training_job(TrainingJobName=name)
+            tags = tag_dict([{"Key": tag["Key"], "Value": tag["Value"]}
+                             for tag in sagemaker.list_tags(ResourceArn=job["TrainingJobArn"]).get("Tags", [])])
+            lineage = Lineage.from_tags(tags)
+            hps = dict(job.get("HyperParameters", {}))
+            metric = loss_metric_for(hps.get("output_layer", "softmax"))
+            series = series_from_lines(reader.metric_lines(name), metric=metric)
+            validation = list(series.validation)
+            best = min(validation, key=lambda point: point[1]) if validation else None
+            diverged = watcher.diverged.get(name)
+            end, begin = job.get("TrainingEndTime"), job.get("TrainingStartTime")
+            attempts.append(Attempt(
+                name=name, attempt=lineage.attempt, parent=lineage.parent, hyperparameters=hps,
+                status=job["TrainingJobStatus"], secondary_status=job["SecondaryStatus"],
+                failure_reason=job.get("FailureReason"), metric=metric, validation=validation,
+                train=list(series.train), best_epoch=best[0] if best else None,
+                best_value=best[1] if best else None, diverged=diverged is not None,
+                divergence_reason=diverged.get("reason") if diverged else None,
+                detected_at_epoch=diverged.get("detected_at_epoch") if diverged else None,
+                stopped_by_monitor=bool(diverged and diverged.get("stoppedJob")),
+                launched_by=callers.get(name, "unknown"),
+                seconds=(end - begin).total_seconds() if end and begin else None,
+                model_artifact=job.get("ModelArtifacts", {}).get("S3ModelArtifacts"),
+            ))
+        return attempts
+
+    def _evaluate(self, names: LocalNames) -> tuple[float, int, int]:
+        """STS-B test Spearman of the served embeddings (cosine of in0 embeddings)."""
+        from scipy.stats import spearmanr
+
+        from training.data import readers
+        from training.data.tokenizer import Tokenizer
+        from training.data.vocab import Vocab
+        from training.serving.client import SageMakerInvoker, SentenceEncoder
+
+        assert self.run_dir is not None
+        data = self.run_dir / "data"
+        manifest = json.loads((data / "manifest.json").read_text(encoding="utf-8"))
+        directory, _ = find_stsb(self.options, self.console)
+        from training.data import stsb
+
+        pairs = [row for row in readers.read_stsb(stsb.split_files(directory)["test"][0])
+                 if isinstance(row, readers.Pair) and row.label is not None]
+        limit = self.size.test_rows
+        if limit is not None:
+            pairs = pairs[:limit]
+        hps = manifest.get("hyperparameters", {})
+        encoder = SentenceEncoder(Tokenizer.load(data / "auxiliary" / "tokenizer.json"),
+                                  Vocab.load(data / "auxiliary" / "vocab.json"),
+                                  vocab_size=hps.get("enc0_vocab_size"), max_seq_len=hps.get("enc0_max_seq_len"))
+        invoker = SageMakerInvoker(boto3.client("sagemaker-runtime"), names.endpoint)
+        first = encoder.embed(invoker, [pair.text0 for pair in pairs])
+        second = encoder.embed(invoker, [pair.text1 for pair in pairs])
+        scores = [_cosine(a, b) for a, b in zip(first, second, strict=True)]
+        gold = [float(pair.label) for pair in pairs if pair.label is not None]
+        rho = float(spearmanr(scores, gold).statistic)
+        return rho, len(first[0]) if first else 0, len(pairs)
+
+    def _print_summary(self, summary: RunSummary, paths: dict[str, Path], names: LocalNames) -> None:
+        console = self.console
+        console.plain()
+        console.plain("Attempts:")
+        for attempt in summary.attempts:
+            best = f"{attempt.best_value:.4f} @ epoch {attempt.best_epoch}" if attempt.best_value is not None else "n/a"
+            diverged = (f"diverged at epoch {attempt.detected_at_epoch} ({attempt.divergence_reason})"
+                        if attempt.diverged else "healthy")
+            promoted = "  <- promoted" if attempt.name == summary.promoted_job else ""
+            console.plain(f"  {attempt.attempt}. {attempt.name}  dropout {attempt.dropout:<5} {attempt.status:<9} "
+                          f"best {best:<22} {diverged}; launched by {attempt.launched_by}{promoted}")
+        if summary.spearman is not None:
+            console.plain(f"Served: {summary.promoted_job} on endpoint {names.endpoint}; STS-B test Spearman "
+                          f"{summary.spearman:.3f} ({summary.test_pairs} pairs, {summary.embedding_dim}-d embeddings)")
+        console.plain(f"Outcome: {summary.outcome}. Wall time {summary.wall_seconds:.0f} s.")
+        console.plain(f"Report: {paths['report']}  (plot: {paths['plot'].name}, data: {paths['run'].name})")
+        model = next((attempt.model_artifact for attempt in summary.attempts
+                      if attempt.name == summary.promoted_job), None)
+        if model:
+            local_model = self._download_model(model)
+            console.plain("Try it on the promoted model:")
+            console.plain(f'  o2v embed --model {local_model} "A man is playing a guitar." "A man plays the guitar."')
+        if self.options.keep_endpoint and self.services is not None:
+            env = self.services.environment({})
+            console.plain("Or through the local endpoint, while this demo keeps it up (Ctrl-C to stop):")
+            console.plain(f"  AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME={env['AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME']} "
+                          f"AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION="
+                          f"{self.options.region} \\\n    o2v embed --endpoint {names.endpoint} "
+                          f"--vocab {self.run_dir}/data/auxiliary \"A man is playing a guitar.\"")
+
+    def _download_model(self, uri: str) -> Path:
+        assert self.run_dir is not None
+        target = self.run_dir / "model.tar.gz"
+        bucket, key = uri[len("s3://"):].split("/", 1)
+        boto3.client("s3").download_file(bucket, key, str(target))
+        return target
+
+    def _serve_until_interrupted(self, names: LocalNames, run_dir: Path) -> None:
+        assert self.services is not None
+        ready = {"endpoint": names.endpoint, "environment": self.services.environment({}),
+                 "process_groups": self.process_groups(), "pid": os.getpid()}
+        procs.write_ready_file(run_dir / "serving.json", ready)
+        self.console.line("serving", f"endpoint {names.endpoint} stays up until Ctrl-C "
+                                     f"(connection details in {run_dir / 'serving.json'})")
+        while True:
+            time.sleep(3600)
+
+    # -- cleanup
+
+    def process_groups(self) -> list[int]:
+        groups = list(self.services.process_groups()) if self.services is not None else []
+        if self.pump is not None:
+            groups += self.pump.process_groups()
+        return groups
+
+    def stop(self) -> list[int]:
+        """Stop the pump's workers and the services; returns any process group still alive."""
+        if self._stopped:
+            return []
+        self._stopped = True
+        groups = self.process_groups()
+        if self.pump is not None:
+            self.pump.stop()
+        if self.services is not None:
+            self.services.stop()
+        return [group for group in groups if procs.group_alive(group)]
+
+
+def _callers(path: Path) -> dict[str, str]:
+    """Who created each training job, from the local SageMaker API's call log (user agent)."""
+    callers: dict[str, str] = {}
+    if not path.exists():
+        return callers
+    for line in path.read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        if record.get("operation") != "CreateTrainingJob" or record.get("error"):
+            continue
+        agent = str(record.get("userAgent", ""))
+        app = next((part.split("/", 1)[1] for part in agent.split() if part.startswith("app/")), None)
+        callers[str(record.get("resource"))] = f"{app} (Lambda)" if app else "o2v demo"
+    return callers
+
+
+def _cosine(a: list[float], b: list[float]) -> float:
+    dot = sum(x * y for x, y in zip(a, b, strict=True))
+    norm = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
+    return dot / norm if norm else 0.0
+
+
+def run_demo(options: DemoOptions) -> int:
+    """Run the demo; stop every local process on return, on error, on Ctrl-C and on SIGTERM/SIGHUP."""
+    demo = Demo(options)
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        return demo.run()
+    except KeyboardInterrupt:
+        demo.console.plain("\no2v demo: interrupted; stopping the local services ...")
+        return 130
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup short
+        try:
+            left = demo.stop()
+        finally:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        if left:
+            demo.console.plain(f"o2v demo: process group(s) {left} did not stop")
+        else:
+            demo.console.plain("o2v demo: every local process stopped.")

@@ -1,0 +1,400 @@
+"""A local SageMaker API: the operations this project uses, over SageMaker's own wire protocols.
+
+boto3 reaches it through ``AWS_ENDPOINT_URL_SAGEMAKER`` and ``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME``;
+callers (the control-plane handlers, the launcher, ``o2v embed``) need no local branch.
+
+* ``sagemaker`` (JSON 1.1, ``POST /`` with ``X-Amz-Target: SageMaker.<Operation>``):
+  CreateTrainingJob, DescribeTrainingJob, ListTrainingJobs, StopTrainingJob, AddTags, ListTags,
+  DeleteTags, CreateModel, DescribeModel, DeleteModel, CreateEndpointConfig,
+  DescribeEndpointConfig, DeleteEndpointConfig, CreateEndpoint, UpdateEndpoint,
+  DescribeEndpoint, ListEndpoints, DeleteEndpoint. Required members are checked against
+  botocore's service model; errors use SageMaker's codes (``ValidationException``,
+  ``ResourceInUse``, ``ResourceNotFound``).
+* ``sagemaker-runtime`` (REST-JSON, ``POST /endpoints/<name>/invocations``): InvokeEndpoint.
+
+Training jobs are in :mod:`training.local_cloud.jobs`, endpoints in
+:mod:`training.local_cloud.endpoints`. Every call is appended to ``api-calls.jsonl`` in the state
+directory (operation, resource, time, the caller's user agent), a local stand-in for CloudTrail.
+
+Run as ``python -m training.local_cloud.sagemaker_api --state-dir DIR --ready-file PATH``, with
+``AWS_ENDPOINT_URL`` pointing at the local moto server (S3, Logs, CloudWatch, EventBridge).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import FrameType
+from typing import Any
+from urllib.parse import unquote
+
+import boto3
+import botocore.session
+
+from training.local_cloud import procs
+from training.local_cloud.endpoints import EndpointManager
+from training.local_cloud.jobs import (
+    TRAINING_LOG_GROUP,
+    ApiError,
+    Clients,
+    JobRunner,
+    TrainingJob,
+    state_change_entry,
+    tags_dict,
+)
+
+JOB_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+INVOCATIONS = re.compile(r"^/endpoints/([^/]+)/invocations$")
+
+
+class LocalSageMaker:
+    """The state and operations behind the local SageMaker API."""
+
+    def __init__(self, clients: Clients, state_dir: Path, *, stop_grace_seconds: float = 20.0) -> None:
+        self.clients = clients
+        self.state_dir = state_dir
+        self.lock = threading.Lock()
+        self.jobs: dict[str, TrainingJob] = {}
+        self.runners: dict[str, JobRunner] = {}
+        self.tags: dict[str, dict[str, str]] = {}
+        self.stop_grace_seconds = stop_grace_seconds
+        self.endpoints = EndpointManager(clients, state_dir, lock=self.lock)
+        self.model = botocore.session.get_session().get_service_model("sagemaker")
+        self._audit_lock = threading.Lock()
+        self._audit = (state_dir / "api-calls.jsonl").open("a", encoding="utf-8")
+        with contextlib.suppress(clients.logs.exceptions.ResourceAlreadyExistsException):
+            clients.logs.create_log_group(logGroupName=TRAINING_LOG_GROUP)
+        self.operations: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+            "CreateTrainingJob": self.create_training_job,
+            "DescribeTrainingJob": lambda p: self._job(p["TrainingJobName"]).describe(),
+            "ListTrainingJobs": self.list_training_jobs,
+            "StopTrainingJob": self.stop_training_job,
+            "AddTags": self.add_tags,
+            "ListTags": self.list_tags,
+            "DeleteTags": self.delete_tags,
+            "CreateModel": self._tagged(self.endpoints.create_model, "ModelArn"),
+            "DescribeModel": lambda p: self.endpoints.describe_model(p["ModelName"]),
+            "DeleteModel": lambda p: self.endpoints.delete_model(p["ModelName"]),
+            "CreateEndpointConfig": self._tagged(self.endpoints.create_endpoint_config, "EndpointConfigArn"),
+            "DescribeEndpointConfig": lambda p: self.endpoints.describe_endpoint_config(p["EndpointConfigName"]),
+            "DeleteEndpointConfig": lambda p: self.endpoints.delete_endpoint_config(p["EndpointConfigName"]),
+            "CreateEndpoint": self._tagged(self.endpoints.create_endpoint, "EndpointArn"),
+            "UpdateEndpoint": self.endpoints.update_endpoint,
+            "DescribeEndpoint": lambda p: self.endpoints.describe_endpoint(p["EndpointName"]),
+            "ListEndpoints": self.endpoints.list_endpoints,
+            "DeleteEndpoint": lambda p: self.endpoints.delete_endpoint(p["EndpointName"]),
+        }
+
+    # -- dispatch
+
+    def call(self, operation: str, params: dict[str, Any], user_agent: str = "") -> dict[str, Any]:
+        handler = self.operations.get(operation)
+        if handler is None:
+            raise ApiError("UnknownOperationException",
+                           f"local SageMaker does not implement {operation}; it implements "
+                           + ", ".join(sorted(self.operations)))
+        self._check_required(operation, params)
+        error: ApiError | None = None
+        try:
+            return handler(params)
+        except ApiError as caught:
+            error = caught
+            raise
+        finally:
+            self.audit(operation, params, user_agent, error)
+
+    def _check_required(self, operation: str, params: dict[str, Any]) -> None:
+        shape = self.model.operation_model(operation).input_shape
+        if shape is None:
+            return
+        missing = [name for name in shape.required_members if name not in params]
+        if missing:
+            raise ApiError("ValidationException",
+                           f"1 validation error detected: Value null at '{missing[0]}' failed to satisfy "
+                           "constraint: Member must not be null")
+
+    def audit(self, operation: str, params: dict[str, Any], user_agent: str, error: ApiError | None) -> None:
+        resource = next((str(params[key]) for key in ("TrainingJobName", "EndpointName", "ModelName",
+                                                      "EndpointConfigName", "ResourceArn") if key in params), "")
+        record = {"time": time.time(), "operation": operation, "resource": resource, "userAgent": user_agent,
+                  "error": error.code if error else None}
+        if operation == "CreateTrainingJob":
+            record["hyperParameters"] = params.get("HyperParameters", {})
+        with self._audit_lock:
+            self._audit.write(json.dumps(record) + "\n")
+            self._audit.flush()
+
+    def _tagged(self, create: Callable[[dict[str, Any]], dict[str, Any]],
+                arn_key: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+        def wrapped(params: dict[str, Any]) -> dict[str, Any]:
+            result = create(params)
+            if params.get("Tags"):
+                with self.lock:
+                    self.tags.setdefault(result[arn_key], {}).update(tags_dict(params["Tags"]))
+            return result
+
+        return wrapped
+
+    # -- training jobs
+
+    def _job(self, name: str) -> TrainingJob:
+        with self.lock:
+            job = self.jobs.get(name)
+        if job is None:
+            raise ApiError("ValidationException", "Requested resource not found.")
+        return job
+
+    def create_training_job(self, params: dict[str, Any]) -> dict[str, Any]:
+        name = params["TrainingJobName"]
+        if not JOB_NAME.match(name):
+            raise ApiError("ValidationException",
+                           f"Value '{name}' at 'trainingJobName' failed to satisfy constraint: Member must satisfy "
+                           "regular expression pattern: ^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
+        arn = f"arn:aws:sagemaker:{self.clients.region}:{self.clients.account}:training-job/{name.lower()}"
+        root = self.state_dir / "jobs" / name / "opt_ml"
+        with self.lock:
+            if name in self.jobs:
+                raise ApiError("ResourceInUse", f"Training job names must be unique within an AWS account and "
+                                                f"region, and a training job with this name already exists ({arn})")
+            job = TrainingJob(request=json.loads(json.dumps(params)), arn=arn, root=root,
+                              tags=tags_dict(params.get("Tags")))
+            self.jobs[name] = job
+            self.tags[arn] = dict(job.tags)
+            runner = JobRunner(job, self.clients, on_change=self._emit, lock=self.lock,
+                               stop_grace_seconds=self.stop_grace_seconds)
+            self.runners[name] = runner
+        runner.start()
+        return {"TrainingJobArn": arn}
+
+    def list_training_jobs(self, params: dict[str, Any]) -> dict[str, Any]:
+        with self.lock:
+            jobs = list(self.jobs.values())
+        if "StatusEquals" in params:
+            jobs = [job for job in jobs if job.status == params["StatusEquals"]]
+        if "NameContains" in params:
+            jobs = [job for job in jobs if params["NameContains"].lower() in job.name.lower()]
+        for key, attribute, after in (("CreationTimeAfter", "created", True), ("CreationTimeBefore", "created", False),
+                                      ("LastModifiedTimeAfter", "modified", True),
+                                      ("LastModifiedTimeBefore", "modified", False)):
+            if key in params:
+                bound = _timestamp(params[key])
+                jobs = [job for job in jobs if (getattr(job, attribute) > bound) == after]
+        sort_by = params.get("SortBy", "CreationTime")
+        keys: dict[str, Callable[[TrainingJob], Any]] = {
+            "Name": lambda job: job.name, "CreationTime": lambda job: job.created, "Status": lambda job: job.status}
+        descending = params.get("SortOrder", "Ascending") != "Ascending"
+        jobs.sort(key=keys.get(sort_by, keys["CreationTime"]), reverse=descending)
+        start = int(params.get("NextToken") or 0)
+        size = int(params.get("MaxResults", 10))
+        page = jobs[start : start + size]
+        result: dict[str, Any] = {"TrainingJobSummaries": [job.summary() for job in page]}
+        if start + size < len(jobs):
+            result["NextToken"] = str(start + size)
+        return result
+
+    def stop_training_job(self, params: dict[str, Any]) -> dict[str, Any]:
+        name = params["TrainingJobName"]
+        self._job(name)
+        with self.lock:
+            runner = self.runners[name]
+            status = runner.job.status
+        if status not in ("InProgress", "Stopping"):
+            raise ApiError("ValidationException",
+                           f"The request was rejected because the training job is in status {status}.")
+        runner.stop()
+        return {}
+
+    def _emit(self, job: TrainingJob) -> None:
+        """Send SageMaker's state-change event for ``job`` to the local default bus."""
+        with self.lock:
+            entry = state_change_entry(job, self.clients.region)
+        try:
+            result = self.clients.events.put_events(Entries=[entry])  # type: ignore[list-item]
+            if result.get("FailedEntryCount"):
+                print(f"local SageMaker: state-change event of {job.name} rejected: {result['Entries']}",
+                      file=sys.stderr)
+        except Exception as error:
+            print(f"local SageMaker: could not put the state-change event of {job.name}: {error}", file=sys.stderr)
+
+    # -- tags
+
+    def _resource_exists(self, arn: str) -> bool:
+        return arn in self.tags
+
+    def add_tags(self, params: dict[str, Any]) -> dict[str, Any]:
+        with self.lock:
+            self.tags.setdefault(params["ResourceArn"], {}).update(tags_dict(params["Tags"]))
+            job = next((job for job in self.jobs.values() if job.arn == params["ResourceArn"]), None)
+            if job is not None:
+                job.tags.update(tags_dict(params["Tags"]))
+        return {"Tags": params["Tags"]}
+
+    def list_tags(self, params: dict[str, Any]) -> dict[str, Any]:
+        with self.lock:
+            tags = self.tags.get(params["ResourceArn"])
+        if tags is None:
+            raise ApiError("ValidationException", f"Resource {params['ResourceArn']} not found.")
+        items = [{"Key": key, "Value": value} for key, value in tags.items()]
+        start = int(params.get("NextToken") or 0)
+        size = int(params.get("MaxResults", 50))
+        result: dict[str, Any] = {"Tags": items[start : start + size]}
+        if start + size < len(items):
+            result["NextToken"] = str(start + size)
+        return result
+
+    def delete_tags(self, params: dict[str, Any]) -> dict[str, Any]:
+        with self.lock:
+            tags = self.tags.get(params["ResourceArn"], {})
+            for key in params["TagKeys"]:
+                tags.pop(key, None)
+        return {}
+
+    # -- lifecycle
+
+    def shutdown(self) -> None:
+        """Stop every running job (SIGTERM, grace, SIGKILL) and every inference server."""
+        with self.lock:
+            runners = list(self.runners.values())
+        for runner in runners:
+            process = runner.job.process
+            if process is not None:
+                procs.stop_process(process, grace_seconds=5)
+        for runner in runners:
+            runner.thread.join(timeout=10)
+        self.endpoints.shutdown()
+        with self._audit_lock:
+            self._audit.close()
+
+
+def _timestamp(value: Any) -> float:
+    if isinstance(value, (int, float)):
+        return float(value)
+    return datetime.fromisoformat(str(value)).timestamp()
+
+
+def make_handler(api: LocalSageMaker) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "LocalSageMaker/1"
+
+        def log_message(self, format: str, *args: Any) -> None:  # quiet: the audit log records calls
+            return
+
+        def _body(self) -> bytes:
+            length = int(self.headers.get("Content-Length") or 0)
+            return self.rfile.read(length) if length else b""
+
+        def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+            self.send_response(status)
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("x-amzn-RequestId", os.urandom(16).hex())
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _error(self, error: ApiError, *, json_type: str) -> None:
+            body = json.dumps({"__type": error.code, "message": error.message, "Message": error.message})
+            self._send(error.status, body.encode(), {"Content-Type": json_type, "x-amzn-ErrorType": error.code})
+
+        def do_GET(self) -> None:
+            if self.path == "/ping":
+                self._send(200, b"{}", {"Content-Type": "application/json"})
+            else:
+                self._error(ApiError("UnknownOperationException", f"GET {self.path}", 404),
+                            json_type="application/json")
+
+        def do_POST(self) -> None:
+            body = self._body()
+            match = INVOCATIONS.match(self.path.split("?", 1)[0])
+            if match:
+                try:
+                    api.audit("InvokeEndpoint", {"EndpointName": unquote(match.group(1))},
+                              self.headers.get("User-Agent", ""), None)
+                    status, payload, headers = api.endpoints.invoke(
+                        unquote(match.group(1)), body, self.headers.get("Content-Type"), self.headers.get("Accept"))
+                    self._send(status, payload, headers)
+                except ApiError as error:
+                    self._error(error, json_type="application/json")
+                return
+            target = self.headers.get("X-Amz-Target", "")
+            json_type = "application/x-amz-json-1.1"
+            if not target.startswith("SageMaker."):
+                self._error(ApiError("UnknownOperationException", f"no X-Amz-Target SageMaker.* in POST {self.path}"),
+                            json_type=json_type)
+                return
+            try:
+                params = json.loads(body or b"{}")
+                result = api.call(target.split(".", 1)[1], params, self.headers.get("User-Agent", ""))
+                self._send(200, json.dumps(result).encode(), {"Content-Type": json_type})
+            except ApiError as error:
+                self._error(error, json_type=json_type)
+            except json.JSONDecodeError as decode_error:
+                self._error(ApiError("SerializationException", str(decode_error)), json_type=json_type)
+            except Exception as unexpected:  # a bug here must reach the caller, not vanish
+                self._error(ApiError("InternalFailure", f"{type(unexpected).__name__}: {unexpected}", 500),
+                            json_type=json_type)
+
+    return Handler
+
+
+def make_clients() -> Clients:
+    """boto3 clients for the local moto services (from ``AWS_ENDPOINT_URL``)."""
+    session = boto3.session.Session()
+    region = session.region_name or "us-east-1"
+    account = session.client("sts").get_caller_identity()["Account"]
+    return Clients(
+        s3=session.client("s3"),
+        logs=session.client("logs"),
+        cloudwatch=session.client("cloudwatch"),
+        events=session.client("events"),
+        account=account,
+        region=region,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.local_cloud.sagemaker_api", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--state-dir", type=Path, required=True, help="jobs, endpoints and logs go here")
+    parser.add_argument("--ready-file", type=Path, required=True, help="where to write the URL once listening")
+    parser.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0: any free port)")
+    parser.add_argument("--stop-grace-seconds", type=float, default=20.0,
+                        help="StopTrainingJob: seconds between SIGTERM and SIGKILL (SageMaker: 120)")
+    args = parser.parse_args(argv)
+
+    args.state_dir.mkdir(parents=True, exist_ok=True)
+    api = LocalSageMaker(make_clients(), args.state_dir, stop_grace_seconds=args.stop_grace_seconds)
+    server = ThreadingHTTPServer((procs.LOOPBACK, args.port), make_handler(api))
+    server.daemon_threads = True
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
+    thread.start()
+    host, port = server.server_address[:2]
+    procs.write_ready_file(args.ready_file, {"url": f"http://{host!s}:{port}", "pid": os.getpid()})
+    stop.wait()
+    server.shutdown()
+    api.shutdown()
+    server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
