@@ -21,6 +21,13 @@ TAG_LINEAGE = "o2v:lineage"
 TAG_ATTEMPT = "o2v:attempt"
 TAG_PARENT = "o2v:parent"
 LINEAGE_TAG_KEYS = (TAG_DEPLOYMENT, TAG_LINEAGE, TAG_ATTEMPT, TAG_PARENT)
+# Model tags, set by the launcher on attempt 1 and copied to every later attempt.
+TAG_VOCAB = "o2v:vocab"  # S3 URI of the vocab the job was trained with (SageMaker Object2Vec jobs)
+TAG_BEST_EPOCH_ARTIFACT = "o2v:artifact-holds-best-epoch"  # "true": model.tar.gz holds the best epoch
+
+# Object2Vec's inference container serves encoder embeddings preferentially in this mode
+# (shared/reference/object2vec.md section 4d); the serving stack and the promoter both set it.
+INFERENCE_ENVIRONMENT = {"INFERENCE_PREFERRED_MODE": "embedding"}
 
 
 class NamingError(ValueError):

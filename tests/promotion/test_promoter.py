@@ -10,8 +10,9 @@ import pytest
 from botocore.exceptions import ClientError
 from control_plane.aws.serving import ServingRecordError
 from control_plane.handlers.promoter import handler
-from control_plane.logic.promotion import TAG_BEST_EPOCH_ARTIFACT, TAG_VOCAB, EndpointBusy, serving_name
+from control_plane.logic.promotion import EndpointBusy, serving_name
 from o2v_core.events import MODEL_PROMOTED, PROMOTION_SKIPPED, MalformedEvent
+from o2v_core.naming import TAG_BEST_EPOCH_ARTIFACT, TAG_VOCAB
 from o2v_core.runtime_config import ConfigError
 
 from tests.promotion import moto_serving

@@ -9,7 +9,6 @@ from typing import Literal
 import pytest
 from control_plane.aws.serving import ServingRecord, ServingRecordError
 from control_plane.logic.promotion import (
-    TAG_BEST_EPOCH_ARTIFACT,
     PromotionSettings,
     compare,
     deployment_config,
@@ -18,7 +17,7 @@ from control_plane.logic.promotion import (
 )
 from hypothesis import given
 from hypothesis import strategies as st
-from o2v_core.naming import JOB_NAME_PATTERN, MAX_JOB_NAME, job_name
+from o2v_core.naming import JOB_NAME_PATTERN, MAX_JOB_NAME, TAG_BEST_EPOCH_ARTIFACT, job_name
 from o2v_core.runtime_config import ConfigError
 
 from tests.promotion.support import CONFIG

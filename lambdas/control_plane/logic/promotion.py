@@ -32,7 +32,15 @@ from typing import TYPE_CHECKING, Literal
 from aws_lambda_powertools import Logger
 from o2v_core.events import MalformedEvent, ModelPromoted, PromotionSkipped, TrainingSucceeded, to_detail
 from o2v_core.metric_lines import SCORE_KIND
-from o2v_core.naming import LINEAGE_TAG_KEYS, MAX_JOB_NAME, TAG_DEPLOYMENT, job_prefix
+from o2v_core.naming import (
+    INFERENCE_ENVIRONMENT,
+    LINEAGE_TAG_KEYS,
+    MAX_JOB_NAME,
+    TAG_BEST_EPOCH_ARTIFACT,
+    TAG_DEPLOYMENT,
+    TAG_VOCAB,
+    job_prefix,
+)
 from o2v_core.runtime_config import PREFIX, ConfigError, ControlPlaneConfig
 
 from control_plane.aws.event_bus import EventBus
@@ -50,11 +58,6 @@ if TYPE_CHECKING:
 
 logger = Logger(child=True)
 
-# Tags read from the training job. TODO(o2v_core owner): move both next to the lineage tags in
-# o2v_core/naming.py so the launcher and `o2v embed` import the same constants.
-TAG_VOCAB = "o2v:vocab"  # S3 URI of the vocab the job was trained with (SageMaker Object2Vec jobs)
-TAG_BEST_EPOCH_ARTIFACT = "o2v:artifact-holds-best-epoch"  # "true": model.tar.gz holds the best epoch
-
 PROMOTABLE_STATUSES = ("Completed", "Stopped")
 MAX_ROLLBACK_ALARMS = 10  # AutoRollbackConfig.Alarms: 1-10 items
 
@@ -62,9 +65,6 @@ MAX_ROLLBACK_ALARMS = 10  # AutoRollbackConfig.Alarms: 1-10 items
 # the baking period, then terminate the old fleet.
 BAKE_SECONDS = 600
 MAX_DEPLOYMENT_SECONDS = 3600
-# Object2Vec's inference container serves encoder embeddings preferentially in this mode
-# (shared/reference/object2vec.md section 4d); the serving stack's initial model sets the same.
-INFERENCE_ENVIRONMENT = {"INFERENCE_PREFERRED_MODE": "embedding"}
 
 class EndpointBusy(RuntimeError):
     """The endpoint is creating or updating to another model; the event is retried later (Lambda
