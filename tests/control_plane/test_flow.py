@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 from control_plane.handlers import divergence_monitor, finished_job_evaluator, retrain_launcher
+from control_plane.logic.monitor import MonitorError
 from o2v_core.events import SOURCE, VALIDATION_LOSS_DIVERGED, ValidationLossDiverged, parse_event
 from o2v_core.naming import TAG_ATTEMPT, TAG_PARENT, job_name
 
 from tests.control_plane import moto_ext
-from tests.control_plane.cloud import DEPLOYMENT, DIVERGING, Cloud, epoch_lines, log_header
+from tests.control_plane.cloud import BASE_HYPERPARAMETERS, DEPLOYMENT, DIVERGING, Cloud, epoch_lines, log_header
 
 SCHEDULED = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
 LINEAGE = "stsb-baseline"
@@ -170,3 +171,40 @@ def test_a_failed_put_events_leaves_no_marker_so_the_next_run_reports(
     assert divergence_monitor.handler(SCHEDULED, None)["diverged"] == [job]
     assert len(cloud.delivered("retrain_launcher")) == 1
 
+
+
+def test_a_diverged_job_still_running_is_stopped_again_but_not_reported_again(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """E.g. StopTrainingJob failed after the event went out: the next run only retries the stop."""
+    cloud.use_config(monkeypatch)
+    job = cloud.create_job(LINEAGE, extra_tags={"o2v:diverged": "validation_rise epoch 7"})
+    cloud.write_log(job, log_header(job) + epoch_lines(DIVERGING, "mean_squared_error"))
+
+    report = divergence_monitor.handler(SCHEDULED, None)
+
+    assert report["stopped_again"] == [job] and report["diverged"] == []
+    assert cloud.sm.describe_training_job(TrainingJobName=job)["TrainingJobStatus"] == "Stopped"
+    assert cloud.delivered("retrain_launcher") == []
+
+
+def test_one_jobs_corrupt_log_does_not_keep_the_others_from_being_checked(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cloud.use_config(monkeypatch)
+    corrupt = cloud.create_job("corrupt")
+    cloud.write_log(corrupt, [*log_header(corrupt),
+                              "#quality_metric: host=algo-1, epoch=0, validation mean_squared_error <loss>=O.2"])
+    softmax = cloud.create_job(
+        "softmax", hyperparameters={**BASE_HYPERPARAMETERS, "output_layer": "softmax", "num_classes": "3"}
+    )
+    cloud.write_log(softmax, log_header(softmax) + epoch_lines(DIVERGING, "cross_entropy"))
+
+    expected = r"dev-corrupt-a1: CloudWatch Logs of dev-corrupt-a1, #quality_metric line:1: metric value 'O\.2'"
+    with pytest.raises(MonitorError, match=expected):
+        divergence_monitor.handler(SCHEDULED, None)
+
+    events = cloud.delivered("retrain_launcher")
+    assert [event["detail"]["trainingJobName"] for event in events] == [softmax]
+    assert events[0]["detail"]["metricName"] == "validation:cross_entropy"
+    assert cloud.sm.describe_training_job(TrainingJobName=corrupt)["TrainingJobStatus"] == "InProgress"

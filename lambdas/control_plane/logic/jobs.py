@@ -77,7 +77,8 @@ def read_curve(job: Job, logs: TrainingLogs) -> MetricSeries:
     """The job's per-epoch validation loss (and train loss) from its CloudWatch Logs stream."""
     output_layer = job.hyperparameters.get("output_layer", DEFAULT_OUTPUT_LAYER)
     metric = loss_metric_for(output_layer)
-    return series_from_lines(logs.metric_lines(job.name), metric=metric, source=f"logs of {job.name}")
+    source = f"CloudWatch Logs of {job.name}, #quality_metric line"  # the number counts metric lines only
+    return series_from_lines(logs.metric_lines(job.name), metric=metric, source=source)
 
 
 def report_divergence(
