@@ -346,3 +346,17 @@ def test_child_request_from_a_full_describe_is_valid_and_complete() -> None:
     assert request["CheckpointConfig"]["S3Uri"].endswith(f"/checkpoints/{child}/")
     assert {tag["Key"] for tag in request["Tags"]} == {"team", "o2v:deployment", "o2v:lineage", "o2v:attempt",
                                                        "o2v:parent"}
+
+
+def test_a_long_lineage_still_gives_a_valid_distinct_child_name(cloud: Cloud, monkeypatch: pytest.MonkeyPatch) -> None:
+    cloud.use_config(monkeypatch)
+    lineage = "stsb-" + "very-long-experiment-name-" * 3
+    parent = cloud.create_job(lineage, status="Stopped")
+    event = diverged_event(parent, lineage=lineage)
+
+    outcome = retrain_launcher.handler(event, None)
+
+    child = outcome["child"]
+    assert outcome["action"] == "launched" and child is not None
+    assert len(parent) == len(child) == 63 and child.endswith("-a2") and child != parent
+    assert cloud.tags(child)["o2v:lineage"] == lineage  # the full id lives in the tag
