@@ -48,7 +48,7 @@ from o2v_core.events import (
     VALIDATION_LOSS_DIVERGED,
 )
 from o2v_core.metric_lines import parse_line
-from o2v_core.naming import Lineage, job_prefix, tag_dict, tag_list
+from o2v_core.naming import TAG_BEST_EPOCH_ARTIFACT, Lineage, job_prefix, tag_dict, tag_list
 from o2v_core.runtime_config import ControlPlaneConfig
 
 from training.local_cloud import procs
@@ -276,7 +276,24 @@ def _as_json(value: object) -> str:
     return json.dumps(value, sort_keys=True)
 
 
-def _image_uri(region: str) -> str:
+def image_uri(region: str) -> str:
+    """The Object2Vec image URI of ``region``, from the SageMaker SDK's own table (as the stacks).
+
+    The local SageMaker API runs the local trainer whatever the image; the URI is what the
+    promoter passes to CreateModel. The SDK's JSON table is read directly for the commercial
+    regions (importing ``sagemaker.core`` takes seconds); other partitions go through the SDK.
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("sagemaker")
+    if spec is not None and spec.submodule_search_locations and not region.startswith(("cn-", "us-gov-", "us-iso")):
+        table = Path(next(iter(spec.submodule_search_locations))) / "core" / "image_uri_config" / "object2vec.json"
+        with contextlib.suppress(OSError, KeyError, ValueError):
+            versions = json.loads(table.read_text(encoding="utf-8"))["versions"]
+            version = "1" if "1" in versions else sorted(versions)[-1]
+            account = versions[version]["registries"][region]
+            repository = versions[version].get("repository", "object2vec")
+            return f"{account}.dkr.ecr.{region}.amazonaws.com/{repository}:{version}"
     from sagemaker.core import image_uris
 
     return str(image_uris.retrieve("object2vec", region))
@@ -508,7 +525,7 @@ class Demo:
             for kind in ("training", "model")
         )
         topic = sns.create_topic(Name=names.topic)["TopicArn"]
-        image = _image_uri(options.region)
+        image = image_uri(options.region)
         config = ControlPlaneConfig(
             deployment=deployment,
             event_bus_name=names.event_bus,
@@ -560,7 +577,8 @@ class Demo:
             "ResourceConfig": {"InstanceType": settings.training.instance_type, "InstanceCount": 1,
                                "VolumeSizeInGB": settings.training.volume_size_gb},
             "StoppingCondition": {"MaxRuntimeInSeconds": settings.training.max_runtime_seconds},
-            "Tags": tag_list(lineage.tags()),
+            # The local trainer saves the best epoch's weights (the promoter reads this tag).
+            "Tags": tag_list({**lineage.tags(), TAG_BEST_EPOCH_ARTIFACT: "true"}),
         }
         sagemaker.create_training_job(**request)
         console.line("launch", f"attempt 1 {lineage.job_name()}: dropout 0.0, {hyperparameters['enc0_network']} "
@@ -769,7 +787,8 @@ class Demo:
 
     def _serve_until_interrupted(self, names: LocalNames, run_dir: Path) -> None:
         assert self.services is not None
-        ready = {"endpoint": names.endpoint, "environment": self.services.environment({}),
+        ready = {"endpoint": names.endpoint, "serving_parameter": names.serving_parameter,
+                 "environment": self.services.environment({}),
                  "process_groups": self.process_groups(), "pid": os.getpid()}
         procs.write_ready_file(run_dir / "serving.json", ready)
         self.console.line("serving", f"endpoint {names.endpoint} stays up until Ctrl-C "

@@ -31,8 +31,14 @@ from training.local_cloud.jobs import ApiError, Clients, LogForwarder, split_s3_
 ServerCommand = Callable[[Path, int], list[str]]
 
 
-def default_server_command(model: Path, port: int) -> list[str]:
-    return [sys.executable, "-u", "-m", "training.serving", "--model", str(model), "--port", str(port)]
+def server_command(threads: int) -> ServerCommand:
+    """The local inference server, as SageMaker starts the serving container, on ``threads`` threads."""
+
+    def command(model: Path, port: int) -> list[str]:
+        return [sys.executable, "-u", "-m", "training.serving", "--model", str(model), "--port", str(port),
+                "--threads", str(threads)]
+
+    return command
 
 
 @dataclass
@@ -102,8 +108,8 @@ class Endpoint:
 class EndpointManager:
     """Holds models, endpoint configs and endpoints; starts and stops the inference servers."""
 
-    def __init__(self, clients: Clients, state_dir: Path, *, lock: threading.Lock,
-                 server_command: ServerCommand = default_server_command, ready_timeout: float = 120.0) -> None:
+    def __init__(self, clients: Clients, state_dir: Path, *, lock: threading.Lock, server_command: ServerCommand,
+                 ready_timeout: float = 120.0) -> None:
         self.clients = clients
         self.state_dir = state_dir
         self.lock = lock

@@ -232,12 +232,16 @@ class TrainingJob:
         return detail
 
 
-TrainerCommand = Callable[[Path], tuple[list[str], dict[str, str]]]
+TrainerCommand = Callable[[Path], list[str]]
 
 
-def default_trainer_command(root: Path) -> tuple[list[str], dict[str, str]]:
-    """The local trainer, as SageMaker would start the algorithm container (``train``)."""
-    return [sys.executable, "-u", "-m", "training.trainer", "--opt-ml", str(root)], {}
+def trainer_command(threads: int) -> TrainerCommand:
+    """The local trainer, as SageMaker starts the algorithm container, on ``threads`` CPU threads."""
+
+    def command(root: Path) -> list[str]:
+        return [sys.executable, "-u", "-m", "training.trainer", "--opt-ml", str(root), "--threads", str(threads)]
+
+    return command
 
 
 class JobRunner:
@@ -249,7 +253,7 @@ class JobRunner:
         clients: Clients,
         *,
         on_change: Callable[[TrainingJob], None],
-        trainer_command: TrainerCommand = default_trainer_command,
+        trainer_command: TrainerCommand,
         stop_grace_seconds: float = 20.0,
         lock: threading.Lock,
     ) -> None:
@@ -389,8 +393,8 @@ class JobRunner:
         stream = f"{job.name}/{HOST}-{int(time.time())}"
         forwarder = LogForwarder(self.clients, TRAINING_LOG_GROUP, stream)
         definitions = self._metric_definitions()
-        command, extra_env = self.trainer_command(job.root)
-        env = {**os.environ, **extra_env, **job.request.get("Environment", {}), "PYTHONUNBUFFERED": "1"}
+        command = self.trainer_command(job.root)
+        env = {**os.environ, **job.request.get("Environment", {}), "PYTHONUNBUFFERED": "1"}
         for key in [key for key in env if key.startswith("AWS_")]:
             del env[key]  # the algorithm container has no business calling the local control plane
         log_file = (job.root.parent / "trainer.log").open("ab")

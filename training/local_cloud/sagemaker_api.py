@@ -43,7 +43,7 @@ import boto3
 import botocore.session
 
 from training.local_cloud import procs
-from training.local_cloud.endpoints import EndpointManager
+from training.local_cloud.endpoints import EndpointManager, server_command
 from training.local_cloud.jobs import (
     TRAINING_LOG_GROUP,
     ApiError,
@@ -52,6 +52,7 @@ from training.local_cloud.jobs import (
     TrainingJob,
     state_change_entry,
     tags_dict,
+    trainer_command,
 )
 
 JOB_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
@@ -61,7 +62,8 @@ INVOCATIONS = re.compile(r"^/endpoints/([^/]+)/invocations$")
 class LocalSageMaker:
     """The state and operations behind the local SageMaker API."""
 
-    def __init__(self, clients: Clients, state_dir: Path, *, stop_grace_seconds: float = 20.0) -> None:
+    def __init__(self, clients: Clients, state_dir: Path, *, stop_grace_seconds: float = 20.0,
+                 threads: int = 1) -> None:
         self.clients = clients
         self.state_dir = state_dir
         self.lock = threading.Lock()
@@ -69,7 +71,8 @@ class LocalSageMaker:
         self.runners: dict[str, JobRunner] = {}
         self.tags: dict[str, dict[str, str]] = {}
         self.stop_grace_seconds = stop_grace_seconds
-        self.endpoints = EndpointManager(clients, state_dir, lock=self.lock)
+        self.trainer_command = trainer_command(threads)
+        self.endpoints = EndpointManager(clients, state_dir, lock=self.lock, server_command=server_command(threads))
         self.model = botocore.session.get_session().get_service_model("sagemaker")
         self._audit_lock = threading.Lock()
         self._audit = (state_dir / "api-calls.jsonl").open("a", encoding="utf-8")
@@ -172,7 +175,7 @@ class LocalSageMaker:
             self.jobs[name] = job
             self.tags[arn] = dict(job.tags)
             runner = JobRunner(job, self.clients, on_change=self._emit, lock=self.lock,
-                               stop_grace_seconds=self.stop_grace_seconds)
+                               trainer_command=self.trainer_command, stop_grace_seconds=self.stop_grace_seconds)
             self.runners[name] = runner
         runner.start()
         return {"TrainingJobArn": arn}
@@ -372,10 +375,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0: any free port)")
     parser.add_argument("--stop-grace-seconds", type=float, default=20.0,
                         help="StopTrainingJob: seconds between SIGTERM and SIGKILL (SageMaker: 120)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="CPU threads of each training job and inference server (default: 1)")
     args = parser.parse_args(argv)
 
     args.state_dir.mkdir(parents=True, exist_ok=True)
-    api = LocalSageMaker(make_clients(), args.state_dir, stop_grace_seconds=args.stop_grace_seconds)
+    api = LocalSageMaker(make_clients(), args.state_dir, stop_grace_seconds=args.stop_grace_seconds,
+                         threads=args.threads)
     server = ThreadingHTTPServer((procs.LOOPBACK, args.port), make_handler(api))
     server.daemon_threads = True
     stop = threading.Event()

@@ -75,8 +75,9 @@ class LocalServices:
     """The local stand-ins for AWS, as child processes; use as a context manager."""
 
     def __init__(self, state_dir: Path, *, region: str = DEFAULT_REGION, stop_grace_seconds: float = 10.0,
-                 ready_timeout: float = 60.0) -> None:
+                 ready_timeout: float = 60.0, threads: int = 1) -> None:
         self.state_dir = state_dir
+        self.threads = threads
         self.region = region
         self.stop_grace_seconds = stop_grace_seconds
         self.ready_timeout = ready_timeout
@@ -110,7 +111,7 @@ class LocalServices:
         self.sagemaker = procs.spawn_group_leader(
             [sys.executable, "-m", "training.local_cloud.sagemaker_api", "--state-dir",
              str(self.state_dir / "sagemaker"), "--ready-file", str(ready),
-             "--stop-grace-seconds", str(self.stop_grace_seconds)],
+             "--stop-grace-seconds", str(self.stop_grace_seconds), "--threads", str(self.threads)],
             env=env, log_path=logs / "sagemaker.log")
         sagemaker_url = str(procs.wait_for_ready_file(ready, self.sagemaker, what="the local SageMaker API",
                                                       log_path=logs / "sagemaker.log",
