@@ -188,7 +188,7 @@ def replay(
         runs.append(run_no_remediation(curves, seed))
         runs.append(run_grid(curves, seed, early_stopping=True))
     summary = {name: _summary([run for run in runs if run.strategy == name]) for name in STRATEGIES}
-    return {"runs": [run.to_json() for run in runs], "summary": summary, "targets": _targets(summary),
+    return {"runs": [run.to_json() for run in runs], "summary": summary, "targets": _targets(summary), "draws": draws,
             "reference": {str(seed): reference_best(curves) for seed, curves in by_seed.items()}}
 
 

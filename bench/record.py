@@ -104,7 +104,7 @@ def prepare_datasets(shared: Path, work: Path, *, snli: bool, smoke: bool) -> di
             "--test", str(nli_dir / NLI_FILES[1]),
         ])
     if smoke:
-        result = {name: _subset(path, data / f"{name}-smoke", {"train": 600, "validation": 300, "test": 300})
+        result = {name: _subset(path, data / f"{name}-smoke", {"train": 400, "validation": 200, "test": 200})
                   for name, path in result.items()}
     return result
 

@@ -136,18 +136,21 @@ def candidate_configs(smoke: bool = False) -> list[DetectorConfig]:
         rises: tuple[float, ...] = (0.03, 0.05)
         gaps: tuple[tuple[bool, float, float], ...] = ((False, 0.1, 0.1), (True, 0.1, 0.1))
         min_epochs_options: tuple[int, ...] = (5,)
+        smoothings: tuple[int, ...] = (3,)
     else:
         patiences = (1, 2, 3, 4)
         rises = (0.02, 0.03, 0.05, 0.08, 0.12)
         gaps = ((False, 0.1, 0.1), (True, 0.1, 0.1), (True, 0.1, 0.2), (True, 0.2, 0.1), (True, 0.1, 0.05))
         min_epochs_options = (3, 5)
+        smoothings = (1, 3)
     configs: list[DetectorConfig] = []
     seen: set[str] = set()
-    for patience, rise, (use_gap, ratio, widening), min_epochs in itertools.product(
-        patiences, rises, gaps, min_epochs_options
+    for patience, rise, (use_gap, ratio, widening), min_epochs, smoothing in itertools.product(
+        patiences, rises, gaps, min_epochs_options, smoothings
     ):
+        floor = max(min_epochs, patience + 1, smoothing)
         config = DetectorConfig(
-            min_epochs=max(min_epochs, patience + 1), patience=patience, min_relative_rise=rise,
+            min_epochs=floor, patience=patience, smoothing=smoothing, min_relative_rise=rise,
             plateau_tolerance=min(0.01, rise), use_generalization_gap=use_gap, gap_ratio_threshold=ratio,
             gap_widening=widening,
         )

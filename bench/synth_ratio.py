@@ -54,17 +54,22 @@ def time_app(app: Path, context: dict[str, Any], timeout: float = 300.0) -> floa
     return elapsed
 
 
-def measure(repeats: int = 3) -> dict[str, Any]:
-    app = REPO_ROOT / "app.py"
+def measure(repeats: int = 3, *, whole_app: Path | None = None) -> dict[str, Any]:
+    app = whole_app or REPO_ROOT / "app.py"
     if not app.is_file():
         return {"skipped": "app.py not found"}
     context = json.loads((REPO_ROOT / "cdk.json").read_text(encoding="utf-8")).get("context", {})
     whole: list[float] = []
     bucket: list[float] = []
-    for _ in range(repeats):
-        bucket.append(time_app(ONE_BUCKET_APP, {}))
-        whole.append(time_app(app, context))
+    try:
+        for _ in range(repeats):
+            bucket.append(time_app(ONE_BUCKET_APP, {}))
+            whole.append(time_app(app, context))
+    except (RuntimeError, subprocess.TimeoutExpired) as error:
+        return {"skipped": f"synthesis failed: {str(error).splitlines()[0][:300]}",
+                "one_bucket_seconds": [round(value, 3) for value in bucket]}
     return {
+        "app": app.name,
         "repeats": repeats,
         "whole_app_seconds": [round(value, 3) for value in whole],
         "one_bucket_seconds": [round(value, 3) for value in bucket],

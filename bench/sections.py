@@ -1,0 +1,254 @@
+"""The sections of one bench run; each writes its part of the results dictionary."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from o2v_core.detector import DetectorConfig
+from o2v_core.retrain_policy import RetrainPolicy
+
+from bench.baselines import alternatives, ours
+from bench.config import BenchConfig
+from bench.cost import replay
+from bench.curves import Curve, assign_splits, synthetic_suite
+from bench.record import RunRecord, prepare_datasets, record_runs
+from bench.scoring import StudyRow, candidate_configs, choose, evaluate, study
+from bench.serving import MiniLM
+
+SYNTHETIC_SEED = 0
+
+
+@dataclass
+class Context:
+    cfg: BenchConfig
+    repo: Path
+    shared: Path
+    work: Path
+    results: dict[str, Any]
+    log: Callable[[str], None]
+    datasets: dict[str, Path] = field(default_factory=dict)
+    records: list[RunRecord] = field(default_factory=list)
+    _minilm: MiniLM | None = None
+
+    def minilm(self) -> MiniLM:
+        if self._minilm is None:
+            self.log("loading all-MiniLM-L6-v2 (offline)")
+            self._minilm = MiniLM()
+        return self._minilm
+
+    def record_for(self, config: str, dropout: float, seed: int) -> RunRecord:
+        for item in self.records:
+            if item.spec.config_name == config and abs(item.spec.dropout - dropout) < 1e-9 and item.spec.seed == seed:
+                return item
+        raise KeyError(f"no recorded run {config} dropout {dropout} seed {seed}")
+
+
+def _cdk_context(repo: Path) -> dict[str, Any]:
+    context: dict[str, Any] = json.loads((repo / "cdk.json").read_text(encoding="utf-8"))["context"]
+    env: dict[str, Any] = context["environments"][context.get("env", "dev")]
+    return env
+
+
+def record(ctx: Context) -> None:
+    ctx.log("preparing datasets (o2v prepare)")
+    ctx.datasets = prepare_datasets(ctx.shared, ctx.work, snli=ctx.cfg.snli, smoke=ctx.cfg.smoke)
+    specs = ctx.cfg.all_runs()
+    ctx.log(f"recording {len(specs)} training runs with {ctx.cfg.workers} workers")
+    ctx.records = record_runs(specs, ctx.datasets, ctx.work, workers=ctx.cfg.workers, progress=ctx.log)
+    ctx.results["records"] = [item.to_json() for item in ctx.records]
+    ctx.results["recording"] = {
+        "runs": len(ctx.records),
+        "training_seconds": round(sum(item.seconds for item in ctx.records), 1),
+        "datasets": sorted(ctx.datasets),
+        "main_config": ctx.cfg.main_config,
+        "seeds": list(ctx.cfg.seeds),
+        "dropouts": list(ctx.cfg.dropouts),
+        "main_epochs": ctx.cfg.main_epochs,
+    }
+
+
+# -- 1. detection ------------------------------------------------------------------------------------
+
+
+def _suite(ctx: Context) -> list[Curve]:
+    synthetic = synthetic_suite(ctx.cfg.synthetic_per_family, seed=SYNTHETIC_SEED)
+    return synthetic + [item.curve() for item in ctx.records]
+
+
+def detection(ctx: Context) -> None:
+    suite = _suite(ctx)
+    splits = assign_splits(suite)
+    tune = [curve for curve in suite if splits[curve.name] == "tune"]
+    held_out = [curve for curve in suite if splits[curve.name] == "eval"]
+    default = DetectorConfig()
+    configs = candidate_configs(ctx.cfg.smoke)
+    ctx.log(f"threshold study: {len(configs)} detector settings on {len(tune)} tuning curves")
+    rows = study(configs, tune)
+    chosen = choose(rows, default)
+    recommended = DetectorConfig.from_mapping(chosen.config)
+    app_config = DetectorConfig.from_mapping(_cdk_context(ctx.repo).get("detector", {}))
+    detectors: list[tuple[str, str, Any]] = [
+        ("ours_recommended", "Ours, recommended settings (this study)", ours(recommended)),
+        ("ours_default", "Ours, DetectorConfig() defaults at run time", ours(default)),
+    ]
+    detectors += [(item.name, item.title, item.first_alarm) for item in alternatives()]
+    scores: dict[str, Any] = {}
+    outcomes: dict[str, Any] = {}
+    for name, title, first_alarm in detectors:
+        entry: dict[str, Any] = {"title": title}
+        for subset_name, subset in (("all", suite), ("eval", held_out), ("tune", tune),
+                                    ("recorded", [c for c in suite if c.source != "synthetic"]),
+                                    ("synthetic", [c for c in suite if c.source == "synthetic"])):
+            score, found = evaluate(first_alarm, subset)
+            entry[subset_name] = score.to_json()
+            if subset_name == "all":
+                outcomes[name] = [{"curve": item.curve, "alarm": item.alarm, "kind": item.kind, "delay": item.delay}
+                                  for item in found]
+        scores[name] = entry
+    def rank(row: StudyRow) -> tuple[float, float]:
+        return (-row.tune.f1, 99.0 if row.tune.median_delay is None else row.tune.median_delay)
+
+    ranked = sorted(rows, key=rank)
+    ctx.results["detection"] = {
+        "synthetic": {"per_family": ctx.cfg.synthetic_per_family, "seed": SYNTHETIC_SEED},
+        "labels": {curve.name: {**asdict(curve.label), "family": curve.family, "source": curve.source,
+                                "split": splits[curve.name]} for curve in suite},
+        "study": {
+            "candidates": len(rows),
+            "meeting_constraints": sum(row.meets_constraints for row in rows),
+            "chosen": chosen.config,
+            "chosen_tune": chosen.tune.to_json(),
+            "top": [{"config": row.config, "tune": row.tune.to_json(), "meets": row.meets_constraints}
+                    for row in ranked[:10]],
+        },
+        "recommended": asdict(recommended),
+        "default": asdict(default),
+        "app_config": asdict(app_config),
+        "scores": scores,
+        "outcomes": outcomes,
+    }
+
+
+def _recommended(ctx: Context) -> DetectorConfig:
+    found = ctx.results.get("detection", {}).get("recommended")
+    return DetectorConfig.from_mapping(found) if found else DetectorConfig()
+
+
+# -- 2. cost -----------------------------------------------------------------------------------------
+
+
+def _by_seed(ctx: Context) -> dict[int, dict[float, Curve]]:
+    result: dict[int, dict[float, Curve]] = {}
+    for item in ctx.records:
+        if item.spec.config_name == ctx.cfg.main_config:
+            result.setdefault(item.spec.seed, {})[item.spec.dropout] = item.curve()
+    return result
+
+
+def _policy(ctx: Context) -> RetrainPolicy:
+    return RetrainPolicy.from_mapping(_cdk_context(ctx.repo).get("retrain_policy", {}))
+
+
+def cost(ctx: Context) -> None:
+    by_seed = _by_seed(ctx)
+    policy = _policy(ctx)
+    recommended = _recommended(ctx)
+    ctx.results["cost"] = {
+        "config": ctx.cfg.main_config,
+        "policy": json.loads(policy.to_json()),
+        "detector": asdict(recommended),
+        "recommended": replay(by_seed, recommended, policy, draws=ctx.cfg.random_draws),
+        "default_detector": replay(by_seed, DetectorConfig(), policy, draws=ctx.cfg.random_draws)["summary"],
+    }
+
+
+# -- 4. quality --------------------------------------------------------------------------------------
+
+
+def _loop_models(ctx: Context) -> dict[int, dict[str, Any]]:
+    """Per seed: the run the loop promotes (lowest held validation loss) and attempt 1."""
+    found = ctx.results.get("cost", {}).get("recommended", {}).get("runs", [])
+    result: dict[int, dict[str, Any]] = {}
+    for run in found:
+        if run["strategy"] != "ours":
+            continue
+        seed = int(run["seed"])
+        paid_runs = run["runs"]
+        promoted = min(paid_runs, key=lambda item: item["best_value"])
+        entry: dict[str, Any] = {}
+        for role, paid in (("promoted", promoted), ("attempt_1", paid_runs[0])):
+            record_item = ctx.record_for(ctx.cfg.main_config, float(paid["dropout"]), seed)
+            note = ""
+            if record_item.saved_best_epoch != paid["best_epoch"]:
+                note = (f"the saved model is the full run's best epoch {record_item.saved_best_epoch}; the loop held "
+                        f"epoch {paid['best_epoch']} of the {paid['paid']} it paid for")
+            entry[role] = {"dropout": paid["dropout"], "paid_epochs": paid["paid"], "best_epoch": paid["best_epoch"],
+                           "validation_loss": paid["best_value"], "model": record_item.model, "note": note}
+        result[seed] = entry
+    return result
+
+
+def quality(ctx: Context) -> None:
+    from bench.quality import ANCHORS, minilm_spearman, served_spearman, test_pairs
+
+    pairs = test_pairs(ctx.shared, ctx.cfg.quality_pairs)
+    models = _loop_models(ctx)
+    measured: dict[str, Any] = {}
+    for seed, entry in sorted(models.items()):
+        for role in ("promoted", "attempt_1"):
+            info = entry[role]
+            ctx.log(f"quality: seed {seed} {role} (dropout {info['dropout']})")
+            measured[f"seed-{seed}/{role}"] = {**info, "seed": seed, "role": role,
+                                               **served_spearman(ctx.work / info["model"], pairs)}
+    ctx.log("quality: all-MiniLM-L6-v2")
+    ctx.results["quality"] = {
+        "pairs": len(pairs),
+        "split": "test",
+        "models": measured,
+        "minilm": minilm_spearman(ctx.minilm(), pairs),
+        "anchors": ANCHORS,
+    }
+
+
+# -- 3. throughput -----------------------------------------------------------------------------------
+
+
+def throughput(ctx: Context) -> None:
+    from bench.quality import test_pairs
+    from bench.throughput import server_throughput, trainer_throughput
+
+    ctx.log("throughput: trainer per network (app default sizes)")
+    trainer = trainer_throughput(ctx.repo, ctx.datasets["stsb"], ctx.work, pairs=ctx.cfg.trainer_pairs)
+    sentences: list[str] = []
+    for left, right, _ in test_pairs(ctx.shared):
+        sentences += [left, right]
+    served: dict[str, Path] = {}
+    loop = _loop_models(ctx)
+    if loop:
+        first = loop[min(loop)]["promoted"]
+        served[f"promoted ({ctx.cfg.main_config}, dropout {first['dropout']:g})"] = ctx.work / first["model"]
+    else:
+        served[ctx.cfg.main_config] = ctx.work / ctx.records[0].model
+    if ctx.cfg.serve_default_models:
+        for network, row in trainer["networks"].items():
+            served[f"{network} (app default sizes)"] = ctx.work / row["model"]
+    ctx.log(f"throughput: inference server for {len(served)} model(s) and MiniLM")
+    ctx.results["throughput"] = {
+        "trainer": trainer,
+        "server": server_throughput(served, sentences, requests=ctx.cfg.server_requests, minilm=ctx.minilm()),
+    }
+
+
+# -- synth -------------------------------------------------------------------------------------------
+
+
+def synth(ctx: Context) -> None:
+    from bench.synth_ratio import ONE_BUCKET_APP, measure
+
+    ctx.log(f"cdk synth: whole app vs one bucket, {ctx.cfg.synth_repeats} repeat(s)")
+    # The smoke run times the one-bucket app against itself: the same code path, a third of the time.
+    ctx.results["synth"] = measure(ctx.cfg.synth_repeats, whole_app=ONE_BUCKET_APP if ctx.cfg.smoke else None)

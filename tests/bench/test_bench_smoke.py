@@ -1,0 +1,58 @@
+"""The bench command in its smoke configuration: every section runs end to end, so the scripts can't rot."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+SECTIONS = ("detection", "cost", "quality", "throughput", "synth")
+
+
+@pytest.mark.timeout(300)
+def test_bench_smoke_runs_every_section(repo_root: Path, shared_data: Path, tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(repo_root), str(repo_root / "lambdas")])}
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke", "--work", str(work), "--shared", str(shared_data)],
+        cwd=repo_root, env=env, capture_output=True, text=True, timeout=280, check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-4000:]
+
+    results = json.loads((work / "results.json").read_text(encoding="utf-8"))
+    assert results["smoke"] is True
+    assert set(results["sections"]) == set(SECTIONS)
+    assert all(info["run_id"] == results["run_id"] for info in results["sections"].values())
+
+    detection = results["detection"]
+    assert {"ours_recommended", "object2vec_early_stopping", "debugger_overfit", "keras_early_stopping"} <= set(
+        detection["scores"]
+    )
+    assert detection["recommended"]["patience"] >= 1
+    assert len(results["records"]) >= 2
+    assert all(len(item["validation"]) == item["spec"]["epochs"] for item in results["records"])
+
+    cost = results["cost"]["recommended"]
+    assert {"ours", "grid", "random_search", "no_remediation"} <= set(cost["summary"])
+    assert cost["summary"]["grid"]["reached"] == cost["summary"]["grid"]["seeds"]  # the grid defines "good"
+
+    assert results["quality"]["models"] and "spearman_cosine" in results["quality"]["minilm"]
+    server = results["throughput"]["server"]
+    assert server["minilm"] and all(row["sentences_per_second"] > 0 for rows in server["models"].values()
+                                    for row in rows.values())
+    assert set(results["throughput"]["trainer"]["networks"]) == {"hcnn", "bilstm", "pooled_embedding"}
+    assert "ratio" in results["synth"] or "skipped" in results["synth"]
+
+    doc = (work / "benchmarks.md").read_text(encoding="utf-8")
+    for heading in ("## 1. Divergence detection", "## 2. Cost", "## 3. Throughput", "## 4. Embedding quality"):
+        assert heading in doc
+    assert (work / "img" / "curve_suite_synthetic.png").is_file()
+    assert (work / "img" / "curve_suite_recorded.png").is_file()
+    # No machine paths leak into what the full run commits.
+    assert str(work) not in json.dumps(results["records"])
