@@ -1,4 +1,4 @@
-"""Training: the SageMaker execution role, the algorithm image, and (later) the control plane."""
+"""Training: the SageMaker execution role, the algorithm image and the retraining control plane."""
 
 from __future__ import annotations
 
@@ -9,9 +9,14 @@ from constructs import Construct
 from o2v_core.naming import job_prefix
 
 from stacks.constructs.object2vec_image import Object2VecImage
+from stacks.constructs.retraining_control_plane import RetrainingControlPlane
 from stacks.constructs.sagemaker_roles import TrainingExecutionRole
 from stacks.data_stack import DataStack
 from stacks.settings import Settings
+
+
+def pascal(snake: str) -> str:
+    return "".join(part.capitalize() for part in snake.split("_"))
 
 
 class TrainingStack(Stack):
@@ -29,31 +34,33 @@ class TrainingStack(Stack):
             data=refs,
             repository_arn=self.image.repository_arn,
         ).role
+        self.control_plane = RetrainingControlPlane(
+            self,
+            "ControlPlane",
+            settings=settings,
+            data=refs,
+            training_role_arn=self.training_role.role_arn,
+            image_uri=self.image.image_uri,
+        )
 
-        CfnOutput(
-            self, "TrainingRoleArn", value=self.training_role.role_arn, description="RoleArn for CreateTrainingJob"
-        )
-        CfnOutput(
-            self,
-            "Object2VecImageUri",
-            value=self.image.image_uri,
-            description="TrainingImage of the Object2Vec algorithm in this region",
-        )
-        CfnOutput(
-            self,
-            "TrainingInstanceType",
-            value=settings.training.instance_type,
-            description="Instance type of the first attempt",
-        )
-        CfnOutput(
-            self,
-            "TrainingJobPrefix",
-            value=job_prefix(settings.deployment),
-            description="Every training job of this deployment starts with this prefix",
-        )
-        CfnOutput(
-            self,
-            "FirstAttemptHyperparameters",
-            value=settings.hyperparameters_json,
-            description="Validated Object2Vec hyperparameters of a lineage's first attempt",
-        )
+        bus = self.control_plane.event_bus
+        outputs = {
+            "TrainingRoleArn": (self.training_role.role_arn, "RoleArn for CreateTrainingJob"),
+            "Object2VecImageUri": (self.image.image_uri, "TrainingImage of the Object2Vec algorithm in this region"),
+            "TrainingInstanceType": (settings.training.instance_type, "Instance type of the first attempt"),
+            "TrainingJobPrefix": (job_prefix(settings.deployment), "Prefix of every training job name"),
+            "FirstAttemptHyperparameters": (
+                settings.hyperparameters_json,
+                "Validated Object2Vec hyperparameters of a lineage's first attempt",
+            ),
+            "EventBusName": (bus.event_bus_name, "The project event bus"),
+            "EventBusArn": (bus.event_bus_arn, "ARN of the project event bus"),
+            "NotificationTopicArn": (
+                self.control_plane.topic.topic_arn,
+                "Operators' SNS topic (failures, exhausted retraining, promotions)",
+            ),
+        }
+        for function_id, function in self.control_plane.functions.items():
+            outputs[f"{pascal(function_id)}FunctionName"] = (function.function.function_name, function.spec.description)
+        for name, (value, description) in outputs.items():
+            CfnOutput(self, name, value=value, description=description[:1000])

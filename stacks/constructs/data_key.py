@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Aws, Duration, RemovalPolicy
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
+
+MESSAGE_DELIVERY_SERVICES = ("events.amazonaws.com", "cloudwatch.amazonaws.com", "sns.amazonaws.com")
 
 
 class DataKey(Construct):
@@ -24,6 +27,18 @@ class DataKey(Construct):
         )
         # Pinned: a refactor of the construct tree must never replace the key.
         pin_logical_id(self.key, self.LOGICAL_ID)
+        # The control plane's queues and topic are encrypted with this key. The services that
+        # deliver into them (EventBridge to rule DLQs and the topic, CloudWatch alarms and SNS
+        # subscriptions' DLQs) encrypt with it on this account's behalf, and only for this account.
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowMessageDeliveryByAwsServices",
+                principals=[iam.ServicePrincipal(service) for service in MESSAGE_DELIVERY_SERVICES],
+                actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                resources=["*"],
+                conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
+            )
+        )
 
 
 def pin_logical_id(construct: Construct, logical_id: str) -> None:

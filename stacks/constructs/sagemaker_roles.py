@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from aws_cdk import Aws
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from stacks import s3_layout
 from stacks.data_stack import DataRefs
-from stacks.nag import WildcardAcknowledgments
+from stacks.grants import KEY_ACTIONS, Grant, log_group_arn, role_with_grants
 
 TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 TRAINING_METRICS_NAMESPACE = "/aws/sagemaker/TrainingJobs"
@@ -18,25 +16,12 @@ ENDPOINT_LOG_GROUP_PREFIX = "/aws/sagemaker/Endpoints/"
 ENDPOINT_METRICS_NAMESPACE = "/aws/sagemaker/Endpoints"
 
 ECR_PULL_ACTIONS = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
-KEY_ACTIONS = ["kms:Decrypt", "kms:GenerateDataKey"]
 SAGEMAKER_PRINCIPAL = "sagemaker.amazonaws.com"
-
-
-def log_group_arn(name: str, suffix: str = "") -> str:
-    return f"arn:{Aws.PARTITION}:logs:{Aws.REGION}:{Aws.ACCOUNT_ID}:log-group:{name}{suffix}"
 
 
 def s3_object_arn(uri: str) -> str:
     """``s3://bucket/key`` as an object ARN."""
     return f"arn:{Aws.PARTITION}:s3:::{uri.removeprefix('s3://')}"
-
-
-@dataclass(frozen=True)
-class Grant:
-    """One policy statement, and why its wildcard resources (if any) are as narrow as they get."""
-
-    statement: iam.PolicyStatement
-    wildcard_reason: str | None = None
 
 
 def _image_pull(repository_arn: str) -> list[Grant]:
@@ -65,23 +50,14 @@ def _put_metrics(sid: str, namespace: str) -> Grant:
 def service_role(
     scope: Construct, construct_id: str, *, description: str, policy_name: str, grants: list[Grant]
 ) -> iam.Role:
-    """A SageMaker-assumed role with one inline policy; wildcard resources acknowledged one by one."""
-    role = iam.Role(
+    return role_with_grants(
         scope,
         construct_id,
         assumed_by=iam.ServicePrincipal(SAGEMAKER_PRINCIPAL),
         description=description,
-        inline_policies={policy_name: iam.PolicyDocument(statements=[grant.statement for grant in grants])},
+        policy_name=policy_name,
+        grants=grants,
     )
-    acknowledgments = WildcardAcknowledgments(role)
-    for grant in grants:
-        resources = grant.statement.resources
-        if grant.wildcard_reason is not None:
-            acknowledgments.add(resources, grant.wildcard_reason)
-        elif any("*" in resource for resource in resources):
-            raise ValueError(f"{grant.statement.sid}: wildcard resource without a reason")
-    acknowledgments.apply()
-    return role
 
 
 class TrainingExecutionRole(Construct):

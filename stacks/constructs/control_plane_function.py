@@ -1,0 +1,141 @@
+"""One control-plane Lambda function from its o2v_core.functions spec, with both retry layers.
+
+The code asset is the plain ``lambdas/`` directory (o2v_core and control_plane inside, one copy
+in the repository, no bundling). Powertools comes from its public layer. Asynchronous
+invocations retry, then go to the on-failure queue; EventBridge's own retries and DLQ sit in
+front of that, on each rule target (see :mod:`stacks.constructs.event_rules`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from aws_cdk import Duration, Fn, RemovalPolicy
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+from o2v_core.functions import FunctionSpec
+
+from stacks.constructs.project_event_bus import control_plane_role_path
+from stacks.grants import KEY_ACTIONS, Grant, allow, role_with_grants
+from stacks.nag import acknowledge
+
+LAMBDA_ASSET = Path(__file__).resolve().parents[2] / "lambdas"
+ASSET_EXCLUDES = ["**/__pycache__", "**/*.pyc", "**/.mypy_cache", "**/.pytest_cache", "**/.ruff_cache", "*.egg-info"]
+RUNTIME = lambda_.Runtime.PYTHON_3_13
+ARCHITECTURE = lambda_.Architecture.ARM_64
+# Powertools publishes this layer in the commercial partition only, from account 017000801446.
+POWERTOOLS_LAYER = "arn:aws:lambda:${AWS::Region}:017000801446:layer:AWSLambdaPowertoolsPythonV3-python313-arm64"
+MEMORY_MB = 256
+ASYNC_RETRY_ATTEMPTS = 2
+ASYNC_MAX_EVENT_AGE = Duration.hours(6)
+
+
+def powertools_layer_arn(version: int) -> str:
+    return Fn.sub(f"{POWERTOOLS_LAYER}:{version}")
+
+
+class ControlPlaneFunction(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        spec: FunctionSpec,
+        deployment: str,
+        environment: Mapping[str, str],
+        grants: Sequence[Grant],
+        key_arn: str,
+        failure_queue: sqs.IQueue,
+        log_retention_days: int,
+        removal_policy: RemovalPolicy,
+        powertools_layer_version: int,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.spec = spec
+        self.log_group = logs.LogGroup(self, "Logs", removal_policy=removal_policy)
+        retention = self.log_group.node.default_child
+        assert isinstance(retention, logs.CfnLogGroup)
+        retention.retention_in_days = log_retention_days
+
+        own = [
+            allow("WriteOwnLogs", ["logs:CreateLogStream", "logs:PutLogEvents"], [self.log_group.log_group_arn]),
+            allow("SendAsyncFailures", ["sqs:SendMessage"], [failure_queue.queue_arn]),
+            allow("UseDataKey", KEY_ACTIONS, [key_arn]),
+            allow(
+                "WriteTraces",
+                ["xray:PutTelemetryRecords", "xray:PutTraceSegments"],
+                ["*"],
+                wildcard_reason="X-Ray's PutTraceSegments and PutTelemetryRecords support no resource-level "
+                "permissions.",
+            ),
+        ]
+        self.role = role_with_grants(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"{deployment} {spec.function_id}: {spec.description}"[:1000],
+            policy_name="ControlPlane",
+            grants=[*own, *grants],
+            path=control_plane_role_path(deployment),
+        )
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            description=spec.description[:256],
+            code=lambda_.Code.from_asset(str(LAMBDA_ASSET), exclude=ASSET_EXCLUDES),
+            handler=spec.handler,
+            runtime=RUNTIME,
+            architecture=ARCHITECTURE,
+            memory_size=MEMORY_MB,
+            timeout=Duration.seconds(spec.timeout_seconds),
+            # The role is handed over as an immutable reference: every statement it needs is in its
+            # inline policy already, and the function then depends on the role through its ARN alone.
+            role=iam.Role.from_role_arn(self, "RoleRef", self.role.role_arn, mutable=False),
+            log_group=self.log_group,
+            tracing=lambda_.Tracing.ACTIVE,
+            layers=[
+                lambda_.LayerVersion.from_layer_version_arn(
+                    self, "Powertools", powertools_layer_arn(powertools_layer_version)
+                )
+            ],
+            environment={**environment, "POWERTOOLS_SERVICE_NAME": spec.function_id},
+        )
+        self.event_invoke_config = lambda_.CfnEventInvokeConfig(
+            self,
+            "AsyncInvokeConfig",
+            function_name=self.function.function_name,
+            qualifier="$LATEST",
+            maximum_retry_attempts=ASYNC_RETRY_ATTEMPTS,
+            maximum_event_age_in_seconds=int(ASYNC_MAX_EVENT_AGE.to_seconds()),
+            destination_config=lambda_.CfnEventInvokeConfig.DestinationConfigProperty(
+                on_failure=lambda_.CfnEventInvokeConfig.OnFailureProperty(destination=failure_queue.queue_arn)
+            ),
+        )
+        self._acknowledge([*own, *grants])
+
+    def _acknowledge(self, grants: Sequence[Grant]) -> None:
+        unscoped = [g.wildcard_reason for g in grants if "*" in g.statement.resources and g.wildcard_reason]
+        if unscoped:
+            acknowledge(self.role, "Serverless-LambdaStarPermissions", " ".join(dict.fromkeys(unscoped)))
+        acknowledge(
+            self.function,
+            "Serverless-LambdaDLQ",
+            "Failed asynchronous invocations go to the on-failure destination (an SQS queue), which keeps the "
+            "error and the original event; a dead-letter queue as well would receive the same failures twice.",
+        )
+        acknowledge(
+            self.function,
+            "Serverless-LambdaLatestVersion",
+            "python3.13 matches the Powertools public layer build AWSLambdaPowertoolsPythonV3-python313-arm64; "
+            "runtime and layer move together.",
+        )
+        acknowledge(
+            self.function,
+            "AwsSolutions-L1",
+            "python3.13 matches the Powertools public layer build AWSLambdaPowertoolsPythonV3-python313-arm64; "
+            "runtime and layer move together.",
+        )

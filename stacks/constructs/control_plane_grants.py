@@ -1,0 +1,154 @@
+"""What each control-plane function may do, scoped to this deployment's resources.
+
+Training jobs are reachable only under the deployment's job-name prefix, ``iam:PassRole`` only
+for the training role and only to SageMaker, events only onto the project bus. The table
+``TRAINING_FUNCTION_CAPABILITIES`` follows the calls each handler makes
+(lambdas/control_plane/aws/*.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aws_cdk import Aws
+
+from stacks.grants import Grant, allow, log_group_arn
+
+TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+
+
+def sagemaker_arn(resource: str) -> str:
+    return f"arn:{Aws.PARTITION}:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}:{resource}"
+
+
+@dataclass(frozen=True)
+class ControlPlaneScope:
+    """The ARNs a control-plane grant may name."""
+
+    job_prefix: str
+    training_role_arn: str
+    event_bus_arn: str
+    topic_arn: str
+
+    @property
+    def training_jobs_arn(self) -> str:
+        return sagemaker_arn(f"training-job/{self.job_prefix}*")
+
+
+PREFIX_REASON = "Training jobs are created at run time; the wildcard is this deployment's job-name prefix."
+
+
+def list_jobs(scope: ControlPlaneScope) -> list[Grant]:
+    return [
+        allow(
+            "ListTrainingJobs",
+            ["sagemaker:ListTrainingJobs"],
+            ["*"],
+            wildcard_reason="sagemaker:ListTrainingJobs supports no resource-level permissions; the monitor "
+            "filters the answer by the deployment's job-name prefix.",
+        )
+    ]
+
+
+def read_jobs(scope: ControlPlaneScope) -> list[Grant]:
+    return [
+        allow(
+            "ReadTrainingJobs",
+            ["sagemaker:DescribeTrainingJob", "sagemaker:ListTags"],
+            [scope.training_jobs_arn],
+            wildcard_reason=PREFIX_REASON,
+        )
+    ]
+
+
+def tag_jobs(scope: ControlPlaneScope) -> list[Grant]:
+    return [
+        allow(
+            "TagTrainingJobs",
+            ["sagemaker:AddTags", "sagemaker:DeleteTags"],
+            [scope.training_jobs_arn],
+            wildcard_reason=PREFIX_REASON,
+        )
+    ]
+
+
+def stop_jobs(scope: ControlPlaneScope) -> list[Grant]:
+    return [
+        allow(
+            "StopTrainingJobs", ["sagemaker:StopTrainingJob"], [scope.training_jobs_arn], wildcard_reason=PREFIX_REASON
+        )
+    ]
+
+
+def create_jobs(scope: ControlPlaneScope) -> list[Grant]:
+    return [
+        allow(
+            "CreateTrainingJobs",
+            ["sagemaker:CreateTrainingJob"],
+            [scope.training_jobs_arn],
+            wildcard_reason=PREFIX_REASON,
+        ),
+        allow(
+            "PassTrainingRole",
+            ["iam:PassRole"],
+            [scope.training_role_arn],
+            conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+        ),
+    ]
+
+
+def read_training_logs(scope: ControlPlaneScope) -> list[Grant]:
+    return [
+        allow(
+            "FindTrainingLogStreams",
+            ["logs:DescribeLogStreams", "logs:FilterLogEvents"],
+            [log_group_arn(TRAINING_LOG_GROUP, ":*")],
+            wildcard_reason=f"Log-group actions take the group ARN with its ':*' suffix; the group is SageMaker's "
+            f"{TRAINING_LOG_GROUP}.",
+        ),
+        allow(
+            "ReadTrainingLogStreams",
+            ["logs:GetLogEvents"],
+            [log_group_arn(TRAINING_LOG_GROUP, f":log-stream:{scope.job_prefix}*")],
+            wildcard_reason="Log streams are named after training jobs; the wildcard is this deployment's "
+            "job-name prefix.",
+        ),
+    ]
+
+
+def read_metrics(scope: ControlPlaneScope) -> list[Grant]:
+    return [
+        allow(
+            "ReadTrainingMetrics",
+            ["cloudwatch:GetMetricData"],
+            ["*"],
+            wildcard_reason="cloudwatch:GetMetricData supports no resource-level permissions.",
+        )
+    ]
+
+
+def publish(scope: ControlPlaneScope) -> list[Grant]:
+    """Every control-plane function reports on the bus and may notify operators directly."""
+    return [
+        allow("PutProjectEvents", ["events:PutEvents"], [scope.event_bus_arn]),
+        allow("NotifyOperators", ["sns:Publish"], [scope.topic_arn]),
+    ]
+
+
+Capability = Callable[[ControlPlaneScope], list[Grant]]
+
+TRAINING_FUNCTION_CAPABILITIES: dict[str, tuple[Capability, ...]] = {
+    "divergence_monitor": (list_jobs, read_jobs, tag_jobs, stop_jobs, read_training_logs, read_metrics, publish),
+    "finished_job_evaluator": (read_jobs, tag_jobs, stop_jobs, read_training_logs, read_metrics, publish),
+    "retrain_launcher": (read_jobs, tag_jobs, create_jobs, publish),
+}
+
+
+def grants_for(function_id: str, scope: ControlPlaneScope) -> list[Grant]:
+    if function_id not in TRAINING_FUNCTION_CAPABILITIES:
+        raise KeyError(
+            f"no permissions defined for control-plane function {function_id!r}; "
+            f"known: {', '.join(TRAINING_FUNCTION_CAPABILITIES)}"
+        )
+    return [grant for capability in TRAINING_FUNCTION_CAPABILITIES[function_id] for grant in capability(scope)]

@@ -1,0 +1,99 @@
+"""EventBridge rules from o2v_core.events.rules(): patterns, buses and targets are never retyped.
+
+Each stack wires the specs whose target it owns; the app checks that every spec is wired once.
+Rule targets retry and then dead-letter into the stack's rule-target DLQ.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from aws_cdk import Duration
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+from o2v_core.events import RuleSpec
+from o2v_core.functions import FunctionSpec
+
+NOTIFICATIONS = "notifications"
+TARGET_RETRY_ATTEMPTS = 8
+TARGET_MAX_EVENT_AGE = Duration.hours(2)
+
+
+def event_pattern(pattern: Mapping[str, Any]) -> events.EventPattern:
+    """The spec's pattern as CDK's EventPattern (top-level keys use '_' for '-'); rendered back unchanged."""
+    return events.EventPattern(**{key.replace("-", "_"): value for key, value in pattern.items()})
+
+
+def function_target(function: lambda_.IFunction, dlq: sqs.IQueue) -> events.IRuleTarget:
+    return targets.LambdaFunction(
+        function, dead_letter_queue=dlq, retry_attempts=TARGET_RETRY_ATTEMPTS, max_event_age=TARGET_MAX_EVENT_AGE
+    )
+
+
+def topic_target(topic: sns.ITopic, dlq: sqs.IQueue) -> events.IRuleTarget:
+    return targets.SnsTopic(
+        topic, dead_letter_queue=dlq, retry_attempts=TARGET_RETRY_ATTEMPTS, max_event_age=TARGET_MAX_EVENT_AGE
+    )
+
+
+class EventRules(Construct):
+    """One rule per spec whose target this stack owns: a function in ``functions``, or the topic."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        specs: list[RuleSpec],
+        project_bus: events.IEventBus,
+        functions: Mapping[str, lambda_.IFunction],
+        topic: sns.ITopic | None,
+        dlq: sqs.IQueue,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.rules: dict[str, events.Rule] = {}
+        for spec in specs:
+            if spec.target == NOTIFICATIONS and topic is not None:
+                target = topic_target(topic, dlq)
+            elif spec.target in functions:
+                target = function_target(functions[spec.target], dlq)
+            else:
+                continue  # wired by the stack that owns this target
+            self.rules[spec.rule_id] = events.Rule(
+                self,
+                spec.rule_id,
+                description=spec.description,
+                event_bus=project_bus if spec.bus == "project" else None,  # None: the account's default bus
+                event_pattern=event_pattern(spec.pattern),
+                targets=[target],
+            )
+
+
+class ScheduledFunctions(Construct):
+    """A rule on the default bus for each function spec that runs on a schedule."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        functions: Mapping[str, tuple[FunctionSpec, lambda_.IFunction]],
+        dlq: sqs.IQueue,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.rules: dict[str, events.Rule] = {}
+        for function_id, (spec, function) in functions.items():
+            if spec.schedule is None:
+                continue
+            self.rules[function_id] = events.Rule(
+                self,
+                function_id,
+                description=f"Run {function_id} on its schedule: {spec.description}"[:512],
+                schedule=events.Schedule.expression(spec.schedule),
+                targets=[function_target(function, dlq)],
+            )

@@ -1,0 +1,129 @@
+"""The retraining control plane of the training stack.
+
+Bus, topic, failure queues, one function per o2v_core.functions spec (except the promoter, which
+the serving stack owns), one rule per o2v_core.events.rules() spec that targets them, the
+monitor's schedule, alarms and a dashboard.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import RemovalPolicy
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
+from o2v_core.events import rules
+from o2v_core.functions import FUNCTIONS, PROMOTER, RETRAIN_LAUNCHER
+from o2v_core.metric_lines import LOSS_METRIC
+from o2v_core.naming import job_prefix
+from o2v_core.runtime_config import ControlPlaneConfig
+
+from stacks.constructs.control_plane_function import ControlPlaneFunction
+from stacks.constructs.control_plane_grants import ControlPlaneScope, grants_for
+from stacks.constructs.event_rules import EventRules, ScheduledFunctions
+from stacks.constructs.failure_alarms import FailureAlarms
+from stacks.constructs.notification_topic import NotificationTopic
+from stacks.constructs.project_event_bus import ProjectEventBus
+from stacks.constructs.retraining_dashboard import RetrainingDashboard
+from stacks.constructs.secure_queue import ControlPlaneQueues
+from stacks.data_stack import DataRefs
+from stacks.settings import Settings
+
+# The promoter needs the endpoint, so the serving stack owns it (and its rule).
+TRAINING_FUNCTIONS = tuple(spec for spec in FUNCTIONS if spec.function_id != PROMOTER.function_id)
+
+
+def validation_metric_name(settings: Settings) -> str:
+    output_layer = str(settings.hyperparameters.get("output_layer", "softmax"))
+    return f"validation:{LOSS_METRIC[output_layer]}"
+
+
+class RetrainingControlPlane(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: Settings,
+        data: DataRefs,
+        training_role_arn: str,
+        image_uri: str,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        deployment = settings.deployment
+        removal = RemovalPolicy.RETAIN if settings.retain_data else RemovalPolicy.DESTROY
+        key = kms.Key.from_key_arn(self, "DataKey", data.key_arn)
+
+        self.queues = ControlPlaneQueues(self, "FailureQueues", key=key)
+        self.notifications = NotificationTopic(
+            self, "Notifications", deployment=deployment, key=key, email=settings.notification_email
+        )
+        self.topic = self.notifications.topic
+        self.event_bus = ProjectEventBus(
+            self, "EventBus", deployment=deployment, archive_retention_days=settings.log_retention_days
+        ).bus
+
+        self.config = ControlPlaneConfig(
+            deployment=deployment,
+            event_bus_name=self.event_bus.event_bus_name,
+            notification_topic_arn=self.topic.topic_arn,
+            training_role_arn=training_role_arn,
+            detector_config=settings.detector.to_json(),
+            retrain_policy=settings.retrain_policy.to_json(),
+            stop_on_divergence=settings.stop_on_divergence,
+            image_uri=image_uri,
+            artifact_bucket=data.artifact_bucket_name,
+        )
+        grant_scope = ControlPlaneScope(
+            job_prefix=job_prefix(deployment),
+            training_role_arn=training_role_arn,
+            event_bus_arn=self.event_bus.event_bus_arn,
+            topic_arn=self.topic.topic_arn,
+        )
+        self.functions: dict[str, ControlPlaneFunction] = {
+            spec.function_id: ControlPlaneFunction(
+                self,
+                spec.function_id,
+                spec=spec,
+                deployment=deployment,
+                environment=self.config.to_env(),
+                grants=grants_for(spec.function_id, grant_scope),
+                key_arn=data.key_arn,
+                failure_queue=self.queues.async_failure_queue,
+                log_retention_days=settings.log_retention_days,
+                removal_policy=removal,
+                powertools_layer_version=settings.powertools_layer_version,
+            )
+            for spec in TRAINING_FUNCTIONS
+        }
+        lambdas: dict[str, lambda_.IFunction] = {fid: f.function for fid, f in self.functions.items()}
+
+        self.rules = EventRules(
+            self,
+            "Rules",
+            specs=rules(deployment),
+            project_bus=self.event_bus,
+            functions=lambdas,
+            topic=self.topic,
+            dlq=self.queues.rule_target_dlq,
+        ).rules
+        self.schedules = ScheduledFunctions(
+            self,
+            "Schedules",
+            functions={fid: (f.spec, f.function) for fid, f in self.functions.items()},
+            dlq=self.queues.rule_target_dlq,
+        ).rules
+
+        queues = dict(self.queues.all)
+        if self.notifications.subscription_dlq is not None:
+            queues["EmailDlq"] = self.notifications.subscription_dlq
+        self.alarms = FailureAlarms(self, "Alarms", topic=self.topic, queues=queues, functions=lambdas).alarms
+        RetrainingDashboard(
+            self,
+            "Dashboard",
+            deployment=deployment,
+            job_prefix=job_prefix(deployment),
+            metric_name=validation_metric_name(settings),
+            retrain_launcher=lambdas[RETRAIN_LAUNCHER.function_id],
+            functions=lambdas,
+            queues=queues,
+        )

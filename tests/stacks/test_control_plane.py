@@ -1,0 +1,356 @@
+"""Training stack's retraining control plane: bus, rules, functions, retries, IAM scope, alarms."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from o2v_core.events import rules
+from o2v_core.functions import DIVERGENCE_MONITOR, FUNCTIONS, PROMOTER, RETRAIN_LAUNCHER
+from o2v_core.runtime_config import ControlPlaneConfig
+
+from tests.stacks.conftest import Synthesized
+from tests.stacks.iam_helpers import as_list, imported, inline_policy, joined, statements_by_sid
+
+TRAINING_SPECS = [spec for spec in FUNCTIONS if spec.function_id != PROMOTER.function_id]
+
+
+def resources(synthesized: Synthesized, cfn_type: str) -> dict[str, dict[str, Any]]:
+    return synthesized.resources("training", cfn_type)
+
+
+def only_id(synthesized: Synthesized, cfn_type: str) -> str:
+    (logical_id,) = resources(synthesized, cfn_type)
+    return logical_id
+
+
+def function_ids(synthesized: Synthesized) -> dict[str, str]:
+    """function_id -> logical ID, found by the handler string of each spec."""
+    by_handler = {r["Properties"]["Handler"]: lid for lid, r in resources(synthesized, "AWS::Lambda::Function").items()}
+    return {spec.function_id: by_handler[spec.handler] for spec in TRAINING_SPECS}
+
+
+def queue_id(synthesized: Synthesized, construct: str) -> str:
+    (logical_id,) = [lid for lid in resources(synthesized, "AWS::SQS::Queue") if construct in lid]
+    return logical_id
+
+
+def function_role(synthesized: Synthesized, function_id: str) -> dict[str, Any]:
+    function = resources(synthesized, "AWS::Lambda::Function")[function_ids(synthesized)[function_id]]
+    role_id = function["Properties"]["Role"]["Fn::GetAtt"][0]
+    role: dict[str, Any] = resources(synthesized, "AWS::IAM::Role")[role_id]
+    return role
+
+
+# -- rules ----------------------------------------------------------------------------------------
+
+
+def test_one_rule_per_spec_with_the_exact_pattern_bus_and_target(synthesized: Synthesized) -> None:
+    rule_resources = resources(synthesized, "AWS::Events::Rule")
+    bus_id = only_id(synthesized, "AWS::Events::EventBus")
+    functions = function_ids(synthesized)
+    topic_id = only_id(synthesized, "AWS::SNS::Topic")
+    pattern_rules = {lid: r for lid, r in rule_resources.items() if "EventPattern" in r["Properties"]}
+    specs = [s for s in rules(synthesized.settings.deployment) if s.target != PROMOTER.function_id]
+    assert len(pattern_rules) == len(specs)
+    for spec in specs:
+        (rule,) = [r["Properties"] for lid, r in pattern_rules.items() if spec.rule_id in lid]
+        assert rule["EventPattern"] == spec.pattern, spec.rule_id
+        if spec.bus == "project":
+            assert rule["EventBusName"] == {"Ref": bus_id}, spec.rule_id
+        else:
+            assert "EventBusName" not in rule, spec.rule_id  # the account's default bus
+        (target,) = rule["Targets"]
+        expected = (
+            {"Ref": topic_id} if spec.target == "notifications" else {"Fn::GetAtt": [functions[spec.target], "Arn"]}
+        )
+        assert target["Arn"] == expected, spec.rule_id
+
+
+def test_every_rule_target_retries_then_dead_letters(synthesized: Synthesized) -> None:
+    dlq = queue_id(synthesized, "RuleTargetDlq")
+    for logical_id, rule in resources(synthesized, "AWS::Events::Rule").items():
+        for target in rule["Properties"]["Targets"]:
+            assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [dlq, "Arn"]}}, logical_id
+            assert target["RetryPolicy"]["MaximumRetryAttempts"] > 0, logical_id
+
+
+def test_divergence_monitor_runs_on_its_spec_schedule(synthesized: Synthesized) -> None:
+    scheduled = [
+        r["Properties"]
+        for r in resources(synthesized, "AWS::Events::Rule").values()
+        if "ScheduleExpression" in r["Properties"]
+    ]
+    (rule,) = scheduled
+    assert rule["ScheduleExpression"] == DIVERGENCE_MONITOR.schedule
+    monitor = function_ids(synthesized)[DIVERGENCE_MONITOR.function_id]
+    assert rule["Targets"][0]["Arn"] == {"Fn::GetAtt": [monitor, "Arn"]}
+
+
+# -- functions ------------------------------------------------------------------------------------
+
+
+def test_functions_come_from_the_specs(synthesized: Synthesized) -> None:
+    functions = resources(synthesized, "AWS::Lambda::Function")
+    assert len(functions) == len(TRAINING_SPECS)
+    version = synthesized.settings.powertools_layer_version
+    for spec in TRAINING_SPECS:
+        props = functions[function_ids(synthesized)[spec.function_id]]["Properties"]
+        assert props["Runtime"] == "python3.13"
+        assert props["Architectures"] == ["arm64"]
+        assert props["Timeout"] == spec.timeout_seconds
+        assert props["TracingConfig"] == {"Mode": "Active"}
+        assert props["Layers"] == [
+            {
+                "Fn::Sub": "arn:aws:lambda:${AWS::Region}:017000801446:layer:"
+                f"AWSLambdaPowertoolsPythonV3-python313-arm64:{version}"
+            }
+        ]
+
+
+def test_function_environment_is_the_runtime_config(synthesized: Synthesized) -> None:
+    settings = synthesized.settings
+    env = resources(synthesized, "AWS::Lambda::Function")[function_ids(synthesized)["retrain_launcher"]]["Properties"][
+        "Environment"
+    ]["Variables"]
+    expected_keys = set(ControlPlaneConfig("d", "b", "t", "r").to_env()) | {"POWERTOOLS_SERVICE_NAME"}
+    assert set(env) == expected_keys
+    config = ControlPlaneConfig.from_env({k: v for k, v in env.items() if isinstance(v, str)} | {
+        "O2V_EVENT_BUS_NAME": "x", "O2V_NOTIFICATION_TOPIC_ARN": "x", "O2V_TRAINING_ROLE_ARN": "x",
+        "O2V_IMAGE_URI": "x", "O2V_ARTIFACT_BUCKET": "x",
+    })  # fmt: skip
+    assert config.deployment == settings.deployment
+    assert config.detector_config == settings.detector.to_json()
+    assert config.retrain_policy == settings.retrain_policy.to_json()
+    assert config.stop_on_divergence is settings.stop_on_divergence
+    assert env["O2V_EVENT_BUS_NAME"] == {"Ref": only_id(synthesized, "AWS::Events::EventBus")}
+    assert env["O2V_NOTIFICATION_TOPIC_ARN"] == {"Ref": only_id(synthesized, "AWS::SNS::Topic")}
+    assert env["O2V_TRAINING_ROLE_ARN"]["Fn::GetAtt"][1] == "Arn"
+
+
+def test_code_asset_is_the_lambdas_directory_without_caches(synthesized: Synthesized) -> None:
+    manifest = json.loads((synthesized.outdir / f"{synthesized.stack_name('training')}.assets.json").read_text())
+    sources = [asset["source"] for asset in manifest["files"].values() if asset["source"].get("packaging") == "zip"]
+    (source,) = sources
+    staged = synthesized.outdir / source["path"]
+    assert (staged / "o2v_core" / "events.py").exists()
+    assert (staged / "control_plane" / "handlers").is_dir()
+    assert not list(Path(staged).rglob("__pycache__"))
+
+
+def test_async_invocations_retry_then_go_to_the_failure_queue(synthesized: Synthesized) -> None:
+    failure_queue = queue_id(synthesized, "AsyncFailureQueue")
+    configs = resources(synthesized, "AWS::Lambda::EventInvokeConfig").values()
+    targets = {c["Properties"]["FunctionName"]["Ref"]: c["Properties"] for c in configs}
+    assert set(targets) == set(function_ids(synthesized).values())
+    for props in targets.values():
+        assert props["MaximumRetryAttempts"] == 2
+        assert props["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": [failure_queue, "Arn"]}
+
+
+# -- queues, topic, bus ----------------------------------------------------------------------------
+
+
+def _tls_only(policy: dict[str, Any]) -> bool:
+    return any(
+        s["Effect"] == "Deny" and s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}
+        for s in policy["Statement"]
+    )
+
+
+def test_queues_and_topic_are_encrypted_with_the_key_and_tls_only(synthesized: Synthesized) -> None:
+    key = imported(synthesized.stack_name("data"), "DataKeyArn")
+    for queue in resources(synthesized, "AWS::SQS::Queue").values():
+        assert queue["Properties"]["KmsMasterKeyId"] == key
+    for policy in resources(synthesized, "AWS::SQS::QueuePolicy").values():
+        assert _tls_only(policy["Properties"]["PolicyDocument"])
+    (topic,) = resources(synthesized, "AWS::SNS::Topic").values()
+    assert topic["Properties"]["KmsMasterKeyId"] == key
+    (topic_policy,) = resources(synthesized, "AWS::SNS::TopicPolicy").values()
+    assert _tls_only(topic_policy["Properties"]["PolicyDocument"])
+
+
+def test_key_lets_delivering_services_of_this_account_encrypt(synthesized: Synthesized) -> None:
+    key = synthesized.template_json("data")["Resources"]["DataKey"]["Properties"]["KeyPolicy"]
+    (statement,) = [s for s in key["Statement"] if s.get("Sid") == "AllowMessageDeliveryByAwsServices"]
+    assert sorted(statement["Principal"]["Service"]) == [
+        "cloudwatch.amazonaws.com",
+        "events.amazonaws.com",
+        "sns.amazonaws.com",
+    ]
+    assert sorted(statement["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey"]
+    assert statement["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+
+
+def test_only_this_deployments_roles_may_put_events_on_the_bus(synthesized: Synthesized) -> None:
+    deployment = synthesized.settings.deployment
+    roles = joined("arn:", {"Ref": "AWS::Partition"}, ":iam::", {"Ref": "AWS::AccountId"}, f":role/o2v/{deployment}/*")
+    statements = {
+        p["Properties"]["Statement"]["Effect"]: p["Properties"]["Statement"]
+        for p in resources(synthesized, "AWS::Events::EventBusPolicy").values()
+    }
+    assert statements["Allow"]["Condition"] == {"ArnLike": {"aws:PrincipalArn": roles}}
+    assert statements["Deny"]["Principal"] == {"AWS": "*"}
+    assert statements["Deny"]["Condition"] == {"ArnNotLike": {"aws:PrincipalArn": roles}}
+    for statement in statements.values():
+        assert statement["Action"] == "events:PutEvents"
+    for function_id in function_ids(synthesized):
+        assert function_role(synthesized, function_id)["Properties"]["Path"] == f"/o2v/{deployment}/"
+
+
+def test_bus_is_archived_for_replay(synthesized: Synthesized) -> None:
+    (archive,) = resources(synthesized, "AWS::Events::Archive").values()
+    bus_id = only_id(synthesized, "AWS::Events::EventBus")
+    assert archive["Properties"]["SourceArn"] == {"Fn::GetAtt": [bus_id, "Arn"]}
+    assert "KmsKeyIdentifier" not in archive["Properties"]
+
+
+# -- least privilege -----------------------------------------------------------------------------
+
+
+def _grants(synthesized: Synthesized, function_id: str) -> dict[str, dict[str, Any]]:
+    return statements_by_sid(inline_policy(function_role(synthesized, function_id)))
+
+
+def _jobs_arn(synthesized: Synthesized) -> dict[str, Any]:
+    prefix = f"{synthesized.settings.deployment}-"
+    return joined(
+        "arn:", {"Ref": "AWS::Partition"}, ":sagemaker:", {"Ref": "AWS::Region"}, ":", {"Ref": "AWS::AccountId"},
+        f":training-job/{prefix}*",
+    )  # fmt: skip
+
+
+def test_training_job_actions_are_scoped_to_the_job_prefix(synthesized: Synthesized) -> None:
+    jobs = _jobs_arn(synthesized)
+    for function_id in function_ids(synthesized):
+        for sid, statement in _grants(synthesized, function_id).items():
+            actions = as_list(statement["Action"])
+            sagemaker = [a for a in actions if a.startswith("sagemaker:") and a != "sagemaker:ListTrainingJobs"]
+            if sagemaker:
+                assert as_list(statement["Resource"]) == [jobs], (function_id, sid)
+            if "sagemaker:ListTrainingJobs" in actions:
+                assert actions == ["sagemaker:ListTrainingJobs"], (function_id, sid)
+                assert statement["Resource"] == "*"
+            assert not any("*" in action for action in actions), (function_id, sid)
+
+
+def test_only_the_launcher_creates_jobs_and_passes_only_the_training_role(synthesized: Synthesized) -> None:
+    for function_id in function_ids(synthesized):
+        grants = _grants(synthesized, function_id)
+        creates = "CreateTrainingJobs" in grants
+        assert creates is (function_id == RETRAIN_LAUNCHER.function_id)
+        assert ("PassTrainingRole" in grants) is creates
+    launcher = _grants(synthesized, RETRAIN_LAUNCHER.function_id)
+    assert as_list(launcher["CreateTrainingJobs"]["Action"]) == ["sagemaker:CreateTrainingJob"]
+    pass_role = launcher["PassTrainingRole"]
+    assert pass_role["Action"] == "iam:PassRole"
+    assert pass_role["Resource"]["Fn::GetAtt"][1] == "Arn"
+    assert pass_role["Resource"]["Fn::GetAtt"][0].startswith("TrainingExecutionRole")
+    assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
+
+
+def test_monitor_has_exactly_its_permissions(synthesized: Synthesized) -> None:
+    grants = _grants(synthesized, DIVERGENCE_MONITOR.function_id)
+    deployment = synthesized.settings.deployment
+    logs = {
+        "FindTrainingLogStreams": "log-group:/aws/sagemaker/TrainingJobs:*",
+        "ReadTrainingLogStreams": f"log-group:/aws/sagemaker/TrainingJobs:log-stream:{deployment}-*",
+    }
+    actions = {sid: sorted(as_list(s["Action"])) for sid, s in grants.items()}
+    assert actions == {
+        "WriteOwnLogs": ["logs:CreateLogStream", "logs:PutLogEvents"],
+        "SendAsyncFailures": ["sqs:SendMessage"],
+        "UseDataKey": ["kms:Decrypt", "kms:GenerateDataKey"],
+        "WriteTraces": ["xray:PutTelemetryRecords", "xray:PutTraceSegments"],
+        "ListTrainingJobs": ["sagemaker:ListTrainingJobs"],
+        "ReadTrainingJobs": ["sagemaker:DescribeTrainingJob", "sagemaker:ListTags"],
+        "TagTrainingJobs": ["sagemaker:AddTags", "sagemaker:DeleteTags"],
+        "StopTrainingJobs": ["sagemaker:StopTrainingJob"],
+        "FindTrainingLogStreams": ["logs:DescribeLogStreams", "logs:FilterLogEvents"],
+        "ReadTrainingLogStreams": ["logs:GetLogEvents"],
+        "ReadTrainingMetrics": ["cloudwatch:GetMetricData"],
+        "PutProjectEvents": ["events:PutEvents"],
+        "NotifyOperators": ["sns:Publish"],
+    }
+    for sid, rest in logs.items():
+        assert grants[sid]["Resource"] == joined(
+            "arn:", {"Ref": "AWS::Partition"}, ":logs:", {"Ref": "AWS::Region"}, ":", {"Ref": "AWS::AccountId"},
+            f":{rest}",
+        )  # fmt: skip
+    bus_id = only_id(synthesized, "AWS::Events::EventBus")
+    assert grants["PutProjectEvents"]["Resource"] == {"Fn::GetAtt": [bus_id, "Arn"]}
+    assert grants["NotifyOperators"]["Resource"] == {"Ref": only_id(synthesized, "AWS::SNS::Topic")}
+    assert grants["UseDataKey"]["Resource"] == imported(synthesized.stack_name("data"), "DataKeyArn")
+    assert grants["ReadTrainingMetrics"]["Resource"] == "*"
+
+
+# -- alarms, dashboard, outputs -----------------------------------------------------------------------
+
+
+def test_alarms_on_every_failure_queue_and_function_notify_the_topic(synthesized: Synthesized) -> None:
+    topic = {"Ref": only_id(synthesized, "AWS::SNS::Topic")}
+    alarms = [a["Properties"] for a in resources(synthesized, "AWS::CloudWatch::Alarm").values()]
+    for alarm in alarms:
+        assert alarm["AlarmActions"] == [topic]
+    queue_alarms = [a for a in alarms if a.get("MetricName") == "ApproximateNumberOfMessagesVisible"]
+    error_alarms = [a for a in alarms if a.get("MetricName") == "Errors"]
+    assert len(queue_alarms) == len(resources(synthesized, "AWS::SQS::Queue"))
+    assert len(error_alarms) == len(TRAINING_SPECS)
+    for alarm in [*queue_alarms, *error_alarms]:
+        assert alarm["Threshold"] == 1
+        assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+
+
+def _dashboard_body(synthesized: Synthesized) -> str:
+    (dashboard,) = resources(synthesized, "AWS::CloudWatch::Dashboard").values()
+    body = dashboard["Properties"]["DashboardBody"]
+    parts = body["Fn::Join"][1] if isinstance(body, dict) else [body]
+    return "".join(p if isinstance(p, str) else json.dumps(p) for p in parts)
+
+
+def test_dashboard_shows_validation_loss_per_attempt_retrains_and_dlqs(synthesized: Synthesized) -> None:
+    body = _dashboard_body(synthesized)
+    deployment = synthesized.settings.deployment
+    search = (
+        "SEARCH('{/aws/sagemaker/TrainingJobs,TrainingJobName} "
+        f'MetricName="validation:mean_squared_error" TrainingJobName={deployment}\', \'Average\', 60)'
+    )
+    assert json.dumps(search)[1:-1] in body  # JSON-escaped inside the dashboard body
+    assert "{/aws/sagemaker/TrainingJobs,TrainingJobName}" in body
+    assert "validation:mean_squared_error" in body
+    assert f"TrainingJobName={deployment}" in body
+    assert "Retrains launched" in body and "Invocations" in body
+    assert body.count("ApproximateNumberOfMessagesVisible") >= len(resources(synthesized, "AWS::SQS::Queue"))
+
+
+def test_outputs_name_bus_topic_and_functions(synthesized: Synthesized) -> None:
+    outputs = synthesized.template_json("training")["Outputs"]
+    bus_id = only_id(synthesized, "AWS::Events::EventBus")
+    assert outputs["EventBusName"]["Value"] == {"Ref": bus_id}
+    assert outputs["EventBusArn"]["Value"] == {"Fn::GetAtt": [bus_id, "Arn"]}
+    assert outputs["NotificationTopicArn"]["Value"] == {"Ref": only_id(synthesized, "AWS::SNS::Topic")}
+    for function_id, logical_id in function_ids(synthesized).items():
+        name = "".join(part.capitalize() for part in function_id.split("_")) + "FunctionName"
+        assert outputs[name]["Value"] == {"Ref": logical_id}
+
+
+@pytest.mark.parametrize("email", [None, "ops@example.com"])
+def test_email_subscription_is_optional_and_dead_letters(email: str | None) -> None:
+    from aws_cdk import App, Stack
+    from aws_cdk import aws_kms as kms
+    from aws_cdk.assertions import Template
+
+    from stacks.constructs.notification_topic import NotificationTopic
+
+    stack = Stack(App(), "Topic")
+    key = kms.Key.from_key_arn(stack, "Key", "arn:aws:kms:eu-west-1:111122223333:key/abc")
+    NotificationTopic(stack, "Notifications", deployment="o2v-test", key=key, email=email)
+    template = Template.from_stack(stack)
+    template.resource_count_is("AWS::SNS::Subscription", 0 if email is None else 1)
+    if email is not None:
+        subscription = next(iter(template.find_resources("AWS::SNS::Subscription").values()))["Properties"]
+        assert subscription["Protocol"] == "email"
+        assert subscription["Endpoint"] == email
+        assert "deadLetterTargetArn" in subscription["RedrivePolicy"]
