@@ -38,6 +38,9 @@ class ControlPlaneConfig:
     artifact_bucket: str = ""
     # Comma-separated CloudWatch alarm names that roll a blue/green endpoint update back.
     rollback_alarm_names: str = ""
+    # SSM String parameter holding only the served model's ModelDataUrl: the serving stack reads it
+    # with a CloudFormation dynamic reference, so a redeploy serves the promoted artifact.
+    serving_model_data_url_parameter: str = ""
 
     def to_env(self) -> dict[str, str]:
         env = {}
