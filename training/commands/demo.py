@@ -28,7 +28,7 @@ validation_loss.png, run.json, the prepared data, every service's logs. Every lo
 stopped at the end, on error and on Ctrl-C.
 
 Sizes (--size):
-  quick      2,000 training pairs, 400 test pairs, 10 epochs, 64-d  (about a minute)
+  quick      all of STS-B train, 400 test pairs, 10 epochs, 64-d    (about a minute)
   standard   all of STS-B, 12 epochs, 128-d                          (default; a few minutes)
   large      all of STS-B, 20 epochs, 256-d                          (slower)
 

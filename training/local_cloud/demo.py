@@ -23,7 +23,9 @@ import contextlib
 import json
 import math
 import os
+import shlex
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -89,7 +91,7 @@ class Size:
 
 
 SIZES: dict[str, Size] = {
-    "quick": Size("quick", 2000, 400, 10, 64, "2,000 training pairs, 400 test pairs, 10 epochs, 64-d (about 1 min)"),
+    "quick": Size("quick", None, 400, 10, 64, "all of STS-B train, 400 test pairs, 10 epochs, 64-d (about a minute)"),
     "standard": Size("standard", None, None, 12, 128, "all of STS-B, 12 epochs, 128-d (a few minutes on 2 cores)"),
     "large": Size("large", None, None, 20, 256, "all of STS-B, 20 epochs, 256-d (slower; a stronger model)"),
 }
@@ -370,14 +372,14 @@ class Watcher:
         kind, detail = event.get("detail-type"), event.get("detail", {})
         self.project_events.append(event)
         if kind == VALIDATION_LOSS_DIVERGED:
+            name = str(detail.get("trainingJobName", ""))
             decision = detail.get("decision", {})
-            self.diverged.setdefault(detail.get("trainingJobName", ""), {**decision,
-                                                                          "stoppedJob": detail.get("stoppedJob")})
-            self.console.line("event", f"{VALIDATION_LOSS_DIVERGED} {short(detail.get('trainingJobName', ''))}: "
-                                       f"{decision.get('reason')} at epoch {decision.get('detected_at_epoch')} "
-                                       f"(best {decision.get('best_value'):.4f} at epoch {decision.get('best_epoch')})"
-                                       if decision.get("best_value") is not None else
-                              f"{VALIDATION_LOSS_DIVERGED} {detail.get('trainingJobName')}")
+            self.diverged.setdefault(name, {**decision, "stoppedJob": detail.get("stoppedJob")})
+            best = decision.get("best_value")
+            best_text = f"best {best:.4f} at epoch {decision.get('best_epoch')}" if best is not None else "no best"
+            stopped = "job stopped" if detail.get("stoppedJob") else "job already finished"
+            self.console.line("event", f"{VALIDATION_LOSS_DIVERGED} {short(name)}: {decision.get('reason')} at "
+                                       f"epoch {decision.get('detected_at_epoch')} ({best_text}; {stopped})")
         elif kind == TRAINING_SUCCEEDED:
             self.console.line("event", f"{TRAINING_SUCCEEDED} {short(detail.get('trainingJobName', ''))}: best "
                                        f"{detail.get('bestValue'):.4f} at epoch {detail.get('bestEpoch')}")
@@ -615,7 +617,7 @@ class Demo:
             if time.monotonic() > deadline:
                 raise DemoError(f"the loop did not settle within {self.options.timeout:.0f} s (--timeout); "
                                 f"see {self.run_dir}")
-            time.sleep(0.5)
+            time.sleep(0.25)
 
     def _settled(self, sagemaker: SageMakerClient, names: LocalNames, watcher: Watcher) -> bool:
         """Nothing is running, queued or deploying, and the lineage reached an end."""
@@ -766,17 +768,41 @@ class Demo:
         console.plain(f"Report: {paths['report']}  (plot: {paths['plot'].name}, data: {paths['run'].name})")
         model = next((attempt.model_artifact for attempt in summary.attempts
                       if attempt.name == summary.promoted_job), None)
-        if model:
-            local_model = self._download_model(model)
-            console.plain("Try it on the promoted model:")
-            console.plain(f'  o2v embed --model {local_model} "A man is playing a guitar." "A man plays the guitar."')
-        if self.options.keep_endpoint and self.services is not None:
-            env = self.services.environment({})
-            console.plain("Or through the local endpoint, while this demo keeps it up (Ctrl-C to stop):")
-            console.plain(f"  AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME={env['AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME']} "
-                          f"AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION="
-                          f"{self.options.region} \\\n    o2v embed --endpoint {names.endpoint} "
-                          f"--vocab {self.run_dir}/data/auxiliary \"A man is playing a guitar.\"")
+        if model and summary.endpoint_status == "InService":
+            self._embed_example(self._download_model(model), names)
+
+    def _embed_example(self, model: Path, names: LocalNames) -> None:
+        """Run ``o2v embed`` against the local endpoint, and show how to run it yourself."""
+        assert self.services is not None
+        sentences = ["A man is playing a guitar.", "A man plays the guitar."]
+        arguments = ["embed", *sentences, "--endpoint", names.endpoint, "--region", self.options.region,
+                     "--model", str(model)]
+        console = self.console
+        console.plain("o2v embed, through the local endpoint (sagemaker-runtime InvokeEndpoint):")
+        console.plain("  $ o2v " + shlex.join(arguments))
+        try:
+            answer = subprocess.run([sys.executable, "-m", "training.cli", *arguments], capture_output=True,
+                                    text=True, timeout=120, env=self.services.environment(), check=False)
+        except subprocess.TimeoutExpired:
+            console.plain("  (no answer within 120 s)")
+            return
+        for line in (answer.stdout.splitlines() if answer.returncode == 0 else answer.stderr.splitlines())[:4]:
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                item = json.loads(line)
+                values = ", ".join(f"{value:.4f}" for value in item["embedding"][:4])
+                line = (f'{{"sentence": {json.dumps(item["sentence"])}, "embedding": [{values}, ...]}}  '
+                        f"({len(item['embedding'])} values)")
+            console.plain(f"  {line}")
+        env = self.services.environment({})
+        if self.options.keep_endpoint:
+            console.plain("The endpoint stays up until Ctrl-C; from another shell:")
+            console.plain(f"  $ AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME={env['AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME']} "
+                          "AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \\")
+            console.plain("      o2v " + shlex.join(arguments))
+        else:
+            console.plain("After the demo (it stops the endpoint; --keep-endpoint keeps it), serve the model yourself:")
+            console.plain(f"  $ o2v serve --model {model} --port 8080 &")
+            console.plain("  $ o2v " + shlex.join(["embed", *sentences, "--model", str(model)]))
 
     def _download_model(self, uri: str) -> Path:
         assert self.run_dir is not None
