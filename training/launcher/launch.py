@@ -171,8 +171,8 @@ def _role_validation(enabled: bool) -> Iterator[None]:
 def build_request(session: boto3.Session, plan: LaunchPlan, *, validate_role: bool = False) -> dict[str, Any]:
     """The SDK's CreateTrainingJob request for ``plan`` (SageMaker Core shapes, snake_case)."""
     from sagemaker.core.helper.session_helper import Session
+    from sagemaker.core.training.configs import Compute, InputData, OutputDataConfig, StoppingCondition
     from sagemaker.train import ModelTrainer
-    from sagemaker.train.configs import Compute, InputData, OutputDataConfig, StoppingCondition
 
     with _role_validation(validate_role):
         trainer = ModelTrainer(
@@ -198,19 +198,37 @@ def build_request(session: boto3.Session, plan: LaunchPlan, *, validate_role: bo
     return request
 
 
+def _exists(session: boto3.Session, name: str) -> bool:
+    try:
+        session.client("sagemaker").describe_training_job(TrainingJobName=name)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in ("ValidationException", "ResourceNotFound"):
+            return False
+        raise
+    return True
+
+
+def _already_launched(plan: LaunchPlan) -> LaunchError:
+    return LaunchError(
+        f"training job {plan.job_name} already exists: lineage {plan.lineage.lineage!r} was launched before; "
+        "its retries are the control plane's job. Pick a new --lineage."
+    )
+
+
 def submit(session: boto3.Session, plan: LaunchPlan, *, validate_role: bool = False) -> str:
-    """Create the training job (without waiting); returns its ARN."""
+    """Create the training job (without waiting); returns its ARN.
+
+    An existing job of the same name is refused up front; a race with another launcher is still
+    caught, by SageMaker's ResourceInUse."""
     from sagemaker.core.resources import TrainingJob
 
+    if _exists(session, plan.job_name):
+        raise _already_launched(plan)
     request = build_request(session, plan, validate_role=validate_role)
     try:
         job = TrainingJob.create(session=session, **request)
     except ClientError as error:
-        code = error.response.get("Error", {}).get("Code", "")
-        if code in ("ResourceInUse", "ValidationException") and "exist" in str(error).lower():
-            raise LaunchError(
-                f"training job {plan.job_name} already exists: lineage {plan.lineage.lineage!r} was launched "
-                "before; its retries are the control plane's job. Pick a new --lineage."
-            ) from None
+        if error.response.get("Error", {}).get("Code") == "ResourceInUse":
+            raise _already_launched(plan) from None
         raise
     return str(job.training_job_arn)

@@ -56,6 +56,12 @@ class Object2Vec(nn.Module):
         layers.append(nn.Linear(width, config.output_size))
         self.head = nn.Sequential(*layers)
 
+    @property
+    def output_layer(self) -> nn.Linear:
+        layer = self.head[-1]
+        assert isinstance(layer, nn.Linear)
+        return layer
+
     def encode(self, which: int, ids: Tensor, lengths: Tensor) -> Tensor:
         """``enc_dim`` embeddings of ``in0`` (``which=0``) or ``in1`` (``which=1``)."""
         encoder = self.enc0 if which == 0 else self.enc1

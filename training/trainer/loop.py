@@ -235,6 +235,10 @@ def train(
     print(f"train: loaded {sizes} records in {time.monotonic() - started:.1f}s", file=log, flush=True)
 
     model = build_model(config, channels, seed, log)
+    if config.output_layer == "mean_squared_error":
+        # Start regression at the mean training label, so early epochs fit the signal, not the offset.
+        with torch.no_grad():
+            model.output_layer.bias.fill_(float(train_data.labels.mean()))
     trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
     optimizer = OPTIMIZERS[str(hp["optimizer"])](
         trainable, lr=float(hp["learning_rate"]), weight_decay=float(hp["weight_decay"])

@@ -1,0 +1,168 @@
+"""o2v launch against moto: stack outputs, dataset manifest, lineage name and tags, SDK v3 request."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+from moto import mock_aws
+from o2v_core.hyperparameters import HyperparameterError
+from o2v_core.naming import Lineage, job_name
+from sagemaker.core import image_uris
+
+from training.cli import main
+from training.data.upload import upload_dataset
+from training.launcher.launch import LaunchError, build_request, plan_launch, submit
+from training.launcher.stack import StackError, data_stack_name, training_stack_name
+
+REGION = "us-east-1"
+DEPLOYMENT = "o2v-dev"
+TRUST = {"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+
+
+def _stack(cloudformation: object, name: str, outputs: dict[str, str]) -> None:
+    template = {
+        "Resources": {"Placeholder": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": f"{name}-q"}}},
+        "Outputs": {key: {"Value": value} for key, value in outputs.items()},
+    }
+    cloudformation.create_stack(StackName=name, TemplateBody=json.dumps(template))  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[boto3.Session]:
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_DEFAULT_REGION": REGION}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        yield boto3.Session(region_name=REGION)
+
+
+@pytest.fixture
+def deployed(aws: boto3.Session, stsb_dataset: Path) -> boto3.Session:
+    """The two stacks' outputs (as stacks/ publishes them), the buckets and the uploaded dataset."""
+    role = aws.client("iam").create_role(RoleName="o2v-dev-training", AssumeRolePolicyDocument=json.dumps(TRUST))
+    s3 = aws.client("s3")
+    for bucket in ("o2v-dev-datasets", "o2v-dev-artifacts"):
+        s3.create_bucket(Bucket=bucket)
+    cloudformation = aws.client("cloudformation")
+    _stack(cloudformation, data_stack_name(DEPLOYMENT), {
+        "DatasetBucketName": "o2v-dev-datasets",
+        "ArtifactBucketName": "o2v-dev-artifacts",
+        "DataKeyArn": f"arn:aws:kms:{REGION}:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+        "TrainingOutputS3Uri": "s3://o2v-dev-artifacts/training-jobs/",
+    })
+    _stack(cloudformation, training_stack_name(DEPLOYMENT), {
+        "TrainingRoleArn": role["Role"]["Arn"],
+        "TrainingInstanceType": "ml.m5.2xlarge",
+        "FirstAttemptHyperparameters": json.dumps({"enc0_network": "bilstm", "enc0_vocab_size": 30000,
+                                                   "enc0_max_seq_len": 50, "dropout": 0.0, "epochs": 20}),
+        "EventBusName": "o2v-dev-events",
+    })
+    upload_dataset(s3, stsb_dataset, "o2v-dev-datasets", "stsb")
+    return aws
+
+
+def test_plan_reads_stack_manifest_and_overrides(deployed: boto3.Session, stsb_dataset: Path) -> None:
+    manifest = json.loads((stsb_dataset / "manifest.json").read_text())["hyperparameters"]
+    plan = plan_launch(deployed, deployment=DEPLOYMENT, lineage="STS-B baseline", dataset="stsb",
+                       layers=[("--hp", {"dropout": "0.1", "enc_dim": "128"})])
+    assert plan.job_name == job_name(DEPLOYMENT, "STS-B baseline", 1) == "o2v-dev-sts-b-baseline-a1"
+    assert plan.lineage.tags() == Lineage(DEPLOYMENT, "sts-b-baseline", 1, None).tags()
+    assert plan.image_uri == image_uris.retrieve("object2vec", REGION)
+    assert plan.role_arn.endswith(":role/o2v-dev-training")
+    assert plan.event_bus_name == "o2v-dev-events"
+    assert plan.hyperparameters == {
+        "enc0_network": "bilstm",  # from the stack's first-attempt hyperparameters
+        "enc0_vocab_size": str(manifest["enc0_vocab_size"]),  # the dataset wins over the stack
+        "enc0_max_seq_len": str(manifest["enc0_max_seq_len"]),
+        "enc1_vocab_size": str(manifest["enc1_vocab_size"]),
+        "enc1_max_seq_len": str(manifest["enc1_max_seq_len"]),
+        "output_layer": "mean_squared_error",
+        "dropout": "0.1",  # --hp wins over both
+        "enc_dim": "128",
+        "epochs": "20",
+    }
+    assert plan.channels == {split: f"s3://o2v-dev-datasets/datasets/stsb/{split}/"
+                             for split in ("train", "validation", "test", "auxiliary")}
+    assert plan.console_url == ("https://us-east-1.console.aws.amazon.com/sagemaker/home?region=us-east-1"
+                                "#/jobs/o2v-dev-sts-b-baseline-a1")
+
+
+def test_sdk_request_and_created_job(deployed: boto3.Session) -> None:
+    plan = plan_launch(deployed, deployment=DEPLOYMENT, lineage="stsb-1", dataset="stsb", layers=[])
+    request = build_request(deployed, plan)
+    assert request["training_job_name"] == "o2v-dev-stsb-1-a1"  # exact: no SDK timestamp suffix
+    arn = submit(deployed, plan)
+    assert arn.endswith(":training-job/o2v-dev-stsb-1-a1")
+    sagemaker = deployed.client("sagemaker")
+    job = sagemaker.describe_training_job(TrainingJobName="o2v-dev-stsb-1-a1")
+    assert job["AlgorithmSpecification"]["TrainingImage"] == image_uris.retrieve("object2vec", REGION)
+    assert job["AlgorithmSpecification"]["TrainingInputMode"] == "File"
+    assert job["RoleArn"] == plan.role_arn
+    assert job["HyperParameters"] == plan.hyperparameters
+    channels = {item["ChannelName"]: (item["DataSource"]["S3DataSource"]["S3Uri"], item["ContentType"])
+                for item in job["InputDataConfig"]}
+    assert channels == {
+        "train": ("s3://o2v-dev-datasets/datasets/stsb/train/", "application/jsonlines"),
+        "validation": ("s3://o2v-dev-datasets/datasets/stsb/validation/", "application/jsonlines"),
+        "test": ("s3://o2v-dev-datasets/datasets/stsb/test/", "application/jsonlines"),
+        "auxiliary": ("s3://o2v-dev-datasets/datasets/stsb/auxiliary/", "application/json"),
+    }
+    assert job["OutputDataConfig"]["S3OutputPath"] == "s3://o2v-dev-artifacts/training-jobs/"
+    assert job["OutputDataConfig"]["KmsKeyId"].startswith("arn:aws:kms:")
+    assert job["ResourceConfig"]["InstanceType"] == "ml.m5.2xlarge"
+    tags = {item["Key"]: item["Value"] for item in sagemaker.list_tags(ResourceArn=arn)["Tags"]}
+    assert tags == {"o2v:deployment": DEPLOYMENT, "o2v:lineage": "stsb-1", "o2v:attempt": "1"}
+    assert Lineage.from_tags(tags).job_name() == "o2v-dev-stsb-1-a1"
+
+
+def test_cli_prints_job_name_and_console_link(deployed: boto3.Session, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "hp.json"
+    config.write_text(json.dumps({"hyperparameters": {"enc0_network": "hcnn", "mini_batch_size": 64}}))
+    args = ["launch", "--deployment", DEPLOYMENT, "--dataset", "stsb", "--lineage", "cli", "--config", str(config),
+            "--hp", "epochs=5"]
+    assert main([*args, "--dry-run"]) == 0
+    planned = json.loads(capsys.readouterr().out)
+    assert planned["dry_run"] and planned["hyperparameters"]["enc0_network"] == "hcnn"
+    assert planned["hyperparameters"]["epochs"] == "5"
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "started o2v-dev-cli-a1" in out
+    assert "https://us-east-1.console.aws.amazon.com/sagemaker/home?region=us-east-1#/jobs/o2v-dev-cli-a1" in out
+    assert deployed.client("sagemaker").describe_training_job(TrainingJobName="o2v-dev-cli-a1")
+
+
+def test_bad_hyperparameters_are_rejected_with_the_range(deployed: boto3.Session) -> None:
+    with pytest.raises(HyperparameterError, match=r"'dropout': 1\.5 is out of range; allowed: float in \[0\.0, 1\] "
+                                                  r"\(in --hp\)"):
+        plan_launch(deployed, deployment=DEPLOYMENT, lineage="x", dataset="stsb", layers=[("--hp", {"dropout": 1.5})])
+    with pytest.raises(HyperparameterError, match=r"unknown in cfg\.json"):
+        plan_launch(deployed, deployment=DEPLOYMENT, lineage="x", dataset="stsb", layers=[("cfg.json", {"lr": 1})])
+
+
+def test_missing_dataset_stack_or_output(deployed: boto3.Session) -> None:
+    with pytest.raises(LaunchError, match=r"dataset 'other': s3://o2v-dev-datasets/datasets/other/manifest\.json"):
+        plan_launch(deployed, deployment=DEPLOYMENT, lineage="x", dataset="other", layers=[])
+    with pytest.raises(StackError, match="o2v-prod-data"):
+        plan_launch(deployed, deployment="o2v-prod", lineage="x", dataset="stsb", layers=[])
+    _stack(deployed.client("cloudformation"), "o2v-test-data", {"DatasetBucketName": "b"})
+    _stack(deployed.client("cloudformation"), "o2v-test-training", {"TrainingRoleArn": "arn:aws:iam::1:role/r"})
+    with pytest.raises(StackError, match=r"'o2v-test-data' has no output\(s\) ArtifactBucketName, "
+                                         r"TrainingOutputS3Uri; found DatasetBucketName"):
+        plan_launch(deployed, deployment="o2v-test", lineage="x", dataset="stsb", layers=[])
+
+
+def test_relaunching_the_same_attempt_is_refused(deployed: boto3.Session) -> None:
+    plan = plan_launch(deployed, deployment=DEPLOYMENT, lineage="twice", dataset="stsb", layers=[])
+    submit(deployed, plan)
+    with pytest.raises(LaunchError, match="o2v-dev-twice-a1 already exists: lineage 'twice' was launched before"):
+        submit(deployed, plan)
+    jobs = deployed.client("sagemaker").list_training_jobs(NameContains="twice")["TrainingJobSummaries"]
+    assert [job["TrainingJobName"] for job in jobs] == ["o2v-dev-twice-a1"]
