@@ -49,12 +49,21 @@ class RunSpec:
         return f"{self.dataset}/{self.network}-{self.size}"
 
     def hyperparameters(self, manifest_hps: dict[str, Any]) -> dict[str, object]:
+        """The recipe of ``o2v demo``'s overfit-prone attempt 1 (pooled embeddings with their own tied
+        token embeddings, one tanh MLP layer, learning rate 0.001, batch 32), with this run's
+        network, size and dropout."""
         return {
             **manifest_hps,
             "enc0_network": self.network,
+            "enc1_network": "enc0",
             "enc0_token_embedding_dim": self.size,
             "enc_dim": self.size,
             "mlp_dim": self.size,
+            "mlp_layers": 1,
+            "mlp_activation": "tanh",
+            "learning_rate": 0.001,
+            "mini_batch_size": 32,
+            "optimizer": "adam",
             "tied_token_embedding_weight": True,
             "dropout": self.dropout,
             "epochs": self.epochs,

@@ -551,6 +551,23 @@ def _section_quality(results: dict[str, Any]) -> str:
     for role, values in means.items():
         title = "promoted" if role == "promoted" else "attempt 1"
         rows.append([f"ours, mean over seeds: {title}", "", "", _f(sum(values) / len(values), 1), ""])
+    demo = q.get("demo", {})
+    demo_text = ""
+    if "spearman_cosine" in demo:
+        promoted = next((item for item in demo["attempts"] if item["name"] == demo.get("promoted_job")), None)
+        rows.append([f"ours, promoted by the live loop (`o2v demo --size {demo['size']}`)",
+                     _f(promoted["dropout"], 1) if promoted else "?", _f(demo.get("promoted_value"), 4),
+                     _f(demo["spearman_cosine"], 1), _f(demo["spearman_pair_score"], 1)])
+        attempts = "; ".join(
+            f"attempt {item['attempt']} dropout {item['dropout']:.1f}: {item['status']}, {item['epochs_run']} epochs, "
+            f"best {_f(item['best_value'], 4)} at epoch {item['best_epoch']}"
+            + (f", diverged at epoch {item['detected_at_epoch']}" if item.get("diverged") else "")
+            for item in demo["attempts"])
+        demo_text = (f"\n\nThe live loop (`o2v demo --size {demo['size']}`: local mode, the real control-plane "
+                     f"handlers, {_f(demo.get('seconds'), 0)} s): {attempts}. "
+                     f"It promoted `{demo.get('promoted_job')}`.")
+    elif demo:
+        demo_text = f"\n\nThe live loop (`o2v demo`): {demo.get('error') or demo.get('skipped')}."
     rows.append(["all-MiniLM-L6-v2, measured here", "", "", _f(q["minilm"]["spearman_cosine"], 1), ""])
     for name, value in q["anchors"].items():
         rows.append([f"{name} (published anchor)", "", "", _f(value, 1), ""])
@@ -564,7 +581,8 @@ loop promotes is decided on validation loss only (section 2); the test split is 
 nowhere else. Our models are regressors trained on the 5,749 STS-B training pairs, so the Spearman
 of their own pair score (`in0` and `in1` together) is shown too.
 
-{_table(['Model', 'Dropout', 'Validation loss', 'Spearman (cosine)', 'Spearman (pair score)'], rows)}{note_text}"""
+{_table(['Model', 'Dropout', 'Validation loss', 'Spearman (cosine)', 'Spearman (pair score)'], rows)}\
+{demo_text}{note_text}"""
 
 
 def _reproduce(results_name: str) -> str:

@@ -204,11 +204,20 @@ def quality(ctx: Context) -> None:
             ctx.log(f"quality: seed {seed} {role} (dropout {info['dropout']})")
             measured[f"seed-{seed}/{role}"] = {**info, "seed": seed, "role": role,
                                                **served_spearman(ctx.work / info["model"], pairs)}
+    demo: dict[str, Any] = {"skipped": "not run in the smoke configuration (about a minute)"}
+    if ctx.cfg.run_demo:
+        from bench.demo_run import run_demo
+
+        ctx.log("quality: o2v demo --size quick (the live local loop)")
+        demo, demo_model = run_demo(ctx.work)
+        if demo_model is not None:
+            demo.update(served_spearman(demo_model, pairs))
     ctx.log("quality: all-MiniLM-L6-v2")
     ctx.results["quality"] = {
         "pairs": len(pairs),
         "split": "test",
         "models": measured,
+        "demo": demo,
         "minilm": minilm_spearman(ctx.minilm(), pairs),
         "anchors": ANCHORS,
     }
