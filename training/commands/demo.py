@@ -27,15 +27,16 @@ hyperparameters) come from cdk.json (--env). Each run writes runs/<timestamp>/: 
 validation_loss.png, run.json, the prepared data, every service's logs. Every local process is
 stopped at the end, on error and on Ctrl-C.
 
-Sizes (--size):
-  quick      all of STS-B train, 400 test pairs, 10 epochs, 64-d    (about a minute)
-  standard   all of STS-B, 12 epochs, 128-d                          (default; a few minutes)
-  large      all of STS-B, 20 epochs, 256-d                          (slower)
+Sizes (--size); each trains on all 5,749 STS-B training pairs and validates on the 1,500 dev pairs:
+  quick      64-d, 10 epochs, scored on 400 test pairs     (about a minute on an idle 2-core machine)
+  standard   64-d, 10 epochs, scored on all 1,379 pairs    (the default; 1-3 minutes)
+  large      128-d, 12 epochs                              (more prone to overfit: usually more attempts)
+--train-rows N trains on a deterministic sample instead; --epochs N changes the epoch budget.
 
 Examples:
   o2v demo                              # the standard run
   o2v demo --size quick                 # a smaller, faster run
-  o2v demo --size large --epochs 25     # a larger run
+  o2v demo --size large                 # a larger run
   o2v demo --data ~/stsbenchmark        # bring your own copy of STS-B (sts-{train,dev,test}.csv)
   o2v demo --keep-endpoint              # keep the local endpoint up for `o2v embed` until Ctrl-C
 """

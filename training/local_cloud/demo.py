@@ -67,6 +67,7 @@ if TYPE_CHECKING:
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHARED_STSB = REPO_ROOT.parent / "shared" / "data" / "stsbenchmark"
 LINEAGE = "stsb-demo"
+EXAMPLE_SENTENCES = ("A man is playing a guitar.", "A man plays the guitar.")
 DATASET_NAME = "stsb-demo"
 
 
@@ -91,9 +92,9 @@ class Size:
 
 
 SIZES: dict[str, Size] = {
-    "quick": Size("quick", None, 400, 10, 64, "all of STS-B train, 400 test pairs, 10 epochs, 64-d (about a minute)"),
-    "standard": Size("standard", None, None, 12, 128, "all of STS-B, 12 epochs, 128-d (a few minutes on 2 cores)"),
-    "large": Size("large", None, None, 20, 256, "all of STS-B, 20 epochs, 256-d (slower; a stronger model)"),
+    "quick": Size("quick", None, 400, 10, 64, "64-d, 10 epochs, scored on 400 test pairs (about a minute)"),
+    "standard": Size("standard", None, None, 10, 64, "64-d, 10 epochs, scored on all 1,379 test pairs"),
+    "large": Size("large", None, None, 12, 128, "128-d, 12 epochs (more prone to overfit: more attempts)"),
 }
 
 
@@ -185,20 +186,48 @@ def short(job_name: str) -> str:
 # Data
 
 
-def find_stsb(options: DemoOptions, console: Console) -> tuple[Path, str]:
+@dataclass(frozen=True)
+class DataChoice:
+    directory: Path
+    description: str
+    prepared: bool  # a dataset written by `o2v prepare` (manifest.json), else the raw STS-B files
+
+
+def find_data(options: DemoOptions, console: Console) -> DataChoice:
+    """``--data DIR`` (raw STS-B or a prepared dataset), else the shared copy, else the download."""
     from training.data import stsb
 
     if options.data is not None:
-        stsb.split_files(options.data)  # names any missing file
-        return options.data, f"STS-B from {options.data}"
+        if (options.data / "manifest.json").is_file():
+            return DataChoice(options.data, f"dataset prepared by o2v prepare in {options.data}", True)
+        try:
+            stsb.split_files(options.data)
+        except FileNotFoundError as error:
+            raise DemoError(f"--data {options.data}: neither STS-B ({error}) nor a dataset written by "
+                            "`o2v prepare` (no manifest.json)") from None
+        return DataChoice(options.data, f"STS-B from {options.data}", False)
     if (SHARED_STSB / "sts-train.csv").is_file():
-        return SHARED_STSB, "STS-B from ../shared/data/stsbenchmark"
+        return DataChoice(SHARED_STSB, "STS-B from ../shared/data/stsbenchmark", False)
     console.line("data", f"downloading STS-B from {stsb.STSB_URL} into {options.cache_dir} ...")
     try:
-        return stsb.download(options.cache_dir), f"STS-B downloaded into {options.cache_dir}"
+        return DataChoice(stsb.download(options.cache_dir), f"STS-B downloaded into {options.cache_dir}", False)
     except OSError as error:
         raise DemoError(f"no STS-B data: pass --data DIR (holding sts-train.csv, sts-dev.csv, sts-test.csv); "
                         f"the download failed: {error}") from None
+
+
+def use_prepared(choice: DataChoice, out: Path) -> dict[str, Any]:
+    """Copy a prepared dataset into the run; it needs a validation split (the detector reads it)."""
+    import shutil
+
+    from training.data.prepare import load_manifest
+
+    manifest = load_manifest(choice.directory)
+    if "validation" not in manifest.get("splits", {}):
+        raise DemoError(f"{choice.directory} has no validation split, which the divergence detector needs; "
+                        "prepare it with --validation FILE or --validation-fraction 0.1")
+    shutil.copytree(choice.directory, out)
+    return manifest
 
 
 def prepare_data(directory: Path, out: Path, train_rows: int | None) -> dict[str, Any]:
@@ -313,6 +342,7 @@ class JobView:
     log_tokens: dict[str, str] = field(default_factory=dict)
     train: dict[int, float] = field(default_factory=dict)
     best: float | None = None
+    log_done: bool = False
 
 
 class Watcher:
@@ -329,6 +359,7 @@ class Watcher:
         self.notifications: list[str] = []
         self.dead_letters: list[dict[str, Any]] = []
         self.observer_queue = ""
+        self.endpoint_status = ""
         self._lock = threading.Lock()
 
     # observer rules: the demo's own listener, beside (never instead of) the project's rules
@@ -383,15 +414,31 @@ class Watcher:
         elif kind == TRAINING_SUCCEEDED:
             self.console.line("event", f"{TRAINING_SUCCEEDED} {short(detail.get('trainingJobName', ''))}: best "
                                        f"{detail.get('bestValue'):.4f} at epoch {detail.get('bestEpoch')}")
-        elif kind in (MODEL_PROMOTED, PROMOTION_SKIPPED, RETRAINING_EXHAUSTED, TRAINING_FAILED):
+        elif kind in (RETRAINING_EXHAUSTED, TRAINING_FAILED):  # ModelPromoted: see the promoter's line
             summary = {key: value for key, value in detail.items() if key != "deployment"}
             self.console.line("event", f"{kind} {json.dumps(summary, default=str)[:200]}")
+
+    def watch_endpoint(self, sagemaker: Any) -> None:
+        try:
+            endpoint = sagemaker.describe_endpoint(EndpointName=self.names.endpoint)
+        except sagemaker.exceptions.ClientError:
+            return
+        status = str(endpoint["EndpointStatus"])
+        if status != self.endpoint_status:
+            self.endpoint_status = status
+            pending = endpoint.get("PendingDeploymentSummary", {}).get("EndpointConfigName")
+            config = pending or endpoint.get("EndpointConfigName")
+            reason = f": {endpoint['FailureReason']}" if endpoint.get("FailureReason") else ""
+            self.console.line("endpoint", f"{self.names.endpoint} {status} (endpoint config {config}; local inference "
+                                          f"server){reason}")
 
     def tail_logs(self, logs: Any) -> None:
         """Print each epoch's losses as they reach the local CloudWatch Logs."""
         for name, view in list(self.jobs.items()):
-            if view.secondary in ("Starting", "Downloading"):
+            if view.secondary in ("Starting", "Downloading") or view.log_done:
                 continue
+            # One last read after the job ended (its lines are flushed before the final status).
+            view.log_done = view.status in ("Completed", "Stopped", "Failed")
             try:
                 streams = logs.describe_log_streams(logGroupName="/aws/sagemaker/TrainingJobs",
                                                     logStreamNamePrefix=f"{name}/")["logStreams"]
@@ -451,13 +498,13 @@ class Watcher:
         elif delivery.target == "finished_job_evaluator":
             text = f"{short(str(result.get('job', '')))} {result.get('action')} ({result.get('detail')})"
         elif delivery.target == "promoter":
-            text = json.dumps(result, default=str)[:220]
+            text = _promotion_text(result)
         elif delivery.target == "notifications":
-            kind = delivery.event.get("detail-type")
-            note = f"{kind}: {json.dumps(delivery.event.get('detail', {}), default=str)[:160]}"
+            detail = {key: value for key, value in delivery.event.get("detail", {}).items() if key != "deployment"}
+            note = f"{delivery.event.get('detail-type')}: {json.dumps(detail, default=str)}"
             with self._lock:
                 self.notifications.append(note)
-            text = f"SNS {note}"
+            text = f"published to SNS topic {self.names.topic}: {note[:150]}"
         else:
             text = json.dumps(result, default=str)[:200]
         retried = f" (after {delivery.attempts} attempts)" if delivery.attempts > 1 else ""
@@ -482,6 +529,8 @@ class Demo:
         self.services: LocalServices | None = None
         self.pump: EventPump | None = None
         self.run_dir: Path | None = None
+        self.data_choice: DataChoice | None = None
+        self._example: tuple[list[str], Path, subprocess.Popen[str]] | None = None
         self._stopped = False
 
     # -- lifecycle
@@ -500,9 +549,15 @@ class Demo:
                       f"environment {settings.env_name!r} (deployment {deployment!r})")
 
         # 1. data
-        directory, data_text = find_stsb(options, console)
+        choice = self.data_choice = find_data(options, console)
+        data_text = choice.description
         train_rows = options.train_rows if options.train_rows is not None else self.size.train_rows
-        manifest = prepare_data(directory, run_dir / "data", train_rows)
+        if choice.prepared:
+            if options.train_rows is not None:
+                raise DemoError("--train-rows applies to raw STS-B; sample a prepared dataset with o2v prepare")
+            manifest = use_prepared(choice, run_dir / "data")
+        else:
+            manifest = prepare_data(choice.directory, run_dir / "data", train_rows)
         counts = {name: split["records"] for name, split in manifest["splits"].items()}
         data_text += (f": train {counts.get('train')}, validation {counts.get('validation')}, "
                       f"test {counts.get('test')} pairs; vocabulary {manifest['vocab_size']}")
@@ -591,6 +646,7 @@ class Demo:
         self._watch(watcher, sagemaker, sqs, logs, names)
 
         # 5. evaluate the served model, report
+        self._start_embed_example(names)
         summary = self._summarize(settings, names, watcher, sagemaker, logs, run_dir, started_at, data_text,
                                   int(hyperparameters["enc_dim"]))
         paths = write_report(summary, run_dir)
@@ -608,6 +664,7 @@ class Demo:
         while True:
             watcher.drain(sqs)
             watcher.tail_logs(logs)
+            watcher.watch_endpoint(sagemaker)
             if self._settled(sagemaker, names, watcher):
                 settled_checks += 1
                 if settled_checks >= 3:
@@ -626,7 +683,8 @@ class Demo:
         if not jobs or any(job["TrainingJobStatus"] in ("InProgress", "Stopping") for job in jobs):
             return False
         kinds = {event.get("detail-type") for event in watcher.project_events}
-        if not kinds & {MODEL_PROMOTED, PROMOTION_SKIPPED, RETRAINING_EXHAUSTED, TRAINING_FAILED}:
+        ended = kinds & {MODEL_PROMOTED, PROMOTION_SKIPPED, RETRAINING_EXHAUSTED, TRAINING_FAILED}
+        if not ended and not watcher.dead_letters:
             return False
         with contextlib.suppress(sagemaker.exceptions.ClientError):
             status = sagemaker.describe_endpoint(EndpointName=names.endpoint)["EndpointStatus"]
@@ -654,9 +712,14 @@ class Demo:
         pairs = 0
         outcome = "ok"
         if promoted_job and endpoint_status == "InService":
-            spearman, embedding_dim, pairs = self._evaluate(names)
-            self.console.line("eval", f"STS-B test Spearman {spearman:.3f} over {pairs} pairs (cosine of in0 "
-                                      f"embeddings from InvokeEndpoint {names.endpoint}, {embedding_dim} values each)")
+            evaluation = self._evaluate(names)
+            if evaluation is None:
+                self.console.line("eval", "no regression test split to correlate with; skipped the Spearman score")
+            else:
+                spearman, embedding_dim, pairs = evaluation
+                self.console.line("eval", f"test Spearman {spearman:.3f} over {pairs} pairs (cosine of the in0 "
+                                          f"embeddings from InvokeEndpoint {names.endpoint}, {embedding_dim} values "
+                                          "each)")
         elif not promoted_job:
             outcome = "no model was promoted (see the events above and the report)"
         else:
@@ -718,37 +781,50 @@ class Demo:
             ))
         return attempts
 
-    def _evaluate(self, names: LocalNames) -> tuple[float, int, int]:
-        """STS-B test Spearman of the served embeddings (cosine of in0 embeddings)."""
+    def _evaluate(self, names: LocalNames) -> tuple[float, int, int] | None:
+        """Test Spearman of the served embeddings: cosine of the in0 embeddings of both sentences.
+
+        Raw STS-B: the test sentences are tokenized by ``o2v embed``'s client, exactly as the
+        training data was. A prepared dataset: its ``test.jsonl`` token ids, when its labels are
+        scores (regression). None when there is nothing to correlate with.
+        """
         from scipy.stats import spearmanr
 
-        from training.data import readers
-        from training.data.tokenizer import Tokenizer
-        from training.data.vocab import Vocab
-        from training.serving.client import SageMakerInvoker, SentenceEncoder
+        from training.serving.client import SageMakerInvoker
 
-        assert self.run_dir is not None
+        assert self.run_dir is not None and self.data_choice is not None
         data = self.run_dir / "data"
         manifest = json.loads((data / "manifest.json").read_text(encoding="utf-8"))
-        directory, _ = find_stsb(self.options, self.console)
-        from training.data import stsb
-
-        pairs = [row for row in readers.read_stsb(stsb.split_files(directory)["test"][0])
-                 if isinstance(row, readers.Pair) and row.label is not None]
-        limit = self.size.test_rows
-        if limit is not None:
-            pairs = pairs[:limit]
-        hps = manifest.get("hyperparameters", {})
-        encoder = SentenceEncoder(Tokenizer.load(data / "auxiliary" / "tokenizer.json"),
-                                  Vocab.load(data / "auxiliary" / "vocab.json"),
-                                  vocab_size=hps.get("enc0_vocab_size"), max_seq_len=hps.get("enc0_max_seq_len"))
         invoker = SageMakerInvoker(boto3.client("sagemaker-runtime"), names.endpoint)
-        first = encoder.embed(invoker, [pair.text0 for pair in pairs])
-        second = encoder.embed(invoker, [pair.text1 for pair in pairs])
+        limit = self.size.test_rows
+        if self.data_choice.prepared:
+            test = data / "test" / "test.jsonl"
+            if manifest.get("label", {}).get("kind") != "regression" or not test.is_file():
+                return None
+            rows = [json.loads(line) for line in test.read_text(encoding="utf-8").splitlines() if line.strip()]
+            rows = rows[:limit] if limit is not None else rows
+            first = _embed_ids(invoker, [row["in0"] for row in rows])
+            second = _embed_ids(invoker, [row["in1"] for row in rows])
+            gold = [float(row["label"]) for row in rows]
+        else:
+            from training.data import readers, stsb
+            from training.data.tokenizer import Tokenizer
+            from training.data.vocab import Vocab
+            from training.serving.client import SentenceEncoder
+
+            pairs = [row for row in readers.read_stsb(stsb.split_files(self.data_choice.directory)["test"][0])
+                     if isinstance(row, readers.Pair) and row.label is not None]
+            pairs = pairs[:limit] if limit is not None else pairs
+            hps = manifest.get("hyperparameters", {})
+            encoder = SentenceEncoder(Tokenizer.load(data / "auxiliary" / "tokenizer.json"),
+                                      Vocab.load(data / "auxiliary" / "vocab.json"),
+                                      vocab_size=hps.get("enc0_vocab_size"), max_seq_len=hps.get("enc0_max_seq_len"))
+            first = encoder.embed(invoker, [pair.text0 for pair in pairs])
+            second = encoder.embed(invoker, [pair.text1 for pair in pairs])
+            gold = [float(pair.label) for pair in pairs if pair.label is not None]
         scores = [_cosine(a, b) for a, b in zip(first, second, strict=True)]
-        gold = [float(pair.label) for pair in pairs if pair.label is not None]
         rho = float(spearmanr(scores, gold).statistic)
-        return rho, len(first[0]) if first else 0, len(pairs)
+        return rho, len(first[0]) if first else 0, len(gold)
 
     def _print_summary(self, summary: RunSummary, paths: dict[str, Path], names: LocalNames) -> None:
         console = self.console
@@ -766,27 +842,43 @@ class Demo:
                           f"{summary.spearman:.3f} ({summary.test_pairs} pairs, {summary.embedding_dim}-d embeddings)")
         console.plain(f"Outcome: {summary.outcome}. Wall time {summary.wall_seconds:.0f} s.")
         console.plain(f"Report: {paths['report']}  (plot: {paths['plot'].name}, data: {paths['run'].name})")
-        model = next((attempt.model_artifact for attempt in summary.attempts
-                      if attempt.name == summary.promoted_job), None)
-        if model and summary.endpoint_status == "InService":
-            self._embed_example(self._download_model(model), names)
+        self._finish_embed_example()
 
-    def _embed_example(self, model: Path, names: LocalNames) -> None:
-        """Run ``o2v embed`` against the local endpoint, and show how to run it yourself."""
+    def _start_embed_example(self, names: LocalNames) -> None:
+        """Start ``o2v embed`` against the local endpoint (it loads torch: let it run meanwhile)."""
         assert self.services is not None
-        sentences = ["A man is playing a guitar.", "A man plays the guitar."]
-        arguments = ["embed", *sentences, "--endpoint", names.endpoint, "--region", self.options.region,
-                     "--model", str(model)]
+        sagemaker = boto3.client("sagemaker")
+        try:
+            endpoint = sagemaker.describe_endpoint(EndpointName=names.endpoint)
+            config = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+            model = sagemaker.describe_model(ModelName=config["ProductionVariants"][0]["ModelName"])
+        except sagemaker.exceptions.ClientError:
+            return
+        if endpoint["EndpointStatus"] != "InService":
+            return
+        path = self._download_model(model["PrimaryContainer"]["ModelDataUrl"])
+        arguments = ["embed", *EXAMPLE_SENTENCES, "--endpoint", names.endpoint, "--region", self.options.region,
+                     "--model", str(path)]
+        process = subprocess.Popen([sys.executable, "-m", "training.cli", *arguments], stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True, env=self.services.environment())
+        self._example = (arguments, path, process)
+
+    def _finish_embed_example(self) -> None:
+        """Show the ``o2v embed`` example's answer, and how to run it yourself."""
+        if self._example is None or self.services is None:
+            return
+        arguments, model, process = self._example
         console = self.console
         console.plain("o2v embed, through the local endpoint (sagemaker-runtime InvokeEndpoint):")
         console.plain("  $ o2v " + shlex.join(arguments))
         try:
-            answer = subprocess.run([sys.executable, "-m", "training.cli", *arguments], capture_output=True,
-                                    text=True, timeout=120, env=self.services.environment(), check=False)
+            stdout, stderr = process.communicate(timeout=120)
         except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
             console.plain("  (no answer within 120 s)")
             return
-        for line in (answer.stdout.splitlines() if answer.returncode == 0 else answer.stderr.splitlines())[:4]:
+        for line in (stdout.splitlines() if process.returncode == 0 else stderr.splitlines())[:4]:
             with contextlib.suppress(ValueError, KeyError, TypeError):
                 item = json.loads(line)
                 values = ", ".join(f"{value:.4f}" for value in item["embedding"][:4])
@@ -802,7 +894,7 @@ class Demo:
         else:
             console.plain("After the demo (it stops the endpoint; --keep-endpoint keeps it), serve the model yourself:")
             console.plain(f"  $ o2v serve --model {model} --port 8080 &")
-            console.plain("  $ o2v " + shlex.join(["embed", *sentences, "--model", str(model)]))
+            console.plain("  $ o2v " + shlex.join(["embed", *EXAMPLE_SENTENCES, "--model", str(model)]))
 
     def _download_model(self, uri: str) -> Path:
         assert self.run_dir is not None
@@ -835,6 +927,9 @@ class Demo:
         if self._stopped:
             return []
         self._stopped = True
+        if self._example is not None and self._example[2].poll() is None:
+            self._example[2].kill()
+            self._example[2].wait()
         groups = self.process_groups()
         if self.pump is not None:
             self.pump.stop()
@@ -856,6 +951,29 @@ def _callers(path: Path) -> dict[str, str]:
         app = next((part.split("/", 1)[1] for part in agent.split() if part.startswith("app/")), None)
         callers[str(record.get("resource"))] = f"{app} (Lambda)" if app else "o2v demo"
     return callers
+
+
+def _promotion_text(result: dict[str, Any]) -> str:
+    outcome = result.get("outcome", "?")
+    job = short(str(result.get("trainingJobName", "")))
+    candidate = result.get("candidateValue")
+    candidate_text = f"{candidate:.4f}" if isinstance(candidate, (int, float)) else "n/a"
+    if outcome == MODEL_PROMOTED:
+        previous = result.get("previousValue")
+        previous_text = f"{previous:.4f}" if isinstance(previous, (int, float)) else "nothing served yet"
+        return (f"{outcome}: {job} ({result.get('metricName')} {candidate_text}; before: {previous_text}) -> "
+                f"model {result.get('modelName')} on endpoint {result.get('endpointName')}")
+    if outcome == PROMOTION_SKIPPED:
+        return f"{outcome}: {job} ({candidate_text}): {result.get('reason')}"
+    return json.dumps(result, default=str)[:200]
+
+
+def _embed_ids(invoker: Any, sequences: list[list[int]], batch_size: int = 100) -> list[list[float]]:
+    embeddings: list[list[float]] = []
+    for start in range(0, len(sequences), batch_size):
+        body = json.dumps({"instances": [{"in0": ids} for ids in sequences[start:start + batch_size]]}).encode()
+        embeddings.extend(item["embeddings"] for item in json.loads(invoker.invoke(body))["predictions"])
+    return embeddings
 
 
 def _cosine(a: list[float], b: list[float]) -> float:
