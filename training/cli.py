@@ -17,6 +17,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "training.commands.serve",
     "training.commands.embed",
     "training.commands.launch",
+    "training.commands.detect",
+    "training.commands.demo",
 )
 
 
