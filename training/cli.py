@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -45,6 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("o2v: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `o2v embed ... | head -1`: the reader left, nothing is wrong
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except (CommandError, ValueError, FileNotFoundError, FileExistsError) as error:
         print(f"o2v {args.command}: error: {error}", file=sys.stderr)
         return 2

@@ -102,6 +102,7 @@ class Run:
     result: TrainResult
     lines: list[MetricLine]
     log: str
+    stdout: str
     model_dir: Path
     archive: Path | None
 
@@ -130,8 +131,8 @@ def run_training(tmp_path: Path) -> TrainFn:
                        log=log)
         parsed = [parse_line(text) for text in stdout.getvalue().splitlines()]
         assert all(line is not None for line in parsed), stdout.getvalue()
-        return Run(result, [line for line in parsed if line is not None], log.getvalue(), out / "model",
-                   result.archive)
+        return Run(result, [line for line in parsed if line is not None], log.getvalue(), stdout.getvalue(),
+                   out / "model", result.archive)
 
     return run
 

@@ -166,3 +166,17 @@ def test_relaunching_the_same_attempt_is_refused(deployed: boto3.Session) -> Non
         submit(deployed, plan)
     jobs = deployed.client("sagemaker").list_training_jobs(NameContains="twice")["TrainingJobSummaries"]
     assert [job["TrainingJobName"] for job in jobs] == ["o2v-dev-twice-a1"]
+
+
+def test_prepare_upload_to_the_deployments_dataset_bucket(deployed: boto3.Session, stsb_slice: dict[str, Path],
+                                                          tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "stsb-small"
+    assert main(["prepare", "--train", str(stsb_slice["train"]), "--validation", str(stsb_slice["validation"]),
+                 "--out", str(out), "--upload", "--deployment", DEPLOYMENT, "--name", "stsb-small", "--quiet"]) == 0
+    uploaded = json.loads(capsys.readouterr().out)["uploaded"]
+    assert uploaded[-1] == "s3://o2v-dev-datasets/datasets/stsb-small/manifest.json"
+    plan = plan_launch(deployed, deployment=DEPLOYMENT, lineage="small", dataset="stsb-small", layers=[])
+    assert set(plan.channels) == {"train", "validation", "auxiliary"}  # no test split was prepared
+    assert main(["prepare", "--train", str(stsb_slice["train"]), "--out", str(tmp_path / "x"), "--upload",
+                 "--quiet"]) == 2
+    assert "--upload needs --bucket or --deployment" in capsys.readouterr().err

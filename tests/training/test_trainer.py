@@ -20,6 +20,7 @@ from o2v_core.metric_series import read_metrics_file
 
 from tests.training.conftest import TINY, TrainFn, manifest_hyperparameters
 from training.cli import main
+from training.commands import detect as detect_command
 from training.data.errors import DataError
 from training.model import artifact
 from training.model.config import resolve
@@ -106,14 +107,13 @@ def test_overfitting_shows_in_the_log_and_the_detector_flags_it(stsb_dataset: Pa
     assert 0 < best < len(validation) - 3, validation  # it first improves, then gets worse
     assert validation[-1] > validation[best] * 1.05, validation
     assert train[-1] < train[best] * 0.7, train  # train keeps falling after the validation minimum
-    log = tmp_path / "overfit.log"
-    log.write_text("".join(f"{line}\n" for line in run.log.splitlines()) +
-                   "".join(f"#quality_metric: host=algo-1, epoch={line.epoch}, {line.channel} {line.metric} "
-                           f"<loss>={line.value!r}\n" for line in run.lines if line.epoch is not None))
+    log = tmp_path / "overfit.log"  # what the trainer printed, progress included, as a job log shows it
+    log.write_text(run.stdout + run.log)
     series = read_metrics_file(log)
     assert [value for _, value in series.validation] == validation
     decision = detect(series.validation, series.train)
     assert decision.diverged, decision
+    assert detect_command.main(["--metrics", str(log)]) == detect_command.EXIT_DIVERGED  # `o2v detect` flags it
 
 
 @pytest.mark.slow

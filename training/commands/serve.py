@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from training.cli import CommandError
 from training.commands import Subparsers, add_parser
 
 DESCRIPTION = """\
@@ -61,7 +62,11 @@ def run(args: argparse.Namespace) -> int:
     configure_threads(args.threads)
     loaded = load(args.model)
     predictor = Predictor(loaded, max_instances=args.max_instances, batch_size=args.batch_size)
-    server = InferenceServer(predictor, args.host, args.port, max_body_bytes=args.max_body_bytes, quiet=args.quiet)
+    try:
+        server = InferenceServer(predictor, args.host, args.port, max_body_bytes=args.max_body_bytes,
+                                 quiet=args.quiet)
+    except OSError as error:
+        raise CommandError(f"cannot listen on {args.host}:{args.port}: {error.strerror or error}") from None
     config = loaded.config
     print(f"serve: {args.model} ({config.enc0.network}, enc_dim {config.enc_dim}, output {config.output_layer}) "
           f"on {server.url}  [GET /ping, POST /invocations]", file=sys.stderr, flush=True)
@@ -78,4 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.serving", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)
-    return run(parser.parse_args(argv))
+    try:
+        return run(parser.parse_args(argv))
+    except (CommandError, ValueError, FileNotFoundError) as error:
+        print(f"python -m training.serving: error: {error}", file=sys.stderr)
+        return 2
