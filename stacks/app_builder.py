@@ -10,6 +10,8 @@ from typing import Any
 
 from aws_cdk import App, Environment, Validations
 from cdk_nag import AwsSolutionsChecks, NagPack, ServerlessChecks
+from o2v_core.events import rules
+from o2v_core.functions import FUNCTIONS
 
 from stacks.data_stack import DataStack
 from stacks.serving_stack import ServingStack
@@ -37,6 +39,22 @@ def cdk_json_context(path: Path = REPO_ROOT / "cdk.json") -> dict[str, Any]:
     """The context block of cdk.json, as the CDK CLI would pass it to the app."""
     context: dict[str, Any] = json.loads(path.read_text())["context"]
     return context
+
+
+class WiringError(RuntimeError):
+    """A rule or function of o2v_core is wired by no stack, or by two."""
+
+
+def check_wiring(deployment: str, training: TrainingStack, serving: ServingStack) -> None:
+    """Every o2v_core.events.rules() spec and every o2v_core.functions spec is deployed exactly once."""
+    wired_rules = [*training.control_plane.rules, *serving.promotion.rules]
+    expected_rules = [spec.rule_id for spec in rules(deployment)]
+    if sorted(wired_rules) != sorted(expected_rules):
+        raise WiringError(f"rules wired {sorted(wired_rules)}; o2v_core.events.rules() has {sorted(expected_rules)}")
+    wired_functions = [*training.control_plane.functions, serving.promotion.promoter.spec.function_id]
+    expected_functions = [spec.function_id for spec in FUNCTIONS]
+    if sorted(wired_functions) != sorted(expected_functions):
+        raise WiringError(f"functions deployed {sorted(wired_functions)}; o2v_core.functions has {expected_functions}")
 
 
 def new_app(**kwargs: Any) -> App:
@@ -69,9 +87,11 @@ def build(app: App, settings: Settings | None = None) -> Deployment:
         f"{settings.deployment}-serving",
         settings=settings,
         data=data,
+        training=training,
         env=env,
         description=f"Object2Vec {settings.deployment}: embedding endpoint and promotion",
     )
+    check_wiring(settings.deployment, training, serving)
     # Both packs run on the whole app as policy validation: a finding fails synthesis unless it is
     # acknowledged, with a reason, on the resource that raises it.
     nag_packs: tuple[NagPack, ...] = (AwsSolutionsChecks(app), ServerlessChecks(app))

@@ -11,6 +11,7 @@ from constructs import Construct
 from stacks import s3_layout
 from stacks.constructs.data_key import DataKey
 from stacks.constructs.secure_bucket import AccessLogBucket, SecureBucket, drop_redundant_provider_dependency
+from stacks.constructs.serving_model_record import ServingModelRecord
 from stacks.settings import Settings
 
 # Logical IDs of the stateful resources; tests/stacks pins them so no refactor replaces one.
@@ -70,6 +71,14 @@ class DataStack(Stack):
         ).bucket
 
         drop_redundant_provider_dependency(self)
+        self.serving_record = ServingModelRecord(
+            self,
+            "ServingModelRecord",
+            deployment=settings.deployment,
+            initial_model_data_url=settings.serving.initial_model_data_url,
+            removal_policy=removal,
+            log_retention_days=settings.log_retention_days,
+        )
 
         exports = {
             "DataKeyArn": (self.key.key_arn, "KMS key of datasets, artifacts and data capture"),
@@ -94,6 +103,12 @@ class DataStack(Stack):
                 "Where the endpoint's data capture lands",
             ),
             "AccessLogBucketName": (self.access_logs.bucket_name, "Server access logs of the other buckets"),
+            "ServingModelDataUrlParameterName": (
+                self.serving_record.url_parameter,
+                "SSM parameter with the served ModelDataUrl; set it (or serving.initial_model_data_url) before "
+                "the first deploy of the serving stack",
+            ),
+            "ServingModelParameterName": (self.serving_record.record_parameter, "The promoter's served-model record"),
         }
         for name, (value, description) in outputs.items():
             CfnOutput(self, name, value=value, description=description)

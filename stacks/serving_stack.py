@@ -1,39 +1,55 @@
-"""Serving: the Object2Vec embedding endpoint, its model role and its autoscaling."""
+"""Serving: the Object2Vec embedding endpoint (blue/green, autoscaled), its alarms and the promoter.
+
+The model's artifact is resolved at deploy time from the SSM parameter that the promoter
+updates, so a redeploy serves the promoted model rather than reverting to the configured one.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnOutput, CfnParameter, Stack
+from aws_cdk import Annotations, CfnDynamicReference, CfnDynamicReferenceService, CfnOutput, Fn, Stack
+from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from stacks.constructs.embedding_endpoint import EmbeddingEndpoint
+from stacks.constructs.embedding_endpoint import VARIANT_NAME, EmbeddingEndpoint
+from stacks.constructs.endpoint_alarms import EndpointAlarms
 from stacks.constructs.object2vec_image import Object2VecImage
+from stacks.constructs.promotion import Promotion
 from stacks.constructs.sagemaker_roles import ModelExecutionRole
 from stacks.data_stack import DataStack
+from stacks.serving_record import serving_model_data_url_parameter, serving_model_parameter
 from stacks.settings import Settings
+from stacks.training_stack import TrainingStack
 
 
 class ServingStack(Stack):
     def __init__(
-        self, scope: Construct, construct_id: str, *, settings: Settings, data: DataStack, **kwargs: Any
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: Settings,
+        data: DataStack,
+        training: TrainingStack,
+        **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        self.add_stack_dependency(data, "imports the key and bucket exports")
+        self.add_stack_dependency(data, "imports the key and bucket exports; creates the served-model parameter")
+        self.add_stack_dependency(training, "imports the event bus, topic and training role exports")
         refs = data.refs()
+        training_refs = training.refs()
         serving = settings.serving
         endpoint_name = f"{settings.deployment}-embeddings"
+        url_parameter = serving_model_data_url_parameter(settings.deployment)
+        if serving.initial_model_data_url is None:
+            Annotations.of(self).add_info(
+                f"No model artifact is configured. Before the first deploy of {self.stack_name}, set "
+                f"environments.{settings.env_name}.serving.initial_model_data_url in cdk.json (an S3 URI of an "
+                f"Object2Vec model.tar.gz) and deploy {data.stack_name}, or put it into the SSM String parameter "
+                f"{url_parameter}. Promotions overwrite that parameter; redeploys keep what it says."
+            )
         image = Object2VecImage(self, "Object2VecImage")
-        model_data_url = serving.initial_model_data_url
-        if model_data_url is None:
-            model_data_url = CfnParameter(
-                self,
-                "ModelDataUrl",
-                type="String",
-                allowed_pattern="^s3://.+",
-                description="No model artifact is configured. Set serving.initial_model_data_url in cdk.json "
-                "(environments.<env>) or deploy with --parameters ModelDataUrl=s3://.../model.tar.gz",
-            ).value_as_string
         self.model_role = ModelExecutionRole(
             self,
             "ModelExecutionRole",
@@ -42,20 +58,50 @@ class ServingStack(Stack):
             repository_arn=image.repository_arn,
             extra_model_data_url=serving.initial_model_data_url,
         ).role
+        self.endpoint_alarms = EndpointAlarms(
+            self,
+            "EndpointAlarms",
+            endpoint_name=endpoint_name,
+            variant_name=VARIANT_NAME,
+            max_model_latency_ms=serving.max_model_latency_ms,
+            topic=sns.Topic.from_topic_arn(self, "NotificationTopic", training_refs.notification_topic_arn),
+        )
+        rollback_alarm_names = [alarm.alarm_name for alarm in self.endpoint_alarms.all]
         self.endpoint = EmbeddingEndpoint(
             self,
             "EmbeddingEndpoint",
             endpoint_name=endpoint_name,
             serving=serving,
             image_uri=image.image_uri,
-            model_data_url=model_data_url,
+            # Resolved by CloudFormation at deploy time, never at synth; see stacks/serving_record.py.
+            model_data_url=CfnDynamicReference(CfnDynamicReferenceService.SSM, url_parameter).to_string(),
             model_role=self.model_role,
             data=refs,
+            rollback_alarm_names=rollback_alarm_names,
         )
-        CfnOutput(
-            self, "EndpointName", value=self.endpoint.endpoint_name, description="InvokeEndpoint target for embeddings"
+        self.promotion = Promotion(
+            self,
+            "Promotion",
+            settings=settings,
+            data=refs,
+            training=training_refs,
+            endpoint_name=endpoint_name,
+            model_role_arn=self.model_role.role_arn,
+            image_uri=image.image_uri,
+            rollback_alarm_names=rollback_alarm_names,
         )
-        CfnOutput(
-            self, "ModelRoleArn", value=self.model_role.role_arn, description="Execution role of the served models"
-        )
-        CfnOutput(self, "ServingImageUri", value=image.image_uri, description="Object2Vec inference image")
+
+        outputs = {
+            "EndpointName": (self.endpoint.endpoint_name, "InvokeEndpoint target for embeddings"),
+            "ModelRoleArn": (self.model_role.role_arn, "Execution role of the served models"),
+            "ServingImageUri": (image.image_uri, "Object2Vec inference image"),
+            "ServingModelDataUrlParameterName": (url_parameter, "SSM parameter the model's artifact is read from"),
+            "ServingModelParameterName": (
+                serving_model_parameter(settings.deployment),
+                "The promoter's record of the served model",
+            ),
+            "PromoterFunctionName": (self.promotion.promoter.function.function_name, "The promoter function"),
+            "RollbackAlarmNames": (Fn.join(",", rollback_alarm_names), "Alarms that roll a blue/green update back"),
+        }
+        for name, (value, description) in outputs.items():
+            CfnOutput(self, name, value=value, description=description)

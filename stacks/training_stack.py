@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from aws_cdk import CfnOutput, Stack
+from aws_cdk import CfnOutput, Fn, Stack
 from constructs import Construct
 from o2v_core.naming import job_prefix
 
@@ -17,6 +18,18 @@ from stacks.settings import Settings
 
 def pascal(snake: str) -> str:
     return "".join(part.capitalize() for part in snake.split("_"))
+
+
+# Outputs exported by name for the serving stack (see DataRefs for why named exports).
+EXPORTED_OUTPUTS = ("TrainingRoleArn", "EventBusName", "EventBusArn", "NotificationTopicArn")
+
+
+@dataclass(frozen=True)
+class TrainingRefs:
+    training_role_arn: str
+    event_bus_name: str
+    event_bus_arn: str
+    notification_topic_arn: str
 
 
 class TrainingStack(Stack):
@@ -63,4 +76,21 @@ class TrainingStack(Stack):
         for function_id, function in self.control_plane.functions.items():
             outputs[f"{pascal(function_id)}FunctionName"] = (function.function.function_name, function.spec.description)
         for name, (value, description) in outputs.items():
-            CfnOutput(self, name, value=value, description=description[:1000])
+            export = self.export_name(name) if name in EXPORTED_OUTPUTS else None
+            CfnOutput(self, name, value=value, description=description[:1000], export_name=export)
+
+    def export_name(self, output: str) -> str:
+        return f"{self.stack_name}:{output}"
+
+    def refs(self) -> TrainingRefs:
+        """Import tokens for the serving stack (which must also ``add_stack_dependency`` on this one)."""
+
+        def imported(output: str) -> str:
+            return Fn.import_value(self.export_name(output))
+
+        return TrainingRefs(
+            training_role_arn=imported("TrainingRoleArn"),
+            event_bus_name=imported("EventBusName"),
+            event_bus_arn=imported("EventBusArn"),
+            notification_topic_arn=imported("NotificationTopicArn"),
+        )

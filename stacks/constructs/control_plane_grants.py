@@ -152,3 +152,69 @@ def grants_for(function_id: str, scope: ControlPlaneScope) -> list[Grant]:
             f"known: {', '.join(TRAINING_FUNCTION_CAPABILITIES)}"
         )
     return [grant for capability in TRAINING_FUNCTION_CAPABILITIES[function_id] for grant in capability(scope)]
+
+
+@dataclass(frozen=True)
+class PromotionScope:
+    """The ARNs the promoter may name: this deployment's models, configs, endpoint and record."""
+
+    job_prefix: str
+    endpoint_name: str
+    model_role_arn: str
+    event_bus_arn: str
+    parameter_arns: tuple[str, ...]
+
+    @property
+    def models_arn(self) -> str:
+        return sagemaker_arn(f"model/{self.job_prefix}*")
+
+    @property
+    def endpoint_configs_arn(self) -> str:
+        return sagemaker_arn(f"endpoint-config/{self.job_prefix}*")
+
+    @property
+    def endpoint_arn(self) -> str:
+        return sagemaker_arn(f"endpoint/{self.endpoint_name}")
+
+    @property
+    def training_jobs_arn(self) -> str:
+        return sagemaker_arn(f"training-job/{self.job_prefix}*")
+
+
+def promoter_grants(scope: PromotionScope) -> list[Grant]:
+    """What control_plane.logic.promotion calls: create model and config, create/update the endpoint."""
+    named = "The promoter names models and endpoint configs after training jobs, below the deployment prefix."
+    return [
+        allow(
+            "ReadTrainingJobs",
+            ["sagemaker:DescribeTrainingJob", "sagemaker:ListTags"],
+            [scope.training_jobs_arn],
+            wildcard_reason=PREFIX_REASON,
+        ),
+        allow("CreateModels", ["sagemaker:CreateModel"], [scope.models_arn], wildcard_reason=named),
+        allow(
+            "CreateEndpointConfigs",
+            ["sagemaker:CreateEndpointConfig"],
+            [scope.endpoint_configs_arn],
+            wildcard_reason=named,
+        ),
+        allow(
+            "DeployToTheEndpoint",
+            ["sagemaker:CreateEndpoint", "sagemaker:DescribeEndpoint", "sagemaker:UpdateEndpoint"],
+            [scope.endpoint_arn],
+        ),
+        allow(
+            "TagWhatItCreates",
+            ["sagemaker:AddTags"],
+            [scope.models_arn, scope.endpoint_configs_arn, scope.endpoint_arn],
+            wildcard_reason=named,
+        ),
+        allow(
+            "PassModelRole",
+            ["iam:PassRole"],
+            [scope.model_role_arn],
+            conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+        ),
+        allow("ReadWriteServingRecord", ["ssm:GetParameter", "ssm:PutParameter"], list(scope.parameter_arns)),
+        allow("PutProjectEvents", ["events:PutEvents"], [scope.event_bus_arn]),
+    ]

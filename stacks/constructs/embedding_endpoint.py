@@ -8,6 +8,11 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
+# The promoter's blue/green policy, so CloudFormation's endpoint updates and every promotion
+# deploy the same way (one definition, in the promoter's logic).
+from control_plane.logic.promotion import deployment_config
+from o2v_core.naming import INFERENCE_ENVIRONMENT
+
 from stacks import s3_layout
 from stacks.data_stack import DataRefs
 from stacks.settings import ServingSettings
@@ -19,8 +24,6 @@ AUTOSCALING_SERVICE_LINKED_ROLE = (
     "aws-service-role/sagemaker.application-autoscaling.amazonaws.com/"
     "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"
 )
-# Object2Vec's inference container serves encoder embeddings in this mode (reference section 4).
-INFERENCE_ENVIRONMENT = {"INFERENCE_PREFERRED_MODE": "embedding"}
 
 
 class EmbeddingEndpoint(Construct):
@@ -35,6 +38,7 @@ class EmbeddingEndpoint(Construct):
         model_data_url: str,
         model_role: iam.IRole,
         data: DataRefs,
+        rollback_alarm_names: list[str],
     ) -> None:
         super().__init__(scope, construct_id)
         self.model = sagemaker.CfnModel(
@@ -42,7 +46,9 @@ class EmbeddingEndpoint(Construct):
             "Model",
             execution_role_arn=model_role.role_arn,
             primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(
-                image=image_uri, model_data_url=model_data_url, environment=INFERENCE_ENVIRONMENT
+                image=image_uri,
+                model_data_url=model_data_url,
+                environment=INFERENCE_ENVIRONMENT,
             ),
         )
         self.endpoint_config = sagemaker.CfnEndpointConfig(
@@ -80,6 +86,8 @@ class EmbeddingEndpoint(Construct):
             endpoint_name=endpoint_name,
             endpoint_config_name=self.endpoint_config.attr_endpoint_config_name,
         )
+        # Blue/green with auto-rollback on the endpoint alarms, for CloudFormation's updates too.
+        self.endpoint.add_property_override("DeploymentConfig", deployment_config(tuple(rollback_alarm_names)))
         self.endpoint_name = self.endpoint.attr_endpoint_name
 
         self.scalable_target = appscaling.ScalableTarget(

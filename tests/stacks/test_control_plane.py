@@ -315,7 +315,7 @@ def test_dashboard_shows_validation_loss_per_attempt_retrains_and_dlqs(synthesiz
     deployment = synthesized.settings.deployment
     search = (
         "SEARCH('{/aws/sagemaker/TrainingJobs,TrainingJobName} "
-        f'MetricName="validation:mean_squared_error" TrainingJobName={deployment}\', \'Average\', 60)'
+        f"MetricName=\"validation:mean_squared_error\" TrainingJobName={deployment}', 'Average', 60)"
     )
     assert json.dumps(search)[1:-1] in body  # JSON-escaped inside the dashboard body
     assert "{/aws/sagemaker/TrainingJobs,TrainingJobName}" in body

@@ -1,0 +1,103 @@
+"""Promotion wiring: the promoter function, its PromoteOnSuccess rule, retries, failure queues, alarms."""
+
+from __future__ import annotations
+
+from aws_cdk import RemovalPolicy
+from aws_cdk import aws_events as events
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sns as sns
+from constructs import Construct
+from o2v_core.events import rules
+from o2v_core.functions import PROMOTER
+from o2v_core.naming import job_prefix
+from o2v_core.runtime_config import ControlPlaneConfig
+
+from stacks.constructs.control_plane_function import ControlPlaneFunction
+from stacks.constructs.control_plane_grants import PromotionScope, promoter_grants
+from stacks.constructs.event_rules import EventRules
+from stacks.constructs.failure_alarms import FailureAlarms
+from stacks.constructs.secure_queue import ControlPlaneQueues
+from stacks.data_stack import DataRefs
+from stacks.serving_record import parameter_arn, serving_model_data_url_parameter, serving_model_parameter
+from stacks.settings import Settings
+from stacks.training_stack import TrainingRefs
+
+
+class Promotion(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: Settings,
+        data: DataRefs,
+        training: TrainingRefs,
+        endpoint_name: str,
+        model_role_arn: str,
+        image_uri: str,
+        rollback_alarm_names: list[str],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        deployment = settings.deployment
+        key = kms.Key.from_key_arn(self, "DataKey", data.key_arn)
+        self.topic = sns.Topic.from_topic_arn(self, "Notifications", training.notification_topic_arn)
+        bus = events.EventBus.from_event_bus_name(self, "EventBus", training.event_bus_name)
+        self.queues = ControlPlaneQueues(self, "FailureQueues", key=key)
+
+        record = serving_model_parameter(deployment)
+        url = serving_model_data_url_parameter(deployment)
+        self.config = ControlPlaneConfig(
+            deployment=deployment,
+            event_bus_name=training.event_bus_name,
+            notification_topic_arn=training.notification_topic_arn,
+            training_role_arn=training.training_role_arn,
+            detector_config=settings.detector.to_json(),
+            retrain_policy=settings.retrain_policy.to_json(),
+            stop_on_divergence=settings.stop_on_divergence,
+            endpoint_name=endpoint_name,
+            serving_model_parameter=record,
+            model_role_arn=model_role_arn,
+            image_uri=image_uri,
+            promotion_margin=settings.promotion_margin,
+            endpoint_instance_type=settings.serving.instance_type,
+            artifact_bucket=data.artifact_bucket_name,
+            rollback_alarm_names=",".join(rollback_alarm_names),
+            serving_model_data_url_parameter=url,
+        )
+        self.promoter = ControlPlaneFunction(
+            self,
+            PROMOTER.function_id,
+            spec=PROMOTER,
+            deployment=deployment,
+            environment=self.config.to_env(),
+            grants=promoter_grants(
+                PromotionScope(
+                    job_prefix=job_prefix(deployment),
+                    endpoint_name=endpoint_name,
+                    model_role_arn=model_role_arn,
+                    event_bus_arn=training.event_bus_arn,
+                    parameter_arns=(parameter_arn(record), parameter_arn(url)),
+                )
+            ),
+            key_arn=data.key_arn,
+            failure_queue=self.queues.async_failure_queue,
+            log_retention_days=settings.log_retention_days,
+            removal_policy=RemovalPolicy.RETAIN if settings.retain_data else RemovalPolicy.DESTROY,
+            powertools_layer_version=settings.powertools_layer_version,
+        )
+        self.rules = EventRules(
+            self,
+            "Rules",
+            specs=rules(deployment),
+            project_bus=bus,
+            functions={PROMOTER.function_id: self.promoter.function},
+            topic=None,  # the training stack wires the notification rule
+            dlq=self.queues.rule_target_dlq,
+        ).rules
+        self.alarms = FailureAlarms(
+            self,
+            "Alarms",
+            topic=self.topic,
+            queues=self.queues.all,
+            functions={PROMOTER.function_id: self.promoter.function},
+        ).alarms

@@ -1,0 +1,67 @@
+"""Custom resource: create the served-model URL parameter if it is absent; never overwrite it.
+
+Shipped as inline Lambda code (CloudFormation's ZipFile, which provides ``cfnresponse``), so it
+stays under 4 KB and uses boto3 only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+
+def _code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def ensure_parameter(ssm: Any, name: str, initial: str) -> str:
+    """'kept' (exists: a promotion or an operator set it), 'created', or 'missing' (nothing to set)."""
+    try:
+        ssm.get_parameter(Name=name)
+        return "kept"
+    except ClientError as error:
+        if _code(error) != "ParameterNotFound":
+            raise
+    if not initial:
+        return "missing"
+    try:
+        ssm.put_parameter(Name=name, Value=initial, Type="String", Overwrite=False)
+    except ClientError as error:
+        if _code(error) == "ParameterAlreadyExists":
+            return "kept"
+        raise
+    return "created"
+
+
+def delete_parameters(ssm: Any, names: list[str]) -> None:
+    for name in names:
+        try:
+            ssm.delete_parameter(Name=name)
+        except ClientError as error:
+            if _code(error) != "ParameterNotFound":
+                raise
+
+
+def on_event(event: dict[str, Any], ssm: Any) -> str:
+    props = event["ResourceProperties"]
+    name = props["ParameterName"]
+    if event["RequestType"] in ("Create", "Update"):
+        return ensure_parameter(ssm, name, props.get("InitialModelDataUrl", ""))
+    if props.get("DeleteOnStackDelete") == "true":
+        delete_parameters(ssm, [name, *props.get("AlsoDelete", [])])
+        return "deleted"
+    return "retained"
+
+
+def handler(event: dict[str, Any], context: Any) -> None:
+    import boto3
+    import cfnresponse  # type: ignore[import-not-found]
+
+    physical_id = event["ResourceProperties"]["ParameterName"]
+    try:
+        status = on_event(event, boto3.client("ssm"))
+    except Exception as error:
+        cfnresponse.send(event, context, cfnresponse.FAILED, {}, physical_id, reason=str(error))
+        return
+    cfnresponse.send(event, context, cfnresponse.SUCCESS, {"Status": status}, physical_id)

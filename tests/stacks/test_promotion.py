@@ -1,0 +1,334 @@
+"""Promotion wiring: served-model record, promoter, its rule and IAM, blue/green endpoint, alarms."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
+
+import pytest
+from botocore.exceptions import ClientError
+from control_plane.logic.promotion import deployment_config
+from o2v_core.events import rules
+from o2v_core.functions import FUNCTIONS, PROMOTER
+
+from stacks.app_builder import WiringError, check_wiring
+from stacks.constructs import serving_model_record_handler as record_handler
+from tests.stacks.conftest import Synthesized
+from tests.stacks.iam_helpers import as_list, imported, inline_policy, joined, statements_by_sid
+
+
+def serving(synthesized: Synthesized, cfn_type: str) -> dict[str, dict[str, Any]]:
+    return synthesized.resources("serving", cfn_type)
+
+
+def only(synthesized: Synthesized, cfn_type: str) -> tuple[str, dict[str, Any]]:
+    ((logical_id, resource),) = serving(synthesized, cfn_type).items()
+    return logical_id, resource["Properties"]
+
+
+def url_parameter(synthesized: Synthesized) -> str:
+    return f"/o2v/{synthesized.settings.deployment}/serving-model-data-url"
+
+
+def record_parameter(synthesized: Synthesized) -> str:
+    return f"/o2v/{synthesized.settings.deployment}/serving-model"
+
+
+def ssm_arn(name: str) -> dict[str, Any]:
+    return joined(
+        "arn:", {"Ref": "AWS::Partition"}, ":ssm:", {"Ref": "AWS::Region"}, ":", {"Ref": "AWS::AccountId"},
+        f":parameter{name}",
+    )  # fmt: skip
+
+
+def sagemaker_arn(resource: str) -> dict[str, Any]:
+    return joined(
+        "arn:", {"Ref": "AWS::Partition"}, ":sagemaker:", {"Ref": "AWS::Region"}, ":", {"Ref": "AWS::AccountId"},
+        f":{resource}",
+    )  # fmt: skip
+
+
+def alarm_ids(synthesized: Synthesized) -> dict[str, str]:
+    return {
+        props["Properties"]["MetricName"]: logical_id
+        for logical_id, props in serving(synthesized, "AWS::CloudWatch::Alarm").items()
+        if props["Properties"]["Namespace"] == "AWS/SageMaker"
+    }
+
+
+# -- the served-model record --------------------------------------------------------------------
+
+
+def test_model_reads_its_artifact_from_the_record_at_deploy_time(synthesized: Synthesized) -> None:
+    _, model = only(synthesized, "AWS::SageMaker::Model")
+    assert model["PrimaryContainer"]["ModelDataUrl"] == "{{resolve:ssm:" + url_parameter(synthesized) + "}}"
+
+
+def test_no_stack_owns_the_records_value(synthesized: Synthesized) -> None:
+    for role in ("data", "training", "serving"):
+        assert not synthesized.resources(role, "AWS::SSM::Parameter"), role
+
+
+@pytest.mark.parametrize(("env_name", "delete"), [("dev", "true"), ("prod", "false")])
+def test_data_stack_bootstraps_the_url_parameter_from_config(
+    env_name: str, delete: str, request: pytest.FixtureRequest
+) -> None:
+    synthesized: Synthesized = request.getfixturevalue(env_name)
+    (record,) = synthesized.resources("data", "Custom::ServingModelRecord").values()
+    props = record["Properties"]
+    assert props["ParameterName"] == url_parameter(synthesized)
+    assert props["InitialModelDataUrl"] == (synthesized.settings.serving.initial_model_data_url or "")
+    assert props["DeleteOnStackDelete"] == delete
+    assert props["AlsoDelete"] == [record_parameter(synthesized)]
+    function_id = props["ServiceToken"]["Fn::GetAtt"][0]
+    function = synthesized.resources("data", "AWS::Lambda::Function")[function_id]["Properties"]
+    assert function["Runtime"] == "python3.13" and function["Handler"] == "index.handler"
+    assert function["Code"]["ZipFile"] == Path(record_handler.__file__).read_text()
+    assert len(function["Code"]["ZipFile"]) < 4096  # CloudFormation's limit for inline code
+    role_id = function["Role"]["Fn::GetAtt"][0]
+    statements = statements_by_sid(inline_policy(synthesized.resources("data", "AWS::IAM::Role")[role_id]))
+    manage = statements["ManageServingRecord"]
+    assert sorted(manage["Action"]) == ["ssm:DeleteParameter", "ssm:GetParameter", "ssm:PutParameter"]
+    assert sorted(map(repr, manage["Resource"])) == sorted(
+        map(repr, [ssm_arn(url_parameter(synthesized)), ssm_arn(record_parameter(synthesized))])
+    )
+
+
+class FakeSsm:
+    """Just enough of the SSM client for the handler."""
+
+    def __init__(self, values: dict[str, str], *, race: bool = False) -> None:
+        self.values = values
+        self.race = race
+        self.puts: list[tuple[str, str, bool]] = []
+        self.deleted: list[str] = []
+
+    @staticmethod
+    def _error(code: str) -> ClientError:
+        return ClientError({"Error": {"Code": code, "Message": code}}, "op")
+
+    def get_parameter(self, Name: str) -> dict[str, Any]:
+        if Name not in self.values:
+            raise self._error("ParameterNotFound")
+        return {"Parameter": {"Name": Name, "Value": self.values[Name]}}
+
+    def put_parameter(self, Name: str, Value: str, Type: str, Overwrite: bool) -> None:
+        self.puts.append((Name, Value, Overwrite))
+        if self.race or (Name in self.values and not Overwrite):
+            raise self._error("ParameterAlreadyExists")
+        self.values[Name] = Value
+
+    def delete_parameter(self, Name: str) -> None:
+        if Name not in self.values:
+            raise self._error("ParameterNotFound")
+        self.deleted.append(Name)
+        del self.values[Name]
+
+
+URL = "/o2v/t/serving-model-data-url"
+
+
+def event(request_type: str, initial: str = "", delete: str = "false") -> dict[str, Any]:
+    return {
+        "RequestType": request_type,
+        "ResourceProperties": {
+            "ParameterName": URL,
+            "InitialModelDataUrl": initial,
+            "DeleteOnStackDelete": delete,
+            "AlsoDelete": ["/o2v/t/serving-model"],
+        },
+    }
+
+
+@pytest.mark.parametrize("request_type", ["Create", "Update"])
+def test_record_is_created_from_config_when_absent(request_type: str) -> None:
+    ssm = FakeSsm({})
+    assert record_handler.on_event(event(request_type, "s3://b/first.tar.gz"), ssm) == "created"
+    assert ssm.values == {URL: "s3://b/first.tar.gz"}
+    assert ssm.puts == [(URL, "s3://b/first.tar.gz", False)]  # never with Overwrite
+
+
+@pytest.mark.parametrize("request_type", ["Create", "Update"])
+def test_a_promoted_model_is_never_overwritten(request_type: str) -> None:
+    ssm = FakeSsm({URL: "s3://b/promoted.tar.gz"})
+    assert record_handler.on_event(event(request_type, "s3://b/first.tar.gz"), ssm) == "kept"
+    assert ssm.values == {URL: "s3://b/promoted.tar.gz"}
+    assert ssm.puts == []
+
+
+def test_a_promotion_racing_the_bootstrap_wins() -> None:
+    ssm = FakeSsm({}, race=True)
+    assert record_handler.on_event(event("Create", "s3://b/first.tar.gz"), ssm) == "kept"
+
+
+def test_without_config_nothing_is_created() -> None:
+    ssm = FakeSsm({})
+    assert record_handler.on_event(event("Create"), ssm) == "missing"
+    assert ssm.puts == []
+
+
+def test_delete_keeps_the_record_unless_the_data_goes_too() -> None:
+    ssm = FakeSsm({URL: "s3://b/m.tar.gz", "/o2v/t/serving-model": "{}"})
+    assert record_handler.on_event(event("Delete"), ssm) == "retained"
+    assert ssm.deleted == []
+    assert record_handler.on_event(event("Delete", delete="true"), ssm) == "deleted"
+    assert sorted(ssm.deleted) == ["/o2v/t/serving-model", URL]
+    assert record_handler.on_event(event("Delete", delete="true"), ssm) == "deleted"  # already gone: fine
+
+
+# -- blue/green endpoint and its alarms -------------------------------------------------------------
+
+
+def test_endpoint_updates_blue_green_and_rolls_back_on_its_alarms(synthesized: Synthesized) -> None:
+    _, endpoint = only(synthesized, "AWS::SageMaker::Endpoint")
+    alarms = alarm_ids(synthesized)
+    names = ({"Ref": alarms["Invocation5XXErrors"]}, {"Ref": alarms["ModelLatency"]})
+    assert endpoint["DeploymentConfig"] == deployment_config(cast(Any, names))
+    policy = endpoint["DeploymentConfig"]["BlueGreenUpdatePolicy"]
+    assert policy["TrafficRoutingConfiguration"]["Type"] == "ALL_AT_ONCE"
+    assert endpoint["DeploymentConfig"]["AutoRollbackConfiguration"] == {
+        "Alarms": [{"AlarmName": name} for name in names]
+    }
+
+
+def test_endpoint_alarms_watch_5xx_and_latency_and_notify(synthesized: Synthesized) -> None:
+    topic = imported(synthesized.stack_name("training"), "NotificationTopicArn")
+    endpoint = f"{synthesized.settings.deployment}-embeddings"
+    dimensions = [{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": "AllTraffic"}]
+    alarms = serving(synthesized, "AWS::CloudWatch::Alarm")
+    errors = alarms[alarm_ids(synthesized)["Invocation5XXErrors"]]["Properties"]
+    latency = alarms[alarm_ids(synthesized)["ModelLatency"]]["Properties"]
+    for alarm in (errors, latency):
+        assert alarm["Dimensions"] == dimensions
+        assert alarm["AlarmActions"] == [topic]
+    assert errors["Statistic"] == "Sum" and errors["Threshold"] == 1
+    assert latency["Threshold"] == synthesized.settings.serving.max_model_latency_ms * 1000  # microseconds
+
+
+# -- the promoter -------------------------------------------------------------------------------------
+
+
+def promoter(synthesized: Synthesized) -> tuple[str, dict[str, Any]]:
+    return only(synthesized, "AWS::Lambda::Function")
+
+
+def test_promoter_is_the_promoter_spec_with_the_promotion_env(synthesized: Synthesized) -> None:
+    _, function = promoter(synthesized)
+    settings = synthesized.settings
+    env = function["Environment"]["Variables"]
+    alarms = alarm_ids(synthesized)
+    assert function["Handler"] == PROMOTER.handler
+    assert function["Timeout"] == PROMOTER.timeout_seconds
+    assert env["O2V_ENDPOINT_NAME"] == f"{settings.deployment}-embeddings"
+    assert env["O2V_SERVING_MODEL_PARAMETER"] == record_parameter(synthesized)
+    assert env["O2V_SERVING_MODEL_DATA_URL_PARAMETER"] == url_parameter(synthesized)
+    assert env["O2V_ENDPOINT_INSTANCE_TYPE"] == settings.serving.instance_type
+    assert float(env["O2V_PROMOTION_MARGIN"]) == settings.promotion_margin
+    assert env["O2V_ROLLBACK_ALARM_NAMES"] == joined(
+        {"Ref": alarms["Invocation5XXErrors"]}, ",", {"Ref": alarms["ModelLatency"]}
+    )
+    assert env["O2V_EVENT_BUS_NAME"] == imported(synthesized.stack_name("training"), "EventBusName")
+    assert env["O2V_MODEL_ROLE_ARN"]["Fn::GetAtt"][0].startswith("ModelExecutionRole")
+
+
+def test_promoter_permissions_are_scoped_to_this_deployment(synthesized: Synthesized) -> None:
+    _, function = promoter(synthesized)
+    role = serving(synthesized, "AWS::IAM::Role")[function["Role"]["Fn::GetAtt"][0]]
+    grants = statements_by_sid(inline_policy(role))
+    prefix = f"{synthesized.settings.deployment}-"
+    endpoint = sagemaker_arn(f"endpoint/{prefix}embeddings")
+    models = sagemaker_arn(f"model/{prefix}*")
+    configs = sagemaker_arn(f"endpoint-config/{prefix}*")
+    expected = {
+        "CreateModels": (["sagemaker:CreateModel"], [models]),
+        "CreateEndpointConfigs": (["sagemaker:CreateEndpointConfig"], [configs]),
+        "DeployToTheEndpoint": (
+            ["sagemaker:CreateEndpoint", "sagemaker:DescribeEndpoint", "sagemaker:UpdateEndpoint"],
+            [endpoint],
+        ),
+        "ReadTrainingJobs": (
+            ["sagemaker:DescribeTrainingJob", "sagemaker:ListTags"],
+            [sagemaker_arn(f"training-job/{prefix}*")],
+        ),
+        "ReadWriteServingRecord": (
+            ["ssm:GetParameter", "ssm:PutParameter"],
+            [ssm_arn(record_parameter(synthesized)), ssm_arn(url_parameter(synthesized))],
+        ),
+        "PutProjectEvents": (["events:PutEvents"], [imported(synthesized.stack_name("training"), "EventBusArn")]),
+    }
+    for sid, (actions, resources) in expected.items():
+        assert sorted(as_list(grants[sid]["Action"])) == actions, sid
+        assert as_list(grants[sid]["Resource"]) == resources, sid
+    assert sorted(map(str, as_list(grants["TagWhatItCreates"]["Resource"]))) == sorted(
+        map(str, [models, configs, endpoint])
+    )
+    pass_role = grants["PassModelRole"]
+    assert pass_role["Action"] == "iam:PassRole"
+    assert pass_role["Resource"]["Fn::GetAtt"][0].startswith("ModelExecutionRole")
+    assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
+    granted = {action for statement in grants.values() for action in as_list(statement["Action"])}
+    assert "sagemaker:CreateTrainingJob" not in granted and not any("*" in action for action in granted)
+    assert role["Properties"]["Path"] == f"/o2v/{synthesized.settings.deployment}/"  # may put events
+
+
+def test_promote_on_success_rule_targets_the_promoter(synthesized: Synthesized) -> None:
+    (spec,) = [s for s in rules(synthesized.settings.deployment) if s.target == PROMOTER.function_id]
+    function_id, _ = promoter(synthesized)
+    (rule,) = [r["Properties"] for r in serving(synthesized, "AWS::Events::Rule").values()]
+    assert rule["EventPattern"] == spec.pattern
+    assert rule["EventBusName"] == imported(synthesized.stack_name("training"), "EventBusName")
+    (target,) = rule["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": [function_id, "Arn"]}
+    assert "DeadLetterConfig" in target and target["RetryPolicy"]["MaximumRetryAttempts"] > 0
+    (invoke_config,) = serving(synthesized, "AWS::Lambda::EventInvokeConfig").values()
+    assert "OnFailure" in invoke_config["Properties"]["DestinationConfig"]
+
+
+# -- wiring across stacks ----------------------------------------------------------------------------
+
+
+def test_every_rule_spec_is_wired_exactly_once_across_the_stacks(synthesized: Synthesized) -> None:
+    patterns = [
+        rule["Properties"]["EventPattern"]
+        for role in ("training", "serving")
+        for rule in synthesized.resources(role, "AWS::Events::Rule").values()
+        if "EventPattern" in rule["Properties"]
+    ]
+    expected = [spec.pattern for spec in rules(synthesized.settings.deployment)]
+
+    def canonical(pattern: dict[str, Any]) -> str:
+        return json.dumps(pattern, sort_keys=True)
+
+    assert sorted(map(canonical, patterns)) == sorted(map(canonical, expected))
+
+
+def test_check_wiring_refuses_a_missing_rule_or_function() -> None:
+    all_rules = {spec.rule_id: None for spec in rules("o2v-t")}
+    training_functions = {spec.function_id: None for spec in FUNCTIONS if spec is not PROMOTER}
+    promotion = SimpleNamespace(rules={"PromoteOnSuccess": None}, promoter=SimpleNamespace(spec=PROMOTER))
+
+    def stacks(training_rules: dict[str, None], functions: dict[str, None]) -> tuple[Any, Any]:
+        training = SimpleNamespace(control_plane=SimpleNamespace(rules=training_rules, functions=functions))
+        return cast(Any, training), cast(Any, SimpleNamespace(promotion=promotion))
+
+    complete = {k: v for k, v in all_rules.items() if k != "PromoteOnSuccess"}
+    check_wiring("o2v-t", *stacks(complete, training_functions))
+    with pytest.raises(WiringError, match="rules wired"):
+        check_wiring(
+            "o2v-t", *stacks({k: v for k, v in complete.items() if k != "NotifyOperators"}, training_functions)
+        )
+    with pytest.raises(WiringError, match="functions deployed"):
+        check_wiring("o2v-t", *stacks(complete, {"divergence_monitor": None}))
+
+
+def test_outputs_name_the_endpoint_promoter_and_record(synthesized: Synthesized) -> None:
+    outputs = synthesized.template_json("serving")["Outputs"]
+    function_id, _ = promoter(synthesized)
+    assert outputs["PromoterFunctionName"]["Value"] == {"Ref": function_id}
+    assert outputs["ServingModelDataUrlParameterName"]["Value"] == url_parameter(synthesized)
+    assert outputs["ServingModelParameterName"]["Value"] == record_parameter(synthesized)
+    training = synthesized.template_json("training")["Outputs"]
+    for name in ("TrainingRoleArn", "EventBusName", "EventBusArn", "NotificationTopicArn"):
+        assert training[name]["Export"] == {"Name": f"{synthesized.stack_name('training')}:{name}"}
