@@ -261,11 +261,19 @@ def prepare_data(directory: Path, out: Path, train_rows: int | None) -> dict[str
 
 @dataclass(frozen=True)
 class LocalNames:
+    """Names of what the stacks would create, as the stacks name them.
+
+    The stacks spell these inline or next to CDK imports (importing those would start a jsii
+    node process inside the demo), so they are repeated here: the project bus as
+    ``stacks/constructs/project_event_bus.py``, the endpoint as ``stacks/serving_stack.py``, the
+    SSM parameters as ``stacks/serving_record.py``. Buckets and the topic get local names.
+    """
+
     deployment: str
 
     @property
     def event_bus(self) -> str:
-        return f"{self.deployment}-events"
+        return f"{self.deployment}-control-plane"
 
     @property
     def dataset_bucket(self) -> str:
@@ -281,7 +289,11 @@ class LocalNames:
 
     @property
     def serving_parameter(self) -> str:
-        return f"/{self.deployment}/serving/model"
+        return f"/o2v/{self.deployment}/serving-model"
+
+    @property
+    def serving_url_parameter(self) -> str:
+        return f"/o2v/{self.deployment}/serving-model-data-url"
 
     @property
     def topic(self) -> str:
@@ -598,6 +610,7 @@ class Demo:
             promotion_margin=settings.promotion_margin,
             endpoint_instance_type=settings.serving.instance_type,
             artifact_bucket=names.artifact_bucket,
+            serving_model_data_url_parameter=names.serving_url_parameter,
         )
 
         watcher = Watcher(console, names, deployment, options.verbose)
