@@ -38,6 +38,7 @@ Examples:
   o2v demo --size quick                 # a smaller, faster run
   o2v demo --size large                 # a larger run
   o2v demo --data ~/stsbenchmark        # bring your own copy of STS-B (sts-{train,dev,test}.csv)
+  o2v demo --data data/mine             # bring your own pairs, prepared with `o2v prepare` first
   o2v demo --keep-endpoint              # keep the local endpoint up for `o2v embed` until Ctrl-C
 """
 
@@ -47,8 +48,10 @@ def register(subparsers: Subparsers) -> None:
                         DESCRIPTION)
     data = parser.add_argument_group("data")
     data.add_argument("--data", type=Path, metavar="DIR",
-                      help="STS-B directory with sts-train.csv, sts-dev.csv and sts-test.csv "
-                           "(default: ../shared/data/stsbenchmark if it exists, else download)")
+                      help="STS-B directory with sts-train.csv, sts-dev.csv and sts-test.csv, or a dataset "
+                           "written by `o2v prepare` (manifest.json; it needs a validation split, and a "
+                           "regression test split for the Spearman score) (default: "
+                           "../shared/data/stsbenchmark if it exists, else download)")
     data.add_argument("--cache-dir", type=Path, default=Path.home() / ".cache" / "o2v",
                       help="where a download is kept (default: ~/.cache/o2v)")
     size = parser.add_argument_group("size of the run")
