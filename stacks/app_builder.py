@@ -72,7 +72,7 @@ def build(app: App, settings: Settings | None = None) -> Deployment:
         f"{settings.deployment}-data",
         settings=settings,
         env=env,
-        description=f"Object2Vec {settings.deployment}: key, buckets (stateful)",
+        description=f"Object2Vec {settings.deployment}: key, buckets, served-model record (stateful)",
     )
     training = TrainingStack(
         app,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -12,6 +14,7 @@ import pytest
 
 # stacks is imported before any aws_cdk module so that jsii starts on the bundled Node.
 from stacks.app_builder import Deployment, build_app
+from stacks.settings import Settings
 
 if TYPE_CHECKING:
     from aws_cdk.assertions import Template
@@ -24,7 +27,7 @@ class Synthesized:
     synth_error: str | None
 
     @property
-    def settings(self) -> Any:
+    def settings(self) -> Settings:
         return self.deployment.settings
 
     def stack_name(self, role: str) -> str:
@@ -55,13 +58,31 @@ class Synthesized:
         }
 
 
-def synthesize(env_name: str, outdir: Path) -> Synthesized:
-    deployment = build_app(env_name, outdir=str(outdir))
+@contextmanager
+def no_network() -> Iterator[None]:
+    """Any connection attempt from Python during synthesis fails the test run."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"synthesis tried to open a network connection: {args!r}")
+
+    saved = (socket.socket.connect, socket.create_connection)
+    socket.socket.connect = refuse  # type: ignore[method-assign,assignment]
+    socket.create_connection = refuse  # type: ignore[assignment]
     try:
-        deployment.app.synth()
-        error = None
-    except RuntimeError as exc:  # cdk-nag findings fail synthesis; the report says which
-        error = str(exc)
+        yield
+    finally:
+        socket.socket.connect, socket.create_connection = saved  # type: ignore[method-assign]
+
+
+def synthesize(env_name: str, outdir: Path) -> Synthesized:
+    """Build and synthesize one environment offline (no network, no credentials, no Docker)."""
+    with no_network():
+        deployment = build_app(env_name, outdir=str(outdir))
+        try:
+            deployment.app.synth()
+            error = None
+        except RuntimeError as exc:  # cdk-nag findings fail synthesis; the report says which
+            error = str(exc)
     return Synthesized(deployment, outdir, error)
 
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from aws_cdk import CfnResource, Stack, Stage, Validations
+from pathlib import Path
+
+import pytest
+from aws_cdk import Acknowledgment, CfnResource, Stack, Stage, Validations
 from cfnlint.api import lint
 from constructs import IConstruct
 
-from tests.stacks.conftest import Synthesized
+import stacks.nag
+from tests.stacks.conftest import Synthesized, synthesize
 
 # Lint for a few commercial regions: resource specs differ per region.
 LINT_REGIONS = ["us-east-1", "eu-west-1", "ap-southeast-2"]
@@ -62,3 +66,49 @@ def test_cfn_lint_reports_no_errors_and_no_warnings(synthesized: Synthesized) ->
         for match in lint(path.read_text(), regions=LINT_REGIONS):
             problems.append(f"{path.name}: {match.rule.id} {match.message} ({match.linenumber})")
     assert problems == []
+
+
+class _RecordingValidations:
+    """Stands in for aws_cdk.Validations in stacks.nag: records acknowledgments, applies none."""
+
+    recorded: list[tuple[str, str]] = []
+
+    def __init__(self, construct: IConstruct) -> None:
+        self.path = construct.node.path
+
+    @classmethod
+    def of(cls, construct: IConstruct) -> _RecordingValidations:
+        return cls(construct)
+
+    def acknowledge(self, *acknowledgments: Acknowledgment) -> None:
+        self.recorded.extend((self.path, ack.id) for ack in acknowledgments)
+
+
+def test_every_acknowledgment_answers_a_finding_that_would_otherwise_fail(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Synthesize dev once more with no acknowledgment applied: each one must match a real finding."""
+    _RecordingValidations.recorded = []
+    monkeypatch.setattr(stacks.nag, "Validations", _RecordingValidations)
+    unacknowledged = synthesize("dev", tmp_path)
+    assert unacknowledged.synth_error is not None  # the findings fail synthesis
+    findings = {
+        (construct["constructPath"], violation["ruleName"])
+        for plugin in unacknowledged.validation_report()["pluginReports"]
+        for violation in plugin["violations"]
+        for construct in violation["violatingConstructs"]
+    }
+    acknowledged = set(_RecordingValidations.recorded)
+    assert acknowledged
+    stale = {
+        (path, rule)
+        for path, rule in acknowledged
+        if not any(found_rule == rule and found_path.startswith(f"{path}/") for found_path, found_rule in findings)
+    }
+    assert stale == set()
+    unanswered = {
+        (path, rule)
+        for path, rule in findings
+        if not any(rule == ack_rule and path.startswith(f"{ack_path}/") for ack_path, ack_rule in acknowledged)
+    }
+    assert unanswered == set()
