@@ -8,7 +8,7 @@ from constructs import Construct
 
 from stacks import s3_layout
 from stacks.data_stack import DataRefs
-from stacks.grants import KEY_ACTIONS, Grant, log_group_arn, role_with_grants
+from stacks.grants import Grant, log_group_arn, role_with_grants
 
 TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 TRAINING_METRICS_NAMESPACE = "/aws/sagemaker/TrainingJobs"
@@ -17,6 +17,9 @@ ENDPOINT_METRICS_NAMESPACE = "/aws/sagemaker/Endpoints"
 
 ECR_PULL_ACTIONS = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
 SAGEMAKER_PRINCIPAL = "sagemaker.amazonaws.com"
+# SageMaker needs kms:Encrypt on the execution role when a job's OutputDataConfig (or an endpoint's
+# data capture) names a KMS key; Decrypt and GenerateDataKey cover reading and writing S3 objects.
+SAGEMAKER_KEY_ACTIONS = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"]
 
 
 def s3_object_arn(uri: str) -> str:
@@ -92,7 +95,7 @@ class TrainingExecutionRole(Construct):
                 ),
                 "Each job writes model.tar.gz under its own job name, below the training-output prefix.",
             ),
-            Grant(iam.PolicyStatement(sid="UseDataKey", actions=KEY_ACTIONS, resources=[data.key_arn])),
+            Grant(iam.PolicyStatement(sid="UseDataKey", actions=SAGEMAKER_KEY_ACTIONS, resources=[data.key_arn])),
             *_image_pull(repository_arn),
             Grant(
                 iam.PolicyStatement(
@@ -155,7 +158,7 @@ class ModelExecutionRole(Construct):
                 ),
                 "Data capture writes one object per capture file, below the data-capture prefix.",
             ),
-            Grant(iam.PolicyStatement(sid="UseDataKey", actions=KEY_ACTIONS, resources=[data.key_arn])),
+            Grant(iam.PolicyStatement(sid="UseDataKey", actions=SAGEMAKER_KEY_ACTIONS, resources=[data.key_arn])),
             *_image_pull(repository_arn),
             Grant(
                 iam.PolicyStatement(

@@ -47,7 +47,7 @@ def expected_statements(synthesized: Synthesized) -> dict[str, tuple[list[str], 
             {"StringLike": {"s3:prefix": ["datasets/*"]}},
         ),
         "WriteArtifacts": (["s3:PutObject"], [joined(imported(data, "ArtifactBucketArn"), "/training-jobs/*")], None),
-        "UseDataKey": (["kms:Decrypt", "kms:GenerateDataKey"], [imported(data, "DataKeyArn")], None),
+        "UseDataKey": (["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"], [imported(data, "DataKeyArn")], None),
         "PullObject2VecImage": (
             ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
             [repository],
