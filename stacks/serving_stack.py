@@ -11,6 +11,7 @@ from typing import Any
 from aws_cdk import Annotations, CfnDynamicReference, CfnDynamicReferenceService, CfnOutput, Fn, Stack
 from aws_cdk import aws_sns as sns
 from constructs import Construct
+from o2v_core import resource_names
 
 from stacks.constructs.embedding_endpoint import VARIANT_NAME, EmbeddingEndpoint
 from stacks.constructs.endpoint_alarms import EndpointAlarms
@@ -40,7 +41,7 @@ class ServingStack(Stack):
         refs = data.refs()
         training_refs = training.refs()
         serving = settings.serving
-        endpoint_name = f"{settings.deployment}-embeddings"
+        endpoint_name = resource_names.endpoint_name(settings.deployment)
         url_parameter = serving_model_data_url_parameter(settings.deployment)
         if serving.initial_model_data_url is None:
             Annotations.of(self).add_info(

@@ -6,6 +6,7 @@ from aws_cdk import Aws, CfnResource, Duration
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from constructs import Construct
+from o2v_core.resource_names import event_bus_name
 
 
 def control_plane_role_path(deployment: str) -> str:
@@ -21,7 +22,7 @@ class ProjectEventBus(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, deployment: str, archive_retention_days: int) -> None:
         super().__init__(scope, construct_id)
         self.bus = events.EventBus(
-            self, "Bus", event_bus_name=f"{deployment}-control-plane", description=f"Object2Vec {deployment} retraining"
+            self, "Bus", event_bus_name=event_bus_name(deployment), description=f"Object2Vec {deployment} retraining"
         )
         roles = control_plane_role_arn_pattern(deployment)
         # Same-account principals with events:PutEvents in an identity policy could otherwise

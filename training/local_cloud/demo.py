@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import boto3
 from o2v_core import hyperparameters as hp_schema
+from o2v_core import resource_names
 from o2v_core.events import (
     MODEL_PROMOTED,
     PROMOTION_SKIPPED,
@@ -263,17 +264,15 @@ def prepare_data(directory: Path, out: Path, train_rows: int | None) -> dict[str
 class LocalNames:
     """Names of what the stacks would create, as the stacks name them.
 
-    The stacks spell these inline or next to CDK imports (importing those would start a jsii
-    node process inside the demo), so they are repeated here: the project bus as
-    ``stacks/constructs/project_event_bus.py``, the endpoint as ``stacks/serving_stack.py``, the
-    SSM parameters as ``stacks/serving_record.py``. Buckets and the topic get local names.
+    The bus, endpoint and SSM parameter names come from ``o2v_core.resource_names``, as in the
+    stacks. Buckets and the topic get local names.
     """
 
     deployment: str
 
     @property
     def event_bus(self) -> str:
-        return f"{self.deployment}-control-plane"
+        return resource_names.event_bus_name(self.deployment)
 
     @property
     def dataset_bucket(self) -> str:
@@ -285,15 +284,15 @@ class LocalNames:
 
     @property
     def endpoint(self) -> str:
-        return f"{self.deployment}-embeddings"  # as stacks/serving_stack.py names it
+        return resource_names.endpoint_name(self.deployment)
 
     @property
     def serving_parameter(self) -> str:
-        return f"/o2v/{self.deployment}/serving-model"
+        return resource_names.serving_model_parameter(self.deployment)
 
     @property
     def serving_url_parameter(self) -> str:
-        return f"/o2v/{self.deployment}/serving-model-data-url"
+        return resource_names.serving_model_data_url_parameter(self.deployment)
 
     @property
     def topic(self) -> str:
