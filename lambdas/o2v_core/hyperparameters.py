@@ -49,10 +49,12 @@ class Hyperparameter:
 
     def allowed(self) -> str:
         """Human-readable allowed values, used in every error message."""
-        if self.kind in ("int", "float"):
-            return f"{self.kind} in [{_fmt(self.minimum)}, {_fmt(self.maximum)}]"
+        if self.kind == "float":
+            return f"float in [{_fmt_float(self.minimum)}, {_fmt_float(self.maximum)}]"
+        if self.kind == "int":
+            return f"int in [{_fmt_int(self.minimum)}, {_fmt_int(self.maximum)}]"
         if self.kind == "int_or_auto":
-            return f"'auto' or int in [{_fmt(self.minimum)}, {_fmt(self.maximum)}]"
+            return f"'auto' or int in [{_fmt_int(self.minimum)}, {_fmt_int(self.maximum)}]"
         if self.kind == "bool":
             return "True or False"
         if self.kind == "comparators":
@@ -123,10 +125,12 @@ def _to_int(raw: object) -> int:
     return int(str(raw).strip())
 
 
-def _fmt(number: float | None) -> str:
-    if number is None:
-        return "inf"
-    return str(int(number)) if float(number).is_integer() and abs(number) >= 1 else repr(number)
+def _fmt_int(number: float | None) -> str:
+    return "inf" if number is None else str(int(number))
+
+
+def _fmt_float(number: float | None) -> str:
+    return "inf" if number is None else repr(float(number))
 
 
 def _encoder_rows(index: int) -> list[Hyperparameter]:

@@ -265,7 +265,7 @@ def test_bad_records_name_file_and_line(stsb_dataset: Path, tmp_path: Path) -> N
 
 
 @pytest.mark.parametrize(("name", "value", "allowed"), [
-    ("dropout", "1.5", "float in [0.0, 1]"),
+    ("dropout", "1.5", "float in [0.0, 1.0]"),
     ("mini_batch_size", "0", "int in [1, 10000]"),
     ("enc0_network", "transformer", "one of hcnn, bilstm, pooled_embedding"),
     ("epochs", "101", "int in [1, 100]"),
@@ -294,7 +294,7 @@ def test_container_contract_failure_file(stsb_dataset: Path, tmp_path: Path) -> 
     _container(base, stsb_dataset, {**manifest_hyperparameters(stsb_dataset), **TINY, "dropout": "2"})
     assert trainer_main.main(["--opt-ml", str(base), "--quiet"]) == 1
     failure = (base / "output" / "failure").read_text()
-    assert failure.startswith("ClientError: hyperparameter 'dropout': 2.0 is out of range; allowed: float in [0.0, 1]")
+    assert failure.startswith("ClientError: hyperparameter 'dropout': 2.0 is out of range; allowed: float in [0.0, 1.0]")
     assert not (base / "model").exists()
 
 
