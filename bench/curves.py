@@ -2,14 +2,18 @@
 
 A curve is one run's per-epoch validation loss (and train loss), epochs counted from 0 as the
 trainer prints them. Every curve, synthetic or recorded, is labelled by the same rule
-(:func:`label`), written down in docs/benchmarks.md:
+(:func:`label`), written down in docs/benchmarks.md. It sees the whole curve, so it may look
+ahead, which no detector can:
 
 * Non-finite values count as +infinity (a NaN loss never recovers).
-* ``best`` is the first epoch of the minimum validation loss; the threshold is
-  ``best_value * (1 + ONSET_MARGIN)``.
-* The curve **diverges** when it ends with a *tail* of epochs that are all above the threshold,
-  at least ``ONSET_PERSIST`` epochs long (any length if the tail holds a non-finite value).
-  Its **onset** is the first epoch of that tail. Otherwise the curve is *healthy*.
+* The curve is smoothed by a centred running median of 3 epochs (2 at either end), so one
+  lucky or unlucky epoch neither sets the best value nor makes a rise.
+* ``best`` is the first epoch of the smoothed minimum; the threshold is
+  ``smoothed_best * (1 + ONSET_MARGIN)``.
+* The curve **diverges** when the smoothed curve ends with a *tail* of epochs that are all above
+  the threshold, at least ``ONSET_PERSIST`` epochs long, or when the raw curve holds a non-finite
+  value. Its **onset** is the first epoch of that tail (for a NaN run, the earlier of the tail and
+  the first non-finite epoch). Otherwise the curve is *healthy*.
 
 A synthetic family name says how the curve was generated, not its label: a noisy healthy curve
 that happens to end 3 epochs above the threshold is labelled diverging (the counts per family
@@ -93,19 +97,33 @@ def _json_float(value: float) -> float | str:
     return value if math.isfinite(value) else str(value)
 
 
+def smoothed(validation: Sequence[float], width: int = 3) -> list[float]:
+    """Centred running median (window clipped at the ends); non-finite values as +infinity."""
+    values = [value if math.isfinite(value) else math.inf for value in validation]
+    half = width // 2
+    result = []
+    for index in range(len(values)):
+        window = sorted(values[max(0, index - half): index + half + 1])
+        middle = len(window) // 2
+        result.append(window[middle] if len(window) % 2 else (window[middle - 1] + window[middle]) / 2)
+    return result
+
+
 def label(validation: Sequence[float], *, margin: float = ONSET_MARGIN, persist: int = ONSET_PERSIST) -> Label:
     """The ground-truth label of a validation curve (rule in the module docstring)."""
     if not validation:
         raise ValueError("an empty curve has no label")
-    values = [value if math.isfinite(value) else math.inf for value in validation]
+    values = smoothed(validation)
     best_epoch = min(range(len(values)), key=lambda index: values[index])
     best_value = values[best_epoch]
     threshold = best_value * (1 + margin) if best_value > 0 else best_value + margin
-    last_below = max(index for index, value in enumerate(values) if value <= threshold)
-    tail = values[last_below + 1:]
-    has_non_finite = any(math.isinf(value) for value in tail)
-    if tail and (len(tail) >= persist or has_non_finite):
-        return Label(True, last_below + 1, best_epoch, best_value)
+    below = [index for index, value in enumerate(values) if value <= threshold]
+    tail_start = below[-1] + 1 if below else 0
+    first_non_finite = next((index for index, value in enumerate(validation) if not math.isfinite(value)), None)
+    if first_non_finite is not None:
+        return Label(True, min(tail_start, first_non_finite), best_epoch, best_value)
+    if len(values) - tail_start >= persist:
+        return Label(True, tail_start, best_epoch, best_value)
     return Label(False, None, best_epoch, best_value)
 
 

@@ -142,7 +142,7 @@ def candidate_configs(smoke: bool = False) -> list[DetectorConfig]:
         rises = (0.02, 0.03, 0.05, 0.08, 0.12)
         gaps = ((False, 0.1, 0.1), (True, 0.1, 0.1), (True, 0.1, 0.2), (True, 0.2, 0.1), (True, 0.1, 0.05))
         min_epochs_options = (3, 5)
-        smoothings = (1, 3)
+        smoothings = (1, 3, 5)
     configs: list[DetectorConfig] = []
     seen: set[str] = set()
     for patience, rise, (use_gap, ratio, widening), min_epochs, smoothing in itertools.product(
@@ -187,9 +187,14 @@ def _config_dict(config: DetectorConfig) -> dict[str, Any]:
 
 
 def choose(rows: Sequence[StudyRow], default: DetectorConfig) -> StudyRow:
-    """Best F1 among rows meeting the constraints (else among all); ties: lower median and p90 delay,
-    then the fewest fields changed from ``default``."""
-    pool = [row for row in rows if row.meets_constraints] or list(rows)
+    """The recommended setting. Tiers: rows meeting every constraint; else rows with no false alarm
+    on a healthy curve and no premature alarm (a false alarm kills a good run; a late one costs an
+    epoch); else every row. Within the tier: best F1, then lower median and p90 delay, then the
+    fewest fields changed from ``default``."""
+    tiers = ([row for row in rows if row.meets_constraints],
+             [row for row in rows if row.tune.healthy_alarms == 0 and row.tune.premature == 0],
+             list(rows))
+    pool = next(tier for tier in tiers if tier)
     base = _config_dict(default)
 
     def key(row: StudyRow) -> tuple[float, float, float, int]:
@@ -198,3 +203,11 @@ def choose(rows: Sequence[StudyRow], default: DetectorConfig) -> StudyRow:
                 row.tune.p90_delay if row.tune.p90_delay is not None else 99.0, changed)
 
     return min(pool, key=key)
+
+
+def tier_of(row: StudyRow) -> str:
+    if row.meets_constraints:
+        return "meets every constraint"
+    if row.tune.healthy_alarms == 0 and row.tune.premature == 0:
+        return "no false alarm, median delay above the bound"
+    return "best F1 regardless of false alarms"

@@ -16,7 +16,7 @@ from bench.config import BenchConfig
 from bench.cost import replay
 from bench.curves import Curve, assign_splits, synthetic_suite
 from bench.record import RunRecord, prepare_datasets, record_runs
-from bench.scoring import StudyRow, candidate_configs, choose, evaluate, study
+from bench.scoring import StudyRow, candidate_configs, choose, evaluate, study, tier_of
 from bench.serving import MiniLM
 
 SYNTHETIC_SEED = 0
@@ -121,6 +121,7 @@ def detection(ctx: Context) -> None:
             "candidates": len(rows),
             "meeting_constraints": sum(row.meets_constraints for row in rows),
             "chosen": chosen.config,
+            "chosen_tier": tier_of(chosen),
             "chosen_tune": chosen.tune.to_json(),
             "top": [{"config": row.config, "tune": row.tune.to_json(), "meets": row.meets_constraints}
                     for row in ranked[:10]],
@@ -248,7 +249,8 @@ def throughput(ctx: Context) -> None:
     ctx.log(f"throughput: inference server for {len(served)} model(s) and MiniLM")
     ctx.results["throughput"] = {
         "trainer": trainer,
-        "server": server_throughput(served, sentences, requests=ctx.cfg.server_requests, minilm=ctx.minilm()),
+        "server": server_throughput(served, sentences, requests=ctx.cfg.server_requests, minilm=ctx.minilm(),
+                                    in_process=list(served)[:1]),
     }
 
 

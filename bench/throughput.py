@@ -26,6 +26,8 @@ import numpy as np
 
 from bench.record import manifest_hyperparameters
 from bench.serving import MiniLM, ServerClient
+from training.data.tokenizer import TOKENIZER_FILE, Tokenizer
+from training.data.vocab import VOCAB_FILE, Vocab
 
 NETWORKS = ("hcnn", "bilstm", "pooled_embedding")
 WARMUP = 3
@@ -117,18 +119,47 @@ def batches_of(sentences: Sequence[str], size: int, count: int) -> list[list[str
     return result
 
 
+class InProcess:
+    """The server's own Predictor in this process (no HTTP): where the server's time goes."""
+
+    def __init__(self, model: Path, threads: int = 2) -> None:
+        import torch
+
+        from training.model.artifact import load
+        from training.serving.predictor import JSON, Predictor
+
+        torch.set_num_threads(threads)
+        self.predictor = Predictor(load(model))
+        self.content_type = JSON
+        self.tokenizer = Tokenizer.load(model / TOKENIZER_FILE) if (model / TOKENIZER_FILE).is_file() else Tokenizer()
+        self.vocab = Vocab.load(model / VOCAB_FILE)
+
+    def embed(self, sentences: Sequence[str]) -> list[dict[str, list[float]]]:
+        body = json.dumps({"instances": [{"in0": self.vocab.encode(self.tokenizer.tokenize(s)) or [1]}
+                                         for s in sentences]}).encode()
+        instances, limits = self.predictor.parse(body, self.content_type)
+        return self.predictor.predict(instances, limits)
+
+
 def server_throughput(
     models: dict[str, Path], sentences: Sequence[str], *, requests: dict[int, int], minilm: MiniLM | None,
+    in_process: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Sentences/s and latency at each batch size for each served model, and for MiniLM."""
-    result: dict[str, Any] = {"batch_sizes": sorted(requests), "models": {}, "minilm": None}
+    """Sentences/s and latency at each batch size for each served model, and for MiniLM.
+
+    Models named in ``in_process`` are also timed through the server's Predictor in this process,
+    without HTTP (the same conditions as MiniLM)."""
+    result: dict[str, Any] = {"batch_sizes": sorted(requests), "models": {}, "in_process": {}, "minilm": None}
     workload = {size: batches_of(sentences, size, count) for size, count in requests.items()}
     for name, path in models.items():
         with ServerClient(path) as client:
             result["models"][name] = {str(size): _timed(client.embed, workload[size]) for size in sorted(workload)}
+        if name in in_process:
+            local = InProcess(path)
+            result["in_process"][name] = {str(size): _timed(local.embed, workload[size]) for size in sorted(workload)}
     if minilm is not None:
         result["minilm"] = {str(size): _timed(minilm.embed, workload[size]) for size in sorted(workload)}
-        for rows in result["models"].values():
+        for rows in [*result["models"].values(), *result["in_process"].values()]:
             for size, row in rows.items():
                 row["x_minilm"] = row["sentences_per_second"] / result["minilm"][size]["sentences_per_second"]
     return result
