@@ -90,6 +90,7 @@ class ServingStack(Stack):
             model_role_arn=self.model_role.role_arn,
             image_uri=image.image_uri,
             rollback_alarm_names=rollback_alarm_names,
+            endpoint_config_arn=self.endpoint.endpoint_config.attr_endpoint_config_arn,
         )
 
         outputs = {

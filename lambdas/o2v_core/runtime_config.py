@@ -41,6 +41,13 @@ class ControlPlaneConfig:
     # SSM String parameter holding only the served model's ModelDataUrl: the serving stack reads it
     # with a CloudFormation dynamic reference, so a redeploy serves the promoted artifact.
     serving_model_data_url_parameter: str = ""
+    # What the promoter's endpoint configs carry when it creates the first endpoint (with an
+    # endpoint in place, it copies KmsKeyId and DataCaptureConfig from the live endpoint config).
+    # The serving stack passes the values its own endpoint config uses; empty: none.
+    endpoint_kms_key_arn: str = ""  # storage-volume key; empty for instance types with local NVMe storage
+    data_capture_s3_uri: str = ""  # empty: no DataCaptureConfig
+    data_capture_sampling_percentage: int = 0  # 0-100; 0 keeps the config with capture disabled
+    data_capture_kms_key_arn: str = ""
 
     def to_env(self) -> dict[str, str]:
         env = {}
@@ -64,6 +71,11 @@ class ControlPlaneConfig:
                 if raw.lower() not in ("true", "false"):
                     raise ConfigError(f"environment variable {key} must be true or false, got {raw!r}")
                 kwargs[item.name] = raw.lower() == "true"
+            elif item.type in ("int", int):
+                try:
+                    kwargs[item.name] = int(raw)
+                except ValueError:
+                    raise ConfigError(f"environment variable {key} must be an integer, got {raw!r}") from None
             elif item.type in ("float", float):
                 try:
                     kwargs[item.name] = float(raw)

@@ -163,6 +163,10 @@ class PromotionScope:
     model_role_arn: str
     event_bus_arn: str
     parameter_arns: tuple[str, ...]
+    # The serving stack's endpoint config (named by CloudFormation, outside the prefix): the live
+    # config until the first promotion, whose KmsKeyId and DataCaptureConfig the promoter copies.
+    stack_endpoint_config_arn: str
+    key_arn: str  # the data key: endpoint storage volumes and data capture
 
     @property
     def models_arn(self) -> str:
@@ -182,7 +186,8 @@ class PromotionScope:
 
 
 def promoter_grants(scope: PromotionScope) -> list[Grant]:
-    """What control_plane.logic.promotion calls: create model and config, create/update the endpoint."""
+    """What control_plane.logic.promotion calls: create model and config (copying the live config's
+    key and data capture), create/update the endpoint, write the two serving parameters."""
     named = "The promoter names models and endpoint configs after training jobs, below the deployment prefix."
     return [
         allow(
@@ -198,6 +203,21 @@ def promoter_grants(scope: PromotionScope) -> list[Grant]:
             [scope.endpoint_configs_arn],
             wildcard_reason=named,
         ),
+        allow(
+            "ReadLiveEndpointConfig",
+            ["sagemaker:DescribeEndpointConfig"],
+            [scope.endpoint_configs_arn, scope.stack_endpoint_config_arn],
+            wildcard_reason=named,
+        ),
+        # CreateEndpoint/UpdateEndpoint onto a config with KmsKeyId: SageMaker encrypts the
+        # instances' storage volumes through a grant made with the caller's permissions.
+        allow(
+            "GrantDataKeyToSageMaker",
+            ["kms:CreateGrant"],
+            [scope.key_arn],
+            conditions={"Bool": {"kms:GrantIsForAWSResource": True}},
+        ),
+        allow("DescribeDataKey", ["kms:DescribeKey"], [scope.key_arn]),
         allow(
             "DeployToTheEndpoint",
             ["sagemaker:CreateEndpoint", "sagemaker:DescribeEndpoint", "sagemaker:UpdateEndpoint"],

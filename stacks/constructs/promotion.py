@@ -12,6 +12,7 @@ from o2v_core.functions import PROMOTER
 from o2v_core.naming import job_prefix
 from o2v_core.runtime_config import ControlPlaneConfig
 
+from stacks import s3_layout
 from stacks.constructs.control_plane_function import ControlPlaneFunction
 from stacks.constructs.control_plane_grants import PromotionScope, promoter_grants
 from stacks.constructs.event_rules import EventRules
@@ -36,7 +37,10 @@ class Promotion(Construct):
         model_role_arn: str,
         image_uri: str,
         rollback_alarm_names: list[str],
+        endpoint_config_arn: str,
     ) -> None:
+        """``endpoint_config_arn``: the serving stack's own endpoint config, which the promoter
+        describes (KmsKeyId, DataCaptureConfig) until its first promotion replaces it."""
         super().__init__(scope, construct_id)
         deployment = settings.deployment
         key = kms.Key.from_key_arn(self, "DataKey", data.key_arn)
@@ -63,6 +67,12 @@ class Promotion(Construct):
             artifact_bucket=data.artifact_bucket_name,
             rollback_alarm_names=",".join(rollback_alarm_names),
             serving_model_data_url_parameter=url,
+            # For an endpoint the promoter creates itself (there is none to copy from): the same
+            # key and data capture as the serving stack's endpoint config (EmbeddingEndpoint).
+            endpoint_kms_key_arn="" if settings.serving.instance_has_local_storage else data.key_arn,
+            data_capture_s3_uri=s3_layout.s3_uri(data.artifact_bucket_name, s3_layout.DATA_CAPTURE_PREFIX),
+            data_capture_sampling_percentage=settings.serving.data_capture_sampling_percentage,
+            data_capture_kms_key_arn=data.key_arn,
         )
         self.promoter = ControlPlaneFunction(
             self,
@@ -77,6 +87,8 @@ class Promotion(Construct):
                     model_role_arn=model_role_arn,
                     event_bus_arn=training.event_bus_arn,
                     parameter_arns=(parameter_arn(record), parameter_arn(url)),
+                    stack_endpoint_config_arn=endpoint_config_arn,
+                    key_arn=data.key_arn,
                 )
             ),
             key_arn=data.key_arn,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import boto3
 from o2v_core.events import SOURCE, TRAINING_SUCCEEDED, TrainingSucceeded, to_detail
@@ -22,6 +22,9 @@ DEPLOYMENT = "demo"
 BUS = "o2v-demo-bus"
 ENDPOINT = "demo-embeddings"
 PARAMETER = "/o2v/demo/serving-model"
+URL_PARAMETER = "/o2v/demo/serving-model-data-url"
+KEY_ARN = f"arn:aws:kms:us-east-1:{moto_serving.ACCOUNT}:key/11111111-2222-3333-4444-555555555555"
+CAPTURE_URI = "s3://demo-artifacts/data-capture/"
 IMAGE = "382416733822.dkr.ecr.us-east-1.amazonaws.com/object2vec:1"
 ALARMS = ("demo-embeddings-5xx", "demo-embeddings-latency")
 METRIC = "validation:mean_squared_error"
@@ -39,6 +42,11 @@ CONFIG = ControlPlaneConfig(
     endpoint_instance_type="ml.m5.large",
     artifact_bucket="demo-artifacts",
     rollback_alarm_names=" , ".join(ALARMS),
+    serving_model_data_url_parameter=URL_PARAMETER,
+    endpoint_kms_key_arn=KEY_ARN,
+    data_capture_s3_uri=CAPTURE_URI,
+    data_capture_sampling_percentage=20,
+    data_capture_kms_key_arn=KEY_ARN,
 )
 
 
@@ -76,13 +84,28 @@ class Aws:
                 received.append(json.loads(message["Body"]))
                 sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
 
-    def record(self) -> dict[str, Any] | None:
+    def parameter(self, name: str) -> str | None:
         try:
-            value = self.ssm.get_parameter(Name=PARAMETER)["Parameter"]["Value"]
+            value: str = self.ssm.get_parameter(Name=name)["Parameter"]["Value"]
         except self.ssm.exceptions.ParameterNotFound:
+            return None
+        return value
+
+    def record(self) -> dict[str, Any] | None:
+        value = self.parameter(PARAMETER)
+        if value is None:
             return None
         parsed: dict[str, Any] = json.loads(value)
         return parsed
+
+    def model_data_url(self) -> str | None:
+        """The URL parameter, which the serving stack's model resolves at deploy time."""
+        return self.parameter(URL_PARAMETER)
+
+    def config_settings(self, config_name: str) -> tuple[str | None, dict[str, Any] | None]:
+        """KmsKeyId and DataCaptureConfig of an endpoint config (None where it has none)."""
+        config = self.sagemaker.describe_endpoint_config(EndpointConfigName=config_name)
+        return config.get("KmsKeyId") or None, cast(dict[str, Any], config.get("DataCaptureConfig")) or None
 
     def training_job(
         self, lineage: str, attempt: int, *, status: str = "Completed", tags: dict[str, str] | None = None

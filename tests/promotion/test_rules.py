@@ -7,10 +7,11 @@ from dataclasses import replace
 from typing import Literal
 
 import pytest
-from control_plane.aws.serving import ServingRecord, ServingRecordError
+from control_plane.aws.serving import EndpointConfigSettings, ServingRecord, ServingRecordError
 from control_plane.logic.promotion import (
     PromotionSettings,
     compare,
+    data_capture_config,
     deployment_config,
     serving_name,
     status_veto,
@@ -18,7 +19,7 @@ from control_plane.logic.promotion import (
 from hypothesis import given
 from hypothesis import strategies as st
 from o2v_core.naming import JOB_NAME_PATTERN, MAX_JOB_NAME, TAG_BEST_EPOCH_ARTIFACT, job_name
-from o2v_core.runtime_config import ConfigError
+from o2v_core.runtime_config import ConfigError, ControlPlaneConfig
 
 from tests.promotion.support import CONFIG
 
@@ -120,11 +121,33 @@ def test_blue_green_without_alarms_has_no_rollback_section() -> None:
         ({"promotion_margin": 1.0}, "O2V_PROMOTION_MARGIN"),
         ({"promotion_margin": -0.1}, "O2V_PROMOTION_MARGIN"),
         ({"rollback_alarm_names": ",".join(f"a{i}" for i in range(11))}, "O2V_ROLLBACK_ALARM_NAMES"),
+        ({"data_capture_sampling_percentage": 101}, "O2V_DATA_CAPTURE_SAMPLING_PERCENTAGE"),
+        ({"data_capture_sampling_percentage": -1}, "O2V_DATA_CAPTURE_SAMPLING_PERCENTAGE"),
+        ({"data_capture_s3_uri": ""}, "O2V_DATA_CAPTURE_S3_URI"),
     ],
 )
 def test_settings_errors_name_the_variable(change: dict[str, object], variable: str) -> None:
     with pytest.raises(ConfigError, match=variable):
         PromotionSettings.from_config(replace(CONFIG, **change))  # type: ignore[arg-type]
+
+
+def test_first_endpoint_settings_round_trip_through_the_environment() -> None:
+    settings = PromotionSettings.from_config(ControlPlaneConfig.from_env(CONFIG.to_env()))
+    assert settings.serving_model_data_url_parameter == CONFIG.serving_model_data_url_parameter
+    capture = data_capture_config(CONFIG.data_capture_s3_uri, 20, CONFIG.data_capture_kms_key_arn)
+    assert settings.first_endpoint_config == EndpointConfigSettings(CONFIG.endpoint_kms_key_arn, capture)
+    with pytest.raises(ConfigError, match="O2V_DATA_CAPTURE_SAMPLING_PERCENTAGE must be an integer"):
+        ControlPlaneConfig.from_env(CONFIG.to_env() | {"O2V_DATA_CAPTURE_SAMPLING_PERCENTAGE": "12.5"})
+
+
+def test_without_capture_or_key_settings_the_first_config_has_neither() -> None:
+    bare = replace(CONFIG, endpoint_kms_key_arn="", data_capture_s3_uri="", data_capture_sampling_percentage=0)
+    assert PromotionSettings.from_config(bare).first_endpoint_config == EndpointConfigSettings(None, None)
+
+
+def test_data_capture_at_zero_percent_is_configured_but_off() -> None:
+    config = data_capture_config("s3://b/capture/", 0, None)
+    assert (config["EnableCapture"], config["InitialSamplingPercentage"], "KmsKeyId" in config) == (False, 0, False)
 
 
 def test_alarm_names_are_split_and_trimmed() -> None:

@@ -9,7 +9,7 @@ from typing import Any, cast
 
 import pytest
 from botocore.exceptions import ClientError
-from control_plane.logic.promotion import deployment_config
+from control_plane.logic.promotion import data_capture_config, deployment_config
 from o2v_core.events import rules
 from o2v_core.functions import FUNCTIONS, PROMOTER
 
@@ -241,9 +241,18 @@ def test_promoter_permissions_are_scoped_to_this_deployment(synthesized: Synthes
     endpoint = sagemaker_arn(f"endpoint/{prefix}embeddings")
     models = sagemaker_arn(f"model/{prefix}*")
     configs = sagemaker_arn(f"endpoint-config/{prefix}*")
+    stack_config_id, stack_config = only(synthesized, "AWS::SageMaker::EndpointConfig")
+    key = stack_config["DataCaptureConfig"]["KmsKeyId"]  # the data key, imported from the data stack
     expected = {
         "CreateModels": (["sagemaker:CreateModel"], [models]),
         "CreateEndpointConfigs": (["sagemaker:CreateEndpointConfig"], [configs]),
+        # The live config: the promoter's own (prefix) or, until the first promotion, the stack's.
+        "ReadLiveEndpointConfig": (
+            ["sagemaker:DescribeEndpointConfig"],
+            [configs, {"Fn::GetAtt": [stack_config_id, "EndpointConfigArn"]}],
+        ),
+        "GrantDataKeyToSageMaker": (["kms:CreateGrant"], [key]),
+        "DescribeDataKey": (["kms:DescribeKey"], [key]),
         "DeployToTheEndpoint": (
             ["sagemaker:CreateEndpoint", "sagemaker:DescribeEndpoint", "sagemaker:UpdateEndpoint"],
             [endpoint],
@@ -260,10 +269,11 @@ def test_promoter_permissions_are_scoped_to_this_deployment(synthesized: Synthes
     }
     for sid, (actions, resources) in expected.items():
         assert sorted(as_list(grants[sid]["Action"])) == actions, sid
-        assert as_list(grants[sid]["Resource"]) == resources, sid
+        assert sorted(map(repr, as_list(grants[sid]["Resource"]))) == sorted(map(repr, resources)), sid
     assert sorted(map(str, as_list(grants["TagWhatItCreates"]["Resource"]))) == sorted(
         map(str, [models, configs, endpoint])
     )
+    assert grants["GrantDataKeyToSageMaker"]["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": True}}
     pass_role = grants["PassModelRole"]
     assert pass_role["Action"] == "iam:PassRole"
     assert pass_role["Resource"]["Fn::GetAtt"][0].startswith("ModelExecutionRole")
@@ -271,6 +281,21 @@ def test_promoter_permissions_are_scoped_to_this_deployment(synthesized: Synthes
     granted = {action for statement in grants.values() for action in as_list(statement["Action"])}
     assert "sagemaker:CreateTrainingJob" not in granted and not any("*" in action for action in granted)
     assert role["Properties"]["Path"] == f"/o2v/{synthesized.settings.deployment}/"  # may put events
+
+
+def test_promoters_first_endpoint_config_matches_the_stacks_endpoint_config(synthesized: Synthesized) -> None:
+    """With no endpoint to copy from, the promoter builds KmsKeyId and DataCaptureConfig from its
+    environment; they must be what the serving stack's own endpoint config has."""
+    _, function = promoter(synthesized)
+    env = function["Environment"]["Variables"]
+    _, stack_config = only(synthesized, "AWS::SageMaker::EndpointConfig")
+    assert env["O2V_ENDPOINT_KMS_KEY_ARN"] == stack_config.get("KmsKeyId", "")
+    if synthesized.settings.serving.instance_has_local_storage:
+        assert env["O2V_ENDPOINT_KMS_KEY_ARN"] == ""
+    percentage = int(env["O2V_DATA_CAPTURE_SAMPLING_PERCENTAGE"])
+    assert percentage == synthesized.settings.serving.data_capture_sampling_percentage
+    capture = data_capture_config(env["O2V_DATA_CAPTURE_S3_URI"], percentage, env["O2V_DATA_CAPTURE_KMS_KEY_ARN"])
+    assert capture == stack_config["DataCaptureConfig"]
 
 
 def test_promote_on_success_rule_targets_the_promoter(synthesized: Synthesized) -> None:

@@ -8,6 +8,7 @@ Clients come from :mod:`control_plane.aws.clients` (plain, lazy, cached per envi
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from collections.abc import Mapping
@@ -21,7 +22,7 @@ from control_plane.aws import clients
 
 if TYPE_CHECKING:
     from mypy_boto3_sagemaker import SageMakerClient
-    from mypy_boto3_sagemaker.type_defs import DeploymentConfigTypeDef
+    from mypy_boto3_sagemaker.type_defs import DataCaptureConfigTypeDef, DeploymentConfigTypeDef
     from mypy_boto3_ssm import SSMClient
 
 def _error(error: ClientError) -> tuple[str, str]:
@@ -71,6 +72,18 @@ class EndpointState:
     def busy(self) -> bool:
         """SageMaker refuses UpdateEndpoint unless the endpoint is InService."""
         return self.status != IN_SERVICE
+
+
+@dataclass(frozen=True)
+class EndpointConfigSettings:
+    """What an endpoint config carries besides its variants: storage-volume key and data capture.
+
+    ``DataCaptureConfig`` as SageMaker's DescribeEndpointConfig answers it, which is also the shape
+    CreateEndpointConfig takes; None: the config has none.
+    """
+
+    kms_key_id: str | None = None
+    data_capture: DataCaptureConfigTypeDef | None = None
 
 
 class EndpointUpdateRejected(RuntimeError):
@@ -124,9 +137,20 @@ class SageMakerServing:
         return True
 
     def create_endpoint_config(
-        self, name: str, *, model_name: str, instance_type: str, tags: Mapping[str, str]
+        self,
+        name: str,
+        *,
+        model_name: str,
+        instance_type: str,
+        settings: EndpointConfigSettings,
+        tags: Mapping[str, str],
     ) -> bool:
         """Create a one-variant endpoint config; False when one of that name already exists."""
+        extra: dict[str, Any] = {}
+        if settings.kms_key_id:
+            extra["KmsKeyId"] = settings.kms_key_id
+        if settings.data_capture is not None:
+            extra["DataCaptureConfig"] = settings.data_capture
         try:
             self._sm.create_endpoint_config(
                 EndpointConfigName=name,
@@ -138,12 +162,28 @@ class SageMakerServing:
                     "InitialVariantWeight": 1.0,
                 }],
                 Tags=[{"Key": t["Key"], "Value": t["Value"]} for t in tag_list(tags)],
+                **extra,
             )
         except ClientError as error:
             if _already_exists(error):
                 return False
             raise
         return True
+
+    def describe_endpoint_config(self, name: str) -> EndpointConfigSettings | None:
+        """The config's KmsKeyId and DataCaptureConfig; None when no config of that name exists."""
+        try:
+            config = self._sm.describe_endpoint_config(EndpointConfigName=name)
+        except ClientError as error:
+            if _not_found(error):
+                return None
+            raise
+        capture = config.get("DataCaptureConfig")
+        return EndpointConfigSettings(
+            kms_key_id=config.get("KmsKeyId") or None,
+            # The answer's shape is CreateEndpointConfig's (lists where the request takes sequences).
+            data_capture=cast("DataCaptureConfigTypeDef", copy.deepcopy(dict(capture))) if capture else None,
+        )
 
     def describe_endpoint(self, name: str) -> EndpointState | None:
         try:
@@ -243,10 +283,17 @@ class ServingRecord:
 
 
 class ServingRecordStore:
-    """Reads and writes the record in one SSM String parameter (created on first write)."""
+    """The record in one SSM String parameter, and the served ModelDataUrl alone in another.
 
-    def __init__(self, parameter_name: str, client: SSMClient | None = None) -> None:
+    Both are created on first write. The URL parameter (optional) is what the serving stack's
+    model reads with a CloudFormation dynamic reference; the record is what the promoter reads.
+    """
+
+    def __init__(
+        self, parameter_name: str, client: SSMClient | None = None, *, url_parameter_name: str | None = None
+    ) -> None:
         self.parameter_name = parameter_name
+        self.url_parameter_name = url_parameter_name or None
         self._given = client
 
     @property
@@ -265,4 +312,17 @@ class ServingRecordStore:
         )
 
     def write(self, record: ServingRecord) -> None:
+        """Write the URL parameter, then the record.
+
+        In this order, a failure between the two writes leaves the URL parameter ahead of the
+        record, never the record claiming a model the URL parameter does not name. The state in
+        between is safe: SageMaker is already deploying that model, so a redeploy of the serving
+        stack renders the same artifact; the record still names the previous model, so the retry
+        (Lambda's, or a redrive from the dead-letter queue) takes the duplicate path, which finds
+        the endpoint deploying this job's config and writes both parameters again.
+        """
+        if self.url_parameter_name:
+            self._ssm.put_parameter(
+                Name=self.url_parameter_name, Value=record.modelDataUrl, Type="String", Overwrite=True
+            )
         self._ssm.put_parameter(Name=self.parameter_name, Value=record.to_json(), Type="String", Overwrite=True)

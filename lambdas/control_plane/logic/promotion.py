@@ -20,10 +20,17 @@ Rules (``docs/promotion.md`` explains them with examples):
   the existing resource. Only the invocation whose CreateEndpoint/UpdateEndpoint call succeeds
   emits ``ModelPromoted``; a duplicate finds the endpoint already serving or deploying its config
   (or the record naming its job) and emits ``PromotionSkipped``.
+* **Same encryption and data capture as the live config.** A new endpoint config copies
+  ``KmsKeyId`` and ``DataCaptureConfig`` from the endpoint's current config (DescribeEndpointConfig);
+  only the first endpoint, which has none, takes them from the settings the serving stack passes.
+* **Two parameters.** After a deployment is accepted, the served ``ModelDataUrl`` goes to the URL
+  parameter (read by the serving stack at deploy time), then the JSON record (see
+  :meth:`control_plane.aws.serving.ServingRecordStore.write` for the order).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 from dataclasses import dataclass
@@ -45,6 +52,7 @@ from o2v_core.runtime_config import PREFIX, ConfigError, ControlPlaneConfig
 
 from control_plane.aws.event_bus import EventBus
 from control_plane.aws.serving import (
+    EndpointConfigSettings,
     EndpointState,
     EndpointUpdateRejected,
     SageMakerServing,
@@ -54,7 +62,7 @@ from control_plane.aws.serving import (
 )
 
 if TYPE_CHECKING:
-    from mypy_boto3_sagemaker.type_defs import DeploymentConfigTypeDef
+    from mypy_boto3_sagemaker.type_defs import DataCaptureConfigTypeDef, DeploymentConfigTypeDef
 
 logger = Logger(child=True)
 
@@ -65,6 +73,11 @@ MAX_ROLLBACK_ALARMS = 10  # AutoRollbackConfig.Alarms: 1-10 items
 # the baking period, then terminate the old fleet.
 BAKE_SECONDS = 600
 MAX_DEPLOYMENT_SECONDS = 3600
+
+# Data capture of the first endpoint's config, as the serving stack's endpoint config has it
+# (stacks/constructs/embedding_endpoint.py; tests/stacks/test_promotion.py checks they agree).
+DATA_CAPTURE_MODES: tuple[Literal["Input", "Output"], ...] = ("Input", "Output")
+DATA_CAPTURE_JSON_CONTENT_TYPES = ("application/json", "application/jsonlines")
 
 class EndpointBusy(RuntimeError):
     """The endpoint is creating or updating to another model; the event is retried later (Lambda
@@ -86,6 +99,9 @@ class PromotionSettings:
     instance_type: str
     event_bus_name: str
     rollback_alarm_names: tuple[str, ...]
+    serving_model_data_url_parameter: str = ""
+    # KmsKeyId and DataCaptureConfig of the first endpoint's config (later ones copy the live config's).
+    first_endpoint_config: EndpointConfigSettings = dataclasses.field(default_factory=EndpointConfigSettings)
 
     @classmethod
     def from_config(cls, config: ControlPlaneConfig) -> PromotionSettings:
@@ -109,6 +125,21 @@ class PromotionSettings:
                 f"environment variable {env('rollback_alarm_names')} names {len(alarms)} alarms; "
                 f"SageMaker accepts at most {MAX_ROLLBACK_ALARMS}"
             )
+        percentage = config.data_capture_sampling_percentage
+        if not 0 <= percentage <= 100:
+            raise ConfigError(
+                f"environment variable {env('data_capture_sampling_percentage')} must be in [0, 100], got {percentage}"
+            )
+        if percentage and not config.data_capture_s3_uri:
+            raise ConfigError(
+                f"environment variable {env('data_capture_s3_uri')} must be set when "
+                f"{env('data_capture_sampling_percentage')} is {percentage}"
+            )
+        capture = (
+            data_capture_config(config.data_capture_s3_uri, percentage, config.data_capture_kms_key_arn or None)
+            if config.data_capture_s3_uri
+            else None
+        )
         return cls(
             deployment=config.deployment,
             endpoint_name=config.endpoint_name,
@@ -119,6 +150,8 @@ class PromotionSettings:
             instance_type=config.endpoint_instance_type,
             event_bus_name=config.event_bus_name,
             rollback_alarm_names=alarms,
+            serving_model_data_url_parameter=config.serving_model_data_url_parameter,
+            first_endpoint_config=EndpointConfigSettings(config.endpoint_kms_key_arn or None, capture),
         )
 
 
@@ -219,6 +252,22 @@ def deployment_config(alarm_names: tuple[str, ...]) -> DeploymentConfigTypeDef:
     }
     if alarm_names:
         config["AutoRollbackConfiguration"] = {"Alarms": [{"AlarmName": name} for name in alarm_names]}
+    return config
+
+
+def data_capture_config(
+    destination_s3_uri: str, sampling_percentage: int, kms_key_id: str | None
+) -> DataCaptureConfigTypeDef:
+    """The first endpoint's DataCaptureConfig: requests and responses, JSON as JSON; off at 0 %."""
+    config: DataCaptureConfigTypeDef = {
+        "EnableCapture": sampling_percentage > 0,
+        "InitialSamplingPercentage": sampling_percentage,
+        "DestinationS3Uri": destination_s3_uri,
+        "CaptureOptions": [{"CaptureMode": mode} for mode in DATA_CAPTURE_MODES],
+        "CaptureContentTypeHeader": {"JsonContentTypes": list(DATA_CAPTURE_JSON_CONTENT_TYPES)},
+    }
+    if kms_key_id:
+        config["KmsKeyId"] = kms_key_id
     return config
 
 
@@ -346,6 +395,11 @@ class Promoter:
         if vocab:
             model_tags[TAG_VOCAB] = vocab
 
+        # Described before the config is created: the new config carries the live one's KmsKeyId
+        # and DataCaptureConfig. Races with concurrent invocations are settled below, as before.
+        endpoint = self.sagemaker.describe_endpoint(settings.endpoint_name)
+        config_settings = self._config_settings(endpoint)
+
         self.sagemaker.create_model(
             model_name,
             image_uri=settings.image_uri,
@@ -355,7 +409,11 @@ class Promoter:
             tags=model_tags,
         )
         self.sagemaker.create_endpoint_config(
-            config_name, model_name=model_name, instance_type=settings.instance_type, tags=tags
+            config_name,
+            model_name=model_name,
+            instance_type=settings.instance_type,
+            settings=config_settings,
+            tags=tags,
         )
         record = ServingRecord(
             modelDataUrl=model_data_url,
@@ -367,7 +425,6 @@ class Promoter:
             vocab=vocab,
         )
 
-        endpoint = self.sagemaker.describe_endpoint(settings.endpoint_name)
         if endpoint is None:
             if self.sagemaker.create_endpoint(settings.endpoint_name, config_name=config_name, tags=tags):
                 return self._promoted(event, record, serving, verdict, "created the endpoint")
@@ -392,6 +449,20 @@ class Promoter:
                 raise EndpointBusy(self._busy_message(endpoint)) from None
             raise
         return self._promoted(event, record, serving, verdict, "started a blue/green update")
+
+    def _config_settings(self, endpoint: EndpointState | None) -> EndpointConfigSettings:
+        """KmsKeyId and DataCaptureConfig for the new config: the live config's, else the settings'."""
+        if endpoint is None:
+            return self.settings.first_endpoint_config
+        live = self.sagemaker.describe_endpoint_config(endpoint.config_name)
+        if live is None:
+            logger.warning(
+                "the endpoint's current config is gone; the new config takes KmsKeyId and DataCaptureConfig "
+                "from the settings",
+                extra={"endpointName": endpoint.name, "endpointConfigName": endpoint.config_name},
+            )
+            return self.settings.first_endpoint_config
+        return live
 
     def _must_describe(self) -> EndpointState:
         endpoint = self.sagemaker.describe_endpoint(self.settings.endpoint_name)
@@ -431,9 +502,9 @@ class Promoter:
         self, event: TrainingSucceeded, record: ServingRecord, serving: ServingRecord | None, endpoint: EndpointState
     ) -> Outcome:
         # The endpoint already serves or deploys this job's config: another invocation promoted it,
-        # or an earlier attempt of this one failed before writing the record. Writing the same
-        # record again is harmless and repairs the second case (unless a newer deployment is
-        # already on its way, whose promoter owns the record).
+        # or an earlier attempt of this one failed before writing the URL parameter or the record.
+        # Writing both again is harmless and repairs the second case (unless a newer deployment is
+        # already on its way, whose promoter owns them).
         if (endpoint.pending_config_name or endpoint.config_name) == record.endpointConfigName:
             self.records.write(record)
         serving_it = endpoint.config_name == record.endpointConfigName and not endpoint.busy
@@ -448,6 +519,8 @@ def promoter_from_config(config: ControlPlaneConfig) -> Promoter:
     return Promoter(
         settings=settings,
         sagemaker=SageMakerServing(),
-        records=ServingRecordStore(settings.serving_model_parameter),
+        records=ServingRecordStore(
+            settings.serving_model_parameter, url_parameter_name=settings.serving_model_data_url_parameter or None
+        ),
         bus=EventBus(settings.event_bus_name),
     )
