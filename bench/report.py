@@ -94,8 +94,12 @@ def _plots(results: dict[str, Any], img: Path) -> dict[str, str]:
     records = [Curve.from_json(_record_curve(item)) for item in results.get("records", [])]
     if records:
         configs = sorted({curve.params["config"] for curve in records})
-        fig, axes = plt.subplots(1, len(configs), figsize=(5 * len(configs), 4.2), squeeze=False)
-        for axis, config in zip(axes[0], configs, strict=True):
+        columns = 2 if len(configs) > 2 else len(configs)
+        lines = (len(configs) + columns - 1) // columns
+        fig, axes = plt.subplots(lines, columns, figsize=(7 * columns, 4.5 * lines), squeeze=False)
+        for axis in list(axes.flat)[len(configs):]:
+            axis.set_visible(False)
+        for axis, config in zip(axes.flat, configs, strict=False):
             chosen = [curve for curve in records if curve.params["config"] == config]
             seed = min(curve.params["seed"] for curve in chosen)
             cmap = plt.get_cmap("viridis")

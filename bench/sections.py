@@ -105,9 +105,9 @@ def detection(ctx: Context) -> None:
                                     ("synthetic", [c for c in suite if c.source == "synthetic"])):
             score, found = evaluate(first_alarm, subset)
             entry[subset_name] = score.to_json()
-            if subset_name == "all":
-                outcomes[name] = [{"curve": item.curve, "alarm": item.alarm, "kind": item.kind, "delay": item.delay}
-                                  for item in found]
+            if subset_name == "all":  # the errors only (the rest follows from the labels and the scores)
+                outcomes[name] = [{"curve": item.curve, "alarm": item.alarm, "kind": item.kind}
+                                  for item in found if item.kind in ("fp", "premature", "fn")]
         scores[name] = entry
     def rank(row: StudyRow) -> tuple[float, float]:
         return (-row.tune.f1, 99.0 if row.tune.median_delay is None else row.tune.median_delay)
