@@ -10,6 +10,7 @@ from typing import Any
 
 from aws_cdk import App, Environment, Validations
 from cdk_nag import AwsSolutionsChecks, NagPack, ServerlessChecks
+from o2v_core import resource_names
 from o2v_core.events import rules
 from o2v_core.functions import FUNCTIONS
 
@@ -69,14 +70,14 @@ def build(app: App, settings: Settings | None = None) -> Deployment:
     env = Environment(account=settings.account, region=settings.region)
     data = DataStack(
         app,
-        f"{settings.deployment}-data",
+        resource_names.data_stack_name(settings.deployment),
         settings=settings,
         env=env,
         description=f"Object2Vec {settings.deployment}: key, buckets, served-model record (stateful)",
     )
     training = TrainingStack(
         app,
-        f"{settings.deployment}-training",
+        resource_names.training_stack_name(settings.deployment),
         settings=settings,
         data=data,
         env=env,
@@ -84,7 +85,7 @@ def build(app: App, settings: Settings | None = None) -> Deployment:
     )
     serving = ServingStack(
         app,
-        f"{settings.deployment}-serving",
+        resource_names.serving_stack_name(settings.deployment),
         settings=settings,
         data=data,
         training=training,

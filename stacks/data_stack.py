@@ -7,6 +7,7 @@ from typing import Any
 
 from aws_cdk import CfnOutput, Fn, RemovalPolicy, Stack
 from constructs import Construct
+from o2v_core import resource_names as names
 
 from stacks import s3_layout
 from stacks.constructs.data_key import DataKey
@@ -81,34 +82,43 @@ class DataStack(Stack):
         )
 
         exports = {
-            "DataKeyArn": (self.key.key_arn, "KMS key of datasets, artifacts and data capture"),
-            "DatasetBucketName": (self.datasets.bucket_name, "Bucket for the train/validation/test/auxiliary channels"),
-            "DatasetBucketArn": (self.datasets.bucket_arn, "ARN of the dataset bucket"),
-            "ArtifactBucketName": (self.artifacts.bucket_name, "Bucket for training artifacts and data capture"),
-            "ArtifactBucketArn": (self.artifacts.bucket_arn, "ARN of the artifact bucket"),
+            names.OUTPUT_DATA_KEY: (self.key.key_arn, "KMS key of datasets, artifacts and data capture"),
+            names.OUTPUT_DATASET_BUCKET: (
+                self.datasets.bucket_name,
+                "Bucket for the train/validation/test/auxiliary channels",
+            ),
+            names.OUTPUT_DATASET_BUCKET_ARN: (self.datasets.bucket_arn, "ARN of the dataset bucket"),
+            names.OUTPUT_ARTIFACT_BUCKET: (
+                self.artifacts.bucket_name,
+                "Bucket for training artifacts and data capture",
+            ),
+            names.OUTPUT_ARTIFACT_BUCKET_ARN: (self.artifacts.bucket_arn, "ARN of the artifact bucket"),
         }
         for name, (value, description) in exports.items():
             CfnOutput(self, name, value=value, description=description, export_name=self.export_name(name))
         outputs = {
-            "DatasetS3Uri": (
+            names.OUTPUT_DATASET_URI: (
                 s3_layout.s3_uri(self.datasets.bucket_name, s3_layout.DATASET_PREFIX),
                 "Upload each lineage's channels under this prefix",
             ),
-            "TrainingOutputS3Uri": (
+            names.OUTPUT_TRAINING_OUTPUT_URI: (
                 s3_layout.s3_uri(self.artifacts.bucket_name, s3_layout.TRAINING_OUTPUT_PREFIX),
                 "S3OutputPath for training jobs",
             ),
-            "DataCaptureS3Uri": (
+            names.OUTPUT_DATA_CAPTURE_URI: (
                 s3_layout.s3_uri(self.artifacts.bucket_name, s3_layout.DATA_CAPTURE_PREFIX),
                 "Where the endpoint's data capture lands",
             ),
-            "AccessLogBucketName": (self.access_logs.bucket_name, "Server access logs of the other buckets"),
-            "ServingModelDataUrlParameterName": (
+            names.OUTPUT_ACCESS_LOG_BUCKET: (self.access_logs.bucket_name, "Server access logs of the other buckets"),
+            names.OUTPUT_SERVING_MODEL_DATA_URL_PARAMETER: (
                 self.serving_record.url_parameter,
                 "SSM parameter with the served ModelDataUrl; set it (or serving.initial_model_data_url) before "
                 "the first deploy of the serving stack",
             ),
-            "ServingModelParameterName": (self.serving_record.record_parameter, "The promoter's served-model record"),
+            names.OUTPUT_SERVING_MODEL_PARAMETER: (
+                self.serving_record.record_parameter,
+                "The promoter's served-model record",
+            ),
         }
         for name, (value, description) in outputs.items():
             CfnOutput(self, name, value=value, description=description)
@@ -123,9 +133,9 @@ class DataStack(Stack):
             return Fn.import_value(self.export_name(output))
 
         return DataRefs(
-            key_arn=imported("DataKeyArn"),
-            dataset_bucket_name=imported("DatasetBucketName"),
-            dataset_bucket_arn=imported("DatasetBucketArn"),
-            artifact_bucket_name=imported("ArtifactBucketName"),
-            artifact_bucket_arn=imported("ArtifactBucketArn"),
+            key_arn=imported(names.OUTPUT_DATA_KEY),
+            dataset_bucket_name=imported(names.OUTPUT_DATASET_BUCKET),
+            dataset_bucket_arn=imported(names.OUTPUT_DATASET_BUCKET_ARN),
+            artifact_bucket_name=imported(names.OUTPUT_ARTIFACT_BUCKET),
+            artifact_bucket_arn=imported(names.OUTPUT_ARTIFACT_BUCKET_ARN),
         )

@@ -94,16 +94,25 @@ class ServingStack(Stack):
         )
 
         outputs = {
-            "EndpointName": (self.endpoint.endpoint_name, "InvokeEndpoint target for embeddings"),
-            "ModelRoleArn": (self.model_role.role_arn, "Execution role of the served models"),
-            "ServingImageUri": (image.image_uri, "Object2Vec inference image"),
-            "ServingModelDataUrlParameterName": (url_parameter, "SSM parameter the model's artifact is read from"),
-            "ServingModelParameterName": (
+            resource_names.OUTPUT_ENDPOINT_NAME: (self.endpoint.endpoint_name, "InvokeEndpoint target for embeddings"),
+            resource_names.OUTPUT_MODEL_ROLE: (self.model_role.role_arn, "Execution role of the served models"),
+            resource_names.OUTPUT_SERVING_IMAGE: (image.image_uri, "Object2Vec inference image"),
+            resource_names.OUTPUT_SERVING_MODEL_DATA_URL_PARAMETER: (
+                url_parameter,
+                "SSM parameter the model's artifact is read from",
+            ),
+            resource_names.OUTPUT_SERVING_MODEL_PARAMETER: (
                 serving_model_parameter(settings.deployment),
                 "The promoter's record of the served model",
             ),
-            "PromoterFunctionName": (self.promotion.promoter.function.function_name, "The promoter function"),
-            "RollbackAlarmNames": (Fn.join(",", rollback_alarm_names), "Alarms that roll a blue/green update back"),
+            resource_names.function_name_output(self.promotion.promoter.spec.function_id): (
+                self.promotion.promoter.function.function_name,
+                "The promoter function",
+            ),
+            resource_names.OUTPUT_ROLLBACK_ALARMS: (
+                Fn.join(",", rollback_alarm_names),
+                "Alarms that roll a blue/green update back",
+            ),
         }
         for name, (value, description) in outputs.items():
             CfnOutput(self, name, value=value, description=description)

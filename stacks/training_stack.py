@@ -7,6 +7,7 @@ from typing import Any
 
 from aws_cdk import CfnOutput, Fn, Stack
 from constructs import Construct
+from o2v_core import resource_names as names
 from o2v_core.naming import job_prefix
 
 from stacks.constructs.object2vec_image import Object2VecImage
@@ -15,13 +16,13 @@ from stacks.constructs.sagemaker_roles import TrainingExecutionRole
 from stacks.data_stack import DataStack
 from stacks.settings import Settings
 
-
-def pascal(snake: str) -> str:
-    return "".join(part.capitalize() for part in snake.split("_"))
-
-
 # Outputs exported by name for the serving stack (see DataRefs for why named exports).
-EXPORTED_OUTPUTS = ("TrainingRoleArn", "EventBusName", "EventBusArn", "NotificationTopicArn")
+EXPORTED_OUTPUTS = (
+    names.OUTPUT_TRAINING_ROLE,
+    names.OUTPUT_EVENT_BUS,
+    names.OUTPUT_EVENT_BUS_ARN,
+    names.OUTPUT_NOTIFICATION_TOPIC,
+)
 
 
 @dataclass(frozen=True)
@@ -58,23 +59,29 @@ class TrainingStack(Stack):
 
         bus = self.control_plane.event_bus
         outputs = {
-            "TrainingRoleArn": (self.training_role.role_arn, "RoleArn for CreateTrainingJob"),
-            "Object2VecImageUri": (self.image.image_uri, "TrainingImage of the Object2Vec algorithm in this region"),
-            "TrainingInstanceType": (settings.training.instance_type, "Instance type of the first attempt"),
-            "TrainingJobPrefix": (job_prefix(settings.deployment), "Prefix of every training job name"),
-            "FirstAttemptHyperparameters": (
+            names.OUTPUT_TRAINING_ROLE: (self.training_role.role_arn, "RoleArn for CreateTrainingJob"),
+            names.OUTPUT_TRAINING_IMAGE: (
+                self.image.image_uri,
+                "TrainingImage of the Object2Vec algorithm in this region",
+            ),
+            names.OUTPUT_INSTANCE_TYPE: (settings.training.instance_type, "Instance type of the first attempt"),
+            names.OUTPUT_JOB_PREFIX: (job_prefix(settings.deployment), "Prefix of every training job name"),
+            names.OUTPUT_FIRST_ATTEMPT_HYPERPARAMETERS: (
                 settings.hyperparameters_json,
                 "Validated Object2Vec hyperparameters of a lineage's first attempt",
             ),
-            "EventBusName": (bus.event_bus_name, "The project event bus"),
-            "EventBusArn": (bus.event_bus_arn, "ARN of the project event bus"),
-            "NotificationTopicArn": (
+            names.OUTPUT_EVENT_BUS: (bus.event_bus_name, "The project event bus"),
+            names.OUTPUT_EVENT_BUS_ARN: (bus.event_bus_arn, "ARN of the project event bus"),
+            names.OUTPUT_NOTIFICATION_TOPIC: (
                 self.control_plane.topic.topic_arn,
                 "Operators' SNS topic (failures, exhausted retraining, promotions)",
             ),
         }
         for function_id, function in self.control_plane.functions.items():
-            outputs[f"{pascal(function_id)}FunctionName"] = (function.function.function_name, function.spec.description)
+            outputs[names.function_name_output(function_id)] = (
+                function.function.function_name,
+                function.spec.description,
+            )
         for name, (value, description) in outputs.items():
             export = self.export_name(name) if name in EXPORTED_OUTPUTS else None
             CfnOutput(self, name, value=value, description=description[:1000], export_name=export)
@@ -89,8 +96,8 @@ class TrainingStack(Stack):
             return Fn.import_value(self.export_name(output))
 
         return TrainingRefs(
-            training_role_arn=imported("TrainingRoleArn"),
-            event_bus_name=imported("EventBusName"),
-            event_bus_arn=imported("EventBusArn"),
-            notification_topic_arn=imported("NotificationTopicArn"),
+            training_role_arn=imported(names.OUTPUT_TRAINING_ROLE),
+            event_bus_name=imported(names.OUTPUT_EVENT_BUS),
+            event_bus_arn=imported(names.OUTPUT_EVENT_BUS_ARN),
+            notification_topic_arn=imported(names.OUTPUT_NOTIFICATION_TOPIC),
         )

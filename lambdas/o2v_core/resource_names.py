@@ -1,7 +1,9 @@
 """Names of the deployed resources that the stacks create and local mode stands in for.
 
 Defined once, without CDK imports, so that local mode and the launcher can use them without
-starting a jsii process.
+starting a jsii process: the stack names, the stacks' CloudFormation output keys (``OUTPUT_*``;
+``stacks/`` creates them, ``training/launcher/stack.py`` reads them), the bus, the endpoint and
+the served-model parameters.
 
 The served-model record is two SSM String parameters, both outside any stack's ownership of
 their value:
@@ -15,6 +17,65 @@ their value:
 """
 
 from __future__ import annotations
+
+# ---------------------------------------------------------------------------------------------
+# Stacks (stacks/app_builder.py) and their CloudFormation output keys
+
+
+def data_stack_name(deployment: str) -> str:
+    """Key, buckets, served-model record (stateful)."""
+    return f"{deployment}-data"
+
+
+def training_stack_name(deployment: str) -> str:
+    """Training role, image and the retraining control plane."""
+    return f"{deployment}-training"
+
+
+def serving_stack_name(deployment: str) -> str:
+    """Embedding endpoint and promotion."""
+    return f"{deployment}-serving"
+
+
+# <deployment>-data (stacks/data_stack.py)
+OUTPUT_DATA_KEY = "DataKeyArn"
+OUTPUT_DATASET_BUCKET = "DatasetBucketName"
+OUTPUT_DATASET_BUCKET_ARN = "DatasetBucketArn"
+OUTPUT_ARTIFACT_BUCKET = "ArtifactBucketName"
+OUTPUT_ARTIFACT_BUCKET_ARN = "ArtifactBucketArn"
+OUTPUT_DATASET_URI = "DatasetS3Uri"
+OUTPUT_TRAINING_OUTPUT_URI = "TrainingOutputS3Uri"
+OUTPUT_DATA_CAPTURE_URI = "DataCaptureS3Uri"
+OUTPUT_ACCESS_LOG_BUCKET = "AccessLogBucketName"
+OUTPUT_SERVING_MODEL_DATA_URL_PARAMETER = "ServingModelDataUrlParameterName"  # also a serving-stack output
+OUTPUT_SERVING_MODEL_PARAMETER = "ServingModelParameterName"  # also a serving-stack output
+
+# <deployment>-training (stacks/training_stack.py)
+OUTPUT_TRAINING_ROLE = "TrainingRoleArn"
+OUTPUT_TRAINING_IMAGE = "Object2VecImageUri"
+OUTPUT_INSTANCE_TYPE = "TrainingInstanceType"
+OUTPUT_JOB_PREFIX = "TrainingJobPrefix"
+OUTPUT_FIRST_ATTEMPT_HYPERPARAMETERS = "FirstAttemptHyperparameters"
+OUTPUT_EVENT_BUS = "EventBusName"
+OUTPUT_EVENT_BUS_ARN = "EventBusArn"
+OUTPUT_NOTIFICATION_TOPIC = "NotificationTopicArn"
+
+
+def function_name_output(function_id: str) -> str:
+    """Output key of a function's name (training stack; the promoter's in the serving stack):
+    ``retrain_launcher`` -> ``RetrainLauncherFunctionName``."""
+    return "".join(part.capitalize() for part in function_id.split("_")) + "FunctionName"
+
+
+# <deployment>-serving (stacks/serving_stack.py)
+OUTPUT_ENDPOINT_NAME = "EndpointName"
+OUTPUT_MODEL_ROLE = "ModelRoleArn"
+OUTPUT_SERVING_IMAGE = "ServingImageUri"
+OUTPUT_ROLLBACK_ALARMS = "RollbackAlarmNames"
+
+
+# ---------------------------------------------------------------------------------------------
+# Resources
 
 
 def event_bus_name(deployment: str) -> str:

@@ -164,3 +164,29 @@ def test_calls_are_logged_with_the_callers_user_agent(local: Local) -> None:
     calls = [json.loads(line) for line in (state_dir / "api-calls.jsonl").read_text().splitlines()]
     assert any(call["operation"] == "ListTrainingJobs" and "app/some_function" in call["userAgent"].split()
                for call in calls)
+
+
+def test_the_sdk_request_members_are_accepted_and_what_cannot_run_locally_is_refused(local: Local) -> None:
+    """The SageMaker Python SDK adds each channel's InputMode and OutputDataConfig.CompressionType."""
+    local.client("s3").create_bucket(Bucket="data3")
+    sagemaker = local.client("sagemaker")
+    request = _request("o2v-dev-sdk-a1", "data3")
+    request["InputDataConfig"][0]["InputMode"] = "File"
+    request["OutputDataConfig"]["CompressionType"] = "GZIP"
+    sagemaker.create_training_job(**request)
+    job = sagemaker.describe_training_job(TrainingJobName="o2v-dev-sdk-a1")
+    assert job["InputDataConfig"][0]["InputMode"] == "File"
+    assert job["OutputDataConfig"]["CompressionType"] == "GZIP"
+
+    refused = _request("o2v-dev-pipe-a1", "data3")
+    refused["InputDataConfig"][0]["InputMode"] = "Pipe"
+    refused["OutputDataConfig"]["CompressionType"] = "NONE"
+    refused["ResourceConfig"]["InstanceCount"] = 2
+    with pytest.raises(ClientError) as error:
+        sagemaker.create_training_job(**refused)
+    assert error.value.response["Error"]["Code"] == "ValidationException"
+    message = error.value.response["Error"]["Message"]
+    assert "InputDataConfig[train].InputMode Pipe" in message
+    assert "InstanceCount 2" in message and "CompressionType NONE" in message
+    with pytest.raises(ClientError):
+        sagemaker.describe_training_job(TrainingJobName="o2v-dev-pipe-a1")

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from o2v_core.resource_names import data_stack_name, serving_stack_name, training_stack_name
 
 # stacks is imported before any aws_cdk module so that jsii starts on the bundled Node.
 from stacks.app_builder import Deployment, build_app
@@ -31,7 +32,9 @@ class Synthesized:
         return self.deployment.settings
 
     def stack_name(self, role: str) -> str:
-        return f"{self.deployment.settings.deployment}-{role}"
+        """``role``: data, training or serving."""
+        names = {"data": data_stack_name, "training": training_stack_name, "serving": serving_stack_name}
+        return names[role](self.deployment.settings.deployment)
 
     def template_json(self, role: str) -> dict[str, Any]:
         path = self.outdir / f"{self.stack_name(role)}.template.json"

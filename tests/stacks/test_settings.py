@@ -100,7 +100,7 @@ def test_env_is_chosen_by_context_and_unknown_env_names_the_allowed_ones() -> No
         ),
         (
             lambda e: e["hyperparameters"].update(dropout=1.5),
-            r"hyperparameters\.dropout: .*allowed: float in \[0\.0, 1\]",
+            r"hyperparameters\.dropout: .*allowed: float in \[0\.0, 1\.0\]",
         ),
         (lambda e: e["hyperparameters"].update(drop_out=0.1), r"hyperparameters\.drop_out: .*unknown.*known names"),
         (lambda e: e["hyperparameters"].pop("enc0_vocab_size"), r"hyperparameters\.enc0_vocab_size: .*is required"),

@@ -9,14 +9,16 @@ from pathlib import Path
 import boto3
 import pytest
 from moto import mock_aws
+from o2v_core import resource_names as names
 from o2v_core.hyperparameters import HyperparameterError
-from o2v_core.naming import Lineage, job_name
+from o2v_core.naming import TAG_BEST_EPOCH_ARTIFACT, Lineage, job_name
+from o2v_core.resource_names import data_stack_name, training_stack_name
 from sagemaker.core import image_uris
 
 from training.cli import main
 from training.data.upload import upload_dataset
 from training.launcher.launch import LaunchError, build_request, plan_launch, submit
-from training.launcher.stack import StackError, data_stack_name, training_stack_name
+from training.launcher.stack import StackError, StackOutputs
 
 REGION = "us-east-1"
 DEPLOYMENT = "o2v-dev"
@@ -52,17 +54,17 @@ def deployed(aws: boto3.Session, stsb_dataset: Path) -> boto3.Session:
         s3.create_bucket(Bucket=bucket)
     cloudformation = aws.client("cloudformation")
     _stack(cloudformation, data_stack_name(DEPLOYMENT), {
-        "DatasetBucketName": "o2v-dev-datasets",
-        "ArtifactBucketName": "o2v-dev-artifacts",
-        "DataKeyArn": f"arn:aws:kms:{REGION}:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
-        "TrainingOutputS3Uri": "s3://o2v-dev-artifacts/training-jobs/",
+        names.OUTPUT_DATASET_BUCKET: "o2v-dev-datasets",
+        names.OUTPUT_ARTIFACT_BUCKET: "o2v-dev-artifacts",
+        names.OUTPUT_DATA_KEY: f"arn:aws:kms:{REGION}:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+        names.OUTPUT_TRAINING_OUTPUT_URI: "s3://o2v-dev-artifacts/training-jobs/",
     })
     _stack(cloudformation, training_stack_name(DEPLOYMENT), {
-        "TrainingRoleArn": role["Role"]["Arn"],
-        "TrainingInstanceType": "ml.m5.2xlarge",
-        "FirstAttemptHyperparameters": json.dumps({"enc0_network": "bilstm", "enc0_vocab_size": 30000,
-                                                   "enc0_max_seq_len": 50, "dropout": 0.0, "epochs": 20}),
-        "EventBusName": "o2v-dev-events",
+        names.OUTPUT_TRAINING_ROLE: role["Role"]["Arn"],
+        names.OUTPUT_INSTANCE_TYPE: "ml.m5.2xlarge",
+        names.OUTPUT_FIRST_ATTEMPT_HYPERPARAMETERS: json.dumps({"enc0_network": "bilstm", "enc0_vocab_size": 30000,
+                                                                "enc0_max_seq_len": 50, "dropout": 0.0, "epochs": 20}),
+        names.OUTPUT_EVENT_BUS: "o2v-dev-events",
     })
     upload_dataset(s3, stsb_dataset, "o2v-dev-datasets", "stsb")
     return aws
@@ -140,7 +142,7 @@ def test_cli_prints_job_name_and_console_link(deployed: boto3.Session, tmp_path:
 
 
 def test_bad_hyperparameters_are_rejected_with_the_range(deployed: boto3.Session) -> None:
-    with pytest.raises(HyperparameterError, match=r"'dropout': 1\.5 is out of range; allowed: float in \[0\.0, 1\] "
+    with pytest.raises(HyperparameterError, match=r"'dropout': 1\.5 is out of range; allowed: float in \[0\.0, 1\.0\] "
                                                   r"\(in --hp\)"):
         plan_launch(deployed, deployment=DEPLOYMENT, lineage="x", dataset="stsb", layers=[("--hp", {"dropout": 1.5})])
     with pytest.raises(HyperparameterError, match=r"unknown in cfg\.json"):
@@ -180,3 +182,40 @@ def test_prepare_upload_to_the_deployments_dataset_bucket(deployed: boto3.Sessio
     assert main(["prepare", "--train", str(stsb_slice["train"]), "--out", str(tmp_path / "x"), "--upload",
                  "--quiet"]) == 2
     assert "--upload needs --bucket or --deployment" in capsys.readouterr().err
+
+
+def test_given_stack_outputs_replace_cloudformation_and_extra_tags_are_added(
+        aws: boto3.Session, stsb_dataset: Path) -> None:
+    """``o2v demo``'s path: no stack is deployed; the caller hands over the outputs."""
+    role = aws.client("iam").create_role(RoleName="local-training", AssumeRolePolicyDocument=json.dumps(TRUST))
+    s3 = aws.client("s3")
+    for bucket in ("local-datasets", "local-artifacts"):
+        s3.create_bucket(Bucket=bucket)
+    upload_dataset(s3, stsb_dataset, "local-datasets", "stsb")
+    stack = StackOutputs(deployment="o2v-local", training_role_arn=role["Role"]["Arn"], dataset_bucket="local-datasets",
+                         artifact_bucket="local-artifacts", training_output_uri="s3://local-artifacts/training-jobs/",
+                         kms_key_arn=None, instance_type="ml.m5.large", first_attempt_hyperparameters={"epochs": 3},
+                         event_bus_name="o2v-local-control-plane", origin="a stand-in")
+    assert aws.client("cloudformation").describe_stacks()["Stacks"] == []
+    plan = plan_launch(aws, deployment="o2v-local", lineage="given", dataset="stsb", stack=stack,
+                       layers=[("overrides", {"dropout": 0.0})], tags={TAG_BEST_EPOCH_ARTIFACT: "true"},
+                       volume_size_gb=5, max_runtime_seconds=600)
+    assert plan.sources[0] == "output FirstAttemptHyperparameters of a stand-in"
+    assert plan.hyperparameters["epochs"] == "3" and plan.hyperparameters["dropout"] == "0.0"
+    assert plan.summary()["tags"][TAG_BEST_EPOCH_ARTIFACT] == "true"
+    arn = submit(aws, plan)
+    sagemaker = aws.client("sagemaker")
+    job = sagemaker.describe_training_job(TrainingJobName="o2v-local-given-a1")
+    assert job["ResourceConfig"] == {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 5}
+    assert job["StoppingCondition"]["MaxRuntimeInSeconds"] == 600
+    assert "KmsKeyId" not in job["OutputDataConfig"]
+    tags = {item["Key"]: item["Value"] for item in sagemaker.list_tags(ResourceArn=arn)["Tags"]}
+    assert tags == {**Lineage("o2v-local", "given", 1, None).tags(), TAG_BEST_EPOCH_ARTIFACT: "true"}
+
+
+def test_given_stack_outputs_and_tags_are_checked(deployed: boto3.Session) -> None:
+    plan = plan_launch(deployed, deployment=DEPLOYMENT, lineage="x", dataset="stsb", layers=[])
+    with pytest.raises(LaunchError, match="deployment 'o2v-dev''s, not 'o2v-prod''s"):
+        plan_launch(deployed, deployment="o2v-prod", lineage="x", dataset="stsb", layers=[], stack=plan.stack)
+    with pytest.raises(LaunchError, match="o2v:attempt belong to the lineage"):
+        plan_launch(deployed, deployment=DEPLOYMENT, lineage="x", dataset="stsb", layers=[], tags={"o2v:attempt": "2"})

@@ -294,7 +294,8 @@ def test_container_contract_failure_file(stsb_dataset: Path, tmp_path: Path) -> 
     _container(base, stsb_dataset, {**manifest_hyperparameters(stsb_dataset), **TINY, "dropout": "2"})
     assert trainer_main.main(["--opt-ml", str(base), "--quiet"]) == 1
     failure = (base / "output" / "failure").read_text()
-    assert failure.startswith("ClientError: hyperparameter 'dropout': 2.0 is out of range; allowed: float in [0.0, 1.0]")
+    assert failure.startswith(
+        "ClientError: hyperparameter 'dropout': 2.0 is out of range; allowed: float in [0.0, 1.0]")
     assert not (base / "model").exists()
 
 

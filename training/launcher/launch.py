@@ -1,10 +1,14 @@
 """Start attempt 1 of a lineage on a deployed stack, with the SageMaker Python SDK v3.
 
 :func:`plan_launch` gathers everything from its single source: the role, buckets, key and
-bus from the stacks' outputs (:mod:`training.launcher.stack`), the image from
+bus from the stacks' outputs (:mod:`training.launcher.stack`; or a :class:`StackOutputs` given
+by the caller, as ``o2v demo`` does for its local stand-ins), the image from
 ``sagemaker.core.image_uris``, the dataset's channels and sizes from its manifest in S3, the
 job name and tags from ``o2v_core.naming``, and hyperparameters validated by
 ``o2v_core.hyperparameters``. :func:`submit` hands the plan to the SDK's ``ModelTrainer``.
+
+Every AWS call goes through the given boto3 session and the SDK, so the endpoints are boto3's
+(``AWS_ENDPOINT_URL*``); there is no local-mode branch here.
 
 Hyperparameters, later layers winning: the training stack's ``FirstAttemptHyperparameters``,
 the dataset manifest (``enc*_max_seq_len``, ``enc*_vocab_size``, ``output_layer``,
@@ -25,6 +29,7 @@ import boto3
 from botocore.exceptions import ClientError
 from o2v_core.hyperparameters import to_sagemaker, validate, validate_partial
 from o2v_core.naming import Lineage, job_name, sanitize_lineage
+from o2v_core.resource_names import OUTPUT_FIRST_ATTEMPT_HYPERPARAMETERS
 
 from training.data.upload import channel_uri, manifest_key
 from training.launcher.stack import StackOutputs, read_outputs
@@ -58,6 +63,7 @@ class LaunchPlan:
     max_runtime_seconds: int
     event_bus_name: str | None
     stack: StackOutputs
+    tags: dict[str, str]  # the lineage's tags and any extra ones
     sources: list[str] = field(default_factory=list)
 
     @property
@@ -74,7 +80,7 @@ class LaunchPlan:
             "instance_type": self.instance_type,
             "channels": self.channels,
             "output": self.output_path,
-            "tags": self.lineage.tags(),
+            "tags": self.tags,
             "hyperparameters": self.hyperparameters,
             "hyperparameter_sources": self.sources,
             "event_bus": self.event_bus_name,
@@ -97,6 +103,13 @@ def read_manifest(s3: Any, bucket: str, dataset: str) -> dict[str, Any]:
     return manifest
 
 
+def training_image(region: str) -> str:
+    """The Object2Vec algorithm image of ``region``, from the SDK's table (the stacks use the same)."""
+    from sagemaker.core import image_uris
+
+    return str(image_uris.retrieve("object2vec", region))
+
+
 def plan_launch(
     session: boto3.Session,
     *,
@@ -107,18 +120,33 @@ def plan_launch(
     instance_type: str | None = None,
     volume_size_gb: int = 30,
     max_runtime_seconds: int = 86_400,
+    stack: StackOutputs | None = None,
+    tags: Mapping[str, str] | None = None,
 ) -> LaunchPlan:
-    from sagemaker.core import image_uris
+    """Plan attempt 1 of ``lineage`` on ``dataset``.
 
+    ``stack``: the stacks' outputs, when the caller has them; otherwise they are read with
+    CloudFormation DescribeStacks. ``tags``: extra job tags, beside the lineage's (which they may
+    not replace). ``layers``: hyperparameters over the stack's and the dataset's, later winning.
+    """
     region = session.region_name
     if not region:
         raise LaunchError("no AWS region: pass --region or set AWS_DEFAULT_REGION")
     name = job_name(deployment, lineage, 1)
-    stack = read_outputs(session.client("cloudformation"), deployment)
+    if stack is None:
+        stack = read_outputs(session.client("cloudformation"), deployment)
+    elif stack.deployment != deployment:
+        raise LaunchError(f"the stack outputs are deployment {stack.deployment!r}'s, not {deployment!r}'s")
+    job_lineage = Lineage(deployment, sanitize_lineage(lineage), 1, None)
+    job_tags = job_lineage.tags()
+    clashes = sorted(set(tags or {}) & set(job_tags))
+    if clashes:
+        raise LaunchError(f"tag(s) {', '.join(clashes)} belong to the lineage; the launcher sets them")
+    job_tags.update(tags or {})
     manifest = read_manifest(session.client("s3"), stack.dataset_bucket, dataset)
     manifest_uri = f"s3://{stack.dataset_bucket}/{manifest_key(dataset)}"
     all_layers = [
-        (f"stack output FirstAttemptHyperparameters of {deployment}-training", stack.first_attempt_hyperparameters),
+        (f"output {OUTPUT_FIRST_ATTEMPT_HYPERPARAMETERS} of {stack.origin}", stack.first_attempt_hyperparameters),
         (manifest_uri, manifest["hyperparameters"]),
         *layers,
     ]
@@ -135,9 +163,9 @@ def plan_launch(
         raise LaunchError("--volume-size and --max-runtime must be positive")
     return LaunchPlan(
         job_name=name,
-        lineage=Lineage(deployment, sanitize_lineage(lineage), 1, None),
+        lineage=job_lineage,
         region=region,
-        image_uri=image_uris.retrieve("object2vec", region),
+        image_uri=training_image(region),
         role_arn=stack.training_role_arn,
         hyperparameters=to_sagemaker(hyperparameters),
         channels=channels,
@@ -148,6 +176,7 @@ def plan_launch(
         max_runtime_seconds=max_runtime_seconds,
         event_bus_name=stack.event_bus_name,
         stack=stack,
+        tags=job_tags,
         sources=[where for where, _ in all_layers],
     )
 
@@ -189,7 +218,7 @@ def build_request(session: boto3.Session, plan: LaunchPlan, *, validate_role: bo
                 InputData(channel_name=channel, data_source=uri, content_type=CHANNEL_CONTENT_TYPES[channel])
                 for channel, uri in plan.channels.items()
             ],
-            tags=[{"key": key, "value": value} for key, value in plan.lineage.tags().items()],
+            tags=[{"key": key, "value": value} for key, value in plan.tags.items()],
         )
         request: dict[str, Any] = trainer._create_training_job_args()
     # ModelTrainer appends a timestamp to base_job_name; the lineage scheme needs the exact name,

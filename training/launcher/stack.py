@@ -1,8 +1,10 @@
 """The deployed stacks' CloudFormation outputs, read in one place.
 
-``stacks/app_builder.py`` deploys ``<deployment>-data`` and ``<deployment>-training``; their
-``CfnOutput`` keys are listed here and nowhere else in ``training/``. ``o2v launch`` and
-``o2v prepare --upload`` read them with ``describe_stacks``.
+``stacks/app_builder.py`` deploys ``<deployment>-data`` and ``<deployment>-training``. Their
+names and ``CfnOutput`` keys come from ``o2v_core.resource_names``, which the stacks use too;
+this module says which of them the launcher needs. ``o2v launch`` and ``o2v prepare --upload``
+read them with ``describe_stacks``; ``o2v demo`` builds :class:`StackOutputs` itself, with what
+it created in place of the stacks.
 """
 
 from __future__ import annotations
@@ -13,39 +15,38 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
+from o2v_core.resource_names import (
+    OUTPUT_ARTIFACT_BUCKET,
+    OUTPUT_DATA_KEY,
+    OUTPUT_DATASET_BUCKET,
+    OUTPUT_EVENT_BUS,
+    OUTPUT_FIRST_ATTEMPT_HYPERPARAMETERS,
+    OUTPUT_INSTANCE_TYPE,
+    OUTPUT_TRAINING_OUTPUT_URI,
+    OUTPUT_TRAINING_ROLE,
+    data_stack_name,
+    training_stack_name,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
 
-# <deployment>-data (stacks/data_stack.py)
-OUTPUT_DATASET_BUCKET = "DatasetBucketName"
-OUTPUT_ARTIFACT_BUCKET = "ArtifactBucketName"
-OUTPUT_DATA_KEY = "DataKeyArn"
-OUTPUT_TRAINING_OUTPUT_URI = "TrainingOutputS3Uri"
-# <deployment>-training (stacks/training_stack.py)
-OUTPUT_TRAINING_ROLE = "TrainingRoleArn"
-OUTPUT_INSTANCE_TYPE = "TrainingInstanceType"
-OUTPUT_FIRST_ATTEMPT_HYPERPARAMETERS = "FirstAttemptHyperparameters"
-OUTPUT_EVENT_BUS = "EventBusName"  # optional: the control plane's bus, once the stack has one
-
+# The outputs the launcher reads (their keys are defined in o2v_core.resource_names, with the stacks').
 DATA_REQUIRED = (OUTPUT_DATASET_BUCKET, OUTPUT_ARTIFACT_BUCKET, OUTPUT_TRAINING_OUTPUT_URI)
+DATA_OPTIONAL = (OUTPUT_DATA_KEY,)
 TRAINING_REQUIRED = (OUTPUT_TRAINING_ROLE,)
+TRAINING_OPTIONAL = (OUTPUT_INSTANCE_TYPE, OUTPUT_FIRST_ATTEMPT_HYPERPARAMETERS, OUTPUT_EVENT_BUS)
 
 
 class StackError(ValueError):
     """A stack is missing, or lacks an output that is needed."""
 
 
-def data_stack_name(deployment: str) -> str:
-    return f"{deployment}-data"
-
-
-def training_stack_name(deployment: str) -> str:
-    return f"{deployment}-training"
-
-
 @dataclass(frozen=True)
 class StackOutputs:
+    """What a launch needs from the deployed stacks (:func:`read_outputs`), or from what stands in
+    for them (``o2v demo``)."""
+
     deployment: str
     training_role_arn: str
     dataset_bucket: str
@@ -55,6 +56,7 @@ class StackOutputs:
     instance_type: str | None
     first_attempt_hyperparameters: dict[str, Any]
     event_bus_name: str | None
+    origin: str = "the given stack outputs"  # where they came from, for messages
 
 
 def aws_session(region: str | None = None) -> boto3.Session:
@@ -105,6 +107,7 @@ def read_outputs(cloudformation: CloudFormationClient, deployment: str) -> Stack
         instance_type=training.get(OUTPUT_INSTANCE_TYPE) or None,
         first_attempt_hyperparameters=first_attempt,
         event_bus_name=training.get(OUTPUT_EVENT_BUS) or None,
+        origin=f"stack {training_name}",
     )
 
 

@@ -5,16 +5,18 @@
 2. Start the local services (:mod:`training.local_cloud.services`) and the event pump
    (:mod:`training.local_cloud.pump`); create what the stacks would (buckets, roles, the project
    bus, the SNS topic, the rules). Nothing is deployed anywhere.
-3. Launch attempt 1 with a configuration that is prone to overfit (dropout 0).
+3. Launch attempt 1 with a configuration that is prone to overfit (dropout 0), through the
+   launcher of ``o2v launch`` (:func:`training.launcher.launch.plan_launch` and ``submit``, the
+   SageMaker Python SDK), given the outputs the stacks would have instead of reading them.
 4. Watch: epochs as they reach the local CloudWatch Logs, the monitor detecting divergence and
    stopping the job, the rule firing, the launcher starting the next attempt with more dropout,
    and the promoter deploying the best attempt to the local endpoint.
 5. Embed the STS-B test sentences through the endpoint (``sagemaker-runtime`` InvokeEndpoint)
    and report the Spearman correlation of the cosine similarities with the gold scores.
 
-The handlers, the rules and the boto3 calls are the ones the stacks deploy; only the endpoints
-differ (``AWS_ENDPOINT_URL*``). Settings come from ``cdk.json`` (environment ``dev`` by default)
-through :func:`stacks.settings.load_settings`.
+The handlers, the rules, the launcher and the boto3 calls are the ones the stacks deploy and
+``o2v launch`` runs; only the endpoints differ (``AWS_ENDPOINT_URL*``). Settings come from
+``cdk.json`` (environment ``dev`` by default) through :func:`stacks.settings.load_settings`.
 """
 
 from __future__ import annotations
@@ -37,7 +39,6 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, TextIO
 
 import boto3
-from o2v_core import hyperparameters as hp_schema
 from o2v_core import resource_names
 from o2v_core.events import (
     MODEL_PROMOTED,
@@ -51,9 +52,11 @@ from o2v_core.events import (
     VALIDATION_LOSS_DIVERGED,
 )
 from o2v_core.metric_lines import parse_line
-from o2v_core.naming import TAG_BEST_EPOCH_ARTIFACT, Lineage, job_prefix, tag_dict, tag_list
+from o2v_core.naming import TAG_BEST_EPOCH_ARTIFACT, Lineage, job_prefix, tag_dict
 from o2v_core.runtime_config import ControlPlaneConfig
 
+from training.launcher.launch import plan_launch, submit, training_image
+from training.launcher.stack import StackOutputs
 from training.local_cloud import procs
 from training.local_cloud.pump import SCHEDULE, Delivery, EventPump
 from training.local_cloud.report import Attempt, RunSummary, write_report
@@ -99,17 +102,18 @@ SIZES: dict[str, Size] = {
 }
 
 
-def first_attempt_hyperparameters(settings_hps: dict[str, hp_schema.Value], manifest: dict[str, Any],
-                                  size: Size, epochs: int | None) -> dict[str, str]:
-    """Attempt 1: the settings' hyperparameters, made prone to overfit, sized to the data.
+OVERFIT_LAYER = "the demo's overfit-prone first attempt"
+
+
+def overfit_prone_hyperparameters(size: Size, epochs: int | None) -> dict[str, object]:
+    """Attempt 1's layer over the settings' and the dataset's hyperparameters: prone to overfit.
 
     No dropout, a high-capacity pooled-embedding encoder with its own token embeddings and a fast
     learning rate, and Object2Vec's longest early-stopping patience, so that the validation loss
-    turns up within a few epochs and the monitor (not early stopping) catches it.
+    turns up within a few epochs and the monitor (not early stopping) catches it. The launcher
+    validates the merged result.
     """
-    values: dict[str, object] = dict(settings_hps)
-    values.update(manifest.get("hyperparameters", {}))
-    values.update({
+    return {
         "enc0_network": "pooled_embedding",
         "enc1_network": "enc0",
         "enc0_token_embedding_dim": size.dims,
@@ -122,8 +126,7 @@ def first_attempt_hyperparameters(settings_hps: dict[str, hp_schema.Value], mani
         "epochs": epochs or size.epochs,
         "dropout": 0.0,
         "early_stopping_patience": 5,
-    })
-    return hp_schema.to_sagemaker(hp_schema.validate(values, where="the demo's first attempt"))
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -298,6 +301,23 @@ class LocalNames:
     def topic(self) -> str:
         return f"{self.deployment}-notifications"
 
+    def stack_outputs(self, settings: Settings, training_role_arn: str) -> StackOutputs:
+        """What ``o2v launch`` would read from the data and training stacks' outputs."""
+        from stacks import s3_layout
+
+        return StackOutputs(
+            deployment=self.deployment,
+            training_role_arn=training_role_arn,
+            dataset_bucket=self.dataset_bucket,
+            artifact_bucket=self.artifact_bucket,
+            training_output_uri=s3_layout.s3_uri(self.artifact_bucket, s3_layout.TRAINING_OUTPUT_PREFIX),
+            kms_key_arn=None,  # the local buckets have no KMS key
+            instance_type=settings.training.instance_type,
+            first_attempt_hyperparameters=json.loads(settings.hyperparameters_json),
+            event_bus_name=self.event_bus,
+            origin=f"the local stand-in for stack {resource_names.training_stack_name(self.deployment)}",
+        )
+
 
 def load_settings(env_name: str) -> Settings:
     from stacks.settings import load_settings as load
@@ -316,29 +336,6 @@ def _as_json(value: object) -> str:
     if callable(to_json):
         return str(to_json())
     return json.dumps(value, sort_keys=True)
-
-
-def image_uri(region: str) -> str:
-    """The Object2Vec image URI of ``region``, from the SageMaker SDK's own table (as the stacks).
-
-    The local SageMaker API runs the local trainer whatever the image; the URI is what the
-    promoter passes to CreateModel. The SDK's JSON table is read directly for the commercial
-    regions (importing ``sagemaker.core`` takes seconds); other partitions go through the SDK.
-    """
-    import importlib.util
-
-    spec = importlib.util.find_spec("sagemaker")
-    if spec is not None and spec.submodule_search_locations and not region.startswith(("cn-", "us-gov-", "us-iso")):
-        table = Path(next(iter(spec.submodule_search_locations))) / "core" / "image_uri_config" / "object2vec.json"
-        with contextlib.suppress(OSError, KeyError, ValueError):
-            versions = json.loads(table.read_text(encoding="utf-8"))["versions"]
-            version = "1" if "1" in versions else sorted(versions)[-1]
-            account = versions[version]["registries"][region]
-            repository = versions[version].get("repository", "object2vec")
-            return f"{account}.dkr.ecr.{region}.amazonaws.com/{repository}:{version}"
-    from sagemaker.core import image_uris
-
-    return str(image_uris.retrieve("object2vec", region))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -593,7 +590,7 @@ class Demo:
             for kind in ("training", "model")
         )
         topic = sns.create_topic(Name=names.topic)["TopicArn"]
-        image = image_uri(options.region)
+        image = training_image(options.region)
         config = ControlPlaneConfig(
             deployment=deployment,
             event_bus_name=names.event_bus,
@@ -623,36 +620,25 @@ class Demo:
         console.line("rules", f"{rule_text} -> {len(self.pump.functions)} Lambda handlers; the monitor runs every "
                               f"{options.monitor_interval:g} s (rate(1 minute) in the cloud)")
 
-        # 3. data in S3, attempt 1
-        from training.data.upload import channel_uri, upload_dataset
+        # 3. data in S3, attempt 1: o2v launch's launcher, given the stacks' outputs
+        from training.data.upload import upload_dataset
 
         upload_dataset(s3, run_dir / "data", names.dataset_bucket, DATASET_NAME)
-        hyperparameters = first_attempt_hyperparameters(dict(settings.hyperparameters), manifest, self.size,
-                                                        options.epochs)
-        lineage = Lineage(deployment, LINEAGE, 1, None)
-        request = {
-            "TrainingJobName": lineage.job_name(),
-            "HyperParameters": hyperparameters,
-            "AlgorithmSpecification": {"TrainingImage": image, "TrainingInputMode": "File"},
-            "RoleArn": training_role,
-            "InputDataConfig": [
-                {"ChannelName": channel, "DataSource": {"S3DataSource": {
-                    "S3DataType": "S3Prefix", "S3Uri": channel_uri(names.dataset_bucket, DATASET_NAME, channel),
-                    "S3DataDistributionType": "FullyReplicated"}},
-                 "ContentType": "application/json" if channel == "auxiliary" else "application/jsonlines"}
-                for channel in ("train", "validation", "test", "auxiliary")
-            ],
-            "OutputDataConfig": {"S3OutputPath": f"s3://{names.artifact_bucket}/training-jobs/"},
-            "ResourceConfig": {"InstanceType": settings.training.instance_type, "InstanceCount": 1,
-                               "VolumeSizeInGB": settings.training.volume_size_gb},
-            "StoppingCondition": {"MaxRuntimeInSeconds": settings.training.max_runtime_seconds},
+        plan = plan_launch(
+            session, deployment=deployment, lineage=LINEAGE, dataset=DATASET_NAME,
+            layers=[(OVERFIT_LAYER, overfit_prone_hyperparameters(self.size, options.epochs))],
+            volume_size_gb=settings.training.volume_size_gb,
+            max_runtime_seconds=settings.training.max_runtime_seconds,
+            stack=names.stack_outputs(settings, training_role),
             # The local trainer saves the best epoch's weights (the promoter reads this tag).
-            "Tags": tag_list({**lineage.tags(), TAG_BEST_EPOCH_ARTIFACT: "true"}),
-        }
-        sagemaker.create_training_job(**request)
-        console.line("launch", f"attempt 1 {lineage.job_name()}: dropout 0.0, {hyperparameters['enc0_network']} "
-                               f"enc_dim {hyperparameters['enc_dim']}, lr {hyperparameters['learning_rate']}, "
-                               f"up to {hyperparameters['epochs']} epochs (prone to overfit)")
+            tags={TAG_BEST_EPOCH_ARTIFACT: "true"},
+        )
+        submit(session, plan)
+        hyperparameters = plan.hyperparameters
+        console.line("launch", f"attempt 1 {plan.job_name} (o2v launch's launcher, SageMaker SDK): dropout "
+                               f"{hyperparameters['dropout']}, {hyperparameters['enc0_network']} enc_dim "
+                               f"{hyperparameters['enc_dim']}, lr {hyperparameters['learning_rate']}, up to "
+                               f"{hyperparameters['epochs']} epochs (prone to overfit)")
 
         # 4. watch until the loop settles
         self._watch(watcher, sagemaker, sqs, logs, names)
@@ -961,7 +947,7 @@ def _callers(path: Path) -> dict[str, str]:
             continue
         agent = str(record.get("userAgent", ""))
         app = next((part.split("/", 1)[1] for part in agent.split() if part.startswith("app/")), None)
-        callers[str(record.get("resource"))] = f"{app} (Lambda)" if app else "o2v demo"
+        callers[str(record.get("resource"))] = f"{app} (Lambda)" if app else "o2v demo (launcher)"
     return callers
 
 

@@ -10,6 +10,11 @@ callers (the control-plane handlers, the launcher, ``o2v embed``) need no local 
   DescribeEndpoint, ListEndpoints, DeleteEndpoint. Required members are checked against
   botocore's service model; errors use SageMaker's codes (``ValidationException``,
   ``ResourceInUse``, ``ResourceNotFound``).
+* CreateTrainingJob runs what one local host can: ``File`` input mode (the algorithm's and each
+  channel's ``InputMode``, as the SageMaker Python SDK sends it), ``InstanceCount`` 1 and a
+  ``GZIP`` model artifact (``OutputDataConfig.CompressionType``, the SDK's default). A request
+  for anything else (Pipe or FastFile input, several instances, an uncompressed artifact) is
+  refused up front, not run differently. DescribeTrainingJob echoes the request's members.
 * ``sagemaker-runtime`` (REST-JSON, ``POST /endpoints/<name>/invocations``): InvokeEndpoint.
 
 Training jobs are in :mod:`training.local_cloud.jobs`, endpoints in
@@ -164,6 +169,7 @@ class LocalSageMaker:
             raise ApiError("ValidationException",
                            f"Value '{name}' at 'trainingJobName' failed to satisfy constraint: Member must satisfy "
                            "regular expression pattern: ^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
+        _check_runnable(params)
         arn = f"arn:aws:sagemaker:{self.clients.region}:{self.clients.account}:training-job/{name.lower()}"
         root = self.state_dir / "jobs" / name / "opt_ml"
         with self.lock:
@@ -278,6 +284,24 @@ class LocalSageMaker:
         self.endpoints.shutdown()
         with self._audit_lock:
             self._audit.close()
+
+
+def _check_runnable(params: dict[str, Any]) -> None:
+    """Refuse a CreateTrainingJob request whose settings the local host would not honour."""
+    unsupported: list[str] = []
+    modes = {"AlgorithmSpecification.TrainingInputMode": params.get("AlgorithmSpecification", {}).get(
+        "TrainingInputMode", "File")}
+    modes.update({f"InputDataConfig[{channel.get('ChannelName')}].InputMode": channel.get("InputMode", "File")
+                  for channel in params.get("InputDataConfig", [])})
+    unsupported += [f"{where} {mode} (only File)" for where, mode in modes.items() if mode != "File"]
+    count = params.get("ResourceConfig", {}).get("InstanceCount", 1)
+    if count != 1:
+        unsupported.append(f"ResourceConfig.InstanceCount {count} (only 1)")
+    compression = params.get("OutputDataConfig", {}).get("CompressionType", "GZIP")
+    if compression != "GZIP":
+        unsupported.append(f"OutputDataConfig.CompressionType {compression} (only GZIP)")
+    if unsupported:
+        raise ApiError("ValidationException", "the local SageMaker API cannot run " + "; ".join(unsupported))
 
 
 def _timestamp(value: Any) -> float:
