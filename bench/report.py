@@ -274,7 +274,13 @@ def _target_notes(results: dict[str, Any]) -> str:
     """Hand-written commentary on the verdicts (bench/results/discussion.md), for full runs only."""
     if results.get("smoke") or not DISCUSSION.is_file():
         return ""
-    return DISCUSSION.read_text(encoding="utf-8").strip()
+    text = DISCUSSION.read_text(encoding="utf-8").strip()
+    first, _, rest = text.partition("\n")
+    written_for = first.removeprefix("<!-- run:").removesuffix("-->").strip() if first.startswith("<!-- run:") else ""
+    if written_for and written_for != results.get("run_id"):
+        rest = (f"*(This commentary was written for run `{written_for}`; the numbers above come from run "
+                f"`{results.get('run_id')}` and may differ.)*\n\n" + rest.strip())
+    return rest.strip() if written_for else text
 
 
 def _section_detection(results: dict[str, Any], images: dict[str, str], prefix: str) -> str:
@@ -392,23 +398,37 @@ convergence, which is what decides whether to relaunch with more dropout.
 
 ### Threshold study: how the defaults were chosen
 
-{study['candidates']} `DetectorConfig` settings were swept on the tuning half; {study['meeting_constraints']}
-met the constraints (no alarm on a healthy tuning curve, no premature alarm, median delay <= 2 epochs).
-The choice is the best F1 among those (ties: lower median delay, lower p90 delay, fewest changes
-from the current defaults). Top settings by F1 on the tuning half:
+{study['candidates']} `DetectorConfig` settings were swept on the tuning half (`bench.scoring.candidate_configs`:
+patience 1-4, relative rise 2-12%, trailing-median smoothing 1/3/5, minimum epochs 3/5, the
+generalization-gap rule off or on with four threshold pairs); {study['meeting_constraints']} met every
+constraint (no alarm on a healthy tuning curve, no premature alarm, median delay <= 2 epochs). The
+choice takes the first non-empty tier of: settings meeting every constraint; settings with no
+false alarm and no premature alarm; all settings. Within the tier: best F1, then lower median and
+p90 delay, then the fewest changes from the current defaults. Chosen tier:
+**{study.get('chosen_tier', 'n/a')}**. Top settings by F1 on the tuning half:
 
 {_table(['Settings (changes from defaults)', 'F1', 'Healthy alarms', 'Premature', 'Median delay', 'p90 delay',
          'Meets constraints'], top_rows)}
 
-No setting met every constraint at once when the count above is 0; the recommendation then comes
-from the next tier (no false alarm and no premature alarm first, then F1). Chosen tier:
-**{study.get('chosen_tier', 'n/a')}**.
+{_trade_off(study)}
 
 **Recommended `DetectorConfig`** (measured; changes from the defaults at run time: {_config_text(changed) or 'none'}):
 
 ```json
 {json.dumps(recommended, indent=2, sort_keys=True)}
 ```"""
+
+
+def _trade_off(study: dict[str, Any]) -> str:
+    found = study.get("within_delay_bound")
+    if not found:
+        return "No setting reached a median delay of 2 epochs or less without a premature alarm."
+    whole = found["all"]
+    return (f"The trade-off, measured: the setting with the fewest false alarms among those with a median delay of "
+            f"2 epochs or less ({_config_text(found['config'])}) raises {found['tune']['healthy_alarms']} false "
+            f"alarm(s) on healthy tuning curves; on the whole suite: F1 {whole['f1']:.3f}, "
+            f"{whole['healthy_alarms']}/{whole['healthy']} healthy curves stopped, median delay "
+            f"{_f(whole['median_delay'], 1)} (p90 {_f(whole['p90_delay'], 1)}).")
 
 
 def _config_text(config: dict[str, Any]) -> str:
@@ -447,9 +467,10 @@ def _section_cost(results: dict[str, Any], images: dict[str, str], prefix: str) 
     if default_summary:
         ours_default = default_summary["ours"]
         default_line = (f"With the detector's defaults at run time instead of the recommended settings, our loop "
-                        f"needs {_f(ours_default['mean_epochs_to_good'], 1)} epochs to a good model "
-                        f"({ours_default['reached']}/{ours_default['seeds']} seeds) and pays "
-                        f"{_f(ours_default['mean_epochs_total'], 1)} in all.")
+                        f"holds a good model on {ours_default['reached']}/{ours_default['seeds']} seeds (after "
+                        f"{_f(ours_default['mean_epochs_to_good_reached_only'], 1)} epochs on those) and pays "
+                        f"{_f(ours_default['mean_epochs_total'], 1)} epochs in all, against "
+                        f"{_f(summary['ours']['mean_epochs_total'], 1)} with the recommended settings.")
     image = f"![cost]({prefix}{images['cost']})" if "cost" in images else ""
     return f"""## 2. Cost of reaching a good model
 
@@ -476,11 +497,13 @@ Our loop per seed:
 {_table(['Seed', 'Attempts (epochs paid, why it stopped)', 'Epochs to good', 'Epochs in all', 'Held val. loss',
          'Grid best val. loss', 'Note'], per_seed)}
 
-Target ratios (our epochs to a good model / theirs, mean over seeds): grid {_f(targets['grid']['ratio'], 3)}
+Target ratios, our epochs to a good model over theirs (mean over seeds): grid {_f(targets['grid']['ratio'], 3)}
 (target <= 0.35: {_verdict(targets['grid']['met'])}), random search {_f(targets['random_search']['ratio'], 3)}
-(target <= 0.5: {_verdict(targets['random_search']['met'])}). On what each strategy pays in all, the ratios
-are {_f(targets['grid']['ratio_total'], 3)} (grid) and {_f(targets['random_search']['ratio_total'], 3)} (random
-search). {default_line}
+(target <= 0.5: {_verdict(targets['random_search']['met'])}); n/a means our loop never held a good model on
+some seed. Over the {targets['grid'].get('seeds_reached', '?')} seeds where it did: grid
+{_f(targets['grid'].get('ratio_reached'), 3)}, random search {_f(targets['random_search'].get('ratio_reached'), 3)}.
+On what each strategy pays in all, the ratios are {_f(targets['grid']['ratio_total'], 3)} (grid) and
+{_f(targets['random_search']['ratio_total'], 3)} (random search). {default_line}
 
 {image}"""
 
@@ -507,6 +530,11 @@ per second of the second (warm) epoch.
             for size, row in by_size.items():
                 rows.append([f"ours: {name}", size, _f(row["sentences_per_second"], 1), _f(row["p50_ms"], 2),
                              _f(row["p99_ms"], 2), f"{row['x_minilm']:.1f}x" if "x_minilm" in row else "n/a"])
+        for name, by_size in server.get("nodelay", {}).items():
+            for size, row in by_size.items():
+                rows.append([f"diagnostic, same server with TCP_NODELAY: {name}", size,
+                             _f(row["sentences_per_second"], 1), _f(row["p50_ms"], 2), _f(row["p99_ms"], 2),
+                             f"{row['x_minilm']:.1f}x" if "x_minilm" in row else "n/a"])
         for name, by_size in server.get("in_process", {}).items():
             for size, row in by_size.items():
                 rows.append([f"ours in process, no HTTP: {name}", size, _f(row["sentences_per_second"], 1),

@@ -30,6 +30,15 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 Matrix = npt.NDArray[np.float64]
 
 
+NODELAY_LAUNCHER = (
+    "import sys\n"
+    "from training.serving import server\n"
+    "server._Handler.disable_nagle_algorithm = True\n"
+    "from training.commands.serve import main\n"
+    "sys.exit(main(sys.argv[1:]))\n"
+)
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -40,13 +49,18 @@ def free_port() -> int:
 class ServerClient:
     """A running ``python -m training.serving`` and a keep-alive HTTP connection to it."""
 
-    def __init__(self, model: Path, *, threads: int = 2, startup_timeout: float = 120.0) -> None:
+    def __init__(self, model: Path, *, threads: int = 2, startup_timeout: float = 120.0, nodelay: bool = False) -> None:
+        """``nodelay=True`` is a diagnostic: the same server with TCP_NODELAY set on its sockets
+        (``disable_nagle_algorithm`` on the request handler, patched in at start-up, not shipped)."""
         self.model = model
         self.port = free_port()
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), str(REPO_ROOT / "lambdas"), env.get("PYTHONPATH", "")])
+        launcher = ["-m", "training.serving"]
+        if nodelay:
+            launcher = ["-c", NODELAY_LAUNCHER]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "training.serving", "--model", str(model), "--port", str(self.port),
+            [sys.executable, *launcher, "--model", str(model), "--port", str(self.port),
              "--threads", str(threads), "--quiet"],
             cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )
