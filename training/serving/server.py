@@ -47,6 +47,9 @@ class _Handler(BaseHTTPRequestHandler):
     server: InferenceServer
     protocol_version = "HTTP/1.1"
     server_version = "o2v-serve"
+    # Headers and body go out in separate writes; with Nagle on, a small response waits ~40 ms
+    # for the client's delayed ACK (measured in docs/benchmarks.md).
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: object) -> None:
         if not self.server.quiet:
