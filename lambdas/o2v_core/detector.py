@@ -94,14 +94,12 @@ class DetectorConfig:
     """Detector thresholds. Defaults and why: ``docs/detector.md``."""
 
     min_epochs: int = 5
-    # patience 4 and the gap rule off: chosen by the curve-suite study (docs/benchmarks.md). On
-    # real Object2Vec-style runs the train/validation gap widens in healthy runs too.
-    patience: int = 4
+    patience: int = 3
     smoothing: int = 3
     min_relative_rise: float = 0.05
     min_absolute_rise: float = 1e-4
     plateau_tolerance: float = 0.01
-    use_generalization_gap: bool = False
+    use_generalization_gap: bool = True
     gap_ratio_threshold: float = 0.1
     gap_widening: float = 0.1
 

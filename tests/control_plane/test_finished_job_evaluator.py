@@ -83,7 +83,7 @@ def test_a_job_that_diverged_between_checks_is_reported_once(cloud: Cloud, monke
     routed = cloud.delivered("retrain_launcher")
     assert len(routed) == 1 and routed[0]["detail-type"] == VALIDATION_LOSS_DIVERGED
     assert routed[0]["detail"]["stoppedJob"] is False
-    assert routed[0]["detail"]["decision"]["detected_at_epoch"] == 8  # epochs 5-8: patience 4
+    assert routed[0]["detail"]["decision"]["detected_at_epoch"] == 7
     assert cloud.delivered("promoter") == []
     assert moto_ext.CALLS["StopTrainingJob"] == 0
 

@@ -44,13 +44,13 @@ def test_diverging_job_is_stopped_reported_once_and_retrained(cloud: Cloud, monk
 
     fired_at = run_monitor_each_epoch(cloud, parent)
 
-    # The first run after the decisive metric line acts: epochs 5-8 are the first four (patience) in
-    # a row above the (smoothed) minimum by more than 5 %, so it fires on the run after epoch 8's line.
-    assert DIVERGING[fired_at][0] == 8
+    # The first run after the decisive metric line acts: epochs 5-7 are the first three in a row
+    # above the (smoothed) minimum by more than 5 %, so it fires on the run after epoch 7's line.
+    assert DIVERGING[fired_at][0] == 7
     described = cloud.sm.describe_training_job(TrainingJobName=parent)
     assert described["TrainingJobStatus"] == "Stopped"
     assert moto_ext.CALLS["StopTrainingJob"] == 1
-    assert cloud.tags(parent)["o2v:diverged"] == "validation_rise epoch 8"
+    assert cloud.tags(parent)["o2v:diverged"] == "validation_rise epoch 7"
 
     # The RetrainOnDivergence rule (the pattern from o2v_core.events.rules()) routed one event.
     delivered = cloud.delivered("retrain_launcher")
@@ -63,7 +63,7 @@ def test_diverging_job_is_stopped_reported_once_and_retrained(cloud: Cloud, monk
     assert diverged.stoppedJob is True
     assert diverged.decision.reason == "validation_rise"
     assert (diverged.decision.best_epoch, diverged.decision.best_value) == (4, 0.095)
-    assert (diverged.decision.detected_at_epoch, diverged.decision.last_value) == (8, 0.132)
+    assert (diverged.decision.detected_at_epoch, diverged.decision.last_value) == (7, 0.121)
 
     # Neither another monitor run nor SageMaker's "Stopped" state change reports it again.
     assert divergence_monitor.handler(SCHEDULED, None)["diverged"] == []
@@ -178,7 +178,7 @@ def test_a_diverged_job_still_running_is_stopped_again_but_not_reported_again(
 ) -> None:
     """E.g. StopTrainingJob failed after the event went out: the next run only retries the stop."""
     cloud.use_config(monkeypatch)
-    job = cloud.create_job(LINEAGE, extra_tags={"o2v:diverged": "validation_rise epoch 8"})
+    job = cloud.create_job(LINEAGE, extra_tags={"o2v:diverged": "validation_rise epoch 7"})
     cloud.write_log(job, log_header(job) + epoch_lines(DIVERGING, "mean_squared_error"))
 
     report = divergence_monitor.handler(SCHEDULED, None)

@@ -33,7 +33,7 @@ from tests.control_plane import moto_ext
 from tests.control_plane.cloud import BASE_HYPERPARAMETERS, DEPLOYMENT, Cloud, as_delivered, job_request
 
 LINEAGE = "stsb-baseline"
-DECISION = DivergenceDecisionDetail(True, "validation_rise", 4, 0.095, 8, 0.132)
+DECISION = DivergenceDecisionDetail(True, "validation_rise", 4, 0.095, 7, 0.121)
 
 
 def diverged_event(parent: str, attempt: int = 1, **changes: Any) -> dict[str, Any]:
@@ -333,7 +333,7 @@ def test_child_request_from_a_full_describe_is_valid_and_complete() -> None:
         "FinalMetricDataList": [],
     }
     del described["Tags"]
-    parent_tags = {"team": "search", "aws:cloudformation:stack-name": "x", "o2v:diverged": "validation_rise epoch 8",
+    parent_tags = {"team": "search", "aws:cloudformation:stack-name": "x", "o2v:diverged": "validation_rise epoch 7",
                    **Lineage(DEPLOYMENT, LINEAGE, 1, None).tags()}
     tags = child_tags(parent_tags, Lineage(DEPLOYMENT, LINEAGE, 2, parent).tags())
     request = build_child_request(described, name=child, hyperparameters={"dropout": "0.3"}, tags=tags)
