@@ -26,7 +26,7 @@ def test_a_real_sagemaker_log_through_the_command_line(repo_root: Path) -> None:
     assert result.returncode == 3, result.stderr
     out = result.stdout
     assert "metric:   validation:mean_squared_error (14 epochs; train loss for 14 epochs)" in out
-    assert "decision: DIVERGED (generalization_gap) at epoch 11" in out
+    assert "decision: DIVERGED (validation_rise) at epoch 13" in out
     assert "best:     0.9712 at epoch 8" in out
     assert "latest:   1.1031 at epoch 13" in out
     assert result.stderr == ""
@@ -35,9 +35,15 @@ def test_a_real_sagemaker_log_through_the_command_line(repo_root: Path) -> None:
 def test_json_output(capsys: pytest.CaptureFixture[str]) -> None:
     assert detect.main(["--metrics", str(LOG), "--json"]) == 3
     decision = json.loads(capsys.readouterr().out)
-    assert decision["diverged"] is True and decision["reason"] == "generalization_gap"
-    assert (decision["best_epoch"], decision["best_value"], decision["detected_at_epoch"]) == (8, 0.9712, 11)
+    assert decision["diverged"] is True and decision["reason"] == "validation_rise"
+    assert (decision["best_epoch"], decision["best_value"], decision["detected_at_epoch"]) == (8, 0.9712, 13)
     assert decision["last_value"] == 1.1031 and decision["source"] == str(LOG)
+
+
+def test_the_gap_rule_when_turned_on_fires_earlier(capsys: pytest.CaptureFixture[str]) -> None:
+    assert detect.main(["--metrics", str(LOG), "--json", "--config", '{"use_generalization_gap": true}']) == 3
+    decision = json.loads(capsys.readouterr().out)
+    assert (decision["reason"], decision["detected_at_epoch"]) == ("generalization_gap", 11)
 
 
 def test_the_log_without_train_lines_diverges_later_by_the_rise_rule(tmp_path: Path,
@@ -47,7 +53,7 @@ def test_the_log_without_train_lines_diverges_later_by_the_rise_rule(tmp_path: P
     path.write_text("\n".join(lines))
     assert detect.main(["--metrics", str(path), "--json"]) == 3
     decision = json.loads(capsys.readouterr().out)
-    assert (decision["reason"], decision["detected_at_epoch"]) == ("validation_rise", 13)  # gap rule: epoch 11
+    assert (decision["reason"], decision["detected_at_epoch"]) == ("validation_rise", 13)
 
 
 def test_config_changes_the_verdict(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

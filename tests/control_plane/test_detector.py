@@ -103,13 +103,13 @@ def test_widening_generalization_gap_fires_before_the_rise_rule() -> None:
     # Validation drifts up 1.5-3 % (under the 5 % rise threshold) while train keeps falling.
     validation = [0.9, 0.7, 0.6, 0.55, 0.53, 0.52, 0.52, 0.528, 0.533, 0.536, 0.54]
     train = [0.9, 0.68, 0.56, 0.5, 0.47, 0.45, 0.43, 0.41, 0.39, 0.37, 0.35]
-    with_train = detect(points(validation), points(train))
+    on = DetectorConfig(use_generalization_gap=True)
+    with_train = detect(points(validation), points(train), on)
     assert with_train.diverged and with_train.reason == REASON_GENERALIZATION_GAP
     assert with_train.detected_at_epoch == 9
     assert "widened" in with_train.explanation
-    assert detect(points(validation)).status == "healthy"  # without train, no gap rule
-    off = DetectorConfig(use_generalization_gap=False)
-    assert detect(points(validation), points(train), off).status == "healthy"
+    assert detect(points(validation), config=on).status == "healthy"  # without train, no gap rule
+    assert detect(points(validation), points(train)).status == "healthy"  # off by default
 
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])

@@ -209,6 +209,26 @@ def test_the_endpoint_returns_embeddings_of_enc_dim_values(demo: DemoRun) -> Non
     assert answer["InvokedProductionVariant"] == "AllTraffic"
 
 
+def test_o2v_embed_through_the_endpoint_tokenizes_with_the_models_vocab(demo: DemoRun, repo_root: Path) -> None:
+    """``o2v embed --endpoint`` as a user runs it, reaching the local sagemaker-runtime."""
+    record = json.loads(demo.client("ssm").get_parameter(Name=demo.serving["serving_parameter"])["Parameter"]["Value"])
+    enc_dim = int(demo.client("sagemaker").describe_training_job(
+        TrainingJobName=record["trainingJobName"])["HyperParameters"]["enc_dim"])
+    model = demo.run_dir / "model.tar.gz"  # the served artifact, downloaded for its vocabulary
+    env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
+    env.update(demo.serving["environment"])
+    result = subprocess.run(
+        [sys.executable, "-m", "training.cli", "embed", "A man is playing a guitar.", "A plane is taking off.",
+         "--endpoint", demo.serving["endpoint"], "--region", env["AWS_DEFAULT_REGION"], "--model", str(model)],
+        cwd=repo_root, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert [line["sentence"] for line in lines] == ["A man is playing a guitar.", "A plane is taking off."]
+    assert all(len(line["embedding"]) == enc_dim for line in lines)
+    assert lines[0]["embedding"] != lines[1]["embedding"]
+
+
 def test_ctrl_c_stops_every_process(demo: DemoRun) -> None:
     groups = demo.serving["process_groups"]
     assert groups and all(_group_alive(group) for group in groups)
