@@ -155,6 +155,7 @@ def parse_environment(env_name: str, raw: object) -> Settings:
         top.key("retrain_policy"), top.mapping("retrain_policy"), first_hyperparameters
     )
     detector = _parse_config(top.key("detector"), top.mapping("detector"), DetectorConfig.from_mapping)
+    _check_detector_fits_early_stopping(top.key("detector"), detector, first_hyperparameters)
     settings = Settings(
         env_name=env_name,
         deployment=deployment,
@@ -175,6 +176,22 @@ def parse_environment(env_name: str, raw: object) -> Settings:
     )
     top.finish()
     return settings
+
+
+def _check_detector_fits_early_stopping(
+    where: str, detector: DetectorConfig, first_hyperparameters: dict[str, hyperparameters.Value]
+) -> None:
+    # Object2Vec ends a job after early_stopping_patience epochs without improvement; a detector
+    # that needs more epochs of rise than that could never fire, and nothing would be retrained.
+    default = hyperparameters.SCHEMA["early_stopping_patience"].default
+    early_stopping = first_hyperparameters.get("early_stopping_patience", default)
+    assert isinstance(early_stopping, int)
+    if detector.patience > early_stopping:
+        raise SettingsError(
+            f"{where}.patience: {detector.patience} is more than hyperparameters.early_stopping_patience "
+            f"({early_stopping}); allowed: int in [1, {early_stopping}] (the job stops itself before a longer "
+            "rise can be seen), or raise early_stopping_patience"
+        )
 
 
 def _parse_training(section: _Section) -> TrainingSettings:

@@ -160,3 +160,20 @@ def test_app_py_fails_synth_with_the_message(tmp_path: Path) -> None:
     assert (
         "environments.prod.serving.instance_type: 'ml.t2.medium' is not allowed; allowed: ml.m5.large" in result.stderr
     )
+
+
+def test_a_detector_patience_longer_than_object2vec_early_stopping_is_rejected() -> None:
+    # The job would stop itself before the detector could see the rise: nothing would be retrained.
+    def edit(env: dict[str, Any]) -> None:
+        env["detector"]["patience"] = 4
+        env["hyperparameters"]["early_stopping_patience"] = 3
+
+    message = r"detector\.patience: 4 is more than hyperparameters\.early_stopping_patience"
+    with pytest.raises(SettingsError, match=message):
+        settings_for("dev", edit)
+
+    def raised(env: dict[str, Any]) -> None:
+        edit(env)
+        env["hyperparameters"]["early_stopping_patience"] = 5
+
+    assert settings_for("dev", raised).detector.patience == 4
