@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -22,7 +22,7 @@ from control_plane.aws import clients
 
 if TYPE_CHECKING:
     from mypy_boto3_sagemaker import SageMakerClient
-    from mypy_boto3_sagemaker.type_defs import DataCaptureConfigTypeDef, DeploymentConfigTypeDef
+    from mypy_boto3_sagemaker.type_defs import DataCaptureConfigTypeDef, DeploymentConfigTypeDef, TagTypeDef
     from mypy_boto3_ssm import SSMClient
 
 def _error(error: ClientError) -> tuple[str, str]:
@@ -40,6 +40,21 @@ def _already_exists(error: ClientError) -> bool:
 def _not_found(error: ClientError) -> bool:
     code, message = _error(error)
     return code in ("ValidationException", "ResourceNotFound") and "could not find" in message.lower()
+
+
+def _created(create: Callable[[], object]) -> bool:
+    """Run a create call; False when a resource of that name already exists (a duplicate event)."""
+    try:
+        create()
+    except ClientError as error:
+        if _already_exists(error):
+            return False
+        raise
+    return True
+
+
+def _tags(tags: Mapping[str, str]) -> list[TagTypeDef]:
+    return [{"Key": t["Key"], "Value": t["Value"]} for t in tag_list(tags)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -123,18 +138,12 @@ class SageMakerServing:
         tags: Mapping[str, str],
     ) -> bool:
         """Create the model; False when a model of that name already exists."""
-        try:
-            self._sm.create_model(
-                ModelName=name,
-                ExecutionRoleArn=role_arn,
-                PrimaryContainer={"Image": image_uri, "ModelDataUrl": model_data_url, "Environment": dict(environment)},
-                Tags=[{"Key": t["Key"], "Value": t["Value"]} for t in tag_list(tags)],
-            )
-        except ClientError as error:
-            if _already_exists(error):
-                return False
-            raise
-        return True
+        return _created(lambda: self._sm.create_model(
+            ModelName=name,
+            ExecutionRoleArn=role_arn,
+            PrimaryContainer={"Image": image_uri, "ModelDataUrl": model_data_url, "Environment": dict(environment)},
+            Tags=_tags(tags),
+        ))
 
     def create_endpoint_config(
         self,
@@ -151,24 +160,18 @@ class SageMakerServing:
             extra["KmsKeyId"] = settings.kms_key_id
         if settings.data_capture is not None:
             extra["DataCaptureConfig"] = settings.data_capture
-        try:
-            self._sm.create_endpoint_config(
-                EndpointConfigName=name,
-                ProductionVariants=[{
-                    "VariantName": "AllTraffic",
-                    "ModelName": model_name,
-                    "InitialInstanceCount": 1,
-                    "InstanceType": cast(Any, instance_type),
-                    "InitialVariantWeight": 1.0,
-                }],
-                Tags=[{"Key": t["Key"], "Value": t["Value"]} for t in tag_list(tags)],
-                **extra,
-            )
-        except ClientError as error:
-            if _already_exists(error):
-                return False
-            raise
-        return True
+        return _created(lambda: self._sm.create_endpoint_config(
+            EndpointConfigName=name,
+            ProductionVariants=[{
+                "VariantName": "AllTraffic",
+                "ModelName": model_name,
+                "InitialInstanceCount": 1,
+                "InstanceType": cast(Any, instance_type),
+                "InitialVariantWeight": 1.0,
+            }],
+            Tags=_tags(tags),
+            **extra,
+        ))
 
     def describe_endpoint_config(self, name: str) -> EndpointConfigSettings | None:
         """The config's KmsKeyId and DataCaptureConfig; None when no config of that name exists."""
@@ -202,17 +205,9 @@ class SageMakerServing:
 
     def create_endpoint(self, name: str, *, config_name: str, tags: Mapping[str, str]) -> bool:
         """Create the endpoint; False when an endpoint of that name already exists."""
-        try:
-            self._sm.create_endpoint(
-                EndpointName=name,
-                EndpointConfigName=config_name,
-                Tags=[{"Key": t["Key"], "Value": t["Value"]} for t in tag_list(tags)],
-            )
-        except ClientError as error:
-            if _already_exists(error):
-                return False
-            raise
-        return True
+        return _created(lambda: self._sm.create_endpoint(
+            EndpointName=name, EndpointConfigName=config_name, Tags=_tags(tags)
+        ))
 
     def update_endpoint(self, name: str, *, config_name: str, deployment_config: DeploymentConfigTypeDef) -> None:
         """Start a deployment; raises :class:`EndpointUpdateRejected` on ValidationException."""
