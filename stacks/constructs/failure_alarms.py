@@ -26,31 +26,32 @@ class FailureAlarms(Construct):
         functions: Mapping[str, lambda_.IFunction],
     ) -> None:
         super().__init__(scope, construct_id)
-        notify = actions.SnsAction(topic)
+        self._notify = actions.SnsAction(topic)
         self.alarms: dict[str, cloudwatch.Alarm] = {}
         for name, queue in queues.items():
-            alarm = cloudwatch.Alarm(
-                self,
+            self._alarm_on_any(
                 f"{name}Depth",
-                alarm_description=f"Messages wait in {name}: inspect them and redrive after fixing the cause",
-                metric=queue.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum"),
-                threshold=1,
-                evaluation_periods=1,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                f"Messages wait in {name}: inspect them and redrive after fixing the cause",
+                queue.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum"),
             )
-            alarm.add_alarm_action(notify)
-            self.alarms[f"{name}Depth"] = alarm
         for function_id, function in functions.items():
-            alarm = cloudwatch.Alarm(
-                self,
+            self._alarm_on_any(
                 f"{function_id}Errors",
-                alarm_description=f"The {function_id} function failed; its logs and the failure queues say why",
-                metric=function.metric_errors(period=PERIOD, statistic="Sum"),
-                threshold=1,
-                evaluation_periods=1,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                f"The {function_id} function failed; its logs and the failure queues say why",
+                function.metric_errors(period=PERIOD, statistic="Sum"),
             )
-            alarm.add_alarm_action(notify)
-            self.alarms[f"{function_id}Errors"] = alarm
+
+    def _alarm_on_any(self, alarm_id: str, description: str, metric: cloudwatch.IMetric) -> None:
+        """One datapoint of 1 or more alarms and notifies: a failure is never a trend to wait for."""
+        alarm = cloudwatch.Alarm(
+            self,
+            alarm_id,
+            alarm_description=description,
+            metric=metric,
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        alarm.add_alarm_action(self._notify)
+        self.alarms[alarm_id] = alarm
