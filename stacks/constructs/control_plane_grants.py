@@ -66,7 +66,7 @@ def tag_jobs(scope: ControlPlaneScope) -> list[Grant]:
     return [
         allow(
             "TagTrainingJobs",
-            ["sagemaker:AddTags", "sagemaker:DeleteTags"],
+            ["sagemaker:AddTags"],
             [scope.training_jobs_arn],
             wildcard_reason=PREFIX_REASON,
         )
@@ -228,6 +228,12 @@ def promoter_grants(scope: PromotionScope) -> list[Grant]:
             ["sagemaker:AddTags"],
             [scope.models_arn, scope.endpoint_configs_arn, scope.endpoint_arn],
             wildcard_reason=named,
+        ),
+        allow(
+            "TagTrainingJobDecision",
+            ["sagemaker:AddTags"],
+            [scope.training_jobs_arn],
+            wildcard_reason=PREFIX_REASON,
         ),
         allow(
             "PassModelRole",

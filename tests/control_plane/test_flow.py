@@ -155,7 +155,7 @@ def test_monitor_without_stopping_reports_once_and_leaves_the_job_running(
     assert len(events) == 1 and events[0]["detail"]["stoppedJob"] is False
 
 
-def test_a_failed_put_events_leaves_no_marker_so_the_next_run_reports(
+def test_a_failed_put_events_sets_no_marker_so_the_next_run_reports(
     cloud: Cloud, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cloud.use_config(monkeypatch)

@@ -126,6 +126,10 @@ class Aws:
             moto_serving.set_training_job_status(name, status)
         return name
 
+    def tags_of_job(self, name: str) -> dict[str, str]:
+        arn = self.sagemaker.describe_training_job(TrainingJobName=name)["TrainingJobArn"]
+        return {t["Key"]: t["Value"] for t in self.sagemaker.list_tags(ResourceArn=arn)["Tags"]}
+
     def model_artifact(self, name: str) -> str:
         artifact: str = self.sagemaker.describe_training_job(TrainingJobName=name)["ModelArtifacts"]["S3ModelArtifacts"]
         return artifact

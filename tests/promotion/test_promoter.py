@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -11,7 +12,7 @@ from botocore.exceptions import ClientError
 from control_plane.aws import clients
 from control_plane.aws.serving import ServingRecordError
 from control_plane.handlers.promoter import handler
-from control_plane.logic.promotion import EndpointBusy, data_capture_config, serving_name
+from control_plane.logic.promotion import data_capture_config, serving_name
 from o2v_core.events import MODEL_PROMOTED, PROMOTION_SKIPPED, MalformedEvent
 from o2v_core.naming import TAG_BEST_EPOCH_ARTIFACT, TAG_VOCAB
 from o2v_core.runtime_config import ConfigError
@@ -237,7 +238,9 @@ def test_sequential_duplicate_is_skipped_as_already_serving(aws: Aws) -> None:
     assert [e["detail-type"] for e in aws.events()] == [MODEL_PROMOTED, PROMOTION_SKIPPED]
 
 
-def test_retry_after_a_crash_before_the_record_repairs_it_without_a_second_deployment(aws: Aws) -> None:
+def test_retry_after_a_crash_before_the_record_deploys_nothing_twice_and_leaves_the_record_to_the_reconciler(
+    aws: Aws,
+) -> None:
     serve_first_model(aws, 0.5)
     job = aws.training_job("sts", 2)
     event = succeeded(job, artifact=aws.model_artifact(job), best=0.4)
@@ -250,8 +253,10 @@ def test_retry_after_a_crash_before_the_record_repairs_it_without_a_second_deplo
     assert result["outcome"] == PROMOTION_SKIPPED
     assert str(result["reason"]).startswith("already deploying (Updating)")
     assert len(aws.log.endpoint_updates) == 1
-    record = aws.record()
-    assert record is not None and record["trainingJobName"] == job
+    # Concurrent duplicates cannot tell who deployed, so none of them writes the record or
+    # announces; the reconciler does both once the endpoint serves the config
+    # (tests/control_plane/test_reconciler.py).
+    assert aws.record() is None
 
 
 @pytest.mark.parametrize("endpoint_exists", [False, True], ids=["first-endpoint", "update"])
@@ -281,18 +286,35 @@ def test_concurrent_duplicates_promote_once(aws: Aws, endpoint_exists: bool) -> 
     assert record is not None and record["trainingJobName"] == job
 
 
-def test_endpoint_busy_with_another_model_raises_for_a_retry(aws: Aws) -> None:
+def test_endpoint_busy_with_another_model_defers_the_candidate(aws: Aws) -> None:
+    """The bake (10 minutes) outlasts Lambda's retries (about 3 minutes): deferring, not raising,
+    keeps the candidate out of the DLQ; the reconciler decides it once the endpoint is free."""
     serve_first_model(aws, 0.5)
     promote(aws, aws.training_job("sts", 2), 0.45)  # endpoint now Updating to attempt 2
     aws.events()
     later = aws.training_job("other", 1)
-    aws.ssm.put_parameter(Name=PARAMETER, Value="{}", Type="String", Overwrite=True)  # record lost
 
-    with pytest.raises(EndpointBusy, match="Updating"):
-        promote(aws, later, 0.3, lineage="other")
+    result = promote(aws, later, 0.3, lineage="other")
 
+    assert result["outcome"] == PROMOTION_SKIPPED
+    assert str(result["reason"]).startswith("deferred: endpoint") and "Updating" in str(result["reason"])
     assert len(aws.log.endpoint_updates) == 1
-    assert aws.events() == []
+    assert aws.tags_of_job(later)["o2v:promotion"] == "deferred"
+    assert [e["detail-type"] for e in aws.events()] == [PROMOTION_SKIPPED]
+
+
+def test_a_record_that_does_not_name_the_served_config_defers_instead_of_comparing(aws: Aws) -> None:
+    """A stale record (a rollback, or a lost record write) is no yardstick: a worse model must not
+    replace the better one the endpoint really serves."""
+    serve_first_model(aws, 0.5)
+    aws.ssm.put_parameter(Name=PARAMETER, Value=json.dumps({**(aws.record() or {}),
+                          "endpointConfigName": "dev-c-gone", "metricValue": 9.0}), Type="String", Overwrite=True)
+    job = aws.training_job("sts", 2)
+
+    result = promote(aws, job, 0.45)
+
+    assert result["outcome"] == PROMOTION_SKIPPED and str(result["reason"]).startswith("deferred: the record names")
+    assert aws.log.endpoint_updates == []
 
 
 # ---------------------------------------------------------------------------------------------
@@ -472,7 +494,7 @@ class FailingPut:
 
 
 @pytest.mark.parametrize("failing", [URL_PARAMETER, PARAMETER], ids=["url-write-fails", "record-write-fails"])
-def test_a_failed_write_never_leaves_the_record_ahead_of_the_url_and_the_retry_repairs_both(
+def test_a_failed_write_never_leaves_the_record_ahead_of_the_url_nor_deploys_twice(
     aws: Aws, monkeypatch: pytest.MonkeyPatch, failing: str
 ) -> None:
     first = serve_first_model(aws, 0.5)
@@ -492,13 +514,14 @@ def test_a_failed_write_never_leaves_the_record_ahead_of_the_url_and_the_retry_r
     assert record is not None and record["trainingJobName"] == first  # the record still names the old model
     # The URL parameter is at most one step ahead: it names the model SageMaker is deploying.
     assert aws.model_data_url() == (first_artifact if failing == URL_PARAMETER else aws.model_artifact(job))
-    assert aws.events() == []
+    # ModelPromoted goes out before the record is written (the record marks it done), never after.
+    announced = [e["detail-type"] for e in aws.events()]
+    assert announced == ([] if failing == URL_PARAMETER else [MODEL_PROMOTED])
 
     result = handler(event, None)  # Lambda's retry
 
     assert result["outcome"] == PROMOTION_SKIPPED
     assert str(result["reason"]).startswith("already deploying (Updating)")
     assert len(aws.log.endpoint_updates) == 1
-    record = aws.record()
-    assert record is not None and record["trainingJobName"] == job
-    assert aws.model_data_url() == record["modelDataUrl"] == aws.model_artifact(job)
+    record = aws.record()  # the reconciler rewrites it once the endpoint serves the new config
+    assert record is not None and record["trainingJobName"] == first

@@ -266,7 +266,7 @@ def test_monitor_has_exactly_its_permissions(synthesized: Synthesized) -> None:
         "WriteTraces": ["xray:PutTelemetryRecords", "xray:PutTraceSegments"],
         "ListTrainingJobs": ["sagemaker:ListTrainingJobs"],
         "ReadTrainingJobs": ["sagemaker:DescribeTrainingJob", "sagemaker:ListTags"],
-        "TagTrainingJobs": ["sagemaker:AddTags", "sagemaker:DeleteTags"],
+        "TagTrainingJobs": ["sagemaker:AddTags"],
         "StopTrainingJobs": ["sagemaker:StopTrainingJob"],
         "FindTrainingLogStreams": ["logs:DescribeLogStreams", "logs:FilterLogEvents"],
         "ReadTrainingLogStreams": ["logs:GetLogEvents"],

@@ -261,6 +261,8 @@ def test_promoter_permissions_are_scoped_to_this_deployment(synthesized: Synthes
             ["sagemaker:DescribeTrainingJob", "sagemaker:ListTags"],
             [sagemaker_arn(f"training-job/{prefix}*")],
         ),
+        # o2v:promotion=decided/deferred on the job, once the decision's event is put.
+        "TagTrainingJobDecision": (["sagemaker:AddTags"], [sagemaker_arn(f"training-job/{prefix}*")]),
         "ReadWriteServingRecord": (
             ["ssm:GetParameter", "ssm:PutParameter"],
             [ssm_arn(record_parameter(synthesized)), ssm_arn(url_parameter(synthesized))],

@@ -209,6 +209,9 @@ class SageMakerServing:
             EndpointName=name, EndpointConfigName=config_name, Tags=_tags(tags)
         ))
 
+    def add_tags(self, arn: str, tags: Mapping[str, str]) -> None:
+        self._sm.add_tags(ResourceArn=arn, Tags=_tags(tags))
+
     def update_endpoint(self, name: str, *, config_name: str, deployment_config: DeploymentConfigTypeDef) -> None:
         """Start a deployment; raises :class:`EndpointUpdateRejected` on ValidationException."""
         try:
@@ -306,18 +309,21 @@ class ServingRecordStore:
             answer["Parameter"].get("Value", ""), where=f"SSM parameter {self.parameter_name!r}"
         )
 
+    def write_url(self, record: ServingRecord) -> None:
+        """The URL parameter alone (what a redeploy of the serving stack renders)."""
+        if self.url_parameter_name:
+            self._ssm.put_parameter(
+                Name=self.url_parameter_name, Value=record.modelDataUrl, Type="String", Overwrite=True
+            )
+
     def write(self, record: ServingRecord) -> None:
         """Write the URL parameter, then the record.
 
         In this order, a failure between the two writes leaves the URL parameter ahead of the
         record, never the record claiming a model the URL parameter does not name. The state in
         between is safe: SageMaker is already deploying that model, so a redeploy of the serving
-        stack renders the same artifact; the record still names the previous model, so the retry
-        (Lambda's, or a redrive from the dead-letter queue) takes the duplicate path, which finds
-        the endpoint deploying this job's config and writes both parameters again.
+        stack renders the same artifact; the record still names the previous model, and the
+        reconciler (control_plane.logic.reconciler) rewrites both from what the endpoint serves.
         """
-        if self.url_parameter_name:
-            self._ssm.put_parameter(
-                Name=self.url_parameter_name, Value=record.modelDataUrl, Type="String", Overwrite=True
-            )
+        self.write_url(record)
         self._ssm.put_parameter(Name=self.parameter_name, Value=record.to_json(), Type="String", Overwrite=True)

@@ -8,7 +8,7 @@ progress" from StopTrainingJob becomes ``False`` from :meth:`stop`. Every other 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal
 
@@ -67,9 +67,6 @@ class TrainingJobs:
 
     def add_tags(self, arn: str, tags: Mapping[str, str]) -> None:
         self._sm.add_tags(ResourceArn=arn, Tags=tag_list(tags))  # type: ignore[arg-type]
-
-    def delete_tags(self, arn: str, keys: Iterable[str]) -> None:
-        self._sm.delete_tags(ResourceArn=arn, TagKeys=list(keys))
 
     def stop(self, name: str) -> bool:
         """Stop a running job. False when it is no longer in progress (nothing to stop)."""

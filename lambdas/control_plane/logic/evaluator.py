@@ -9,6 +9,8 @@
   ``TrainingSucceeded`` with the model artifact and the best and final values. A job with no
   per-epoch validation metric, or no model artifact, cannot be judged or promoted and becomes
   ``TrainingFailed`` (category ``no_validation_metric`` / ``no_model_artifact``).
+* Once the verdict's event is put, the job is tagged ``o2v:evaluated`` (never before: a crash in
+  between means a retry or the reconciler judges it again, and the duplicate is harmless).
 """
 
 from __future__ import annotations
@@ -16,13 +18,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aws_lambda_powertools import Logger
-from o2v_core.detector import DetectorConfig, detect
-from o2v_core.events import MalformedEvent, TrainingFailed, TrainingSucceeded
+from o2v_core.detector import Decision, DetectorConfig, detect
+from o2v_core.events import FINISHED_STATUSES, MalformedEvent, TrainingFailed, TrainingSucceeded
 
 from control_plane.aws.event_bus import EventBus
 from control_plane.aws.training_jobs import TrainingJobs
 from control_plane.aws.training_logs import TrainingLogs
-from control_plane.logic.jobs import TAG_DIVERGED, lineage_of, load_job, read_curve, report_divergence
+from control_plane.logic.jobs import (
+    TAG_DIVERGED,
+    TAG_EVALUATED,
+    Job,
+    lineage_of,
+    load_job,
+    read_curve,
+    report_divergence,
+)
 from control_plane.logic.sagemaker_event import TrainingJobStateChange
 
 logger = Logger(child=True)
@@ -66,52 +76,75 @@ def evaluate_finished_job(
     detector: DetectorConfig,
 ) -> Evaluation:
     job = load_job(jobs, change.name, field="detail.TrainingJobName")
-    lineage = lineage_of(job, deployment)
-    status = job.status
-    if status not in ("Completed", "Stopped", "Failed"):
+    if job.status not in FINISHED_STATUSES:
         raise MalformedEvent(
-            f"field 'detail.TrainingJobStatus' is {change.status!r}, but DescribeTrainingJob says {status!r}"
+            f"field 'detail.TrainingJobStatus' is {change.status!r}, but DescribeTrainingJob says {job.status!r}"
         )
+    return judge_and_report(job, deployment, jobs=jobs, logs=logs, bus=bus, detector=detector)
 
-    if status == "Failed":
-        reason = str(job.description.get("FailureReason") or "no FailureReason given")
-        category = classify_failure(reason)
-        bus.publish(TrainingFailed(deployment, job.name, reason, category))
-        return Evaluation(job.name, "failed", category)
 
+def judge_and_report(
+    job: Job, deployment: str, *, jobs: TrainingJobs, logs: TrainingLogs, bus: EventBus, detector: DetectorConfig
+) -> Evaluation:
+    """Judge a finished job and put the verdict's event, then tag the job as judged.
+
+    The one 'judge and report' step: the evaluator calls it on SageMaker's state change, the
+    reconciler on a finished job that carries neither ``o2v:diverged`` nor ``o2v:evaluated``
+    (the evaluator's invocation died, or its retries ended in the DLQ).
+    """
     if TAG_DIVERGED in job.tags:
         logger.info("divergence already reported", extra={"job": job.name, "tag": job.tags[TAG_DIVERGED]})
         return Evaluation(job.name, "already_reported", job.tags[TAG_DIVERGED])
+    lineage = lineage_of(job, deployment)
+    verdict = judge(job, deployment, logs=logs, detector=detector)
+    if isinstance(verdict, Diverged):
+        report_divergence(job, lineage, verdict.decision, verdict.metric, jobs=jobs, bus=bus, stop=False)
+        return Evaluation(job.name, "diverged", verdict.decision.reason)
+    bus.publish(verdict)
+    if isinstance(verdict, TrainingFailed):
+        evaluation = Evaluation(job.name, "failed", verdict.category)
+    else:
+        summary = f"{verdict.metricName} best {verdict.bestValue:g} at epoch {verdict.bestEpoch}"
+        evaluation = Evaluation(job.name, "succeeded", summary)
+    jobs.add_tags(job.arn, {TAG_EVALUATED: evaluation.action})  # only once its event exists
+    return evaluation
 
+
+@dataclass(frozen=True)
+class Diverged:
+    decision: Decision
+    metric: str
+
+
+def judge(
+    job: Job, deployment: str, *, logs: TrainingLogs, detector: DetectorConfig
+) -> TrainingSucceeded | TrainingFailed | Diverged:
+    """What a finished job's whole curve says; reads the logs, changes nothing."""
+    lineage = lineage_of(job, deployment)
+    status = job.status
+    if status == "Failed":
+        reason = str(job.description.get("FailureReason") or "no FailureReason given")
+        return TrainingFailed(deployment, job.name, reason, classify_failure(reason))
     series = read_curve(job, logs)
     decision = detect(series.validation, series.train, detector, metric=series.metric)
     if decision.diverged:
-        report_divergence(job, lineage, decision, series.metric, jobs=jobs, bus=bus, stop=False)
-        return Evaluation(job.name, "diverged", decision.reason)
-
+        return Diverged(decision, series.metric)
     if not series.validation or decision.best_epoch is None or decision.best_value is None:
         reason = f"the job logged no per-epoch {series.metric} lines, so it cannot be judged or promoted"
-        bus.publish(TrainingFailed(deployment, job.name, reason, "no_validation_metric"))
-        return Evaluation(job.name, "failed", "no_validation_metric")
+        return TrainingFailed(deployment, job.name, reason, "no_validation_metric")
     artifact = (job.description.get("ModelArtifacts") or {}).get("S3ModelArtifacts")
     if not artifact:
         reason = f"the job ended {status} without ModelArtifacts.S3ModelArtifacts"
-        bus.publish(TrainingFailed(deployment, job.name, reason, "no_model_artifact"))
-        return Evaluation(job.name, "failed", "no_model_artifact")
-    final_value = series.validation[-1][1]
-    bus.publish(
-        TrainingSucceeded(
-            deployment=deployment,
-            trainingJobName=job.name,
-            lineage=lineage.lineage,
-            attempt=lineage.attempt,
-            metricName=series.metric,
-            bestValue=decision.best_value,
-            bestEpoch=decision.best_epoch,
-            finalValue=final_value,
-            modelArtifact=str(artifact),
-            trainingJobStatus=status,
-        )
+        return TrainingFailed(deployment, job.name, reason, "no_model_artifact")
+    return TrainingSucceeded(
+        deployment=deployment,
+        trainingJobName=job.name,
+        lineage=lineage.lineage,
+        attempt=lineage.attempt,
+        metricName=series.metric,
+        bestValue=decision.best_value,
+        bestEpoch=decision.best_epoch,
+        finalValue=series.validation[-1][1],
+        modelArtifact=str(artifact),
+        trainingJobStatus=status,
     )
-    summary = f"{series.metric} best {decision.best_value:g} at epoch {decision.best_epoch}"
-    return Evaluation(job.name, "succeeded", summary)

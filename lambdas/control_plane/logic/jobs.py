@@ -1,12 +1,13 @@
 """What the monitor, the evaluator and the launcher share: a job's curve, its lineage, and the
 at-most-once report of a divergence.
 
-At most one ``ValidationLossDiverged`` per job: whoever sees the divergence first (the in-flight
-monitor, or the finished-job evaluator for a job that ended between two checks) tags the job
-``o2v:diverged`` *before* putting the event, and nobody reports a job that already carries the
-tag. If PutEvents fails the tag is removed again and the error raised, so the next check (or
-the retried event) reports it. The monitor puts the event before it stops the job, so the
-``Stopped`` state change that the stop causes always finds the tag.
+At least one ``ValidationLossDiverged`` per diverged job, and usually exactly one: whoever sees
+the divergence first (the in-flight monitor, or the finished-job evaluator for a job that ended
+between two checks) puts the event and *then* tags the job ``o2v:diverged``; nobody reports a job
+that already carries the tag. Nothing is marked reported before the report exists, so a crash
+between the two only causes a duplicate, which the launcher absorbs (deterministic child name).
+The monitor tags before it stops the job, so the ``Stopped`` state change that the stop causes
+finds the tag (docs/guarantees.md).
 """
 
 from __future__ import annotations
@@ -27,8 +28,11 @@ from control_plane.aws.training_logs import TrainingLogs
 
 logger = Logger(child=True)
 
-TAG_DIVERGED = "o2v:diverged"  # set once a ValidationLossDiverged event is (being) put for the job
+TAG_DIVERGED = "o2v:diverged"  # set once a ValidationLossDiverged event has been put for the job
 TAG_RETRAINING_EXHAUSTED = "o2v:retraining-exhausted"  # set once RetrainingExhausted is put for the job
+TAG_EVALUATED = "o2v:evaluated"  # set once the evaluator's TrainingSucceeded/TrainingFailed is put
+TAG_PROMOTION = "o2v:promotion"  # "decided" / "deferred", set once the promoter's decision is put
+TAG_ROLLED_BACK = "o2v:rolled-back"  # set once the reconciler reported the endpoint rolled the model back
 DEFAULT_OUTPUT_LAYER = "softmax"  # Object2Vec's default (o2v_core.hyperparameters.SCHEMA)
 
 
@@ -84,10 +88,15 @@ def read_curve(job: Job, logs: TrainingLogs) -> MetricSeries:
 def report_divergence(
     job: Job, lineage: Lineage, decision: Decision, metric: str, *, jobs: TrainingJobs, bus: EventBus, stop: bool
 ) -> bool:
-    """Tag, put ``ValidationLossDiverged``, then stop the job when ``stop``. False when already reported."""
+    """Put ``ValidationLossDiverged``, then tag, then stop the job when ``stop``. False when already reported.
+
+    The event goes first: the tag says "reported", so it is only set once the report exists. An
+    invocation that dies in between leaves an untagged job, which the next monitor tick, the
+    evaluator's retry or the reconciler reports again; the duplicate is harmless, because the
+    launcher's child job name is deterministic.
+    """
     if TAG_DIVERGED in job.tags:
         return False
-    jobs.add_tags(job.arn, {TAG_DIVERGED: f"{decision.reason} epoch {decision.detected_at_epoch}"})
     event = ValidationLossDiverged(
         deployment=lineage.deployment,
         trainingJobName=job.name,
@@ -97,14 +106,8 @@ def report_divergence(
         stoppedJob=stop,
         decision=decision.to_detail(),
     )
-    try:
-        event_id = bus.publish(event)
-    except Exception:
-        try:
-            jobs.delete_tags(job.arn, [TAG_DIVERGED])
-        except Exception:  # the original error matters more; this one is logged
-            logger.exception("could not remove the divergence tag after PutEvents failed", extra={"job": job.name})
-        raise
+    event_id = bus.publish(event)
+    jobs.add_tags(job.arn, {TAG_DIVERGED: f"{decision.reason} epoch {decision.detected_at_epoch}"})
     logger.info(
         "validation loss diverged",
         extra={"job": job.name, "reason": decision.reason, "epoch": decision.detected_at_epoch, "eventId": event_id},

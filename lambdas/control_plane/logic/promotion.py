@@ -15,17 +15,23 @@ Rules (``docs/promotion.md`` explains them with examples):
   Relative, because cross-entropy and mean squared error live on different scales.
 * **Comparable metrics only.** A candidate measured with another metric than the served model
   is skipped (reason names both); the operator decides.
-* **Exactly one promotion per job.** Model and endpoint-config names are deterministic from the
+* **Exactly one deployment per job.** Model and endpoint-config names are deterministic from the
   job name; "already exists" means a duplicate or a retry got there first, and we carry on with
   the existing resource. Only the invocation whose CreateEndpoint/UpdateEndpoint call succeeds
   emits ``ModelPromoted``; a duplicate finds the endpoint already serving or deploying its config
-  (or the record naming its job) and emits ``PromotionSkipped``.
+  and emits ``PromotionSkipped``. If the deploying invocation dies before its ``ModelPromoted``,
+  the reconciler announces it (it finds the endpoint serving a config the record does not name).
+* **Deferred, not failed.** While the endpoint is creating or updating (a 10-minute bake), or
+  while the record does not name what the endpoint serves, a candidate is tagged
+  ``o2v:promotion=deferred``; the reconciler decides it once the endpoint is InService.
+* **Never a rolled-back model.** A job tagged ``o2v:rolled-back`` (the reconciler saw the
+  endpoint roll its deployment back) is skipped.
 * **Same encryption and data capture as the live config.** A new endpoint config copies
   ``KmsKeyId`` and ``DataCaptureConfig`` from the endpoint's current config (DescribeEndpointConfig);
   only the first endpoint, which has none, takes them from the settings the serving stack passes.
 * **Two parameters.** After a deployment is accepted, the served ``ModelDataUrl`` goes to the URL
-  parameter (read by the serving stack at deploy time), then the JSON record (see
-  :meth:`control_plane.aws.serving.ServingRecordStore.write` for the order).
+  parameter (read by the serving stack at deploy time), then ``ModelPromoted`` is put, then the
+  JSON record is written (nothing is marked done before the event that says so; docs/guarantees.md).
 """
 
 from __future__ import annotations
@@ -60,6 +66,7 @@ from control_plane.aws.serving import (
     ServingRecordStore,
     TrainingJob,
 )
+from control_plane.logic.jobs import TAG_PROMOTION, TAG_ROLLED_BACK
 
 if TYPE_CHECKING:
     from mypy_boto3_sagemaker.type_defs import DataCaptureConfigTypeDef, DeploymentConfigTypeDef
@@ -79,9 +86,16 @@ MAX_DEPLOYMENT_SECONDS = 3600
 DATA_CAPTURE_MODES: tuple[Literal["Input", "Output"], ...] = ("Input", "Output")
 DATA_CAPTURE_JSON_CONTENT_TYPES = ("application/json", "application/jsonlines")
 
-class EndpointBusy(RuntimeError):
-    """The endpoint is creating or updating to another model; the event is retried later (Lambda
-    async retries, then the DLQ, from which it can be redriven)."""
+# State on the training job, set only after the event that reports it was put (docs/guarantees.md):
+# "decided" (ModelPromoted or PromotionSkipped put) or "deferred" (the endpoint was busy, or the
+# record did not name what the endpoint serves; the reconciler decides it once the endpoint is free).
+PROMOTION_DECIDED = "decided"
+PROMOTION_DEFERRED = "deferred"
+DEFERRED_REASON_PREFIX = "deferred: "
+# What a promoted endpoint config serves, so the reconciler can rebuild the record from the endpoint.
+TAG_TRAINING_JOB = "o2v:training-job"
+TAG_METRIC_NAME = "o2v:metric-name"
+TAG_METRIC_VALUE = "o2v:metric-value"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -278,6 +292,9 @@ def data_capture_config(
 @dataclass(frozen=True)
 class Outcome:
     detail: ModelPromoted | PromotionSkipped
+    record: ServingRecord | None = None  # written after ModelPromoted is put
+    job_arn: str | None = None  # tagged with the decision after it is put
+    deferred: bool = False
 
     @property
     def promoted(self) -> bool:
@@ -313,6 +330,13 @@ class Promoter:
             },
         )
         self.bus.publish(detail)
+        # Marked done only now that the event exists: a crash before this line repeats the
+        # decision on the retry (or the reconciler's run), never loses it.
+        if outcome.record is not None:
+            self.records.write(outcome.record)
+        if outcome.job_arn is not None:
+            state = PROMOTION_DEFERRED if outcome.deferred else PROMOTION_DECIDED
+            self.sagemaker.add_tags(outcome.job_arn, {TAG_PROMOTION: state})
         return outcome
 
     # -- steps ------------------------------------------------------------------------------
@@ -330,26 +354,34 @@ class Promoter:
             )
 
     def _skip(
-        self, event: TrainingSucceeded, reason: str, candidate: float | None, serving: ServingRecord | None
+        self,
+        event: TrainingSucceeded,
+        reason: str,
+        candidate: float | None,
+        serving: ServingRecord | None,
+        *,
+        job: TrainingJob | None = None,
+        deferred: bool = False,
     ) -> Outcome:
         return Outcome(
-            PromotionSkipped(
+            job_arn=job.arn if job is not None else None,
+            deferred=deferred,
+            detail=PromotionSkipped(
                 deployment=self.settings.deployment,
                 trainingJobName=event.trainingJobName,
                 endpointName=self.settings.endpoint_name,
                 candidateValue=candidate,
                 servingValue=serving.metricValue if serving else None,
                 metricName=event.metricName,
-                reason=reason,
-            )
+                reason=DEFERRED_REASON_PREFIX + reason if deferred else reason,
+            ),
         )
 
     def _decide_and_promote(self, event: TrainingSucceeded) -> Outcome:
         serving = self.records.read()
-        if serving is not None and serving.trainingJobName == event.trainingJobName:
-            return self._skip(event, "already serving", serving.metricValue, serving)
-
         job = self.sagemaker.describe_training_job(event.trainingJobName)
+        if serving is not None and serving.trainingJobName == event.trainingJobName:
+            return self._skip(event, "already serving", serving.metricValue, serving, job=job)
         if job.tags.get(TAG_DEPLOYMENT, self.settings.deployment) != self.settings.deployment:
             raise MalformedEvent(
                 f"field 'detail.trainingJobName': job {job.name!r} is tagged {TAG_DEPLOYMENT}="
@@ -366,15 +398,30 @@ class Promoter:
                 },
             )
         candidate = candidate_value(event, job.tags)
-        veto = status_veto(job.status, job.tags)
+        veto = status_veto(job.status, job.tags) or rollback_veto(job.tags)
         if veto is not None:
-            return self._skip(event, veto, candidate, serving)
+            return self._skip(event, veto, candidate, serving, job=job)
         if job.model_data_url is None:
-            return self._skip(event, "training job has no model artifact", candidate, serving)
+            return self._skip(event, "training job has no model artifact", candidate, serving, job=job)
+        endpoint = self.sagemaker.describe_endpoint(self.settings.endpoint_name)
+        config_name = serving_name(self.settings.deployment, job.name, "config")
+        if endpoint is not None and endpoint.targets(config_name):
+            return self._duplicate(event, candidate, serving, endpoint, job)
+        if endpoint is not None and endpoint.busy:
+            # Deferred, not failed: the bake takes longer than Lambda's retries last.
+            return self._skip(event, self._busy_message(endpoint), candidate, serving, job=job, deferred=True)
+        if endpoint is not None and serving is not None and serving.endpointConfigName != endpoint.config_name:
+            # A stale record (a rollback, or a promotion whose record write failed) must not be the
+            # yardstick: the reconciler rewrites it from the endpoint, then decides this candidate.
+            reason = (
+                f"the record names {serving.endpointConfigName!r} but endpoint {endpoint.name!r} serves "
+                f"{endpoint.config_name!r}"
+            )
+            return self._skip(event, reason, candidate, serving, job=job, deferred=True)
         verdict = compare(candidate, event.metricName, serving, self.settings.margin)
         if not verdict.promote:
-            return self._skip(event, verdict.reason, candidate, serving)
-        return self._deploy(event, job, job.model_data_url, candidate, serving, verdict)
+            return self._skip(event, verdict.reason, candidate, serving, job=job)
+        return self._deploy(event, job, job.model_data_url, candidate, serving, verdict, endpoint)
 
     def _deploy(
         self,
@@ -384,6 +431,7 @@ class Promoter:
         candidate: float,
         serving: ServingRecord | None,
         verdict: Verdict,
+        endpoint: EndpointState | None,
     ) -> Outcome:
         settings = self.settings
         model_name = serving_name(settings.deployment, job.name, "model")
@@ -395,9 +443,8 @@ class Promoter:
         if vocab:
             model_tags[TAG_VOCAB] = vocab
 
-        # Described before the config is created: the new config carries the live one's KmsKeyId
-        # and DataCaptureConfig. Races with concurrent invocations are settled below, as before.
-        endpoint = self.sagemaker.describe_endpoint(settings.endpoint_name)
+        # The endpoint was described before the config is created: the new config carries the live
+        # one's KmsKeyId and DataCaptureConfig. Races with concurrent invocations are settled below.
         config_settings = self._config_settings(endpoint)
 
         self.sagemaker.create_model(
@@ -413,7 +460,7 @@ class Promoter:
             model_name=model_name,
             instance_type=settings.instance_type,
             settings=config_settings,
-            tags=tags,
+            tags={**tags, **served_model_tags(job.name, event.metricName, candidate)},
         )
         record = ServingRecord(
             modelDataUrl=model_data_url,
@@ -427,12 +474,12 @@ class Promoter:
 
         if endpoint is None:
             if self.sagemaker.create_endpoint(settings.endpoint_name, config_name=config_name, tags=tags):
-                return self._promoted(event, record, serving, verdict, "created the endpoint")
+                return self._promoted(event, record, serving, verdict, "created the endpoint", job)
             endpoint = self._must_describe()  # a concurrent invocation created it first
         if endpoint.targets(config_name):
-            return self._duplicate(event, record, serving, endpoint)
+            return self._duplicate(event, candidate, serving, endpoint, job)
         if endpoint.busy:
-            raise EndpointBusy(self._busy_message(endpoint))
+            return self._skip(event, self._busy_message(endpoint), candidate, serving, job=job, deferred=True)
         if not settings.rollback_alarm_names:
             logger.warning("blue/green update without rollback alarms: nothing rolls a bad model back")
         try:
@@ -444,11 +491,11 @@ class Promoter:
         except EndpointUpdateRejected:
             endpoint = self._must_describe()
             if endpoint.targets(config_name):  # a concurrent duplicate started the same deployment
-                return self._duplicate(event, record, serving, endpoint)
+                return self._duplicate(event, candidate, serving, endpoint, job)
             if endpoint.busy:
-                raise EndpointBusy(self._busy_message(endpoint)) from None
+                return self._skip(event, self._busy_message(endpoint), candidate, serving, job=job, deferred=True)
             raise
-        return self._promoted(event, record, serving, verdict, "started a blue/green update")
+        return self._promoted(event, record, serving, verdict, "started a blue/green update", job)
 
     def _config_settings(self, endpoint: EndpointState | None) -> EndpointConfigSettings:
         """KmsKeyId and DataCaptureConfig for the new config: the live config's, else the settings'."""
@@ -473,7 +520,7 @@ class Promoter:
     def _busy_message(self, endpoint: EndpointState) -> str:
         return (
             f"endpoint {endpoint.name!r} is {endpoint.status} (config {endpoint.config_name!r}, "
-            f"pending {endpoint.pending_config_name!r}); retry once it is InService"
+            f"pending {endpoint.pending_config_name!r}); decided once it is InService"
         )
 
     def _promoted(
@@ -483,11 +530,16 @@ class Promoter:
         serving: ServingRecord | None,
         verdict: Verdict,
         action: str,
+        job: TrainingJob,
     ) -> Outcome:
-        self.records.write(record)
+        # The URL parameter first (what a redeploy of the serving stack renders: SageMaker is
+        # already deploying this model), ModelPromoted next, the record last (handle()).
+        self.records.write_url(record)
         logger.info(f"promoted: {action}", extra={"verdict": verdict.reason, "record": record.to_json()})
         return Outcome(
-            ModelPromoted(
+            record=record,
+            job_arn=job.arn,
+            detail=ModelPromoted(
                 deployment=self.settings.deployment,
                 trainingJobName=event.trainingJobName,
                 endpointName=self.settings.endpoint_name,
@@ -499,19 +551,35 @@ class Promoter:
         )
 
     def _duplicate(
-        self, event: TrainingSucceeded, record: ServingRecord, serving: ServingRecord | None, endpoint: EndpointState
+        self,
+        event: TrainingSucceeded,
+        candidate: float,
+        serving: ServingRecord | None,
+        endpoint: EndpointState,
+        job: TrainingJob,
     ) -> Outcome:
         # The endpoint already serves or deploys this job's config: another invocation promoted it,
-        # or an earlier attempt of this one failed before writing the URL parameter or the record.
-        # Writing both again is harmless and repairs the second case (unless a newer deployment is
-        # already on its way, whose promoter owns them).
-        if (endpoint.pending_config_name or endpoint.config_name) == record.endpointConfigName:
-            self.records.write(record)
-        serving_it = endpoint.config_name == record.endpointConfigName and not endpoint.busy
-        state = "serving" if serving_it else f"deploying ({endpoint.status})"
+        # or an earlier attempt of this one died after CreateEndpoint/UpdateEndpoint. Neither
+        # writes the record nor announces here (concurrent duplicates cannot tell who deployed);
+        # the reconciler does both, once, when it finds the endpoint serving a config the record
+        # does not name.
+        serving_it = endpoint.config_name == serving_name(self.settings.deployment, job.name, "config")
+        state = "serving" if serving_it and not endpoint.busy else f"deploying ({endpoint.status})"
         return self._skip(
-            event, f"already {state}: duplicate event for {event.trainingJobName}", record.metricValue, serving
+            event, f"already {state}: duplicate event for {event.trainingJobName}", candidate, serving, job=job
         )
+
+
+def served_model_tags(job_name: str, metric_name: str, value: float) -> dict[str, str]:
+    """The endpoint config's tags that let the reconciler rebuild the record from the endpoint."""
+    return {TAG_TRAINING_JOB: job_name, TAG_METRIC_NAME: metric_name, TAG_METRIC_VALUE: repr(value)}
+
+
+def rollback_veto(tags: dict[str, str]) -> str | None:
+    """A model the endpoint's rollback alarms rejected is never deployed again."""
+    if TAG_ROLLED_BACK in tags:
+        return f"the endpoint rolled this model back ({TAG_ROLLED_BACK}={tags[TAG_ROLLED_BACK]}); not deployed again"
+    return None
 
 
 def promoter_from_config(config: ControlPlaneConfig) -> Promoter:

@@ -25,12 +25,21 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from o2v_core.events import MalformedEvent, RetrainingExhausted, ValidationLossDiverged
-from o2v_core.naming import LINEAGE_TAG_KEYS, job_prefix, tag_list
+from o2v_core.naming import LINEAGE_TAG_KEYS, Lineage, job_prefix, tag_list
 from o2v_core.retrain_policy import Exhausted, RetrainPolicy
 
 from control_plane.aws.event_bus import EventBus
 from control_plane.aws.training_jobs import TrainingJobs
-from control_plane.logic.jobs import TAG_DIVERGED, TAG_RETRAINING_EXHAUSTED, lineage_of, load_job
+from control_plane.logic.jobs import (
+    TAG_DIVERGED,
+    TAG_EVALUATED,
+    TAG_PROMOTION,
+    TAG_RETRAINING_EXHAUSTED,
+    TAG_ROLLED_BACK,
+    Job,
+    lineage_of,
+    load_job,
+)
 
 logger = Logger(child=True)
 
@@ -64,7 +73,9 @@ COPIED_FIELDS: tuple[str, ...] = (
     "VpcConfig",
 )
 # Tags that describe the parent's own place or state; the child gets fresh ones.
-NOT_INHERITED_TAGS = frozenset({*LINEAGE_TAG_KEYS, TAG_DIVERGED, TAG_RETRAINING_EXHAUSTED})
+NOT_INHERITED_TAGS = frozenset(
+    {*LINEAGE_TAG_KEYS, TAG_DIVERGED, TAG_RETRAINING_EXHAUSTED, TAG_EVALUATED, TAG_PROMOTION, TAG_ROLLED_BACK}
+)
 MAX_TAGS = 50
 
 
@@ -136,7 +147,17 @@ def launch_next_attempt(
         raise MalformedEvent(
             f"field 'detail.attempt' is {diverged.attempt}, but job {parent.name!r} is tagged attempt {lineage.attempt}"
         )
+    return continue_lineage(parent, lineage, deployment, jobs=jobs, bus=bus, policy=policy)
 
+
+def continue_lineage(
+    parent: Job, lineage: Lineage, deployment: str, *, jobs: TrainingJobs, bus: EventBus, policy: RetrainPolicy
+) -> RetrainOutcome:
+    """After ``parent`` diverged: its child job, or ``RetrainingExhausted``. Idempotent.
+
+    The launcher calls it on ``ValidationLossDiverged``; the reconciler on a diverged job whose
+    child does not exist and which is not tagged exhausted (the event or the launch was lost).
+    """
     child = lineage.next_attempt(parent.name)
     outcome = policy.next_hyperparameters(parent.hyperparameters, child.attempt)
     if isinstance(outcome, Exhausted):
