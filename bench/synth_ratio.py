@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from o2v_core.settings import read_cdk_context
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ONE_BUCKET_APP = Path(__file__).resolve().parent / "one_bucket_app.py"
 
@@ -58,7 +60,7 @@ def measure(repeats: int = 3, *, whole_app: Path | None = None) -> dict[str, Any
     app = whole_app or REPO_ROOT / "app.py"
     if not app.is_file():
         return {"skipped": "app.py not found"}
-    context = json.loads((REPO_ROOT / "cdk.json").read_text(encoding="utf-8")).get("context", {})
+    context = read_cdk_context(REPO_ROOT / "cdk.json")
     whole: list[float] = []
     bucket: list[float] = []
     try:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from o2v_core.settings import settings_from_cdk_json
 
 from bench.record import manifest_hyperparameters
 from bench.serving import MiniLM, ServerClient
@@ -34,9 +35,7 @@ WARMUP = 3
 
 
 def app_default_hyperparameters(repo: Path) -> dict[str, Any]:
-    context = json.loads((repo / "cdk.json").read_text(encoding="utf-8"))["context"]
-    hps: dict[str, Any] = dict(context["environments"][context.get("env", "dev")]["hyperparameters"])
-    return hps
+    return dict(settings_from_cdk_json(repo / "cdk.json").hyperparameters)
 
 
 def trainer_throughput(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,13 +12,14 @@ from cdk_nag import AwsSolutionsChecks, NagPack, ServerlessChecks
 from o2v_core import resource_names
 from o2v_core.events import rules
 from o2v_core.functions import FUNCTIONS
+from o2v_core.settings import Settings, load_settings, read_cdk_context
 
 from stacks.data_stack import DataStack
 from stacks.serving_stack import ServingStack
-from stacks.settings import Settings, load_settings
 from stacks.training_stack import TrainingStack
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+CDK_JSON = REPO_ROOT / "cdk.json"
 
 
 @dataclass(frozen=True)
@@ -34,12 +34,6 @@ class Deployment:
     @property
     def stacks(self) -> tuple[DataStack, TrainingStack, ServingStack]:
         return (self.data, self.training, self.serving)
-
-
-def cdk_json_context(path: Path = REPO_ROOT / "cdk.json") -> dict[str, Any]:
-    """The context block of cdk.json, as the CDK CLI would pass it to the app."""
-    context: dict[str, Any] = json.loads(path.read_text())["context"]
-    return context
 
 
 class WiringError(RuntimeError):
@@ -102,5 +96,5 @@ def build(app: App, settings: Settings | None = None) -> Deployment:
 
 def build_app(env_name: str, *, context: Mapping[str, Any] | None = None, outdir: str | None = None) -> Deployment:
     """A fresh app for ``env_name`` with cdk.json's context (plus ``context`` overrides)."""
-    merged = {**cdk_json_context(), **(context or {}), "env": env_name}
+    merged = {**read_cdk_context(CDK_JSON), **(context or {}), "env": env_name}
     return build(new_app(context=merged, outdir=outdir))

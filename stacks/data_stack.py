@@ -8,12 +8,12 @@ from typing import Any
 from aws_cdk import CfnOutput, Fn, RemovalPolicy, Stack
 from constructs import Construct
 from o2v_core import resource_names as names
+from o2v_core import s3_layout
+from o2v_core.settings import Settings
 
-from stacks import s3_layout
 from stacks.constructs.data_key import DataKey
 from stacks.constructs.secure_bucket import AccessLogBucket, SecureBucket, drop_redundant_provider_dependency
 from stacks.constructs.serving_model_record import ServingModelRecord
-from stacks.settings import Settings
 
 # Logical IDs of the stateful resources; tests/stacks pins them so no refactor replaces one.
 STATEFUL_LOGICAL_IDS = {

@@ -12,6 +12,7 @@ from aws_cdk import Annotations, CfnDynamicReference, CfnDynamicReferenceService
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 from o2v_core import resource_names
+from o2v_core.settings import Settings
 
 from stacks.constructs.embedding_endpoint import VARIANT_NAME, EmbeddingEndpoint
 from stacks.constructs.endpoint_alarms import EndpointAlarms
@@ -20,7 +21,6 @@ from stacks.constructs.promotion import Promotion
 from stacks.constructs.sagemaker_roles import ModelExecutionRole
 from stacks.data_stack import DataStack
 from stacks.serving_record import serving_model_data_url_parameter, serving_model_parameter
-from stacks.settings import Settings
 from stacks.training_stack import TrainingStack
 
 

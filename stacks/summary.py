@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from aws_cdk import Validations
+from o2v_core.settings import read_cdk_context
 
-from stacks.app_builder import build_app, cdk_json_context
+from stacks.app_builder import CDK_JSON, build_app
 
 LINT_REGIONS = ["us-east-1", "eu-west-1", "ap-southeast-2"]
 
@@ -44,7 +45,7 @@ def lint_problems(template: Path) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    environments = sorted(cdk_json_context()["environments"])
+    environments = sorted(read_cdk_context(CDK_JSON)["environments"])
     parser = argparse.ArgumentParser(prog="python -m stacks.summary", description=__doc__.splitlines()[0])
     parser.add_argument("--env", default="dev", choices=environments, help="environment from cdk.json (default: dev)")
     args = parser.parse_args(argv)

@@ -9,12 +9,12 @@ from aws_cdk import CfnOutput, Fn, Stack
 from constructs import Construct
 from o2v_core import resource_names as names
 from o2v_core.naming import job_prefix
+from o2v_core.settings import Settings
 
 from stacks.constructs.object2vec_image import Object2VecImage
 from stacks.constructs.retraining_control_plane import RetrainingControlPlane
 from stacks.constructs.sagemaker_roles import TrainingExecutionRole
 from stacks.data_stack import DataStack
-from stacks.settings import Settings
 
 # Outputs exported by name for the serving stack (see DataRefs for why named exports).
 EXPORTED_OUTPUTS = (

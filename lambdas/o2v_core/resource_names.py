@@ -94,3 +94,15 @@ def serving_model_parameter(deployment: str) -> str:
 
 def serving_model_data_url_parameter(deployment: str) -> str:
     return f"/o2v/{deployment}/serving-model-data-url"
+
+
+# ---------------------------------------------------------------------------------------------
+# Names SageMaker owns: a training job writes its logs and its algorithm metrics here.
+# Sources (shared/reference/object2vec.md section 8b): logs go to this CloudWatch Logs group, one
+# stream per instance whose name begins with the job name
+# (https://docs.aws.amazon.com/sagemaker/latest/dg/logging-cloudwatch.html); algorithm metrics go
+# to this CloudWatch namespace with dimension TrainingJobName
+# (https://docs.aws.amazon.com/sagemaker/latest/dg/training-metrics.html).
+
+TRAINING_JOB_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+TRAINING_JOB_METRICS_NAMESPACE = "/aws/sagemaker/TrainingJobs"

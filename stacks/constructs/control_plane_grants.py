@@ -12,10 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from aws_cdk import Aws
+from o2v_core.resource_names import TRAINING_JOB_LOG_GROUP
 
 from stacks.grants import Grant, allow, log_group_arn
-
-TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 
 
 def sagemaker_arn(resource: str) -> str:
@@ -103,14 +102,14 @@ def read_training_logs(scope: ControlPlaneScope) -> list[Grant]:
         allow(
             "FindTrainingLogStreams",
             ["logs:DescribeLogStreams", "logs:FilterLogEvents"],
-            [log_group_arn(TRAINING_LOG_GROUP, ":*")],
+            [log_group_arn(TRAINING_JOB_LOG_GROUP, ":*")],
             wildcard_reason=f"Log-group actions take the group ARN with its ':*' suffix; the group is SageMaker's "
-            f"{TRAINING_LOG_GROUP}.",
+            f"{TRAINING_JOB_LOG_GROUP}.",
         ),
         allow(
             "ReadTrainingLogStreams",
             ["logs:GetLogEvents"],
-            [log_group_arn(TRAINING_LOG_GROUP, f":log-stream:{scope.job_prefix}*")],
+            [log_group_arn(TRAINING_JOB_LOG_GROUP, f":log-stream:{scope.job_prefix}*")],
             wildcard_reason="Log streams are named after training jobs; the wildcard is this deployment's "
             "job-name prefix.",
         ),

@@ -7,15 +7,15 @@ from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
+from o2v_core import s3_layout
 
 # The promoter's blue/green policy, so CloudFormation's endpoint updates and every promotion
 # deploy the same way (one definition, in the promoter's logic).
-from control_plane.logic.promotion import deployment_config
+from o2v_core.endpoint_deployment import DATA_CAPTURE_JSON_CONTENT_TYPES, DATA_CAPTURE_MODES, deployment_config
 from o2v_core.naming import INFERENCE_ENVIRONMENT
+from o2v_core.settings import ServingSettings
 
-from stacks import s3_layout
 from stacks.data_stack import DataRefs
-from stacks.settings import ServingSettings
 
 VARIANT_NAME = "AllTraffic"
 # Application Auto Scaling acts on SageMaker variants through this service-linked role; without
@@ -72,11 +72,10 @@ class EmbeddingEndpoint(Construct):
                 destination_s3_uri=s3_layout.s3_uri(data.artifact_bucket_name, s3_layout.DATA_CAPTURE_PREFIX),
                 kms_key_id=data.key_arn,
                 capture_options=[
-                    sagemaker.CfnEndpointConfig.CaptureOptionProperty(capture_mode="Input"),
-                    sagemaker.CfnEndpointConfig.CaptureOptionProperty(capture_mode="Output"),
+                    sagemaker.CfnEndpointConfig.CaptureOptionProperty(capture_mode=mode) for mode in DATA_CAPTURE_MODES
                 ],
                 capture_content_type_header=sagemaker.CfnEndpointConfig.CaptureContentTypeHeaderProperty(
-                    json_content_types=["application/json", "application/jsonlines"]
+                    json_content_types=list(DATA_CAPTURE_JSON_CONTENT_TYPES)
                 ),
             ),
         )

@@ -7,12 +7,13 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from constructs import Construct
+from o2v_core import s3_layout
 from o2v_core.events import rules
 from o2v_core.functions import PROMOTER
 from o2v_core.naming import job_prefix
 from o2v_core.runtime_config import ControlPlaneConfig
+from o2v_core.settings import Settings
 
-from stacks import s3_layout
 from stacks.constructs.control_plane_function import ControlPlaneFunction
 from stacks.constructs.control_plane_grants import PromotionScope, promoter_grants
 from stacks.constructs.event_rules import EventRules
@@ -20,7 +21,6 @@ from stacks.constructs.failure_alarms import FailureAlarms
 from stacks.constructs.secure_queue import ControlPlaneQueues
 from stacks.data_stack import DataRefs
 from stacks.serving_record import parameter_arn, serving_model_data_url_parameter, serving_model_parameter
-from stacks.settings import Settings
 from stacks.training_stack import TrainingRefs
 
 

@@ -16,6 +16,7 @@ from o2v_core.functions import FUNCTIONS, PROMOTER, RETRAIN_LAUNCHER
 from o2v_core.metric_lines import LOSS_METRIC
 from o2v_core.naming import job_prefix
 from o2v_core.runtime_config import ControlPlaneConfig
+from o2v_core.settings import Settings
 
 from stacks.constructs.control_plane_function import ControlPlaneFunction
 from stacks.constructs.control_plane_grants import ControlPlaneScope, grants_for
@@ -26,7 +27,6 @@ from stacks.constructs.project_event_bus import ProjectEventBus
 from stacks.constructs.retraining_dashboard import RetrainingDashboard
 from stacks.constructs.secure_queue import ControlPlaneQueues
 from stacks.data_stack import DataRefs
-from stacks.settings import Settings
 
 # The promoter needs the endpoint, so the serving stack owns it (and its rule).
 TRAINING_FUNCTIONS = tuple(spec for spec in FUNCTIONS if spec.function_id != PROMOTER.function_id)

@@ -9,8 +9,7 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
-
-TRAINING_METRICS_NAMESPACE = "/aws/sagemaker/TrainingJobs"
+from o2v_core.resource_names import TRAINING_JOB_METRICS_NAMESPACE
 
 
 def validation_loss_search(deployment: str, metric_name: str) -> str:
@@ -19,7 +18,7 @@ def validation_loss_search(deployment: str, metric_name: str) -> str:
     The metric name is matched exactly (quoted), the job name partially (unquoted: its tokens).
     """
     return (
-        f"SEARCH('{{{TRAINING_METRICS_NAMESPACE},TrainingJobName}} "
+        f"SEARCH('{{{TRAINING_JOB_METRICS_NAMESPACE},TrainingJobName}} "
         f"MetricName=\"{metric_name}\" TrainingJobName={deployment}', 'Average', 60)"
     )
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 from aws_cdk import Aws
 from aws_cdk import aws_iam as iam
 from constructs import Construct
+from o2v_core import s3_layout
+from o2v_core.resource_names import TRAINING_JOB_LOG_GROUP, TRAINING_JOB_METRICS_NAMESPACE
 
-from stacks import s3_layout
 from stacks.data_stack import DataRefs
 from stacks.grants import Grant, log_group_arn, role_with_grants
 
-TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
-TRAINING_METRICS_NAMESPACE = "/aws/sagemaker/TrainingJobs"
 ENDPOINT_LOG_GROUP_PREFIX = "/aws/sagemaker/Endpoints/"
 ENDPOINT_METRICS_NAMESPACE = "/aws/sagemaker/Endpoints"
 
@@ -101,21 +100,21 @@ class TrainingExecutionRole(Construct):
                 iam.PolicyStatement(
                     sid="CreateTrainingLogGroup",
                     actions=["logs:CreateLogGroup", "logs:DescribeLogStreams"],
-                    resources=[log_group_arn(TRAINING_LOG_GROUP, ":*")],
+                    resources=[log_group_arn(TRAINING_JOB_LOG_GROUP, ":*")],
                 ),
                 f"Log-group actions take the group ARN with its ':*' suffix; the group is SageMaker's own "
-                f"{TRAINING_LOG_GROUP}.",
+                f"{TRAINING_JOB_LOG_GROUP}.",
             ),
             Grant(
                 iam.PolicyStatement(
                     sid="WriteTrainingLogs",
                     actions=["logs:CreateLogStream", "logs:PutLogEvents"],
                     # Stream names start with the training job name, hence with the deployment prefix.
-                    resources=[log_group_arn(TRAINING_LOG_GROUP, f":log-stream:{deployment_prefix}*")],
+                    resources=[log_group_arn(TRAINING_JOB_LOG_GROUP, f":log-stream:{deployment_prefix}*")],
                 ),
                 "Log streams are named after training jobs; the wildcard is limited to this deployment's job prefix.",
             ),
-            _put_metrics("PutTrainingMetrics", TRAINING_METRICS_NAMESPACE),
+            _put_metrics("PutTrainingMetrics", TRAINING_JOB_METRICS_NAMESPACE),
         ]
         self.role = service_role(
             self,

@@ -17,6 +17,7 @@ import pytest
 from o2v_core.events import SAGEMAKER_SOURCE, SOURCE, TRAINING_JOB_STATE_CHANGE, Detail, rules, to_detail
 from o2v_core.metric_lines import format_line, metric_definitions
 from o2v_core.naming import Lineage, job_name, tag_list
+from o2v_core.resource_names import TRAINING_JOB_LOG_GROUP
 from o2v_core.runtime_config import ControlPlaneConfig
 
 from tests.control_plane import moto_ext
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
 
 DEPLOYMENT = "dev"
 BUS = "o2v-dev-bus"
-LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 ROLE = f"arn:aws:iam::{moto_ext.ACCOUNT}:role/o2v-dev-training"
 KMS_KEY = f"arn:aws:kms:{moto_ext.REGION}:{moto_ext.ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 IMAGE = "382416733822.dkr.ecr.us-east-1.amazonaws.com/object2vec:1"
@@ -187,13 +187,13 @@ class Cloud:
     def write_log(self, job: str, lines: Sequence[str], *, host: str = "algo-1") -> None:
         """Append lines to the job's CloudWatch Logs stream, as the training container does."""
         with contextlib.suppress(self.logs.exceptions.ResourceAlreadyExistsException):
-            self.logs.create_log_group(logGroupName=LOG_GROUP)
+            self.logs.create_log_group(logGroupName=TRAINING_JOB_LOG_GROUP)
         stream = f"{job}/{host}-1764150000"
         with contextlib.suppress(self.logs.exceptions.ResourceAlreadyExistsException):
-            self.logs.create_log_stream(logGroupName=LOG_GROUP, logStreamName=stream)
+            self.logs.create_log_stream(logGroupName=TRAINING_JOB_LOG_GROUP, logStreamName=stream)
         now = int(time.time() * 1000)  # CloudWatch Logs refuses events older than 14 days
         answer = self.logs.put_log_events(
-            logGroupName=LOG_GROUP, logStreamName=stream,
+            logGroupName=TRAINING_JOB_LOG_GROUP, logStreamName=stream,
             logEvents=[{"timestamp": now, "message": line} for line in lines],
         )
         assert "rejectedLogEventsInfo" not in answer, answer

@@ -12,7 +12,8 @@ from botocore.exceptions import ClientError
 from control_plane.aws import clients
 from control_plane.aws.serving import ServingRecordError
 from control_plane.handlers.promoter import handler
-from control_plane.logic.promotion import data_capture_config, serving_name
+from control_plane.logic.promotion import serving_name
+from o2v_core.endpoint_deployment import data_capture_config
 from o2v_core.events import MODEL_PROMOTED, PROMOTION_SKIPPED, MalformedEvent
 from o2v_core.naming import TAG_BEST_EPOCH_ARTIFACT, TAG_VOCAB
 from o2v_core.runtime_config import ConfigError

@@ -11,13 +11,12 @@ from control_plane.aws.serving import EndpointConfigSettings, ServingRecord, Ser
 from control_plane.logic.promotion import (
     PromotionSettings,
     compare,
-    data_capture_config,
-    deployment_config,
     serving_name,
     status_veto,
 )
 from hypothesis import given
 from hypothesis import strategies as st
+from o2v_core.endpoint_deployment import data_capture_config, deployment_config
 from o2v_core.naming import JOB_NAME_PATTERN, MAX_JOB_NAME, TAG_BEST_EPOCH_ARTIFACT, job_name
 from o2v_core.runtime_config import ConfigError, ControlPlaneConfig
 

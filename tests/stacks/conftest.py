@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from o2v_core.resource_names import data_stack_name, serving_stack_name, training_stack_name
+from o2v_core.settings import Settings
 
 # stacks is imported before any aws_cdk module so that jsii starts on the bundled Node.
 from stacks.app_builder import Deployment, build_app
-from stacks.settings import Settings
 
 if TYPE_CHECKING:
     from aws_cdk.assertions import Template

@@ -9,7 +9,7 @@ from typing import Any, cast
 
 import pytest
 from botocore.exceptions import ClientError
-from control_plane.logic.promotion import data_capture_config, deployment_config
+from o2v_core.endpoint_deployment import data_capture_config, deployment_config
 from o2v_core.events import rules
 from o2v_core.functions import FUNCTIONS, PROMOTER
 

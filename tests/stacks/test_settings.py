@@ -13,20 +13,21 @@ from typing import Any
 
 import pytest
 from o2v_core import hyperparameters
-
-from stacks.app_builder import REPO_ROOT, cdk_json_context
-from stacks.settings import (
+from o2v_core.settings import (
     ENDPOINT_INSTANCE_TYPES,
     GPU_INSTANCE_TYPES,
     Settings,
     SettingsError,
     load_settings,
     parse_environment,
+    read_cdk_context,
 )
+
+from stacks.app_builder import CDK_JSON, REPO_ROOT
 
 
 def context() -> dict[str, Any]:
-    return copy.deepcopy(cdk_json_context())
+    return copy.deepcopy(read_cdk_context(CDK_JSON))
 
 
 def settings_for(env_name: str, edit: Callable[[dict[str, Any]], None] | None = None) -> Settings:

@@ -18,7 +18,8 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from stacks.s3_layout import DATASET_PREFIX
+from o2v_core.s3_layout import DATASET_PREFIX
+
 from training.data.prepare import MANIFEST_FILE, SPLITS, load_manifest
 
 if TYPE_CHECKING:

@@ -16,7 +16,7 @@
 
 The handlers, the rules, the launcher and the boto3 calls are the ones the stacks deploy and
 ``o2v launch`` runs; only the endpoints differ (``AWS_ENDPOINT_URL*``). Settings come from
-``cdk.json`` (environment ``dev`` by default) through :func:`stacks.settings.load_settings`.
+``cdk.json`` (environment ``dev`` by default) through :func:`o2v_core.settings.load_settings`.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, TextIO
 
 import boto3
-from o2v_core import resource_names
+from o2v_core import resource_names, s3_layout
 from o2v_core.events import (
     MODEL_PROMOTED,
     PROMOTION_SKIPPED,
@@ -53,7 +53,9 @@ from o2v_core.events import (
 )
 from o2v_core.metric_lines import parse_line
 from o2v_core.naming import TAG_BEST_EPOCH_ARTIFACT, Lineage, job_prefix, tag_dict
+from o2v_core.resource_names import TRAINING_JOB_LOG_GROUP
 from o2v_core.runtime_config import ControlPlaneConfig
+from o2v_core.settings import Settings, settings_from_cdk_json
 
 from training.launcher.launch import plan_launch, submit, training_image
 from training.launcher.stack import StackOutputs
@@ -65,8 +67,6 @@ from training.local_cloud.services import LocalServices
 
 if TYPE_CHECKING:
     from mypy_boto3_sagemaker import SageMakerClient
-
-    from stacks.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHARED_STSB = REPO_ROOT.parent / "shared" / "data" / "stsbenchmark"
@@ -303,8 +303,6 @@ class LocalNames:
 
     def stack_outputs(self, settings: Settings, training_role_arn: str) -> StackOutputs:
         """What ``o2v launch`` would read from the data and training stacks' outputs."""
-        from stacks import s3_layout
-
         return StackOutputs(
             deployment=self.deployment,
             training_role_arn=training_role_arn,
@@ -320,14 +318,7 @@ class LocalNames:
 
 
 def load_settings(env_name: str) -> Settings:
-    from stacks.settings import load_settings as load
-
-    cdk_json = REPO_ROOT / "cdk.json"
-    try:
-        context = json.loads(cdk_json.read_text(encoding="utf-8"))["context"]
-    except (OSError, KeyError, json.JSONDecodeError) as error:
-        raise DemoError(f"cannot read the settings in {cdk_json}: {error}") from None
-    return load(lambda key: env_name if key == "env" else context.get(key))
+    return settings_from_cdk_json(REPO_ROOT / "cdk.json", env_name)
 
 
 def _as_json(value: object) -> str:
@@ -448,13 +439,13 @@ class Watcher:
             # One last read after the job ended (its lines are flushed before the final status).
             view.log_done = view.status in ("Completed", "Stopped", "Failed")
             try:
-                streams = logs.describe_log_streams(logGroupName="/aws/sagemaker/TrainingJobs",
+                streams = logs.describe_log_streams(logGroupName=TRAINING_JOB_LOG_GROUP,
                                                     logStreamNamePrefix=f"{name}/")["logStreams"]
             except Exception:
                 continue
             for stream in streams:
                 stream_name = stream["logStreamName"]
-                kwargs: dict[str, Any] = {"logGroupName": "/aws/sagemaker/TrainingJobs",
+                kwargs: dict[str, Any] = {"logGroupName": TRAINING_JOB_LOG_GROUP,
                                           "logStreamName": stream_name, "startFromHead": True}
                 if stream_name in view.log_tokens:
                     kwargs["nextToken"] = view.log_tokens[stream_name]

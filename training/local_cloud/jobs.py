@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from o2v_core.events import SAGEMAKER_SOURCE, TRAINING_JOB_STATE_CHANGE
 from o2v_core.metric_lines import parse_line
+from o2v_core.resource_names import TRAINING_JOB_LOG_GROUP, TRAINING_JOB_METRICS_NAMESPACE
 
 from training.local_cloud import procs
 
@@ -46,8 +47,6 @@ if TYPE_CHECKING:
     from mypy_boto3_logs import CloudWatchLogsClient
     from mypy_boto3_s3 import S3Client
 
-TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
-TRAINING_METRIC_NAMESPACE = "/aws/sagemaker/TrainingJobs"
 HOST = "algo-1"
 
 
@@ -391,7 +390,7 @@ class JobRunner:
     def _train(self) -> int:
         job = self.job
         stream = f"{job.name}/{HOST}-{int(time.time())}"
-        forwarder = LogForwarder(self.clients, TRAINING_LOG_GROUP, stream)
+        forwarder = LogForwarder(self.clients, TRAINING_JOB_LOG_GROUP, stream)
         definitions = self._metric_definitions()
         command = self.trainer_command(job.root)
         env = {**os.environ, **job.request.get("Environment", {}), "PYTHONUNBUFFERED": "1"}
@@ -469,7 +468,7 @@ class JobRunner:
         ]
         if data:
             try:
-                self.clients.cloudwatch.put_metric_data(Namespace=TRAINING_METRIC_NAMESPACE, MetricData=data)  # type: ignore[arg-type]
+                self.clients.cloudwatch.put_metric_data(Namespace=TRAINING_JOB_METRICS_NAMESPACE, MetricData=data)  # type: ignore[arg-type]
             except Exception as error:
                 print(f"local cloudwatch: could not put metrics of {self.job.name}: {error}", file=sys.stderr)
 

@@ -46,11 +46,11 @@ from urllib.parse import unquote
 
 import boto3
 import botocore.session
+from o2v_core.resource_names import TRAINING_JOB_LOG_GROUP
 
 from training.local_cloud import procs
 from training.local_cloud.endpoints import EndpointManager, server_command
 from training.local_cloud.jobs import (
-    TRAINING_LOG_GROUP,
     ApiError,
     Clients,
     JobRunner,
@@ -82,7 +82,7 @@ class LocalSageMaker:
         self._audit_lock = threading.Lock()
         self._audit = (state_dir / "api-calls.jsonl").open("a", encoding="utf-8")
         with contextlib.suppress(clients.logs.exceptions.ResourceAlreadyExistsException):
-            clients.logs.create_log_group(logGroupName=TRAINING_LOG_GROUP)
+            clients.logs.create_log_group(logGroupName=TRAINING_JOB_LOG_GROUP)
         self.operations: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             "CreateTrainingJob": self.create_training_job,
             "DescribeTrainingJob": lambda p: self._job(p["TrainingJobName"]).describe(),

@@ -12,19 +12,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
+from o2v_core.resource_names import TRAINING_JOB_LOG_GROUP
 
 from control_plane.aws import clients
 
 if TYPE_CHECKING:
     from mypy_boto3_logs import CloudWatchLogsClient
 
-LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 METRIC_FILTER = '"#quality_metric"'
 MAX_STREAMS_PER_FILTER = 100  # FilterLogEvents.logStreamNames: at most 100
 
 
 class TrainingLogs:
-    def __init__(self, client: CloudWatchLogsClient | None = None, log_group: str = LOG_GROUP) -> None:
+    def __init__(self, client: CloudWatchLogsClient | None = None, log_group: str = TRAINING_JOB_LOG_GROUP) -> None:
         self._given = client
         self.log_group = log_group
 

@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from aws_lambda_powertools import Logger
+from o2v_core.endpoint_deployment import MAX_ROLLBACK_ALARMS, data_capture_config, deployment_config
 from o2v_core.events import MalformedEvent, ModelPromoted, PromotionSkipped, TrainingSucceeded, to_detail
 from o2v_core.metric_lines import SCORE_KIND
 from o2v_core.naming import (
@@ -69,22 +70,11 @@ from control_plane.aws.serving import (
 from control_plane.logic.jobs import TAG_PROMOTION, TAG_ROLLED_BACK
 
 if TYPE_CHECKING:
-    from mypy_boto3_sagemaker.type_defs import DataCaptureConfigTypeDef, DeploymentConfigTypeDef
+    pass
 
 logger = Logger(child=True)
 
 PROMOTABLE_STATUSES = ("Completed", "Stopped")
-MAX_ROLLBACK_ALARMS = 10  # AutoRollbackConfig.Alarms: 1-10 items
-
-# Blue/green: provision the new fleet, shift all traffic at once, watch the rollback alarms for
-# the baking period, then terminate the old fleet.
-BAKE_SECONDS = 600
-MAX_DEPLOYMENT_SECONDS = 3600
-
-# Data capture of the first endpoint's config, as the serving stack's endpoint config has it
-# (stacks/constructs/embedding_endpoint.py; tests/stacks/test_promotion.py checks they agree).
-DATA_CAPTURE_MODES: tuple[Literal["Input", "Output"], ...] = ("Input", "Output")
-DATA_CAPTURE_JSON_CONTENT_TYPES = ("application/json", "application/jsonlines")
 
 # State on the training job, set only after the event that reports it was put (docs/guarantees.md):
 # "decided" (ModelPromoted or PromotionSkipped put) or "deferred" (the endpoint was busy, or the
@@ -253,36 +243,6 @@ def serving_name(deployment: str, job_name: str, kind: Literal["model", "config"
     digest = hashlib.sha256(job_name.encode()).hexdigest()[:8]
     room = MAX_JOB_NAME - len(head) - len(digest) - 1
     return f"{head}{body[:room].rstrip('-')}-{digest}"
-
-
-def deployment_config(alarm_names: tuple[str, ...]) -> DeploymentConfigTypeDef:
-    """UpdateEndpoint's blue/green policy, with auto-rollback on the configured alarms."""
-    config: DeploymentConfigTypeDef = {
-        "BlueGreenUpdatePolicy": {
-            "TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": BAKE_SECONDS},
-            "TerminationWaitInSeconds": 0,
-            "MaximumExecutionTimeoutInSeconds": MAX_DEPLOYMENT_SECONDS,
-        }
-    }
-    if alarm_names:
-        config["AutoRollbackConfiguration"] = {"Alarms": [{"AlarmName": name} for name in alarm_names]}
-    return config
-
-
-def data_capture_config(
-    destination_s3_uri: str, sampling_percentage: int, kms_key_id: str | None
-) -> DataCaptureConfigTypeDef:
-    """The first endpoint's DataCaptureConfig: requests and responses, JSON as JSON; off at 0 %."""
-    config: DataCaptureConfigTypeDef = {
-        "EnableCapture": sampling_percentage > 0,
-        "InitialSamplingPercentage": sampling_percentage,
-        "DestinationS3Uri": destination_s3_uri,
-        "CaptureOptions": [{"CaptureMode": mode} for mode in DATA_CAPTURE_MODES],
-        "CaptureContentTypeHeader": {"JsonContentTypes": list(DATA_CAPTURE_JSON_CONTENT_TYPES)},
-    }
-    if kms_key_id:
-        config["KmsKeyId"] = kms_key_id
-    return config
 
 
 # ---------------------------------------------------------------------------------------------

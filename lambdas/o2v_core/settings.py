@@ -1,5 +1,9 @@
 """One typed, validated settings object, read from the ``cdk.json`` context.
 
+The one home of the environment's settings: the CDK app (``app.py``, ``stacks/``), the CLI and
+local mode (``training/``) and the bench all read ``cdk.json`` through :func:`read_cdk_context`
+and :func:`load_settings` here. Standard library only, like the rest of ``o2v_core``.
+
 ``cdk.json`` holds every environment under ``environments``; ``-c env=NAME`` picks one
 (default: the context value ``env``). Every error names the key and the allowed values, so a
 bad config fails ``cdk synth`` before anything reaches CloudFormation.
@@ -14,6 +18,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from o2v_core import hyperparameters
@@ -119,6 +124,25 @@ class Settings:
 
 # ---------------------------------------------------------------------------------------------
 # Loading
+
+
+def read_cdk_context(path: Path) -> dict[str, Any]:
+    """The ``context`` block of cdk.json at ``path``, as the CDK CLI hands it to the app."""
+    try:
+        context = json.loads(path.read_text(encoding="utf-8"))["context"]
+    except (OSError, KeyError, TypeError, json.JSONDecodeError) as error:
+        raise SettingsError(f"cannot read the settings in {path}: {error}") from None
+    if not isinstance(context, dict):
+        raise SettingsError(f"cannot read the settings in {path}: 'context' must be a JSON object")
+    return context
+
+
+def settings_from_cdk_json(path: Path, env_name: str | None = None) -> Settings:
+    """The validated settings of ``env_name`` (default: cdk.json's own ``env``) in cdk.json at ``path``."""
+    context = read_cdk_context(path)
+    if env_name is not None:
+        context = {**context, "env": env_name}
+    return load_settings(context.get)
 
 
 def load_settings(get_context: Callable[[str], Any]) -> Settings:

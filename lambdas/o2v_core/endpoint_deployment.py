@@ -1,0 +1,55 @@
+"""How the embedding endpoint takes a new model: the blue/green policy and the data capture config.
+
+Defined once for both users: the serving stack's endpoint (``stacks/constructs/embedding_endpoint.py``,
+for CloudFormation's updates) and the promoter (``control_plane.logic.promotion``, for its
+UpdateEndpoint and its first endpoint config); ``tests/stacks/test_promotion.py`` checks they agree.
+Standard library only; the boto3 request shapes are type stubs, imported for type checking only.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from mypy_boto3_sagemaker.type_defs import DataCaptureConfigTypeDef, DeploymentConfigTypeDef
+
+MAX_ROLLBACK_ALARMS = 10  # AutoRollbackConfig.Alarms: 1-10 items
+
+# Blue/green: provision the new fleet, shift all traffic at once, watch the rollback alarms for
+# the baking period, then terminate the old fleet.
+BAKE_SECONDS = 600
+MAX_DEPLOYMENT_SECONDS = 3600
+
+# Data capture: requests and responses, JSON bodies captured as JSON.
+DATA_CAPTURE_MODES: tuple[Literal["Input", "Output"], ...] = ("Input", "Output")
+DATA_CAPTURE_JSON_CONTENT_TYPES = ("application/json", "application/jsonlines")
+
+
+def deployment_config(alarm_names: tuple[str, ...]) -> DeploymentConfigTypeDef:
+    """UpdateEndpoint's blue/green policy, with auto-rollback on the configured alarms."""
+    config: DeploymentConfigTypeDef = {
+        "BlueGreenUpdatePolicy": {
+            "TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": BAKE_SECONDS},
+            "TerminationWaitInSeconds": 0,
+            "MaximumExecutionTimeoutInSeconds": MAX_DEPLOYMENT_SECONDS,
+        }
+    }
+    if alarm_names:
+        config["AutoRollbackConfiguration"] = {"Alarms": [{"AlarmName": name} for name in alarm_names]}
+    return config
+
+
+def data_capture_config(
+    destination_s3_uri: str, sampling_percentage: int, kms_key_id: str | None
+) -> DataCaptureConfigTypeDef:
+    """The first endpoint's DataCaptureConfig: requests and responses, JSON as JSON; off at 0 %."""
+    config: DataCaptureConfigTypeDef = {
+        "EnableCapture": sampling_percentage > 0,
+        "InitialSamplingPercentage": sampling_percentage,
+        "DestinationS3Uri": destination_s3_uri,
+        "CaptureOptions": [{"CaptureMode": mode} for mode in DATA_CAPTURE_MODES],
+        "CaptureContentTypeHeader": {"JsonContentTypes": list(DATA_CAPTURE_JSON_CONTENT_TYPES)},
+    }
+    if kms_key_id:
+        config["KmsKeyId"] = kms_key_id
+    return config

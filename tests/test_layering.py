@@ -1,0 +1,77 @@
+"""Who may import whom: the contracts in pyproject.toml ([tool.importlinter]), checked by import-linter.
+
+docs/architecture.md explains the rules. The first test checks this repository; the second shows
+the contracts are not vacuous: the same configuration, run on a small tree of stand-in packages
+that breaks each rule once, reports every break.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PYPROJECT = REPO_ROOT / "pyproject.toml"
+
+
+def lint_imports(cwd: Path, config: Path, python_path: list[Path]) -> subprocess.CompletedProcess[str]:
+    executable = shutil.which("lint-imports", path=str(Path(sys.executable).parent)) or "lint-imports"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(str(path) for path in python_path), "NO_COLOR": "1", "COLUMNS": "200"}
+    return subprocess.run(
+        [executable, "--config", str(config), "--no-cache", "--no-logo"],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )
+
+
+def test_the_repository_keeps_every_layering_contract() -> None:
+    completed = lint_imports(REPO_ROOT, PYPROJECT, [REPO_ROOT, REPO_ROOT / "lambdas"])
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    contracts = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["tool"]["importlinter"]["contracts"]
+    assert completed.stdout.count(" KEPT") == len(contracts) >= 5, completed.stdout
+
+
+# One forbidden import per rule, in stand-in packages named like ours.
+VIOLATIONS = {
+    "o2v_core/bad_ours.py": "import control_plane\n",
+    "o2v_core/bad_external.py": "import boto3\n",
+    "control_plane/bad.py": "import stacks\n",
+    "control_plane/aws/bad.py": "import control_plane.logic\n",
+    "stacks/bad.py": "import control_plane.logic\n",
+    "training/data/bad.py": "import stacks\n",
+    "training/commands/bad.py": "import control_plane.aws\n",
+}
+ALLOWED = {
+    "control_plane/handlers/fine.py": "import control_plane.logic\nimport o2v_core\n",
+    "training/local_cloud/fine.py": "import control_plane.aws\n",
+    "bench/fine.py": "import stacks\nimport control_plane\nimport training\n",
+    "o2v_core/fine.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import boto3\n",
+}
+
+
+def test_the_contracts_catch_each_forbidden_import(tmp_path: Path) -> None:
+    packages = ["o2v_core", "control_plane", "control_plane/handlers", "control_plane/logic", "control_plane/aws",
+                "stacks", "training", "training/data", "training/commands", "training/local_cloud", "bench", "tests"]
+    for package in packages:
+        (tmp_path / package).mkdir(parents=True, exist_ok=True)
+        (tmp_path / package / "__init__.py").write_text("", encoding="utf-8")
+    (tmp_path / "boto3").mkdir()
+    (tmp_path / "boto3" / "__init__.py").write_text("", encoding="utf-8")
+    for path, text in {**VIOLATIONS, **ALLOWED}.items():
+        (tmp_path / path).write_text(text, encoding="utf-8")
+    config = tmp_path / "pyproject.toml"
+    shutil.copy(PYPROJECT, config)
+
+    completed = lint_imports(tmp_path, config, [tmp_path])
+
+    report = completed.stdout + completed.stderr
+    assert completed.returncode != 0, report
+    for path in VIOLATIONS:
+        module = path.removesuffix(".py").replace("/", ".")
+        assert f"{module} ->" in report, f"{module}: not reported\n{report}"
+    for path in ALLOWED:
+        module = path.removesuffix(".py").replace("/", ".")
+        assert f"{module} ->" not in report, f"{module}: reported although allowed\n{report}"
