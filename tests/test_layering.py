@@ -20,7 +20,8 @@ PYPROJECT = REPO_ROOT / "pyproject.toml"
 
 def lint_imports(cwd: Path, config: Path, python_path: list[Path]) -> subprocess.CompletedProcess[str]:
     executable = shutil.which("lint-imports", path=str(Path(sys.executable).parent)) or "lint-imports"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(str(path) for path in python_path), "NO_COLOR": "1", "COLUMNS": "200"}
+    python_path_text = os.pathsep.join(str(path) for path in python_path)
+    env = {**os.environ, "PYTHONPATH": python_path_text, "NO_COLOR": "1", "COLUMNS": "200"}
     return subprocess.run(
         [executable, "--config", str(config), "--no-cache", "--no-logo"],
         cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False,
