@@ -46,7 +46,7 @@ def check_wiring(deployment: str, training: TrainingStack, serving: ServingStack
     expected_rules = [spec.rule_id for spec in rules(deployment)]
     if sorted(wired_rules) != sorted(expected_rules):
         raise WiringError(f"rules wired {sorted(wired_rules)}; o2v_core.events.rules() has {sorted(expected_rules)}")
-    wired_functions = [*training.control_plane.functions, serving.promotion.promoter.spec.function_id]
+    wired_functions = [*training.control_plane.functions, *serving.promotion.functions]
     expected_functions = [spec.function_id for spec in FUNCTIONS]
     if sorted(wired_functions) != sorted(expected_functions):
         raise WiringError(f"functions deployed {sorted(wired_functions)}; o2v_core.functions has {expected_functions}")

@@ -91,6 +91,7 @@ class ServingStack(Stack):
             image_uri=image.image_uri,
             rollback_alarm_names=rollback_alarm_names,
             endpoint_config_arn=self.endpoint.endpoint_config.attr_endpoint_config_arn,
+            stack_model_arn=self.endpoint.model.ref,
         )
 
         outputs = {

@@ -25,6 +25,7 @@ TRAINING_FAILED = "TrainingFailed"
 RETRAINING_EXHAUSTED = "RetrainingExhausted"
 MODEL_PROMOTED = "ModelPromoted"
 PROMOTION_SKIPPED = "PromotionSkipped"
+MODEL_ROLLED_BACK = "ModelRolledBack"
 DETAIL_TYPES = (
     VALIDATION_LOSS_DIVERGED,
     TRAINING_SUCCEEDED,
@@ -32,6 +33,7 @@ DETAIL_TYPES = (
     RETRAINING_EXHAUSTED,
     MODEL_PROMOTED,
     PROMOTION_SKIPPED,
+    MODEL_ROLLED_BACK,
 )
 
 
@@ -134,8 +136,28 @@ class PromotionSkipped:
     detail_type: str = field(default=PROMOTION_SKIPPED, init=False, repr=False)
 
 
+@dataclass(frozen=True)
+class ModelRolledBack:
+    """The endpoint serves an older model than the record named: its blue/green deployment of
+    ``rejectedTrainingJobName`` was rolled back (alarm) or failed. Put by the reconciler."""
+
+    deployment: str
+    endpointName: str
+    rejectedTrainingJobName: str
+    servingEndpointConfigName: str
+    servingTrainingJobName: str | None  # None: the serving stack's own config (no promoted model)
+    reason: str
+    detail_type: str = field(default=MODEL_ROLLED_BACK, init=False, repr=False)
+
+
 Detail = (
-    ValidationLossDiverged | TrainingSucceeded | TrainingFailed | RetrainingExhausted | ModelPromoted | PromotionSkipped
+    ValidationLossDiverged
+    | TrainingSucceeded
+    | TrainingFailed
+    | RetrainingExhausted
+    | ModelPromoted
+    | PromotionSkipped
+    | ModelRolledBack
 )
 _DETAIL_CLASSES: dict[str, type[Any]] = {
     VALIDATION_LOSS_DIVERGED: ValidationLossDiverged,
@@ -144,6 +166,7 @@ _DETAIL_CLASSES: dict[str, type[Any]] = {
     RETRAINING_EXHAUSTED: RetrainingExhausted,
     MODEL_PROMOTED: ModelPromoted,
     PROMOTION_SKIPPED: PromotionSkipped,
+    MODEL_ROLLED_BACK: ModelRolledBack,
 }
 T = TypeVar("T")
 
@@ -311,9 +334,9 @@ def rules(deployment: str) -> list[RuleSpec]:
         ),
         RuleSpec(
             "NotifyOperators",
-            "Tell operators about failures, exhausted retraining and promotions",
+            "Tell operators about failures, exhausted retraining, promotions and rollbacks",
             "project",
-            project_event_pattern(deployment, TRAINING_FAILED, RETRAINING_EXHAUSTED, MODEL_PROMOTED),
+            project_event_pattern(deployment, TRAINING_FAILED, RETRAINING_EXHAUSTED, MODEL_PROMOTED, MODEL_ROLLED_BACK),
             "notifications",
         ),
     ]

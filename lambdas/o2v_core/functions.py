@@ -51,4 +51,14 @@ PROMOTER = FunctionSpec(
     "On TrainingSucceeded: promote the model to the endpoint when it beats the served one",
     timeout_seconds=120,
 )
-FUNCTIONS = (DIVERGENCE_MONITOR, FINISHED_JOB_EVALUATOR, RETRAIN_LAUNCHER, PROMOTER)
+RECONCILER = FunctionSpec(
+    "reconciler",
+    "control_plane.handlers.reconciler.handler",
+    "Every 5 minutes: repair what lost events left undone (next attempts, verdicts, promotion decisions, "
+    "the served-model record after a rollback)",
+    timeout_seconds=300,
+    schedule="rate(5 minutes)",
+)
+FUNCTIONS = (DIVERGENCE_MONITOR, FINISHED_JOB_EVALUATOR, RETRAIN_LAUNCHER, PROMOTER, RECONCILER)
+# Functions that need the promotion settings live in the serving stack; the rest in the training stack.
+SERVING_FUNCTIONS = (PROMOTER, RECONCILER)

@@ -166,6 +166,7 @@ class PromotionScope:
     # config until the first promotion, whose KmsKeyId and DataCaptureConfig the promoter copies.
     stack_endpoint_config_arn: str
     key_arn: str  # the data key: endpoint storage volumes and data capture
+    stack_model_arn: str = ""  # the serving stack's model (Ref of AWS::SageMaker::Model), read by the reconciler
 
     @property
     def models_arn(self) -> str:
@@ -242,4 +243,30 @@ def promoter_grants(scope: PromotionScope) -> list[Grant]:
         ),
         allow("ReadWriteServingRecord", ["ssm:GetParameter", "ssm:PutParameter"], list(scope.parameter_arns)),
         allow("PutProjectEvents", ["events:PutEvents"], [scope.event_bus_arn]),
+    ]
+
+
+def reconciler_grants(scope: PromotionScope, training: ControlPlaneScope) -> list[Grant]:
+    """What control_plane.logic.reconciler calls: the evaluator's, the launcher's and the promoter's
+    steps, and reading what the endpoint serves (config, model and their tags)."""
+    named = "The promoter names models and endpoint configs after training jobs, below the deployment prefix."
+    covered = ("ReadTrainingJobs", "TagTrainingJobDecision", "PutProjectEvents")  # the training grants have them
+    promoter = [grant for grant in promoter_grants(scope) if grant.statement.sid not in covered]
+    served = [scope.models_arn, scope.endpoint_configs_arn, scope.stack_endpoint_config_arn]
+    if scope.stack_model_arn:
+        served.append(scope.stack_model_arn)
+    return [
+        *list_jobs(training),
+        *read_jobs(training),
+        *tag_jobs(training),
+        *create_jobs(training),
+        *read_training_logs(training),
+        allow("PutProjectEvents", ["events:PutEvents"], [training.event_bus_arn]),
+        *promoter,
+        allow(
+            "ReadServedModel",
+            ["sagemaker:DescribeModel", "sagemaker:ListTags"],
+            served,
+            wildcard_reason=named,
+        ),
     ]

@@ -9,14 +9,19 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 from o2v_core import s3_layout
 from o2v_core.events import rules
-from o2v_core.functions import PROMOTER
+from o2v_core.functions import PROMOTER, RECONCILER
 from o2v_core.naming import job_prefix
 from o2v_core.runtime_config import ControlPlaneConfig
 from o2v_core.settings import Settings
 
 from stacks.constructs.control_plane_function import ControlPlaneFunction
-from stacks.constructs.control_plane_grants import PromotionScope, promoter_grants
-from stacks.constructs.event_rules import EventRules
+from stacks.constructs.control_plane_grants import (
+    ControlPlaneScope,
+    PromotionScope,
+    promoter_grants,
+    reconciler_grants,
+)
+from stacks.constructs.event_rules import EventRules, ScheduledFunctions
 from stacks.constructs.failure_alarms import FailureAlarms
 from stacks.constructs.secure_queue import ControlPlaneQueues
 from stacks.data_stack import DataRefs
@@ -38,6 +43,7 @@ class Promotion(Construct):
         image_uri: str,
         rollback_alarm_names: list[str],
         endpoint_config_arn: str,
+        stack_model_arn: str = "",
     ) -> None:
         """``endpoint_config_arn``: the serving stack's own endpoint config, which the promoter
         describes (KmsKeyId, DataCaptureConfig) until its first promotion replaces it."""
@@ -74,29 +80,56 @@ class Promotion(Construct):
             data_capture_sampling_percentage=settings.serving.data_capture_sampling_percentage,
             data_capture_kms_key_arn=data.key_arn,
         )
+        promotion_scope = PromotionScope(
+            job_prefix=job_prefix(deployment),
+            endpoint_name=endpoint_name,
+            model_role_arn=model_role_arn,
+            event_bus_arn=training.event_bus_arn,
+            parameter_arns=(parameter_arn(record), parameter_arn(url)),
+            stack_endpoint_config_arn=endpoint_config_arn,
+            key_arn=data.key_arn,
+            stack_model_arn=stack_model_arn,
+        )
+        training_scope = ControlPlaneScope(
+            job_prefix=job_prefix(deployment),
+            training_role_arn=training.training_role_arn,
+            event_bus_arn=training.event_bus_arn,
+            topic_arn=training.notification_topic_arn,
+        )
         self.promoter = ControlPlaneFunction(
             self,
             PROMOTER.function_id,
             spec=PROMOTER,
             deployment=deployment,
             environment=self.config.to_env(),
-            grants=promoter_grants(
-                PromotionScope(
-                    job_prefix=job_prefix(deployment),
-                    endpoint_name=endpoint_name,
-                    model_role_arn=model_role_arn,
-                    event_bus_arn=training.event_bus_arn,
-                    parameter_arns=(parameter_arn(record), parameter_arn(url)),
-                    stack_endpoint_config_arn=endpoint_config_arn,
-                    key_arn=data.key_arn,
-                )
-            ),
+            grants=promoter_grants(promotion_scope),
             key_arn=data.key_arn,
             failure_queue=self.queues.async_failure_queue,
             log_retention_days=settings.log_retention_days,
             removal_policy=RemovalPolicy.RETAIN if settings.retain_data else RemovalPolicy.DESTROY,
             powertools_layer_version=settings.powertools_layer_version,
         )
+        # The reconciler needs the promotion settings and both sides' permissions, so it lives here.
+        self.reconciler = ControlPlaneFunction(
+            self,
+            RECONCILER.function_id,
+            spec=RECONCILER,
+            deployment=deployment,
+            environment=self.config.to_env(),
+            grants=reconciler_grants(promotion_scope, training_scope),
+            key_arn=data.key_arn,
+            failure_queue=self.queues.async_failure_queue,
+            log_retention_days=settings.log_retention_days,
+            removal_policy=RemovalPolicy.RETAIN if settings.retain_data else RemovalPolicy.DESTROY,
+            powertools_layer_version=settings.powertools_layer_version,
+        )
+        self.functions = {spec.function_id: f for spec, f in ((PROMOTER, self.promoter), (RECONCILER, self.reconciler))}
+        self.schedules = ScheduledFunctions(
+            self,
+            "Schedules",
+            functions={RECONCILER.function_id: (RECONCILER, self.reconciler.function)},
+            dlq=self.queues.rule_target_dlq,
+        ).rules
         self.rules = EventRules(
             self,
             "Rules",
@@ -111,5 +144,5 @@ class Promotion(Construct):
             "Alarms",
             topic=self.topic,
             queues=self.queues.all,
-            functions={PROMOTER.function_id: self.promoter.function},
+            functions={fid: f.function for fid, f in self.functions.items()},
         ).alarms

@@ -12,7 +12,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 from o2v_core.events import rules
-from o2v_core.functions import FUNCTIONS, PROMOTER, RETRAIN_LAUNCHER
+from o2v_core.functions import FUNCTIONS, RETRAIN_LAUNCHER, SERVING_FUNCTIONS
 from o2v_core.metric_lines import LOSS_METRIC
 from o2v_core.naming import job_prefix
 from o2v_core.runtime_config import ControlPlaneConfig
@@ -29,7 +29,7 @@ from stacks.constructs.secure_queue import ControlPlaneQueues
 from stacks.data_stack import DataRefs
 
 # The promoter needs the endpoint, so the serving stack owns it (and its rule).
-TRAINING_FUNCTIONS = tuple(spec for spec in FUNCTIONS if spec.function_id != PROMOTER.function_id)
+TRAINING_FUNCTIONS = tuple(spec for spec in FUNCTIONS if spec not in SERVING_FUNCTIONS)
 
 
 def validation_metric_name(settings: Settings) -> str:

@@ -23,6 +23,7 @@ from o2v_core.events import (
     Detail,
     DivergenceDecisionDetail,
     ModelPromoted,
+    ModelRolledBack,
     PromotionSkipped,
     RetrainingExhausted,
     TrainingFailed,
@@ -78,6 +79,12 @@ def examples() -> dict[str, Detail]:
             deployment=DEPLOYMENT, trainingJobName="dev-stsb-baseline-a3", endpointName="o2v-dev-embeddings",
             candidateValue=0.9402, servingValue=0.9318, metricName="validation:mean_squared_error",
             reason="candidate 0.9402 does not beat the served 0.9318 by the margin 0",
+        ),
+        "ModelRolledBack": ModelRolledBack(
+            deployment=DEPLOYMENT, endpointName="o2v-dev-embeddings", rejectedTrainingJobName="dev-stsb-baseline-a3",
+            servingEndpointConfigName="dev-c-stsb-baseline-a2", servingTrainingJobName="dev-stsb-baseline-a2",
+            reason="the record named 'dev-c-stsb-baseline-a3', but the endpoint is InService on the older "
+                   "'dev-c-stsb-baseline-a2': the blue/green deployment was rolled back or failed",
         ),
     }
 

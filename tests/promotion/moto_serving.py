@@ -13,7 +13,7 @@ What moto 5.2.5 does (``moto/sagemaker/models.py``) and what this adds:
   ``Cannot update in-progress endpoint``, records ``DeploymentConfig`` as ``LastDeploymentConfig``
   and stays ``Updating`` (with ``PendingDeploymentSummary``) until :func:`settle`.
   ``RetainAllVariantProperties`` is only logged (see :class:`ServingLog`), not applied.
-  Traffic shifting, baking and alarm-driven rollback are not emulated.
+  Traffic shifting and baking are not emulated; an alarm-driven rollback is :func:`roll_back`.
 * ``StopTrainingJob`` does not exist and jobs are ``Completed`` at once: tests set a job's status
   with :func:`set_training_job_status`.
 
@@ -133,6 +133,18 @@ def settle() -> None:
                 endpoint.production_variants = endpoint._process_production_variants(config.production_variants)
             endpoint.endpoint_status = "InService"
             endpoint.pending_deployment_summary = None
+
+
+def roll_back() -> None:
+    """An alarm tripped during the bake: SageMaker "initiates a complete rollback to the old
+    endpoint" (https://docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails-configuration.html):
+    the endpoint returns to InService on the config it served before; the pending one is dropped."""
+    with _lock:
+        endpoint: Any
+        for endpoint in backend().endpoints.values():
+            if endpoint.endpoint_status == "Updating":
+                endpoint.endpoint_status = "InService"
+                endpoint.pending_deployment_summary = None
 
 
 def set_training_job_status(name: str, status: str) -> None:

@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 from o2v_core.events import rules
-from o2v_core.functions import DIVERGENCE_MONITOR, FUNCTIONS, PROMOTER, RETRAIN_LAUNCHER
+from o2v_core.functions import DIVERGENCE_MONITOR, FUNCTIONS, PROMOTER, RETRAIN_LAUNCHER, SERVING_FUNCTIONS
 from o2v_core.runtime_config import ControlPlaneConfig
 
 from tests.stacks.conftest import Synthesized
 from tests.stacks.iam_helpers import as_list, imported, inline_policy, joined, statements_by_sid
 
-TRAINING_SPECS = [spec for spec in FUNCTIONS if spec.function_id != PROMOTER.function_id]
+TRAINING_SPECS = [spec for spec in FUNCTIONS if spec not in SERVING_FUNCTIONS]
 
 
 def resources(synthesized: Synthesized, cfn_type: str) -> dict[str, dict[str, Any]]:

@@ -11,7 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 from o2v_core.endpoint_deployment import data_capture_config, deployment_config
 from o2v_core.events import rules
-from o2v_core.functions import FUNCTIONS, PROMOTER
+from o2v_core.functions import FUNCTIONS, PROMOTER, RECONCILER, SERVING_FUNCTIONS
 
 from stacks.app_builder import WiringError, check_wiring
 from stacks.constructs import serving_model_record_handler as record_handler
@@ -210,8 +210,16 @@ def test_endpoint_alarms_watch_5xx_and_latency_and_notify(synthesized: Synthesiz
 # -- the promoter -------------------------------------------------------------------------------------
 
 
+def serving_function(synthesized: Synthesized, handler: str) -> tuple[str, dict[str, Any]]:
+    ((logical_id, resource),) = [
+        (lid, r) for lid, r in serving(synthesized, "AWS::Lambda::Function").items()
+        if r["Properties"]["Handler"] == handler
+    ]
+    return logical_id, resource["Properties"]
+
+
 def promoter(synthesized: Synthesized) -> tuple[str, dict[str, Any]]:
-    return only(synthesized, "AWS::Lambda::Function")
+    return serving_function(synthesized, PROMOTER.handler)
 
 
 def test_promoter_is_the_promoter_spec_with_the_promotion_env(synthesized: Synthesized) -> None:
@@ -303,13 +311,15 @@ def test_promoters_first_endpoint_config_matches_the_stacks_endpoint_config(synt
 def test_promote_on_success_rule_targets_the_promoter(synthesized: Synthesized) -> None:
     (spec,) = [s for s in rules(synthesized.settings.deployment) if s.target == PROMOTER.function_id]
     function_id, _ = promoter(synthesized)
-    (rule,) = [r["Properties"] for r in serving(synthesized, "AWS::Events::Rule").values()]
+    (rule,) = [r["Properties"] for r in serving(synthesized, "AWS::Events::Rule").values()
+               if "EventPattern" in r["Properties"]]
     assert rule["EventPattern"] == spec.pattern
     assert rule["EventBusName"] == imported(synthesized.stack_name("training"), "EventBusName")
     (target,) = rule["Targets"]
     assert target["Arn"] == {"Fn::GetAtt": [function_id, "Arn"]}
     assert "DeadLetterConfig" in target and target["RetryPolicy"]["MaximumRetryAttempts"] > 0
-    (invoke_config,) = serving(synthesized, "AWS::Lambda::EventInvokeConfig").values()
+    configs = serving(synthesized, "AWS::Lambda::EventInvokeConfig").values()
+    (invoke_config,) = [c for c in configs if c["Properties"]["FunctionName"] == {"Ref": function_id}]
     assert "OnFailure" in invoke_config["Properties"]["DestinationConfig"]
 
 
@@ -333,8 +343,10 @@ def test_every_rule_spec_is_wired_exactly_once_across_the_stacks(synthesized: Sy
 
 def test_check_wiring_refuses_a_missing_rule_or_function() -> None:
     all_rules = {spec.rule_id: None for spec in rules("o2v-t")}
-    training_functions = {spec.function_id: None for spec in FUNCTIONS if spec is not PROMOTER}
-    promotion = SimpleNamespace(rules={"PromoteOnSuccess": None}, promoter=SimpleNamespace(spec=PROMOTER))
+    training_functions = {spec.function_id: None for spec in FUNCTIONS if spec not in SERVING_FUNCTIONS}
+    promotion = SimpleNamespace(
+        rules={"PromoteOnSuccess": None}, functions={spec.function_id: None for spec in SERVING_FUNCTIONS}
+    )
 
     def stacks(training_rules: dict[str, None], functions: dict[str, None]) -> tuple[Any, Any]:
         training = SimpleNamespace(control_plane=SimpleNamespace(rules=training_rules, functions=functions))
@@ -359,3 +371,47 @@ def test_outputs_name_the_endpoint_promoter_and_record(synthesized: Synthesized)
     training = synthesized.template_json("training")["Outputs"]
     for name in ("TrainingRoleArn", "EventBusName", "EventBusArn", "NotificationTopicArn"):
         assert training[name]["Export"] == {"Name": f"{synthesized.stack_name('training')}:{name}"}
+
+
+# -- the reconciler ----------------------------------------------------------------------------------
+
+
+def test_reconciler_runs_on_its_schedule_with_the_promotion_env_a_dlq_and_an_alarm(synthesized: Synthesized) -> None:
+    function_id, function = serving_function(synthesized, RECONCILER.handler)
+    _, promoter_function = promoter(synthesized)
+    assert function["Timeout"] == RECONCILER.timeout_seconds
+    def settings(env: dict[str, Any]) -> dict[str, Any]:
+        return {key: value for key, value in env.items() if key.startswith("O2V_")}
+
+    assert settings(function["Environment"]["Variables"]) == settings(promoter_function["Environment"]["Variables"])
+    (schedule,) = [r["Properties"] for r in serving(synthesized, "AWS::Events::Rule").values()
+                   if "ScheduleExpression" in r["Properties"]]
+    assert schedule["ScheduleExpression"] == RECONCILER.schedule
+    (target,) = schedule["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": [function_id, "Arn"]} and "DeadLetterConfig" in target
+    configs = serving(synthesized, "AWS::Lambda::EventInvokeConfig").values()
+    (invoke_config,) = [c for c in configs if c["Properties"]["FunctionName"] == {"Ref": function_id}]
+    assert "OnFailure" in invoke_config["Properties"]["DestinationConfig"]
+    watched = [
+        a["Properties"] for a in serving(synthesized, "AWS::CloudWatch::Alarm").values()
+        if json.dumps(a["Properties"]).count(function_id)
+    ]
+    assert watched, "no alarm watches the reconciler's errors"
+
+
+def test_reconciler_may_do_what_its_repairs_call_and_read_what_the_endpoint_serves(synthesized: Synthesized) -> None:
+    _, function = serving_function(synthesized, RECONCILER.handler)
+    role = serving(synthesized, "AWS::IAM::Role")[function["Role"]["Fn::GetAtt"][0]]
+    grants = statements_by_sid(inline_policy(role))
+    granted = {action for statement in grants.values() for action in as_list(statement["Action"])}
+    # The evaluator's, the launcher's and the promoter's steps, and DescribeModel for the record.
+    needed = {
+        "sagemaker:ListTrainingJobs", "sagemaker:DescribeTrainingJob", "sagemaker:ListTags", "sagemaker:AddTags",
+        "sagemaker:CreateTrainingJob", "iam:PassRole", "logs:DescribeLogStreams", "logs:FilterLogEvents",
+        "events:PutEvents", "sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig",
+        "sagemaker:DescribeModel", "sagemaker:CreateModel", "sagemaker:CreateEndpointConfig",
+        "sagemaker:UpdateEndpoint", "ssm:GetParameter", "ssm:PutParameter",
+    }
+    assert needed <= granted, needed - granted
+    assert "sagemaker:StopTrainingJob" not in granted and "sagemaker:DeleteTags" not in granted
+    assert not any("*" in action for action in granted)

@@ -486,6 +486,12 @@ class Watcher:
         if delivery.rule_id == SCHEDULE:
             for job in result.get("diverged", []):
                 self.console.line("monitor", f"divergence in {short(job)}: StopTrainingJob {job}")
+            repairs = [*result.get("judged", []), *result.get("continued", []), *result.get("decided", []),
+                       *result.get("deferred_decided", [])]
+            if result.get("record") in ("announced", "rolled_back"):
+                repairs.append(f"served-model record {result['record']}")
+            for repair in repairs:
+                self.console.line("reconciler", f"repaired: {repair}")
             return
         target = f"rule {delivery.rule_id} -> {delivery.target}"
         if delivery.target == "retrain_launcher":

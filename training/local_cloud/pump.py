@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import json
 import queue
+import re
 import subprocess
 import sys
 import threading
@@ -51,6 +52,15 @@ if TYPE_CHECKING:
 
 NOTIFICATIONS = "notifications"
 SCHEDULE = "Schedule"
+SCHEDULED_FUNCTIONS = tuple(spec for spec in FUNCTIONS if spec.schedule)
+
+
+def rate_minutes(expression: str) -> float:
+    """Minutes of an EventBridge ``rate(N minute|minutes|hour|hours)`` expression."""
+    match = re.fullmatch(r"rate\((\d+) (minute|minutes|hour|hours)\)", expression)
+    if match is None:
+        raise ValueError(f"schedule {expression!r}: local mode knows rate(N minutes|hours) only")
+    return float(match.group(1)) * (60 if match.group(2).startswith("hour") else 1)
 # EventBridge's full event, as Lambda receives it (see the module docstring).
 _INPUT_PATHS = {name: f"$.{name}" for name in
                 ("id", "detail-type", "source", "account", "time", "region", "resources", "detail")}
@@ -257,10 +267,10 @@ class EventPump:
                 "InputTransformer": {"InputPathsMap": _INPUT_PATHS, "InputTemplate": _INPUT_TEMPLATE},
             }])
             self.routes.append(_Route(spec, rule_name, queue_url, bus))
-        # The monitor's schedule exists as a rule too (moto does not fire schedules; the pump does).
-        if DIVERGENCE_MONITOR.schedule:
-            self.events.put_rule(Name=self._schedule_rule_name(), ScheduleExpression=DIVERGENCE_MONITOR.schedule,
-                                 State="ENABLED", Description=DIVERGENCE_MONITOR.description)
+        # Each schedule exists as a rule too (moto does not fire schedules; the pump does).
+        for scheduled in SCHEDULED_FUNCTIONS:
+            self.events.put_rule(Name=self._schedule_rule_name(scheduled), ScheduleExpression=str(scheduled.schedule),
+                                 State="ENABLED", Description=scheduled.description)
         log_dir = self.run_dir / "logs" / "lambda"
         log_dir.mkdir(parents=True, exist_ok=True)
         for function in FUNCTIONS:
@@ -282,8 +292,12 @@ class EventPump:
             self.functions[function.function_id] = LambdaFunction(function, env, self.clients, log_dir,
                                                                   self.on_handler_log)
 
-    def _schedule_rule_name(self) -> str:
-        return f"{self.config.deployment}-{DIVERGENCE_MONITOR.function_id}-schedule"
+    def _schedule_rule_name(self, spec: FunctionSpec) -> str:
+        return f"{self.config.deployment}-{spec.function_id}-schedule"
+
+    def _interval(self, spec: FunctionSpec) -> float:
+        """The schedule compressed as the monitor's is: ``monitor_interval`` per monitor period."""
+        return self.monitor_interval * rate_minutes(str(spec.schedule)) / rate_minutes(str(DIVERGENCE_MONITOR.schedule))
 
     # -- running
 
@@ -293,7 +307,9 @@ class EventPump:
         for route in self.routes:
             thread = threading.Thread(target=self._poll, args=(route,), name=f"pump:{route.spec.rule_id}", daemon=True)
             self._threads.append(thread)
-        self._threads.append(threading.Thread(target=self._schedule, name="pump:schedule", daemon=True))
+        for scheduled in SCHEDULED_FUNCTIONS:
+            self._threads.append(threading.Thread(target=self._schedule, args=(scheduled,),
+                                                  name=f"pump:schedule:{scheduled.function_id}", daemon=True))
         for thread in self._threads:
             thread.start()
 
@@ -360,19 +376,20 @@ class EventPump:
             "ErrorMessage": {"DataType": "String", "StringValue": (delivery.error or "unknown")[:4000]},
         })
 
-    def _schedule(self) -> None:
+    def _schedule(self, spec: FunctionSpec) -> None:
         rule_arn = (f"arn:aws:events:{self.clients.region}:{self.clients.account}:rule/"
-                    f"{self._schedule_rule_name()}")
-        function = self.functions[DIVERGENCE_MONITOR.function_id]
-        next_fire = time.monotonic() + self.monitor_interval
+                    f"{self._schedule_rule_name(spec)}")
+        function = self.functions[spec.function_id]
+        interval = self._interval(spec)
+        next_fire = time.monotonic() + interval
         while not self._stop.wait(max(0.0, next_fire - time.monotonic())):
-            next_fire = time.monotonic() + self.monitor_interval
+            next_fire = time.monotonic() + interval
             event = {
                 "version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event", "source": "aws.events",
                 "account": self.clients.account, "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
                 "region": self.clients.region, "resources": [rule_arn], "detail": {},
             }
-            delivery = Delivery(SCHEDULE, DIVERGENCE_MONITOR.function_id, event, time.time())
+            delivery = Delivery(SCHEDULE, spec.function_id, event, time.time())
             self._invoke_once(function, delivery)
             if not delivery.ok:
                 self._dead_letter(delivery, json.dumps(event))

@@ -17,6 +17,10 @@ PLOT_FILE = "validation_loss.png"
 REPORT_FILE = "report.md"
 RUN_FILE = "run.json"
 
+# Keys of the monitor's and the reconciler's reports that list actions (MonitorReport, ReconcileReport).
+SCHEDULED_ACTION_KEYS = ("diverged", "stopped_again", "errors", "judged", "continued", "decided", "deferred_decided")
+QUIET_RECORD_STATES = ("unchanged", "no_endpoint", "endpoint_busy")
+
 
 @dataclass
 class Attempt:
@@ -185,20 +189,21 @@ def render_markdown(summary: RunSummary) -> str:
                          + (f"; drops {missing}" if missing else ""))
     lines += ["", "## Event deliveries", "",
               "Every event the rules matched (from `o2v_core.events.rules`), and what the handler answered. "
-              "The monitor's scheduled runs are counted, and listed only when they acted.", "",
+              "Scheduled runs (monitor, reconciler) are counted, and listed only when they acted.", "",
               "| Time (s) | Rule | Target | Event | Result |", "| --- | --- | --- | --- | --- |"]
     quiet_schedules = 0
     for item in summary.deliveries:
         result = item.get("result")
         acted = not (item["ruleId"] == "Schedule" and item.get("ok") and isinstance(result, dict)
-                     and not result.get("diverged") and not result.get("stopped_again") and not result.get("errors"))
+                     and not any(result.get(key) for key in SCHEDULED_ACTION_KEYS)
+                     and result.get("record", "unchanged") in QUIET_RECORD_STATES)
         if not acted:
             quiet_schedules += 1
             continue
         text = item.get("error") or json.dumps(result, default=str)
         lines.append(f"| {item['offset']:.1f} | {item['ruleId']} | {item['target']} | {item.get('detailType')} | "
                      f"{'ok' if item.get('ok') else 'FAILED'}: {text[:160]} |")
-    lines += ["", f"Quiet monitor runs (nothing diverged): {quiet_schedules}.", ""]
+    lines += ["", f"Quiet scheduled runs (monitor or reconciler, nothing to do): {quiet_schedules}.", ""]
     if summary.dead_letters:
         lines += ["## Dead letters", ""] + [f"- {item}" for item in summary.dead_letters] + [""]
     if summary.notifications:

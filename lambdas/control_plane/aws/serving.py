@@ -13,6 +13,7 @@ import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import ClientError
@@ -101,6 +102,18 @@ class EndpointConfigSettings:
     data_capture: DataCaptureConfigTypeDef | None = None
 
 
+@dataclass(frozen=True)
+class ServedConfig:
+    """An endpoint config as the reconciler reads it: its tags, creation time and model's artifact."""
+
+    name: str
+    created: datetime
+    tags: dict[str, str]
+    model_name: str
+    model_data_url: str | None
+    model_tags: dict[str, str]
+
+
 class EndpointUpdateRejected(RuntimeError):
     """UpdateEndpoint answered ValidationException (typically: another update is in progress)."""
 
@@ -116,15 +129,12 @@ class SageMakerServing:
     def describe_training_job(self, name: str) -> TrainingJob:
         job = self._sm.describe_training_job(TrainingJobName=name)
         arn = job["TrainingJobArn"]
-        tags: list[Mapping[str, str]] = []
-        for page in self._sm.get_paginator("list_tags").paginate(ResourceArn=arn):
-            tags.extend({"Key": t["Key"], "Value": t["Value"]} for t in page.get("Tags", []))
         return TrainingJob(
             name=name,
             arn=arn,
             status=job["TrainingJobStatus"],
             model_data_url=job.get("ModelArtifacts", {}).get("S3ModelArtifacts") or None,
-            tags=tag_dict(tags),
+            tags=self._tags_of(arn),
         )
 
     def create_model(
@@ -208,6 +218,32 @@ class SageMakerServing:
         return _created(lambda: self._sm.create_endpoint(
             EndpointName=name, EndpointConfigName=config_name, Tags=_tags(tags)
         ))
+
+    def served_config(self, name: str) -> ServedConfig | None:
+        """DescribeEndpointConfig, its tags, and its (first) model's ModelDataUrl and tags."""
+        try:
+            config = self._sm.describe_endpoint_config(EndpointConfigName=name)
+            model_name = config["ProductionVariants"][0]["ModelName"]
+            model = self._sm.describe_model(ModelName=model_name)
+        except ClientError as error:
+            if _not_found(error):
+                return None
+            raise
+        container = model.get("PrimaryContainer") or {}
+        return ServedConfig(
+            name=name,
+            created=config["CreationTime"],
+            tags=self._tags_of(config["EndpointConfigArn"]),
+            model_name=model_name,
+            model_data_url=container.get("ModelDataUrl") or None,
+            model_tags=self._tags_of(model["ModelArn"]),
+        )
+
+    def _tags_of(self, arn: str) -> dict[str, str]:
+        tags: list[Mapping[str, str]] = []
+        for page in self._sm.get_paginator("list_tags").paginate(ResourceArn=arn):
+            tags.extend({"Key": t["Key"], "Value": t["Value"]} for t in page.get("Tags", []))
+        return tag_dict(tags)
 
     def add_tags(self, arn: str, tags: Mapping[str, str]) -> None:
         self._sm.add_tags(ResourceArn=arn, Tags=_tags(tags))
@@ -315,6 +351,12 @@ class ServingRecordStore:
             self._ssm.put_parameter(
                 Name=self.url_parameter_name, Value=record.modelDataUrl, Type="String", Overwrite=True
             )
+
+    def clear(self, model_data_url: str | None) -> None:
+        """No promoted model is served (the serving stack's own config): the URL, then ``{}``."""
+        if self.url_parameter_name and model_data_url:
+            self._ssm.put_parameter(Name=self.url_parameter_name, Value=model_data_url, Type="String", Overwrite=True)
+        self._ssm.put_parameter(Name=self.parameter_name, Value="{}", Type="String", Overwrite=True)
 
     def write(self, record: ServingRecord) -> None:
         """Write the URL parameter, then the record.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from botocore.exceptions import ClientError
@@ -27,6 +28,14 @@ IN_PROGRESS: Final[Literal["InProgress"]] = "InProgress"
 class JobSummary:
     name: str
     arn: str
+
+
+@dataclass(frozen=True)
+class RecentJob:
+    name: str
+    arn: str
+    status: str
+    last_modified: datetime
 
 
 class TrainingJobs:
@@ -49,6 +58,21 @@ class TrainingJobs:
                 if summary["TrainingJobName"].startswith(prefix):
                     jobs.append(JobSummary(summary["TrainingJobName"], summary["TrainingJobArn"]))
         return jobs
+
+    def recent(self, prefix: str, *, since: datetime, limit: int) -> list[RecentJob]:
+        """This deployment's jobs created after ``since``, newest first, at most ``limit``."""
+        found: list[RecentJob] = []
+        pages = self._sm.get_paginator("list_training_jobs").paginate(
+            NameContains=prefix, CreationTimeAfter=since, SortBy="CreationTime", SortOrder="Descending"
+        )
+        for page in pages:
+            for summary in page.get("TrainingJobSummaries", []):
+                if summary["TrainingJobName"].startswith(prefix):
+                    found.append(RecentJob(summary["TrainingJobName"], summary["TrainingJobArn"],
+                                           summary["TrainingJobStatus"], summary["LastModifiedTime"]))
+                if len(found) >= limit:
+                    return found
+        return found
 
     def describe(self, name: str) -> dict[str, Any] | None:
         """DescribeTrainingJob's answer, or None when no such job exists."""

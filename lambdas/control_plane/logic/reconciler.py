@@ -1,0 +1,312 @@
+"""The reconciler: level-triggered repair of everything the edge-triggered handlers can lose.
+
+Every 5 minutes (``o2v_core.functions.RECONCILER``) it compares what should be with what is, and
+repairs it through the very steps the handlers use, so that any single event, invocation or
+retry can be lost without losing its outcome (docs/guarantees.md):
+
+1. **The served model.** When the endpoint is ``InService`` on a config the record does not name,
+   the record is rewritten from the endpoint (the config's tags and its model's artifact). If the
+   served config is the newer one, its promotion was never announced: ``ModelPromoted``, then the
+   record. If the record's config is the newer one, the endpoint rolled that deployment back (or
+   it failed): ``ModelRolledBack`` for operators, the tag ``o2v:rolled-back`` on the rejected job
+   (never deployed again), then the record.
+2. **Lineages.** Of this deployment's recent jobs (bounded): a finished job with no verdict
+   (neither ``o2v:diverged`` nor ``o2v:evaluated``) is judged and reported
+   (:func:`control_plane.logic.evaluator.judge_and_report`); a diverged job with neither its
+   child nor ``o2v:retraining-exhausted`` continues its lineage
+   (:func:`control_plane.logic.retrain.continue_lineage`); a succeeded job with no
+   ``o2v:promotion`` tag gets its promotion decision.
+3. **Deferred candidates**, once the endpoint is free and the record true: best first, until one
+   is promoted (the endpoint is then busy again; the rest wait for the next run).
+
+A job is only repaired once it is older than :data:`GRACE_SECONDS`, longer than Lambda's async
+retries take, so the reconciler does not race the handlers' own retries; duplicates it could still
+cause are harmless (deterministic names, tags checked first). Each run does at most
+:data:`MAX_ACTIONS` repairs and reads at most :data:`MAX_JOBS` jobs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from o2v_core.detector import DetectorConfig
+from o2v_core.events import FINISHED_STATUSES, ModelPromoted, ModelRolledBack, TrainingSucceeded
+from o2v_core.naming import job_prefix
+from o2v_core.retrain_policy import RetrainPolicy
+from o2v_core.runtime_config import ControlPlaneConfig
+
+from control_plane.aws.event_bus import EventBus
+from control_plane.aws.serving import EndpointState, ServedConfig, ServingRecord
+from control_plane.aws.training_jobs import RecentJob, TrainingJobs
+from control_plane.aws.training_logs import TrainingLogs
+from control_plane.logic.evaluator import judge, judge_and_report
+from control_plane.logic.jobs import (
+    TAG_DIVERGED,
+    TAG_EVALUATED,
+    TAG_PROMOTION,
+    TAG_RETRAINING_EXHAUSTED,
+    TAG_ROLLED_BACK,
+    Job,
+    lineage_of,
+)
+from control_plane.logic.promotion import (
+    PROMOTION_DEFERRED,
+    TAG_METRIC_NAME,
+    TAG_METRIC_VALUE,
+    TAG_TRAINING_JOB,
+    Promoter,
+    lower_is_better,
+    promoter_from_config,
+)
+from control_plane.logic.retrain import continue_lineage
+
+logger = Logger(child=True)
+
+# Lambda retries a failed async invocation twice, waiting about 1 and then 2 minutes
+# (https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-error-handling.html); EventBridge
+# delivers within seconds. 15 minutes leaves the handlers' own retries room before repairing.
+GRACE_SECONDS = 15 * 60
+WINDOW_DAYS = 14  # jobs created earlier are not looked at
+MAX_JOBS = 100
+MAX_ACTIONS = 10
+
+
+@dataclass
+class ReconcileReport:
+    record: str = "unchanged"  # "unchanged" | "announced" | "rolled_back" | "no_endpoint" | "endpoint_busy"
+    judged: list[str] = field(default_factory=list)
+    continued: list[str] = field(default_factory=list)
+    decided: list[str] = field(default_factory=list)
+    deferred_decided: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    capped: bool = False  # MAX_ACTIONS reached; the next run goes on
+
+    @property
+    def actions(self) -> int:
+        return len(self.judged) + len(self.continued) + len(self.decided) + len(self.deferred_decided)
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+class ReconcileError(RuntimeError):
+    """Some repairs failed; the message lists them (the function's error alarm fires)."""
+
+
+@dataclass
+class Reconciler:
+    deployment: str
+    jobs: TrainingJobs
+    logs: TrainingLogs
+    bus: EventBus
+    detector: DetectorConfig
+    policy: RetrainPolicy
+    promoter: Promoter
+    now: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+    def run(self) -> ReconcileReport:
+        report = ReconcileReport()
+        endpoint = self._guard(report, "served model", lambda: self.reconcile_served_model(report))
+        recent = self.jobs.recent(
+            job_prefix(self.deployment), since=self.now() - timedelta(days=WINDOW_DAYS), limit=MAX_JOBS
+        )
+        deferred: list[tuple[Job, TrainingSucceeded]] = []
+        for summary in recent:
+            if report.actions >= MAX_ACTIONS:
+                report.capped = True
+                break
+            if summary.status not in FINISHED_STATUSES or not self._settled(summary):
+                continue
+            self._guard(report, summary.name, _bind(self._reconcile_job, summary, report, deferred))
+        free = endpoint is not None and endpoint.status == "InService" and report.record in ("unchanged",)
+        if deferred and free and not report.capped:
+            self._guard(report, "deferred candidates", lambda: self._decide_deferred(deferred, report))
+        logger.info("reconciler run finished", extra=report.as_dict())
+        if report.errors:
+            raise ReconcileError("; ".join(report.errors))
+        return report
+
+    # -- the served model ----------------------------------------------------------------------
+
+    def reconcile_served_model(self, report: ReconcileReport) -> EndpointState | None:
+        promoter = self.promoter
+        endpoint = promoter.sagemaker.describe_endpoint(promoter.settings.endpoint_name)
+        if endpoint is None:
+            report.record = "no_endpoint"
+            return None
+        if endpoint.busy:
+            report.record = "endpoint_busy"  # a deployment is under way; its outcome is judged later
+            return endpoint
+        record = promoter.records.read()
+        if record is not None and record.endpointConfigName == endpoint.config_name:
+            return endpoint
+        served = promoter.sagemaker.served_config(endpoint.config_name)
+        if served is None:
+            raise RuntimeError(f"endpoint {endpoint.name!r} serves config {endpoint.config_name!r}, which is gone")
+        served_record = record_of(served)
+        if record is None and served_record is None:
+            return endpoint  # the serving stack's own model, nothing promoted yet: consistent
+        rejected = record is not None and self._is_newer(record, served)
+        if rejected and record is not None:
+            self._report_rollback(endpoint, record, served, served_record)
+            report.record = "rolled_back"
+        elif served_record is not None:
+            self.bus.publish(ModelPromoted(
+                deployment=self.deployment,
+                trainingJobName=served_record.trainingJobName,
+                endpointName=endpoint.name,
+                modelName=served_record.modelName,
+                candidateValue=served_record.metricValue,
+                previousValue=record.metricValue if record else None,
+                metricName=served_record.metricName,
+            ))
+            promoter.records.write(served_record)
+            report.record = "announced"
+        logger.warning("served-model record corrected from the endpoint",
+                       extra={"was": record.to_json() if record else None, "serving": endpoint.config_name,
+                              "action": report.record})
+        return endpoint
+
+    def _is_newer(self, record: ServingRecord, served: ServedConfig) -> bool:
+        """The record's config was created after the served one: its deployment did not stick."""
+        named = self.promoter.sagemaker.served_config(record.endpointConfigName)
+        return named is not None and named.created > served.created
+
+    def _report_rollback(
+        self, endpoint: EndpointState, record: ServingRecord, served: ServedConfig, served_record: ServingRecord | None
+    ) -> None:
+        promoter = self.promoter
+        rejected = promoter.sagemaker.describe_training_job(record.trainingJobName)
+        if TAG_ROLLED_BACK not in rejected.tags:  # already reported by an earlier run otherwise
+            self.bus.publish(ModelRolledBack(
+                deployment=self.deployment,
+                endpointName=endpoint.name,
+                rejectedTrainingJobName=record.trainingJobName,
+                servingEndpointConfigName=served.name,
+                servingTrainingJobName=served_record.trainingJobName if served_record else None,
+                reason=f"the record named {record.endpointConfigName!r}, but the endpoint is InService on the "
+                       f"older {served.name!r}: the blue/green deployment was rolled back or failed",
+            ))
+            promoter.sagemaker.add_tags(rejected.arn, {TAG_ROLLED_BACK: record.endpointConfigName})
+        if served_record is not None:
+            promoter.records.write(served_record)
+        else:
+            promoter.records.clear(served.model_data_url)
+
+    # -- lineages ---------------------------------------------------------------------------------
+
+    def _settled(self, summary: RecentJob) -> bool:
+        return (self.now() - summary.last_modified).total_seconds() >= GRACE_SECONDS
+
+    def _reconcile_job(
+        self, summary: RecentJob, report: ReconcileReport, deferred: list[tuple[Job, TrainingSucceeded]]
+    ) -> None:
+        tags = self.jobs.tags(summary.arn)
+        if tags.get("o2v:deployment") != self.deployment:
+            return
+        if TAG_DIVERGED not in tags and TAG_EVALUATED not in tags:
+            job = self._load(summary, tags)
+            judge_and_report(job, self.deployment, jobs=self.jobs, logs=self.logs, bus=self.bus,
+                             detector=self.detector)
+            report.judged.append(summary.name)
+            return
+        if TAG_DIVERGED in tags:
+            if TAG_RETRAINING_EXHAUSTED in tags:
+                return
+            job = self._load(summary, tags)
+            lineage = lineage_of(job, self.deployment)
+            if self.jobs.describe(lineage.next_attempt(job.name).job_name()) is not None:
+                return
+            continued = continue_lineage(job, lineage, self.deployment, jobs=self.jobs, bus=self.bus,
+                                         policy=self.policy)
+            report.continued.append(f"{summary.name}: {continued.action}")
+            return
+        if tags.get(TAG_EVALUATED) != "succeeded" or tags.get(TAG_PROMOTION) not in (None, PROMOTION_DEFERRED):
+            return
+        job = self._load(summary, tags)
+        verdict = judge(job, self.deployment, logs=self.logs, detector=self.detector)
+        if not isinstance(verdict, TrainingSucceeded):
+            return  # judged differently now (a changed detector): the recorded verdict stands
+        if tags.get(TAG_PROMOTION) == PROMOTION_DEFERRED:
+            deferred.append((job, verdict))
+            return
+        outcome = self.promoter.handle(verdict)
+        report.decided.append(f"{summary.name}: {outcome.detail.detail_type}")
+
+    def _decide_deferred(self, deferred: list[tuple[Job, TrainingSucceeded]], report: ReconcileReport) -> None:
+        """Best candidate first; stop at the first promotion (the endpoint is busy again)."""
+
+        def rank(item: tuple[Job, TrainingSucceeded]) -> float:
+            event = item[1]
+            value = event.bestValue if item[0].tags.get("o2v:artifact-holds-best-epoch") == "true" else event.finalValue
+            if not math.isfinite(value):
+                return math.inf
+            return value if lower_is_better(event.metricName) else -value
+
+        for _, event in sorted(deferred, key=rank):
+            outcome = self.promoter.handle(event)
+            report.deferred_decided.append(f"{event.trainingJobName}: {outcome.detail.detail_type}")
+            if outcome.promoted or outcome.deferred:
+                return
+
+    def _load(self, summary: RecentJob, tags: dict[str, str]) -> Job:
+        description = self.jobs.describe(summary.name)
+        if description is None:
+            raise RuntimeError(f"training job {summary.name!r} vanished")
+        return Job(summary.name, summary.arn, description, tags)
+
+    def _guard(
+        self, report: ReconcileReport, what: str, step: Callable[[], EndpointState | None]
+    ) -> EndpointState | None:
+        try:
+            return step()
+        except Exception as error:  # one repair's trouble does not stop the others; raised at the end
+            logger.exception("reconciler step failed", extra={"step": what})
+            report.errors.append(f"{what}: {error}")
+            return None
+
+
+def reconciler_from_config(config: ControlPlaneConfig, **overrides: Any) -> Reconciler:
+    """The reconciler with plain AWS data access, as the handler runs it (tests may set ``now``)."""
+    return Reconciler(
+        deployment=config.deployment,
+        jobs=TrainingJobs(),
+        logs=TrainingLogs(),
+        bus=EventBus(config.event_bus_name),
+        detector=DetectorConfig.from_json(config.detector_config),
+        policy=RetrainPolicy.from_json(config.retrain_policy),
+        promoter=promoter_from_config(config),
+        **overrides,
+    )
+
+
+def _bind(
+    step: Callable[[RecentJob, ReconcileReport, list[tuple[Job, TrainingSucceeded]]], None],
+    summary: RecentJob,
+    report: ReconcileReport,
+    deferred: list[tuple[Job, TrainingSucceeded]],
+) -> Callable[[], None]:
+    return lambda: step(summary, report, deferred)
+
+
+def record_of(served: ServedConfig) -> ServingRecord | None:
+    """The record for a config the promoter created (its tags say which job and value), else None."""
+    job = served.tags.get(TAG_TRAINING_JOB)
+    metric = served.tags.get(TAG_METRIC_NAME)
+    value = served.tags.get(TAG_METRIC_VALUE)
+    if not (job and metric and value and served.model_data_url):
+        return None
+    return ServingRecord(
+        modelDataUrl=served.model_data_url,
+        trainingJobName=job,
+        metricName=metric,
+        metricValue=float(value),
+        modelName=served.model_name,
+        endpointConfigName=served.name,
+        vocab=served.model_tags.get("o2v:vocab") or None,
+    )
