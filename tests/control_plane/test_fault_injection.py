@@ -1,0 +1,208 @@
+"""Fault injection: kill or fail each AWS call of a handler, let AWS do what it does next, and check
+that the lineage still gets exactly one next attempt.
+
+For every AWS call the handler makes (counted across its clients with botocore's ``before-call``
+and ``after-call`` events, https://boto3.amazonaws.com/v1/documentation/api/latest/guide/events.html):
+
+* ``kill-before`` / ``kill-after``: a :class:`Killed` (a ``BaseException``, so no ``except
+  Exception`` runs, as when Lambda ends an invocation at its timeout or memory limit) before the
+  call reaches AWS, or after AWS applied it and before the reply is used;
+* ``error-before`` / ``error-after``: an ordinary exception at the same points.
+
+What AWS does next, with sources:
+
+* Lambda retries a failed async invocation twice, then sends it to the DLQ
+  (https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-error-handling.html). The fault
+  hits the first attempt (``once``) or all three (``every attempt``: the event ends in the DLQ,
+  whose alarm fires, stacks/constructs/failure_alarms.py).
+* EventBridge delivers each put event to the rule's target (the rules from
+  ``o2v_core.events.rules()``, with SQS queues standing in for the targets).
+* The reconciler runs on its schedule (past its grace period here).
+
+Then: exactly one attempt-2 job, no ``RetrainingExhausted``, and nothing left unrepaired.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from control_plane.aws import clients
+from control_plane.aws.event_bus import EventBus
+from control_plane.aws.serving import SageMakerServing, ServingRecordStore
+from control_plane.aws.training_jobs import TrainingJobs
+from control_plane.aws.training_logs import TrainingLogs
+from control_plane.handlers import finished_job_evaluator, retrain_launcher
+from control_plane.logic.promotion import Promoter, PromotionSettings
+from control_plane.logic.reconciler import Reconciler
+from o2v_core.detector import DetectorConfig
+from o2v_core.events import RETRAINING_EXHAUSTED, TRAINING_FAILED
+from o2v_core.naming import job_name
+from o2v_core.retrain_policy import RetrainPolicy
+
+from tests.control_plane import moto_ext
+from tests.control_plane.cloud import BUS, DIVERGING, Cloud, epoch_lines, log_header
+
+LINEAGE = "stsb-baseline"
+MODES = ("kill-before", "kill-after", "error-before", "error-after")
+SERVICES = ("sagemaker", "logs", "events")
+LATER = datetime.now(UTC) + timedelta(hours=1)
+
+
+class Killed(BaseException):
+    """The invocation ends (timeout / out of memory)."""
+
+
+class InjectedError(RuntimeError):
+    """An ordinary failure of an AWS call (throttling, a network error)."""
+
+
+@dataclass
+class Injector:
+    """Raises at the ``target``-th AWS call (0-based) of the current invocation, per ``mode``."""
+
+    target: int | None = None
+    mode: str = "kill-before"
+    calls: int = 0
+
+    def hook(self, point: str) -> Callable[..., None]:
+        def on_call(**_: Any) -> None:
+            index = self.calls if point == "before" else self.calls - 1
+            if point == "before":
+                self.calls += 1
+            if self.target is None or index != self.target or not self.mode.endswith(point):
+                return
+            if self.mode.startswith("kill"):
+                raise Killed(f"invocation killed {point} AWS call {index}")
+            raise InjectedError(f"AWS call {index} failed ({point})")
+
+        return on_call
+
+
+@contextlib.contextmanager
+def injected(injector: Injector) -> Iterator[None]:
+    registered = []
+    for service in SERVICES:
+        events = clients.client(service).meta.events
+        for point in ("before", "after"):
+            handler = injector.hook(point)
+            events.register(f"{point}-call", handler, unique_id=f"o2v-fault-{point}")
+            registered.append((events, point))
+    try:
+        yield
+    finally:
+        for events, point in registered:
+            events.unregister(f"{point}-call", unique_id=f"o2v-fault-{point}")
+
+
+def invoke_async(
+    handler: Callable[[Mapping[str, Any], object], object], event: Mapping[str, Any], fault: Injector | None,
+    *, every_attempt: bool,
+) -> bool:
+    """One async invocation with Lambda's two retries; False when the event ends in the DLQ."""
+    for attempt in range(3):
+        injector = fault if fault is not None and (attempt == 0 or every_attempt) else Injector()
+        injector.calls = 0
+        with injected(injector):
+            try:
+                handler(event, None)
+                return True
+            except (Killed, Exception):
+                continue
+    return False
+
+
+def reconciler(cloud: Cloud) -> Reconciler:
+    settings = PromotionSettings(
+        deployment=cloud.deployment, endpoint_name=f"{cloud.deployment}-embeddings",
+        serving_model_parameter=f"/o2v/{cloud.deployment}/serving-model", model_role_arn="unused",
+        image_uri="unused", margin=0.0, instance_type="ml.m5.large", event_bus_name=BUS, rollback_alarm_names=(),
+    )
+    return Reconciler(
+        deployment=cloud.deployment, jobs=TrainingJobs(), logs=TrainingLogs(), bus=EventBus(BUS),
+        detector=DetectorConfig(), policy=RetrainPolicy(),
+        promoter=Promoter(settings, SageMakerServing(), ServingRecordStore(settings.serving_model_parameter),
+                          EventBus(BUS)),
+        now=lambda: LATER,
+    )
+
+
+@dataclass
+class Outcome:
+    children: int
+    exhausted: int
+    dead_letters: int
+    diverged_events: int
+
+
+def run_world(cloud: Cloud, fault: Injector | None, *, stage: str, every_attempt: bool) -> Outcome:
+    """A diverging job finishes; the evaluator and launcher run (one of them faulted), then the
+    reconciler, with every put event delivered to its rule's target."""
+    parent = cloud.create_job(LINEAGE, status="Completed")
+    cloud.write_log(parent, log_header(parent) + epoch_lines(DIVERGING, "mean_squared_error"))
+    dead = 0
+    diverged_events = 0
+    cloud.put_on_default_bus(cloud.sagemaker_state_change(parent))
+    for event in cloud.delivered("finished_job_evaluator"):
+        ok = invoke_async(finished_job_evaluator.handler, event, fault if stage == "evaluator" else None,
+                          every_attempt=every_attempt)
+        dead += not ok
+    for round_ in range(2):  # the handlers' own deliveries, then after the reconciler's repairs
+        for event in cloud.delivered("retrain_launcher"):
+            diverged_events += 1
+            ok = invoke_async(retrain_launcher.handler, event, fault if stage == "launcher" else None,
+                              every_attempt=every_attempt)
+            dead += not ok
+            fault = None if stage == "launcher" else fault  # the fault hits one delivery
+        child = job_name(cloud.deployment, LINEAGE, 2)
+        if child in cloud.training_jobs():
+            moto_ext.set_status(child, "InProgress")  # moto finishes jobs at once; a real one trains
+        if round_ == 0:
+            reconciler(cloud).run()
+    children = sum(name == job_name(cloud.deployment, LINEAGE, 2) for name in cloud.training_jobs())
+    notified = [event["detail-type"] for event in cloud.delivered("notifications")]
+    exhausted = notified.count(RETRAINING_EXHAUSTED)
+    assert notified.count(TRAINING_FAILED) == 0, notified
+    return Outcome(children, exhausted, dead, diverged_events)
+
+
+def fresh(cloud: Cloud) -> None:
+    """An empty account again, with the bus and the rules."""
+    cloud.reset()
+    cloud.queues.clear()
+    cloud.wire_rules()
+
+
+def calls_made(cloud: Cloud, stage: str) -> int:
+    """How many AWS calls the stage's handler makes on the happy path (to enumerate the faults)."""
+    counter = Injector(target=None)  # counts, never raises
+    run_world(cloud, counter, stage=stage, every_attempt=False)
+    fresh(cloud)
+    return counter.calls
+
+
+@pytest.mark.parametrize("every_attempt", [False, True], ids=["once", "every-attempt"])
+@pytest.mark.parametrize("stage", ["evaluator", "launcher"])
+def test_a_fault_at_any_aws_call_still_gives_exactly_one_next_attempt(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch, stage: str, every_attempt: bool
+) -> None:
+    cloud.use_config(monkeypatch)
+    total = calls_made(cloud, stage)
+    assert total >= 4, f"the {stage} made only {total} AWS calls"
+    failures = []
+    # When every attempt fails, killed or failed makes no difference to what is left (the DLQ and
+    # the reconciler); the ordinary errors matter on a single attempt, where except blocks run.
+    modes = ("kill-before", "kill-after") if every_attempt else MODES
+    for index in range(total):
+        for mode in modes:
+            outcome = run_world(cloud, Injector(target=index, mode=mode), stage=stage, every_attempt=every_attempt)
+            if outcome.children != 1 or outcome.exhausted != 0:
+                failures.append(f"call {index} {mode}: {outcome}")
+            if outcome.dead_letters and not every_attempt:
+                failures.append(f"call {index} {mode}: a retried event still ended in the DLQ: {outcome}")
+            fresh(cloud)
+    assert failures == []
