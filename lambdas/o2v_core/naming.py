@@ -4,6 +4,12 @@ A lineage is one user request ("train a model on this data") and its retrain att
 Attempt ``n`` of lineage ``L`` in deployment ``D`` is always named ``{prefix}{L}-a{n}``, so a
 relaunch of the same attempt collides with the existing job (``ResourceInUse``) instead of
 starting a second one.
+
+The prefix is ``D--``: the deployment name, then :data:`PREFIX_SEPARATOR`, which no deployment
+name and no lineage id contains. So no deployment's prefix starts another's jobs: ``o2v--``
+does not match ``o2v-dev--...`` (with a plain ``-``, deployment ``o2v``'s prefix ``o2v-`` would
+cover every job of ``o2v-dev``; reference section 10f). The rules' ``prefix`` patterns, the IAM
+ARN wildcards and the monitor's name filter all use this one prefix.
 """
 
 from __future__ import annotations
@@ -34,13 +40,17 @@ class NamingError(ValueError):
     """A deployment, lineage or job name does not fit the naming scheme."""
 
 
+PREFIX_SEPARATOR = "--"
+
+
 def job_prefix(deployment: str) -> str:
     """Every training job of a deployment starts with this prefix (IAM and rules scope on it)."""
-    if not re.fullmatch(r"[a-z0-9]([a-z0-9-]{0,22}[a-z0-9])?", deployment):
+    if not re.fullmatch(r"[a-z0-9]([a-z0-9-]{0,22}[a-z0-9])?", deployment) or PREFIX_SEPARATOR in deployment:
         raise NamingError(
-            f"deployment name {deployment!r}: use 1-24 lowercase letters, digits and inner hyphens"
+            f"deployment name {deployment!r}: use 1-24 lowercase letters, digits and single inner hyphens "
+            f"({PREFIX_SEPARATOR!r} is reserved: it ends the job-name prefix)"
         )
-    return f"{deployment}-"
+    return f"{deployment}{PREFIX_SEPARATOR}"
 
 
 def sanitize_lineage(raw: str) -> str:

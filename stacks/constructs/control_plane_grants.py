@@ -21,6 +21,10 @@ def sagemaker_arn(resource: str) -> str:
     return f"arn:{Aws.PARTITION}:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}:{resource}"
 
 
+def alarm_arn(name: str) -> str:
+    return f"arn:{Aws.PARTITION}:cloudwatch:{Aws.REGION}:{Aws.ACCOUNT_ID}:alarm:{name}"
+
+
 @dataclass(frozen=True)
 class ControlPlaneScope:
     """The ARNs a control-plane grant may name."""
@@ -28,7 +32,6 @@ class ControlPlaneScope:
     job_prefix: str
     training_role_arn: str
     event_bus_arn: str
-    topic_arn: str
 
     @property
     def training_jobs_arn(self) -> str:
@@ -63,12 +66,7 @@ def read_jobs(scope: ControlPlaneScope) -> list[Grant]:
 
 def tag_jobs(scope: ControlPlaneScope) -> list[Grant]:
     return [
-        allow(
-            "TagTrainingJobs",
-            ["sagemaker:AddTags"],
-            [scope.training_jobs_arn],
-            wildcard_reason=PREFIX_REASON,
-        )
+        allow("TagTrainingJobs", ["sagemaker:AddTags"], [scope.training_jobs_arn], wildcard_reason=PREFIX_REASON)
     ]
 
 
@@ -100,46 +98,27 @@ def create_jobs(scope: ControlPlaneScope) -> list[Grant]:
 def read_training_logs(scope: ControlPlaneScope) -> list[Grant]:
     return [
         allow(
-            "FindTrainingLogStreams",
+            "ReadTrainingLogs",
             ["logs:DescribeLogStreams", "logs:FilterLogEvents"],
             [log_group_arn(TRAINING_JOB_LOG_GROUP, ":*")],
-            wildcard_reason=f"Log-group actions take the group ARN with its ':*' suffix; the group is SageMaker's "
-            f"{TRAINING_JOB_LOG_GROUP}.",
+            wildcard_reason=f"DescribeLogStreams and FilterLogEvents are authorized on the log group (its ARN "
+            f"with the ':*' suffix), so this grant reads every training job's logs in SageMaker's "
+            f"{TRAINING_JOB_LOG_GROUP} group, other deployments' included; the code asks only for its own "
+            "jobs' streams (by the '<job>/' prefix).",
         ),
-        allow(
-            "ReadTrainingLogStreams",
-            ["logs:GetLogEvents"],
-            [log_group_arn(TRAINING_JOB_LOG_GROUP, f":log-stream:{scope.job_prefix}*")],
-            wildcard_reason="Log streams are named after training jobs; the wildcard is this deployment's "
-            "job-name prefix.",
-        ),
-    ]
-
-
-def read_metrics(scope: ControlPlaneScope) -> list[Grant]:
-    return [
-        allow(
-            "ReadTrainingMetrics",
-            ["cloudwatch:GetMetricData"],
-            ["*"],
-            wildcard_reason="cloudwatch:GetMetricData supports no resource-level permissions.",
-        )
     ]
 
 
 def publish(scope: ControlPlaneScope) -> list[Grant]:
-    """Every control-plane function reports on the bus and may notify operators directly."""
-    return [
-        allow("PutProjectEvents", ["events:PutEvents"], [scope.event_bus_arn]),
-        allow("NotifyOperators", ["sns:Publish"], [scope.topic_arn]),
-    ]
+    """Every control-plane function reports on the project bus (operators hear from the bus's rules)."""
+    return [allow("PutProjectEvents", ["events:PutEvents"], [scope.event_bus_arn])]
 
 
 Capability = Callable[[ControlPlaneScope], list[Grant]]
 
 TRAINING_FUNCTION_CAPABILITIES: dict[str, tuple[Capability, ...]] = {
-    "divergence_monitor": (list_jobs, read_jobs, tag_jobs, stop_jobs, read_training_logs, read_metrics, publish),
-    "finished_job_evaluator": (read_jobs, tag_jobs, stop_jobs, read_training_logs, read_metrics, publish),
+    "divergence_monitor": (list_jobs, read_jobs, tag_jobs, stop_jobs, read_training_logs, publish),
+    "finished_job_evaluator": (read_jobs, tag_jobs, stop_jobs, read_training_logs, publish),
     "retrain_launcher": (read_jobs, tag_jobs, create_jobs, publish),
 }
 
@@ -167,6 +146,7 @@ class PromotionScope:
     stack_endpoint_config_arn: str
     key_arn: str  # the data key: endpoint storage volumes and data capture
     stack_model_arn: str = ""  # the serving stack's model (Ref of AWS::SageMaker::Model), read by the reconciler
+    rollback_alarm_arns: tuple[str, ...] = ()  # UpdateEndpoint's AutoRollbackConfiguration alarms
 
     @property
     def models_arn(self) -> str:
@@ -218,10 +198,21 @@ def promoter_grants(scope: PromotionScope) -> list[Grant]:
             conditions={"Bool": {"kms:GrantIsForAWSResource": True}},
         ),
         allow("DescribeDataKey", ["kms:DescribeKey"], [scope.key_arn]),
+        # CreateEndpoint and UpdateEndpoint are authorized on the endpoint AND the endpoint config
+        # (Service Authorization Reference, Amazon SageMaker: both resource types required).
         allow(
             "DeployToTheEndpoint",
-            ["sagemaker:CreateEndpoint", "sagemaker:DescribeEndpoint", "sagemaker:UpdateEndpoint"],
-            [scope.endpoint_arn],
+            ["sagemaker:CreateEndpoint", "sagemaker:UpdateEndpoint"],
+            [scope.endpoint_arn, scope.endpoint_configs_arn],
+            wildcard_reason=named,
+        ),
+        allow("ReadTheEndpoint", ["sagemaker:DescribeEndpoint"], [scope.endpoint_arn]),
+        # Blue/green auto-rollback: "Ensure that your IAM execution role has permission to perform
+        # the cloudwatch:DescribeAlarms action on the auto-rollback alarms you specify"
+        # (docs: sagemaker/latest/dg/deployment-guardrails-configuration.html; reference 10f).
+        *(
+            [allow("ReadRollbackAlarms", ["cloudwatch:DescribeAlarms"], list(scope.rollback_alarm_arns))]
+            if scope.rollback_alarm_arns else []
         ),
         allow(
             "TagWhatItCreates",

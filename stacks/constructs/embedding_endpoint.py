@@ -84,6 +84,9 @@ class EmbeddingEndpoint(Construct):
             "Endpoint",
             endpoint_name=endpoint_name,
             endpoint_config_name=self.endpoint_config.attr_endpoint_config_name,
+            # Without it, a stack update that swaps the config resets the autoscaled instance
+            # count to the config's initial one (reference section 10f; aws-cdk#23151).
+            retain_all_variant_properties=True,
         )
         # Blue/green with auto-rollback on the endpoint alarms, for CloudFormation's updates too.
         self.endpoint.add_property_override("DeploymentConfig", deployment_config(tuple(rollback_alarm_names)))

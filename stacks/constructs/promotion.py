@@ -18,6 +18,7 @@ from stacks.constructs.control_plane_function import ControlPlaneFunction
 from stacks.constructs.control_plane_grants import (
     ControlPlaneScope,
     PromotionScope,
+    alarm_arn,
     promoter_grants,
     reconciler_grants,
 )
@@ -89,12 +90,12 @@ class Promotion(Construct):
             stack_endpoint_config_arn=endpoint_config_arn,
             key_arn=data.key_arn,
             stack_model_arn=stack_model_arn,
+            rollback_alarm_arns=tuple(alarm_arn(name) for name in rollback_alarm_names),
         )
         training_scope = ControlPlaneScope(
             job_prefix=job_prefix(deployment),
             training_role_arn=training.training_role_arn,
             event_bus_arn=training.event_bus_arn,
-            topic_arn=training.notification_topic_arn,
         )
         self.promoter = ControlPlaneFunction(
             self,

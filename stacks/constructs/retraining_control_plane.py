@@ -77,7 +77,6 @@ class RetrainingControlPlane(Construct):
             job_prefix=job_prefix(deployment),
             training_role_arn=training_role_arn,
             event_bus_arn=self.event_bus.event_bus_arn,
-            topic_arn=self.topic.topic_arn,
         )
         self.functions: dict[str, ControlPlaneFunction] = {
             spec.function_id: ControlPlaneFunction(

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import pytest
 from o2v_core.events import SAGEMAKER_SOURCE, SOURCE, TRAINING_JOB_STATE_CHANGE, Detail, rules, to_detail
-from o2v_core.metric_lines import format_line, metric_definitions
+from o2v_core.metric_lines import format_line
 from o2v_core.naming import Lineage, job_name, tag_list
 from o2v_core.resource_names import TRAINING_JOB_LOG_GROUP
 from o2v_core.runtime_config import ControlPlaneConfig
@@ -224,7 +224,8 @@ lineage: str, attempt: int = 1, *, hyperparameters: Mapping[str, str] | None = N
         "TrainingJobName": name,
         "HyperParameters": dict(hyperparameters or BASE_HYPERPARAMETERS),
         "AlgorithmSpecification": {
-            "TrainingImage": IMAGE, "TrainingInputMode": "File", "MetricDefinitions": metric_definitions(),
+            # A built-in image: no MetricDefinitions (SageMaker refuses them, reference section 10a).
+            "TrainingImage": IMAGE, "TrainingInputMode": "File",
         },
         "RoleArn": ROLE,
         "InputDataConfig": [

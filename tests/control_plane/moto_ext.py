@@ -11,7 +11,10 @@ itself, what AWS does, and where AWS documents it:
   gets ``ResourceInUse``. The fake enforces that atomically (a lock), as AWS does server-side.
   ``UNIQUE_NAMES.enabled = False`` shows moto's own behaviour (see the test that documents it).
 * **MetricDefinitions**: moto overwrites the request's ``AlgorithmSpecification.MetricDefinitions``
-  with its own ``test:dcg`` example; AWS stores what was asked. The fake keeps the request's.
+  with its own ``test:dcg`` example. AWS (shared/reference/object2vec.md section 10a) refuses any
+  caller-supplied ones for a built-in algorithm image (``ValidationException``, SageMaker's
+  message) and answers DescribeTrainingJob with the algorithm's own; for other images it stores
+  what was asked. The fake does both (rules in ``o2v_core.builtin_algorithms``).
 * **InProgress**: moto completes every job at once. :func:`set_status` puts a job into the state
   AWS shows while it trains (only the status fields change).
 * **Faults**: :data:`FAULTS` makes the next CreateTrainingJob calls fail with an AWS error code
@@ -40,6 +43,7 @@ from moto.events.models import EventsBackend
 from moto.sagemaker.exceptions import ResourceInUseException, ValidationError
 from moto.sagemaker.models import FakeTrainingJob, SageMakerModelBackend, sagemaker_backends
 from moto.sagemaker.responses import SageMakerResponse
+from o2v_core.builtin_algorithms import METRIC_OVERRIDE_MESSAGE, builtin_algorithm, builtin_metric_definitions
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -120,8 +124,13 @@ def _create_training_job(original: Callable[..., FakeTrainingJob]) -> Callable[.
                     f"with this name already exists ({arn})"
                 )
             requested = copy.deepcopy(kwargs["algorithm_specification"] or {})
+            algorithm = builtin_algorithm(str(requested.get("TrainingImage", "")))
+            if algorithm is not None and "MetricDefinitions" in requested:
+                raise ValidationError(message=METRIC_OVERRIDE_MESSAGE)
             job = original(self, **kwargs)
-            if "MetricDefinitions" in requested:
+            if algorithm is not None:
+                job.algorithm_specification["MetricDefinitions"] = builtin_metric_definitions(algorithm)
+            elif "MetricDefinitions" in requested:
                 job.algorithm_specification["MetricDefinitions"] = requested["MetricDefinitions"]
             else:
                 job.algorithm_specification.pop("MetricDefinitions", None)

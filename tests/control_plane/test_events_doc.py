@@ -39,7 +39,7 @@ from tests.control_plane.cloud import as_delivered
 DOC = Path(__file__).resolve().parents[2] / "docs" / "events.md"
 FIXTURE_LOG = Path(__file__).parent / "fixtures" / "object2vec-stsb-regression.log"
 DEPLOYMENT = "dev"
-JOB = "dev-stsb-baseline-a1"
+JOB = "dev--stsb-baseline-a1"
 BLOCK = re.compile(r"(<!-- generated:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /generated:(?P=name) -->)", re.S)
 
 
@@ -55,28 +55,28 @@ def examples() -> dict[str, Detail]:
             metricName="validation:mean_squared_error", stoppedJob=True, decision=_decision(),
         ),
         "TrainingSucceeded": TrainingSucceeded(
-            deployment=DEPLOYMENT, trainingJobName="dev-stsb-baseline-a2", lineage="stsb-baseline", attempt=2,
+            deployment=DEPLOYMENT, trainingJobName="dev--stsb-baseline-a2", lineage="stsb-baseline", attempt=2,
             metricName="validation:mean_squared_error", bestValue=0.9318, bestEpoch=13, finalValue=0.9344,
             modelArtifact="s3://o2v-dev-artifacts/models/dev-stsb-baseline-a2/output/model.tar.gz",
             trainingJobStatus="Completed",
         ),
         "TrainingFailed": TrainingFailed(
-            deployment=DEPLOYMENT, trainingJobName="dev-snli-a1",
+            deployment=DEPLOYMENT, trainingJobName="dev--snli-a1",
             failureReason="CapacityError: Unable to provision requested ML compute capacity. Please retry using a "
                           "different ML instance type.",
             category="capacity",
         ),
         "RetrainingExhausted": RetrainingExhausted(
-            deployment=DEPLOYMENT, lineage="stsb-baseline", lastTrainingJobName="dev-stsb-baseline-a4", attempts=4,
+            deployment=DEPLOYMENT, lineage="stsb-baseline", lastTrainingJobName="dev--stsb-baseline-a4", attempts=4,
             reason="max_attempts=4 reached: attempt 4 diverged and no attempt 5 is started",
         ),
         "ModelPromoted": ModelPromoted(
-            deployment=DEPLOYMENT, trainingJobName="dev-stsb-baseline-a2", endpointName="o2v-dev-embeddings",
-            modelName="dev-stsb-baseline-a2", candidateValue=0.9318, previousValue=0.9912,
+            deployment=DEPLOYMENT, trainingJobName="dev--stsb-baseline-a2", endpointName="o2v-dev-embeddings",
+            modelName="dev--stsb-baseline-a2", candidateValue=0.9318, previousValue=0.9912,
             metricName="validation:mean_squared_error",
         ),
         "PromotionSkipped": PromotionSkipped(
-            deployment=DEPLOYMENT, trainingJobName="dev-stsb-baseline-a3", endpointName="o2v-dev-embeddings",
+            deployment=DEPLOYMENT, trainingJobName="dev--stsb-baseline-a3", endpointName="o2v-dev-embeddings",
             candidateValue=0.9402, servingValue=0.9318, metricName="validation:mean_squared_error",
             reason="candidate 0.9402 does not beat the served 0.9318 by the margin 0",
         ),

@@ -168,7 +168,7 @@ def test_malformed_events_raise_and_name_the_field(
     cases.append(("another deployment's job (tag)", _event(cloud, foreign), "belongs to deployment 'dev-other'"))
     cases.append(("not finished", _event(cloud, running), "'detail.TrainingJobStatus'"))
     event = _event(cloud, job)
-    event["detail"]["TrainingJobName"] = "dev-ghost-a1"
+    event["detail"]["TrainingJobName"] = "dev--ghost-a1"
     cases.append(("no such job", event, "'detail.TrainingJobName'"))
 
     for case, bad, expected in cases:

@@ -200,7 +200,7 @@ def test_one_jobs_corrupt_log_does_not_keep_the_others_from_being_checked(
     )
     cloud.write_log(softmax, log_header(softmax) + epoch_lines(DIVERGING, "cross_entropy"))
 
-    expected = r"dev-corrupt-a1: CloudWatch Logs of dev-corrupt-a1, #quality_metric line:1: metric value 'O\.2'"
+    expected = r"dev--corrupt-a1: CloudWatch Logs of dev--corrupt-a1, #quality_metric line:1: metric value 'O\.2'"
     with pytest.raises(MonitorError, match=expected):
         divergence_monitor.handler(SCHEDULED, None)
 

@@ -18,7 +18,8 @@ from botocore.stub import Stubber
 from botocore.validate import ParamValidator
 from control_plane.aws.training_jobs import TrainingJobs
 from control_plane.handlers import retrain_launcher
-from control_plane.logic.retrain import COPIED_FIELDS, build_child_request, child_tags
+from control_plane.logic.retrain import COPIED_FIELDS, NOT_COPIED_FIELDS, build_child_request, child_tags
+from o2v_core.builtin_algorithms import builtin_metric_definitions
 from o2v_core.events import (
     RETRAINING_EXHAUSTED,
     DivergenceDecisionDetail,
@@ -30,7 +31,7 @@ from o2v_core.events import (
 from o2v_core.naming import Lineage, job_name
 
 from tests.control_plane import moto_ext
-from tests.control_plane.cloud import BASE_HYPERPARAMETERS, DEPLOYMENT, Cloud, as_delivered, job_request
+from tests.control_plane.cloud import BASE_HYPERPARAMETERS, DEPLOYMENT, IMAGE, Cloud, as_delivered, job_request
 
 LINEAGE = "stsb-baseline"
 DECISION = DivergenceDecisionDetail(True, "validation_rise", 4, 0.095, 7, 0.121)
@@ -174,7 +175,7 @@ def test_create_errors_seen_through_stubber() -> None:
     answers mean False; a throttle or an unrelated ValidationException raises."""
     client = boto3.client("sagemaker", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
     jobs = TrainingJobs(client)
-    request = {"TrainingJobName": "dev-x-a2", "AlgorithmSpecification": {"TrainingInputMode": "File"},
+    request = {"TrainingJobName": "dev--x-a2", "AlgorithmSpecification": {"TrainingInputMode": "File"},
                "RoleArn": "arn:aws:iam::123456789012:role/r", "OutputDataConfig": {"S3OutputPath": "s3://b/p"},
                "ResourceConfig": {"VolumeSizeInGB": 1}, "StoppingCondition": {"MaxRuntimeInSeconds": 60}}
     with Stubber(client) as stub:
@@ -221,7 +222,7 @@ def _malformed_cases(parent: str) -> list[tuple[str, dict[str, Any], str]]:
         ("another deployment's event", edit(["detail", "deployment"], "prod"), "detail.deployment"),
         ("another deployment's job", edit(["detail", "trainingJobName"], "prod-stsb-baseline-a1"),
          "detail.trainingJobName"),
-        ("no such job", edit(["detail", "trainingJobName"], "dev-ghost-a1"), "detail.trainingJobName"),
+        ("no such job", edit(["detail", "trainingJobName"], "dev--ghost-a1"), "detail.trainingJobName"),
         ("lineage differs from the job's tags", edit(["detail", "lineage"], "other"), "detail.lineage"),
         ("attempt differs from the job's tags", edit(["detail", "attempt"], 2), "detail.attempt"),
     ]
@@ -312,14 +313,44 @@ def _shape(operation: str, which: str) -> StructureShape:
 def test_copied_fields_are_every_describe_field_that_create_accepts() -> None:
     create = set(_shape("CreateTrainingJob", "input").members)
     describe = set(_shape("DescribeTrainingJob", "output").members)
-    assert set(COPIED_FIELDS) == (create & describe) - {"TrainingJobName", "HyperParameters"}
+    assert not set(COPIED_FIELDS) & set(NOT_COPIED_FIELDS)
+    assert set(COPIED_FIELDS) | set(NOT_COPIED_FIELDS) == (create & describe) - {"TrainingJobName", "HyperParameters"}
+
+
+def test_a_built_in_parent_relaunches_without_sagemakers_metric_definitions_or_debugger() -> None:
+    """Defect: the parent's AlgorithmSpecification as DescribeTrainingJob returns it carries
+    SageMaker's own MetricDefinitions, which CreateTrainingJob refuses for a built-in image
+    (reference section 10a); Debugger/Profiler settings are never carried over (section 10f)."""
+    described: dict[str, Any] = {
+        **job_request(LINEAGE),
+        "DebugHookConfig": {"S3OutputPath": "s3://o2v-dev-artifacts/debug/"},
+        "DebugRuleConfigurations": [{"RuleConfigurationName": "Overfit", "RuleEvaluatorImage": IMAGE}],
+        "ProfilerConfig": {"S3OutputPath": "s3://o2v-dev-artifacts/profiler/"},
+        "ProfilerRuleConfigurations": [{"RuleConfigurationName": "ProfilerReport", "RuleEvaluatorImage": IMAGE}],
+    }
+    described["AlgorithmSpecification"]["MetricDefinitions"] = builtin_metric_definitions("object2vec")
+    request = build_child_request(described, name="dev--x-a2", hyperparameters={"dropout": "0.3"}, tags={})
+    assert "MetricDefinitions" not in request["AlgorithmSpecification"]
+    assert request["AlgorithmSpecification"]["TrainingImage"] == IMAGE
+    assert not set(request) & set(NOT_COPIED_FIELDS)
+
+
+def test_a_custom_image_keeps_the_users_metric_definitions() -> None:
+    described: dict[str, Any] = job_request(LINEAGE)
+    custom = [{"Name": "validation:loss", "Regex": "loss=(\\S+)"}]
+    described["AlgorithmSpecification"] = {
+        "TrainingImage": "123456789012.dkr.ecr.us-east-1.amazonaws.com/my-trainer:1",
+        "TrainingInputMode": "File", "MetricDefinitions": custom,
+    }
+    request = build_child_request(described, name="dev--x-a2", hyperparameters={}, tags={})
+    assert request["AlgorithmSpecification"]["MetricDefinitions"] == custom
 
 
 def test_child_request_from_a_full_describe_is_valid_and_complete() -> None:
     """A DescribeTrainingJob answer with every optional setting (more than moto keeps) becomes a
     CreateTrainingJob request that botocore's own validator accepts."""
-    parent = "dev-stsb-baseline-a1"
-    child = "dev-stsb-baseline-a2"
+    parent = "dev--stsb-baseline-a1"
+    child = "dev--stsb-baseline-a2"
     described: dict[str, Any] = {
         **job_request(LINEAGE),
         "TrainingJobArn": f"arn:aws:sagemaker:us-east-1:123456789012:training-job/{parent}",
@@ -329,7 +360,6 @@ def test_child_request_from_a_full_describe_is_valid_and_complete() -> None:
         "RetryStrategy": {"MaximumRetryAttempts": 2},
         "TensorBoardOutputConfig": {"S3OutputPath": "s3://o2v-dev-artifacts/tensorboard/"},
         "ExperimentConfig": {"ExperimentName": "stsb"},
-        "ProfilerConfig": {"DisableProfiler": True},
         "FinalMetricDataList": [],
     }
     del described["Tags"]
@@ -340,7 +370,7 @@ def test_child_request_from_a_full_describe_is_valid_and_complete() -> None:
 
     report = ParamValidator().validate(request, _shape("CreateTrainingJob", "input"))
     assert not report.has_errors(), report.generate_report()
-    for key in ("Environment", "RetryStrategy", "TensorBoardOutputConfig", "ExperimentConfig", "ProfilerConfig",
+    for key in ("Environment", "RetryStrategy", "TensorBoardOutputConfig", "ExperimentConfig",
                 "VpcConfig", "CheckpointConfig", "EnableManagedSpotTraining", "StoppingCondition"):
         assert key in request, key
     assert request["CheckpointConfig"]["S3Uri"].endswith(f"/checkpoints/{child}/")

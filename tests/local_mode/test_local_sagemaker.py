@@ -93,10 +93,10 @@ def test_a_failed_job_emits_state_changes_in_the_documented_shape(local: Local) 
     # The project's own rule pattern (FinishedTrainingJob) must match the finished event.
     finished = _queue_for_pattern(local, training_job_finished_pattern("o2v-dev"), "finished")
     sagemaker = local.client("sagemaker")
-    arn = sagemaker.create_training_job(**_request("o2v-dev-shape-a1", "data"))["TrainingJobArn"]
-    assert arn == "arn:aws:sagemaker:us-east-1:123456789012:training-job/o2v-dev-shape-a1"
+    arn = sagemaker.create_training_job(**_request("o2v-dev--shape-a1", "data"))["TrainingJobArn"]
+    assert arn == "arn:aws:sagemaker:us-east-1:123456789012:training-job/o2v-dev--shape-a1"
 
-    job = _wait_for(local, "o2v-dev-shape-a1", ("Failed",))
+    job = _wait_for(local, "o2v-dev--shape-a1", ("Failed",))
     assert job["FailureReason"].startswith("ClientError: ") and "no objects found" in job["FailureReason"]
 
     sqs = local.client("sqs")
@@ -125,24 +125,24 @@ def test_a_failed_job_emits_state_changes_in_the_documented_shape(local: Local) 
 def test_sagemaker_errors_and_listing(local: Local) -> None:
     sagemaker = local.client("sagemaker")
     local.client("s3").create_bucket(Bucket="data2")
-    sagemaker.create_training_job(**_request("o2v-dev-list-a1", "data2"))
+    sagemaker.create_training_job(**_request("o2v-dev--list-a1", "data2"))
     with pytest.raises(ClientError) as duplicate:
-        sagemaker.create_training_job(**_request("o2v-dev-list-a1", "data2"))
+        sagemaker.create_training_job(**_request("o2v-dev--list-a1", "data2"))
     assert duplicate.value.response["Error"]["Code"] == "ResourceInUse"
     with pytest.raises(ClientError) as missing:
-        sagemaker.describe_training_job(TrainingJobName="o2v-dev-nothing-a1")
+        sagemaker.describe_training_job(TrainingJobName="o2v-dev--nothing-a1")
     assert missing.value.response["Error"]["Code"] == "ValidationException"
-    _wait_for(local, "o2v-dev-list-a1", ("Failed",))
+    _wait_for(local, "o2v-dev--list-a1", ("Failed",))
     with pytest.raises(ClientError) as not_running:
-        sagemaker.stop_training_job(TrainingJobName="o2v-dev-list-a1")
+        sagemaker.stop_training_job(TrainingJobName="o2v-dev--list-a1")
     assert not_running.value.response["Error"]["Code"] == "ValidationException"
 
     names = [item["TrainingJobName"] for item in sagemaker.get_paginator("list_training_jobs").paginate(
-        NameContains="o2v-dev-", StatusEquals="Failed", PaginationConfig={"PageSize": 1}).build_full_result()[
+        NameContains="o2v-dev--", StatusEquals="Failed", PaginationConfig={"PageSize": 1}).build_full_result()[
         "TrainingJobSummaries"]]
-    assert "o2v-dev-list-a1" in names
+    assert "o2v-dev--list-a1" in names
     assert sagemaker.list_training_jobs(StatusEquals="InProgress", NameContains="list")["TrainingJobSummaries"] == []
-    arn = sagemaker.describe_training_job(TrainingJobName="o2v-dev-list-a1")["TrainingJobArn"]
+    arn = sagemaker.describe_training_job(TrainingJobName="o2v-dev--list-a1")["TrainingJobArn"]
     sagemaker.add_tags(ResourceArn=arn, Tags=[{"Key": "extra", "Value": "1"}])
     assert {tag["Key"]: tag["Value"] for tag in sagemaker.list_tags(ResourceArn=arn)["Tags"]} == {
         "o2v:lineage": "t", "extra": "1"}

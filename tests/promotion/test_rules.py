@@ -17,7 +17,7 @@ from control_plane.logic.promotion import (
 from hypothesis import given
 from hypothesis import strategies as st
 from o2v_core.endpoint_deployment import data_capture_config, deployment_config
-from o2v_core.naming import JOB_NAME_PATTERN, MAX_JOB_NAME, TAG_BEST_EPOCH_ARTIFACT, job_name
+from o2v_core.naming import JOB_NAME_PATTERN, MAX_JOB_NAME, TAG_BEST_EPOCH_ARTIFACT, job_name, job_prefix
 from o2v_core.runtime_config import ConfigError, ControlPlaneConfig
 
 from tests.promotion.support import CONFIG
@@ -91,7 +91,7 @@ def test_serving_names_are_valid_deterministic_and_prefixed(lineage: str, attemp
     for kind in kinds:
         name = serving_name(deployment, job, kind)
         assert name == serving_name(deployment, job, kind)
-        assert name.startswith(f"{deployment}-")
+        assert name.startswith(job_prefix(deployment))
         assert len(name) <= MAX_JOB_NAME
         assert JOB_NAME_PATTERN.match(name), name
 

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from o2v_core.events import rules
 from o2v_core.functions import DIVERGENCE_MONITOR, FUNCTIONS, PROMOTER, RETRAIN_LAUNCHER, SERVING_FUNCTIONS
+from o2v_core.naming import job_prefix
 from o2v_core.runtime_config import ControlPlaneConfig
 
 from tests.stacks.conftest import Synthesized
@@ -215,7 +216,7 @@ def _grants(synthesized: Synthesized, function_id: str) -> dict[str, dict[str, A
 
 
 def _jobs_arn(synthesized: Synthesized) -> dict[str, Any]:
-    prefix = f"{synthesized.settings.deployment}-"
+    prefix = job_prefix(synthesized.settings.deployment)
     return joined(
         "arn:", {"Ref": "AWS::Partition"}, ":sagemaker:", {"Ref": "AWS::Region"}, ":", {"Ref": "AWS::AccountId"},
         f":training-job/{prefix}*",
@@ -253,11 +254,7 @@ def test_only_the_launcher_creates_jobs_and_passes_only_the_training_role(synthe
 
 def test_monitor_has_exactly_its_permissions(synthesized: Synthesized) -> None:
     grants = _grants(synthesized, DIVERGENCE_MONITOR.function_id)
-    deployment = synthesized.settings.deployment
-    logs = {
-        "FindTrainingLogStreams": "log-group:/aws/sagemaker/TrainingJobs:*",
-        "ReadTrainingLogStreams": f"log-group:/aws/sagemaker/TrainingJobs:log-stream:{deployment}-*",
-    }
+    logs = {"ReadTrainingLogs": "log-group:/aws/sagemaker/TrainingJobs:*"}
     actions = {sid: sorted(as_list(s["Action"])) for sid, s in grants.items()}
     assert actions == {
         "WriteOwnLogs": ["logs:CreateLogStream", "logs:PutLogEvents"],
@@ -268,11 +265,8 @@ def test_monitor_has_exactly_its_permissions(synthesized: Synthesized) -> None:
         "ReadTrainingJobs": ["sagemaker:DescribeTrainingJob", "sagemaker:ListTags"],
         "TagTrainingJobs": ["sagemaker:AddTags"],
         "StopTrainingJobs": ["sagemaker:StopTrainingJob"],
-        "FindTrainingLogStreams": ["logs:DescribeLogStreams", "logs:FilterLogEvents"],
-        "ReadTrainingLogStreams": ["logs:GetLogEvents"],
-        "ReadTrainingMetrics": ["cloudwatch:GetMetricData"],
+        "ReadTrainingLogs": ["logs:DescribeLogStreams", "logs:FilterLogEvents"],
         "PutProjectEvents": ["events:PutEvents"],
-        "NotifyOperators": ["sns:Publish"],
     }
     for sid, rest in logs.items():
         assert grants[sid]["Resource"] == joined(
@@ -281,9 +275,7 @@ def test_monitor_has_exactly_its_permissions(synthesized: Synthesized) -> None:
         )  # fmt: skip
     bus_id = only_id(synthesized, "AWS::Events::EventBus")
     assert grants["PutProjectEvents"]["Resource"] == {"Fn::GetAtt": [bus_id, "Arn"]}
-    assert grants["NotifyOperators"]["Resource"] == {"Ref": only_id(synthesized, "AWS::SNS::Topic")}
     assert grants["UseDataKey"]["Resource"] == imported(synthesized.stack_name("data"), "DataKeyArn")
-    assert grants["ReadTrainingMetrics"]["Resource"] == "*"
 
 
 # -- alarms, dashboard, outputs -----------------------------------------------------------------------

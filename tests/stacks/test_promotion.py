@@ -12,6 +12,7 @@ from botocore.exceptions import ClientError
 from o2v_core.endpoint_deployment import data_capture_config, deployment_config
 from o2v_core.events import rules
 from o2v_core.functions import FUNCTIONS, PROMOTER, RECONCILER, SERVING_FUNCTIONS
+from o2v_core.naming import job_prefix
 
 from stacks.app_builder import WiringError, check_wiring
 from stacks.constructs import serving_model_record_handler as record_handler
@@ -183,6 +184,8 @@ def test_delete_keeps_the_record_unless_the_data_goes_too() -> None:
 
 def test_endpoint_updates_blue_green_and_rolls_back_on_its_alarms(synthesized: Synthesized) -> None:
     _, endpoint = only(synthesized, "AWS::SageMaker::Endpoint")
+    # A stack update must keep the autoscaled instance count (reference 10f; aws-cdk#23151).
+    assert endpoint["RetainAllVariantProperties"] is True
     alarms = alarm_ids(synthesized)
     names = ({"Ref": alarms["Invocation5XXErrors"]}, {"Ref": alarms["ModelLatency"]})
     assert endpoint["DeploymentConfig"] == deployment_config(cast(Any, names))
@@ -245,12 +248,17 @@ def test_promoter_permissions_are_scoped_to_this_deployment(synthesized: Synthes
     _, function = promoter(synthesized)
     role = serving(synthesized, "AWS::IAM::Role")[function["Role"]["Fn::GetAtt"][0]]
     grants = statements_by_sid(inline_policy(role))
-    prefix = f"{synthesized.settings.deployment}-"
-    endpoint = sagemaker_arn(f"endpoint/{prefix}embeddings")
+    prefix = job_prefix(synthesized.settings.deployment)
+    endpoint = sagemaker_arn(f"endpoint/{synthesized.settings.deployment}-embeddings")
     models = sagemaker_arn(f"model/{prefix}*")
     configs = sagemaker_arn(f"endpoint-config/{prefix}*")
     stack_config_id, stack_config = only(synthesized, "AWS::SageMaker::EndpointConfig")
     key = stack_config["DataCaptureConfig"]["KmsKeyId"]  # the data key, imported from the data stack
+    rollback_alarm_arns = [
+        joined("arn:", {"Ref": "AWS::Partition"}, ":cloudwatch:", {"Ref": "AWS::Region"}, ":",
+               {"Ref": "AWS::AccountId"}, ":alarm:", {"Ref": alarm_id})
+        for alarm_id in (alarm_ids(synthesized)["Invocation5XXErrors"], alarm_ids(synthesized)["ModelLatency"])
+    ]
     expected = {
         "CreateModels": (["sagemaker:CreateModel"], [models]),
         "CreateEndpointConfigs": (["sagemaker:CreateEndpointConfig"], [configs]),
@@ -261,10 +269,11 @@ def test_promoter_permissions_are_scoped_to_this_deployment(synthesized: Synthes
         ),
         "GrantDataKeyToSageMaker": (["kms:CreateGrant"], [key]),
         "DescribeDataKey": (["kms:DescribeKey"], [key]),
-        "DeployToTheEndpoint": (
-            ["sagemaker:CreateEndpoint", "sagemaker:DescribeEndpoint", "sagemaker:UpdateEndpoint"],
-            [endpoint],
-        ),
+        # Authorized on the endpoint and the endpoint config (Service Authorization Reference).
+        "DeployToTheEndpoint": (["sagemaker:CreateEndpoint", "sagemaker:UpdateEndpoint"], [endpoint, configs]),
+        "ReadTheEndpoint": (["sagemaker:DescribeEndpoint"], [endpoint]),
+        # Blue/green auto-rollback reads the rollback alarms (deployment-guardrails-configuration.html).
+        "ReadRollbackAlarms": (["cloudwatch:DescribeAlarms"], rollback_alarm_arns),
         "ReadTrainingJobs": (
             ["sagemaker:DescribeTrainingJob", "sagemaker:ListTags"],
             [sagemaker_arn(f"training-job/{prefix}*")],

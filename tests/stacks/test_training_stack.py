@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from aws_cdk import App, Environment, Stack
+from o2v_core.naming import job_prefix
 from sagemaker.core import image_uris
 
 from stacks.constructs.object2vec_image import Object2VecImage, UnsupportedRegionError, sdk_images
@@ -34,7 +35,7 @@ def logs_arn(rest: str) -> dict[str, Any]:
 
 def expected_statements(synthesized: Synthesized) -> dict[str, tuple[list[str], list[Any], dict[str, Any] | None]]:
     data = synthesized.stack_name("data")
-    prefix = f"{synthesized.settings.deployment}-"
+    prefix = job_prefix(synthesized.settings.deployment)
     repository = joined(
         "arn:", {"Ref": "AWS::Partition"}, ":ecr:", {"Ref": "AWS::Region"}, ":",
         {"Fn::FindInMap": [MAPPING, {"Ref": "AWS::Region"}, "RegistryAccount"]}, ":repository/object2vec",
@@ -110,7 +111,7 @@ def test_outputs_name_role_image_and_first_attempt(synthesized: Synthesized) -> 
     assert outputs["TrainingRoleArn"]["Value"]["Fn::GetAtt"][1] == "Arn"
     assert outputs["Object2VecImageUri"]["Value"] == {"Fn::FindInMap": [MAPPING, {"Ref": "AWS::Region"}, "ImageUri"]}
     assert outputs["TrainingInstanceType"]["Value"] == synthesized.settings.training.instance_type
-    assert outputs["TrainingJobPrefix"]["Value"] == f"{synthesized.settings.deployment}-"
+    assert outputs["TrainingJobPrefix"]["Value"] == job_prefix(synthesized.settings.deployment)
     assert outputs["FirstAttemptHyperparameters"]["Value"] == synthesized.settings.hyperparameters_json
 
 

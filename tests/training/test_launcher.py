@@ -74,7 +74,7 @@ def test_plan_reads_stack_manifest_and_overrides(deployed: boto3.Session, stsb_d
     manifest = json.loads((stsb_dataset / "manifest.json").read_text())["hyperparameters"]
     plan = plan_launch(deployed, deployment=DEPLOYMENT, lineage="STS-B baseline", dataset="stsb",
                        layers=[("--hp", {"dropout": "0.1", "enc_dim": "128"})])
-    assert plan.job_name == job_name(DEPLOYMENT, "STS-B baseline", 1) == "o2v-dev-sts-b-baseline-a1"
+    assert plan.job_name == job_name(DEPLOYMENT, "STS-B baseline", 1) == "o2v-dev--sts-b-baseline-a1"
     assert plan.lineage.tags() == Lineage(DEPLOYMENT, "sts-b-baseline", 1, None).tags()
     assert plan.image_uri == image_uris.retrieve("object2vec", REGION)
     assert plan.role_arn.endswith(":role/o2v-dev-training")
@@ -93,17 +93,17 @@ def test_plan_reads_stack_manifest_and_overrides(deployed: boto3.Session, stsb_d
     assert plan.channels == {split: f"s3://o2v-dev-datasets/datasets/stsb/{split}/"
                              for split in ("train", "validation", "test", "auxiliary")}
     assert plan.console_url == ("https://us-east-1.console.aws.amazon.com/sagemaker/home?region=us-east-1"
-                                "#/jobs/o2v-dev-sts-b-baseline-a1")
+                                "#/jobs/o2v-dev--sts-b-baseline-a1")
 
 
 def test_sdk_request_and_created_job(deployed: boto3.Session) -> None:
     plan = plan_launch(deployed, deployment=DEPLOYMENT, lineage="stsb-1", dataset="stsb", layers=[])
     request = build_request(deployed, plan)
-    assert request["training_job_name"] == "o2v-dev-stsb-1-a1"  # exact: no SDK timestamp suffix
+    assert request["training_job_name"] == "o2v-dev--stsb-1-a1"  # exact: no SDK timestamp suffix
     arn = submit(deployed, plan)
-    assert arn.endswith(":training-job/o2v-dev-stsb-1-a1")
+    assert arn.endswith(":training-job/o2v-dev--stsb-1-a1")
     sagemaker = deployed.client("sagemaker")
-    job = sagemaker.describe_training_job(TrainingJobName="o2v-dev-stsb-1-a1")
+    job = sagemaker.describe_training_job(TrainingJobName="o2v-dev--stsb-1-a1")
     assert job["AlgorithmSpecification"]["TrainingImage"] == image_uris.retrieve("object2vec", REGION)
     assert job["AlgorithmSpecification"]["TrainingInputMode"] == "File"
     assert job["RoleArn"] == plan.role_arn
@@ -121,7 +121,7 @@ def test_sdk_request_and_created_job(deployed: boto3.Session) -> None:
     assert job["ResourceConfig"]["InstanceType"] == "ml.m5.2xlarge"
     tags = {item["Key"]: item["Value"] for item in sagemaker.list_tags(ResourceArn=arn)["Tags"]}
     assert tags == {"o2v:deployment": DEPLOYMENT, "o2v:lineage": "stsb-1", "o2v:attempt": "1"}
-    assert Lineage.from_tags(tags).job_name() == "o2v-dev-stsb-1-a1"
+    assert Lineage.from_tags(tags).job_name() == "o2v-dev--stsb-1-a1"
 
 
 def test_cli_prints_job_name_and_console_link(deployed: boto3.Session, tmp_path: Path,
@@ -136,9 +136,9 @@ def test_cli_prints_job_name_and_console_link(deployed: boto3.Session, tmp_path:
     assert planned["hyperparameters"]["epochs"] == "5"
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "started o2v-dev-cli-a1" in out
-    assert "https://us-east-1.console.aws.amazon.com/sagemaker/home?region=us-east-1#/jobs/o2v-dev-cli-a1" in out
-    assert deployed.client("sagemaker").describe_training_job(TrainingJobName="o2v-dev-cli-a1")
+    assert "started o2v-dev--cli-a1" in out
+    assert "https://us-east-1.console.aws.amazon.com/sagemaker/home?region=us-east-1#/jobs/o2v-dev--cli-a1" in out
+    assert deployed.client("sagemaker").describe_training_job(TrainingJobName="o2v-dev--cli-a1")
 
 
 def test_bad_hyperparameters_are_rejected_with_the_range(deployed: boto3.Session) -> None:
@@ -164,10 +164,10 @@ def test_missing_dataset_stack_or_output(deployed: boto3.Session) -> None:
 def test_relaunching_the_same_attempt_is_refused(deployed: boto3.Session) -> None:
     plan = plan_launch(deployed, deployment=DEPLOYMENT, lineage="twice", dataset="stsb", layers=[])
     submit(deployed, plan)
-    with pytest.raises(LaunchError, match="o2v-dev-twice-a1 already exists: lineage 'twice' was launched before"):
+    with pytest.raises(LaunchError, match="o2v-dev--twice-a1 already exists: lineage 'twice' was launched before"):
         submit(deployed, plan)
     jobs = deployed.client("sagemaker").list_training_jobs(NameContains="twice")["TrainingJobSummaries"]
-    assert [job["TrainingJobName"] for job in jobs] == ["o2v-dev-twice-a1"]
+    assert [job["TrainingJobName"] for job in jobs] == ["o2v-dev--twice-a1"]
 
 
 def test_prepare_upload_to_the_deployments_dataset_bucket(deployed: boto3.Session, stsb_slice: dict[str, Path],
@@ -205,7 +205,7 @@ def test_given_stack_outputs_replace_cloudformation_and_extra_tags_are_added(
     assert plan.summary()["tags"][TAG_BEST_EPOCH_ARTIFACT] == "true"
     arn = submit(aws, plan)
     sagemaker = aws.client("sagemaker")
-    job = sagemaker.describe_training_job(TrainingJobName="o2v-local-given-a1")
+    job = sagemaker.describe_training_job(TrainingJobName="o2v-local--given-a1")
     assert job["ResourceConfig"] == {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 5}
     assert job["StoppingCondition"]["MaxRuntimeInSeconds"] == 600
     assert "KmsKeyId" not in job["OutputDataConfig"]

@@ -2,12 +2,18 @@
 
 The new job is the parent with only its hyperparameters changed (as :class:`RetrainPolicy`
 says), its name (``o2v_core.naming.job_name(deployment, lineage, n+1)``) and its lineage tags.
-Everything else DescribeTrainingJob returns that CreateTrainingJob accepts is copied as is
-(:data:`COPIED_FIELDS`: channels, role, resources, output path and KMS key, VPC, stopping
-condition, algorithm specification with image, input mode and metric definitions, checkpoint
-and spot settings, ...), and so are the parent's tags except its lineage and marker tags. One
-exception: a checkpoint S3 URI that contains the parent's job name gets the child's name instead,
-so an attempt never resumes from the diverged parent's checkpoints.
+What DescribeTrainingJob returns that the user's own request set, and CreateTrainingJob accepts,
+is copied as is (:data:`COPIED_FIELDS`: channels, role, resources, output path and KMS key, VPC,
+stopping condition, algorithm specification with image and input mode, checkpoint and spot
+settings, ...), and so are the parent's tags except its lineage and marker tags. Exceptions:
+
+* a checkpoint S3 URI that contains the parent's job name gets the child's name instead, so an
+  attempt never resumes from the diverged parent's checkpoints;
+* for a built-in algorithm image the ``MetricDefinitions`` DescribeTrainingJob returns are
+  SageMaker's own, and CreateTrainingJob refuses any for such an image (reference section 10a),
+  so they are left out;
+* Debugger and Profiler settings (:data:`NOT_COPIED_FIELDS`) are not carried over: SageMaker and
+  the SDK add them on their own, and Debugger is closed to new customers (section 10f).
 
 Exactly one job per attempt: the name is deterministic, so a duplicate delivery, a retry or a
 concurrent launcher asks SageMaker for the same name and gets ``ResourceInUse``, which means
@@ -24,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools import Logger
+from o2v_core.builtin_algorithms import builtin_algorithm
 from o2v_core.events import MalformedEvent, RetrainingExhausted, ValidationLossDiverged
 from o2v_core.naming import LINEAGE_TAG_KEYS, Lineage, job_prefix, tag_list
 from o2v_core.retrain_policy import Exhausted, RetrainPolicy
@@ -43,14 +50,21 @@ from control_plane.logic.jobs import (
 
 logger = Logger(child=True)
 
+# DescribeTrainingJob fields that CreateTrainingJob takes but the child does not inherit:
+# Debugger and Profiler (reference section 10f: Debugger closed to new customers; never copied by
+# default).
+NOT_COPIED_FIELDS: tuple[str, ...] = (
+    "DebugHookConfig",
+    "DebugRuleConfigurations",
+    "ProfilerConfig",
+    "ProfilerRuleConfigurations",
+)
 # DescribeTrainingJob fields that CreateTrainingJob takes, copied from parent to child.
-# tests/control_plane checks this equals the overlap of botocore's two shapes minus the name and
-# hyperparameters, so a new API field is noticed.
+# tests/control_plane checks this plus NOT_COPIED_FIELDS equals the overlap of botocore's two
+# shapes minus the name and hyperparameters, so a new API field is noticed.
 COPIED_FIELDS: tuple[str, ...] = (
     "AlgorithmSpecification",
     "CheckpointConfig",
-    "DebugHookConfig",
-    "DebugRuleConfigurations",
     "EnableInterContainerTrafficEncryption",
     "EnableManagedSpotTraining",
     "EnableNetworkIsolation",
@@ -61,8 +75,6 @@ COPIED_FIELDS: tuple[str, ...] = (
     "MlflowConfig",
     "ModelPackageConfig",
     "OutputDataConfig",
-    "ProfilerConfig",
-    "ProfilerRuleConfigurations",
     "RemoteDebugConfig",
     "ResourceConfig",
     "RetryStrategy",
@@ -113,6 +125,10 @@ def build_child_request(
     if checkpoint and parent_name and parent_name in str(checkpoint.get("S3Uri", "")):
         # Never let the child resume from the diverged parent's checkpoints.
         checkpoint["S3Uri"] = str(checkpoint["S3Uri"]).replace(parent_name, name)
+    algorithm = request.get("AlgorithmSpecification")
+    if algorithm and builtin_algorithm(str(algorithm.get("TrainingImage", ""))) is not None:
+        # SageMaker filled these in itself and refuses them on Create for built-in images (10a).
+        algorithm.pop("MetricDefinitions", None)
     request["TrainingJobName"] = name
     request["HyperParameters"] = dict(hyperparameters)
     request["Tags"] = tag_list(tags)
