@@ -15,14 +15,6 @@ from stacks.constructs.data_key import DataKey
 from stacks.constructs.secure_bucket import AccessLogBucket, SecureBucket, drop_redundant_provider_dependency
 from stacks.constructs.serving_model_record import ServingModelRecord
 
-# Logical IDs of the stateful resources; tests/stacks pins them so no refactor replaces one.
-STATEFUL_LOGICAL_IDS = {
-    "DataKey": "AWS::KMS::Key",
-    "AccessLogBucket": "AWS::S3::Bucket",
-    "DatasetBucket": "AWS::S3::Bucket",
-    "ArtifactBucket": "AWS::S3::Bucket",
-}
-
 
 @dataclass(frozen=True)
 class DataRefs:

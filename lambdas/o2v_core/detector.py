@@ -44,14 +44,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from o2v_core.config_check import (
-    ConfigFieldError,
-    check_bool,
-    check_float,
-    check_int,
-    known_fields,
-    load_json_object,
-)
+from o2v_core.config_check import ConfigFieldError, FieldChecks
 from o2v_core.events import DivergenceDecisionDetail
 
 CONFIG_NAME = "detector config"
@@ -89,6 +82,9 @@ class DetectorConfigError(ConfigFieldError):
         super().__init__(CONFIG_NAME, field, message)
 
 
+_FIELDS = FieldChecks(DetectorConfigError)
+
+
 @dataclass(frozen=True)
 class DetectorConfig:
     """Detector thresholds. Defaults and why: ``docs/detector.md``."""
@@ -108,16 +104,13 @@ class DetectorConfig:
     gap_widening: float = 0.1
 
     def __post_init__(self) -> None:
-        try:
-            check_int(CONFIG_NAME, "min_epochs", self.min_epochs, 2, 100)
-            check_int(CONFIG_NAME, "patience", self.patience, 1, 50)
-            check_int(CONFIG_NAME, "smoothing", self.smoothing, 1, 9)
-            for name, high in _FLOAT_RANGES.items():
-                # ints are accepted for float fields (JSON "0"); store them as floats
-                object.__setattr__(self, name, check_float(CONFIG_NAME, name, getattr(self, name), 0.0, high))
-            check_bool(CONFIG_NAME, "use_generalization_gap", self.use_generalization_gap)
-        except ConfigFieldError as error:
-            raise DetectorConfigError(error.field, str(error).split(": ", 1)[1]) from None
+        _FIELDS.integer("min_epochs", self.min_epochs, 2, 100)
+        _FIELDS.integer("patience", self.patience, 1, 50)
+        _FIELDS.integer("smoothing", self.smoothing, 1, 9)
+        for name, high in _FLOAT_RANGES.items():
+            # ints are accepted for float fields (JSON "0"); store them as floats
+            object.__setattr__(self, name, _FIELDS.number(name, getattr(self, name), 0.0, high))
+        _FIELDS.boolean("use_generalization_gap", self.use_generalization_gap)
         if self.patience >= self.min_epochs:
             raise DetectorConfigError(
                 "patience",
@@ -143,11 +136,11 @@ class DetectorConfig:
     @classmethod
     def from_mapping(cls, data: Mapping[str, object]) -> DetectorConfig:
         """Build from a JSON-like mapping; missing fields take their defaults."""
-        return cls(**known_fields(CONFIG_NAME, cls, data))  # type: ignore[arg-type]
+        return cls(**_FIELDS.known_fields(cls, data))  # type: ignore[arg-type]
 
     @classmethod
     def from_json(cls, text: str) -> DetectorConfig:
-        return cls.from_mapping(load_json_object(CONFIG_NAME, text))
+        return cls.from_mapping(_FIELDS.json_object(text))
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

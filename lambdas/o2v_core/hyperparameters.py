@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from o2v_core.config_check import ConfigFieldError
+
 Kind = Literal["int", "float", "choice", "bool", "int_or_auto", "comparators", "filename"]
 Value = int | float | str | bool
 
@@ -23,15 +25,17 @@ NETWORKS: tuple[str, ...] = ("hcnn", "bilstm", "pooled_embedding")
 _FILENAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._")
 
 
-class HyperparameterError(ValueError):
+class HyperparameterError(ConfigFieldError):
     """A hyperparameter is unknown, missing, of the wrong type or out of range.
 
-    ``field`` names the hyperparameter; the message names the allowed values.
+    ``field`` names the hyperparameter; ``detail`` (and so the message) names the allowed values.
     """
 
     def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"hyperparameter {field!r}: {message}")
+        ValueError.__init__(self, f"hyperparameter {field!r}: {message}")
+        self.config = "hyperparameters"
         self.field = field
+        self.detail = message
 
 
 @dataclass(frozen=True)
@@ -237,7 +241,7 @@ def validate_partial(values: Mapping[str, object], *, where: str = "hyperparamet
         try:
             parsed[name] = row.parse(raw)
         except HyperparameterError as error:
-            raise HyperparameterError(name, f"{str(error).split(': ', 1)[1]} (in {where})") from None
+            raise HyperparameterError(name, f"{error.detail} (in {where})") from None
     return parsed
 
 

@@ -17,13 +17,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from o2v_core import hyperparameters
-from o2v_core.config_check import (
-    ConfigFieldError,
-    check_float,
-    check_int,
-    known_fields,
-    load_json_object,
-)
+from o2v_core.config_check import ConfigFieldError, FieldChecks
 
 CONFIG_NAME = "retrain policy"
 # Largest dropout the policy may ever set: 1.0 passes the schema but drops every activation.
@@ -36,6 +30,9 @@ class RetrainPolicyError(ConfigFieldError):
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(CONFIG_NAME, field, message)
+
+
+_FIELDS = FieldChecks(RetrainPolicyError)
 
 
 @dataclass(frozen=True)
@@ -63,38 +60,30 @@ class RetrainPolicy:
     weight_decay_cap: float = 0.0
 
     def __post_init__(self) -> None:
-        try:
-            check_int(CONFIG_NAME, "max_attempts", self.max_attempts, 1, 20)
-            steps = self.dropout_step if isinstance(self.dropout_step, (tuple, list)) else None
-            if steps is not None:
-                if not 1 <= len(steps) <= 20:
-                    raise RetrainPolicyError("dropout_step", f"a list needs 1 to 20 steps, got {len(steps)}")
-                checked = tuple(
-                    check_float(CONFIG_NAME, f"dropout_step[{index}]", step, 0.0, 1.0, low_open=True)
-                    for index, step in enumerate(steps)
-                )
-                object.__setattr__(self, "dropout_step", checked)
-            else:
-                object.__setattr__(
-                    self, "dropout_step",
-                    check_float(CONFIG_NAME, "dropout_step", self.dropout_step, 0.0, 1.0, low_open=True),
-                )
-            object.__setattr__(
-                self, "dropout_cap",
-                check_float(CONFIG_NAME, "dropout_cap", self.dropout_cap, 0.0, MAX_DROPOUT_CAP, low_open=True),
+        _FIELDS.integer("max_attempts", self.max_attempts, 1, 20)
+        steps = self.dropout_step if isinstance(self.dropout_step, (tuple, list)) else None
+        if steps is not None:
+            if not 1 <= len(steps) <= 20:
+                raise RetrainPolicyError("dropout_step", f"a list needs 1 to 20 steps, got {len(steps)}")
+            checked = tuple(
+                _FIELDS.number(f"dropout_step[{index}]", step, 0.0, 1.0, low_open=True)
+                for index, step in enumerate(steps)
             )
+            object.__setattr__(self, "dropout_step", checked)
+        else:
             object.__setattr__(
-                self, "weight_decay_step",
-                check_float(CONFIG_NAME, "weight_decay_step", self.weight_decay_step, 0.0, MAX_WEIGHT_DECAY),
+                self, "dropout_step", _FIELDS.number("dropout_step", self.dropout_step, 0.0, 1.0, low_open=True)
             )
-            object.__setattr__(
-                self, "weight_decay_cap",
-                check_float(CONFIG_NAME, "weight_decay_cap", self.weight_decay_cap, 0.0, MAX_WEIGHT_DECAY),
-            )
-        except RetrainPolicyError:
-            raise
-        except ConfigFieldError as error:
-            raise RetrainPolicyError(error.field, str(error).split(": ", 1)[1]) from None
+        object.__setattr__(
+            self, "dropout_cap", _FIELDS.number("dropout_cap", self.dropout_cap, 0.0, MAX_DROPOUT_CAP, low_open=True)
+        )
+        object.__setattr__(
+            self, "weight_decay_step",
+            _FIELDS.number("weight_decay_step", self.weight_decay_step, 0.0, MAX_WEIGHT_DECAY),
+        )
+        object.__setattr__(
+            self, "weight_decay_cap", _FIELDS.number("weight_decay_cap", self.weight_decay_cap, 0.0, MAX_WEIGHT_DECAY)
+        )
         if self.weight_decay_step > 0 and self.weight_decay_cap <= 0:
             raise RetrainPolicyError(
                 "weight_decay_cap",
@@ -106,14 +95,14 @@ class RetrainPolicy:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, object]) -> RetrainPolicy:
-        values = known_fields(CONFIG_NAME, cls, data)
+        values = _FIELDS.known_fields(cls, data)
         if isinstance(values.get("dropout_step"), list):
             values["dropout_step"] = tuple(values["dropout_step"])  # type: ignore[arg-type]
         return cls(**values)  # type: ignore[arg-type]
 
     @classmethod
     def from_json(cls, text: str) -> RetrainPolicy:
-        return cls.from_mapping(load_json_object(CONFIG_NAME, text))
+        return cls.from_mapping(_FIELDS.json_object(text))
 
     def to_json(self) -> str:
         data: dict[str, Any] = asdict(self)

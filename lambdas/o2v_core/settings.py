@@ -252,13 +252,11 @@ def _parse_serving(section: _Section) -> ServingSettings:
 
 
 def _parse_hyperparameters(where: str, raw: Mapping[str, Any]) -> dict[str, hyperparameters.Value]:
-    try:
-        return hyperparameters.validate(raw, where=f"cdk.json {where}")
-    except hyperparameters.HyperparameterError as error:
-        raise SettingsError(f"{where}.{error.field}: {error}") from None
+    return _parse_config(where, raw, lambda values: hyperparameters.validate(values, where=f"cdk.json {where}"))
 
 
 def _parse_config(where: str, raw: Mapping[str, Any], parse: Callable[[Mapping[str, object]], _T]) -> _T:
+    """Parse one config object with its owner's parser; its field error becomes the cdk.json key path."""
     try:
         return parse(raw)
     except ConfigFieldError as error:

@@ -17,7 +17,6 @@ Output layout (the same keys are used in S3, see :mod:`training.data.upload`)::
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 import zlib
@@ -33,6 +32,7 @@ from training.atomic import atomic_directory
 from training.data.errors import DataError
 from training.data.labels import LabelSpec, label_key, sorted_classes
 from training.data.readers import Pair, Row
+from training.data.stsb import sha256_file
 from training.data.tokenizer import TOKENIZER_FILE, Tokenizer
 from training.data.vocab import UNK_ID, VOCAB_FILE, Vocab
 from training.progress import Progress
@@ -250,14 +250,6 @@ def _write_split(
     return stats
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _manifest(
     source: Source, config: PrepareConfig, vocab: Vocab, labels: LabelSpec, stats: dict[str, SplitStats],
     staging: Path,
@@ -288,7 +280,7 @@ def _manifest(
         "split_seed": config.split_seed,
         "splits": {name: vars(item) for name, item in stats.items()},
         "hyperparameters": hyperparameters,
-        "files": {str(path.relative_to(staging)): {"bytes": path.stat().st_size, "sha256": _sha256(path)}
+        "files": {str(path.relative_to(staging)): {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
                   for path in files},
     }
 

@@ -101,21 +101,6 @@ def group_alive(pgid: int) -> bool:
     return True
 
 
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie still answers kill(0); read its state where /proc exists.
-    stat = Path(f"/proc/{pid}/stat")
-    if stat.exists():
-        with contextlib.suppress(OSError, IndexError):
-            return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    return True
-
-
 def stop_group(process: subprocess.Popen[bytes], *, grace_seconds: float = 10.0) -> None:
     """SIGTERM the process group led by ``process``, wait, then SIGKILL whatever is left."""
     pgid = process.pid

@@ -74,7 +74,6 @@ if TYPE_CHECKING:
 
 logger = Logger(child=True)
 
-PROMOTABLE_STATUSES = ("Completed", "Stopped")
 
 # State on the training job, set only after the event that reports it was put (docs/guarantees.md):
 # "decided" (ModelPromoted or PromotionSkipped put) or "deferred" (the endpoint was busy, or the
