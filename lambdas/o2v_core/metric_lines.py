@@ -3,6 +3,9 @@ monitor, ``o2v detect`` and the benchmarks. Format as built-in SageMaker algorit
 
     #quality_metric: host=algo-1, epoch=3, validation mean_squared_error <loss>=0.091
     #quality_metric: host=algo-1, test mean_squared_error <loss>=0.087
+
+The real service prefixes each line with ``[MM/DD/YYYY HH:MM:SS INFO <thread>] ``
+(../shared/reference/object2vec.md section 10b); the pattern is searched anywhere in the line.
 """
 
 from __future__ import annotations
@@ -10,10 +13,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+# The epoch and the value are matched loosely (anything up to the separator) and checked after,
+# so that a line cut after ``<loss>=``, ``epoch=-1`` or ``1_1.8`` is reported, not silently dropped.
 LINE_PATTERN = re.compile(
-    r"#quality_metric: host=(?P<host>[^,\s]+),(?: epoch=(?P<epoch>\d+),)? "
-    r"(?P<channel>train|validation|test) (?P<metric>[a-z_]+) <(?P<kind>loss|score)>=(?P<value>\S+)"
+    r"#quality_metric: host=(?P<host>[^,\s]+),(?: epoch=(?P<epoch>[^,\s]*),)? "
+    r"(?P<channel>train|validation|test) (?P<metric>[a-z_]+) <(?P<kind>loss|score)>=(?P<value>\S*)"
 )
+# What the algorithm prints: a decimal or exponent float, or nan/inf. Python's float() also takes
+# ``1_1.8`` (as 11.8), which no logger writes, so the value is checked against this first.
+NUMBER = re.compile(r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|nan|inf|infinity)", re.IGNORECASE)
+EPOCH = re.compile(r"\d{1,9}")
 
 # The metric a detector watches, per output_layer (SageMaker's metric names).
 LOSS_METRIC = {"softmax": "cross_entropy", "mean_squared_error": "mean_squared_error"}
@@ -43,24 +52,27 @@ def format_line(channel: str, metric: str, value: float, *, epoch: int | None = 
 def parse_line(text: str) -> MetricLine | None:
     """Return the metric on this line, or None when the line is not a metric line.
 
-    A matching line whose value is not a number (``nan`` and ``inf`` are numbers here)
-    raises ValueError, so a corrupt log is reported rather than silently skipped.
+    A metric line whose value is missing or not a number (``nan`` and ``inf`` are numbers here),
+    or whose epoch is not a whole number >= 0, raises ValueError, so a corrupt log is reported
+    rather than silently skipped.
     """
     match = LINE_PATTERN.search(text)
     if match is None:
         return None
     raw = match.group("value")
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"metric value {raw!r} is not a number") from None
+    if not raw:
+        raise ValueError("metric value is missing (the line ends after '=')")
+    if NUMBER.fullmatch(raw) is None:
+        raise ValueError(f"metric value {raw[:40]!r} is not a number")
     epoch = match.group("epoch")
+    if epoch is not None and EPOCH.fullmatch(epoch) is None:
+        raise ValueError(f"epoch {epoch[:40]!r} is not a whole number >= 0")
     return MetricLine(
         host=match.group("host"),
         epoch=int(epoch) if epoch is not None else None,
         channel=match.group("channel"),
         metric=match.group("metric"),
-        value=value,
+        value=float(raw),
     )
 
 

@@ -12,12 +12,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import pairwise
 from pathlib import Path
 
-from o2v_core.metric_lines import LOSS_METRIC, parse_line
+from o2v_core.detector import Decision, DetectorConfig, detect
+from o2v_core.metric_lines import LOSS_METRIC, NUMBER, parse_line
 
 Point = tuple[int, float]
 DEFAULT_LABEL = "validation:loss"
@@ -34,6 +36,21 @@ class MetricSeries:
     metric: str  # SageMaker's name of the validation metric, e.g. "validation:cross_entropy"
     validation: tuple[Point, ...]
     train: tuple[Point, ...] = ()
+    skipped: tuple[str, ...] = ()  # garbled metric lines left out, each "source:line: why: text"
+
+    def skipped_note(self) -> str:
+        """One sentence for a decision's explanation and the logs; empty when nothing was skipped."""
+        if not self.skipped:
+            return ""
+        more = f" (and {len(self.skipped) - 1} more)" if len(self.skipped) > 1 else ""
+        return f"skipped {len(self.skipped)} garbled #quality_metric line(s): {self.skipped[0]}{more}"
+
+
+def decide_series(series: MetricSeries, config: DetectorConfig | None = None) -> Decision:
+    """The detector's decision on a curve; skipped garbled lines are named in its explanation."""
+    decision = detect(series.validation, series.train or None, config, metric=series.metric)
+    note = series.skipped_note()
+    return replace(decision, explanation=f"{decision.explanation}; {note}") if note else decision
 
 
 def loss_metric_for(output_layer: str) -> str:
@@ -53,16 +70,19 @@ def series_from_lines(lines: Iterable[str], *, metric: str | None = None, source
     log's own validation loss is used (cross_entropy or mean_squared_error, whichever it logs).
     Lines without ``epoch=`` (the final test metrics) are ignored. With several hosts, the lowest
     host name (``algo-1``) is used. A repeated epoch (a spot restart from a checkpoint) keeps the
-    latest value. Lines that are not metric lines are skipped; a metric line whose value is not a
-    number raises :class:`MetricInputError` naming the line.
+    latest value. Lines that are not metric lines are ignored. A garbled metric line (value cut
+    off or not a number, negative epoch) is skipped and named in ``skipped``, so one bad line
+    does not make the rest of the curve unjudgeable; callers report it.
     """
     # values[(channel, metric, host)][epoch] = value, in log order
     values: dict[tuple[str, str, str], dict[int, float]] = {}
+    skipped: list[str] = []
     for number, text in enumerate(lines, start=1):
         try:
             parsed = parse_line(text)
         except ValueError as error:
-            raise MetricInputError(f"{source}:{number}: {error}: {text.strip()[:200]}") from None
+            skipped.append(f"{source}:{number}: {error}: {text.strip()[:200]}")
+            continue
         if parsed is None or parsed.epoch is None:
             continue
         values.setdefault((parsed.channel, parsed.metric, parsed.host), {})[parsed.epoch] = parsed.value
@@ -70,12 +90,13 @@ def series_from_lines(lines: Iterable[str], *, metric: str | None = None, source
     wanted = _metric_name(metric, {key[1] for key in values if key[0] == "validation"}, source)
     hosts = sorted(host for channel, name, host in values if channel == "validation" and name == wanted)
     if not hosts:
-        return MetricSeries(f"validation:{wanted}", ())
+        return MetricSeries(f"validation:{wanted}", (), skipped=tuple(skipped))
     host = hosts[0]
     return MetricSeries(
         f"validation:{wanted}",
         tuple(sorted(values[("validation", wanted, host)].items())),
         tuple(sorted(values.get(("train", wanted, host), {}).items())),
+        tuple(skipped),
     )
 
 
@@ -97,13 +118,20 @@ def _metric_name(metric: str | None, logged: set[str], source: str) -> str:
 def read_metrics_file(path: Path, *, metric: str | None = None) -> MetricSeries:
     """Read a SageMaker training log, a CSV ``epoch,validation[,train]`` or a JSON list of points."""
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise MetricInputError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as error:
+    except OSError as error:
         raise MetricInputError(f"{path}: cannot read ({error})") from None
-    stripped = text.lstrip()
-    if path.suffix.lower() == ".json" or stripped.startswith(("{", "[")):
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        column = error.start - (data.rfind(b"\n", 0, error.start) + 1) + 1
+        raise MetricInputError(
+            f"{path}:{line}: invalid UTF-8 (byte 0x{data[error.start]:02x} at column {column})"
+        ) from None
+    if path.suffix.lower() == ".json" or _looks_like_json(text):
         return series_from_json(text, source=str(path), metric=metric)
     first = next((line for line in text.splitlines() if line.strip()), "")
     if path.suffix.lower() == ".csv" or first.replace(" ", "").lower().startswith("epoch,"):
@@ -112,6 +140,18 @@ def read_metrics_file(path: Path, *, metric: str | None = None) -> MetricSeries:
     if not series.validation:
         raise MetricInputError(f"{path}: no per-epoch '#quality_metric' lines for {series.metric}")
     return series
+
+
+# A real Object2Vec log line: "[06/17/2021 22:47:36 INFO 140683922831168] ..." (reference 10b).
+_INTEGER = re.compile(r"[+-]?[0-9]{1,12}")
+_LOG_PREFIX = re.compile(r"\[\d\d/\d\d/\d{4} \d\d:\d\d:\d\d ")
+
+
+def _looks_like_json(text: str) -> bool:
+    stripped = text.lstrip()
+    if stripped.startswith("{"):
+        return True
+    return stripped.startswith("[") and _LOG_PREFIX.match(stripped) is None
 
 
 def series_from_csv(text: str, *, source: str = "csv", metric: str | None = None) -> MetricSeries:
@@ -148,6 +188,10 @@ def series_from_json(text: str, *, source: str = "json", metric: str | None = No
         data = json.loads(text)
     except json.JSONDecodeError as error:
         raise MetricInputError(f"{source}:{error.lineno}: not valid JSON ({error.msg})") from None
+    except ValueError as error:  # e.g. an integer of more than 4300 digits
+        raise MetricInputError(f"{source}: not valid JSON ({str(error)[:120]})") from None
+    except RecursionError:
+        raise MetricInputError(f"{source}: JSON nested too deeply; expected a list of flat objects") from None
     label = metric
     if isinstance(data, Mapping):
         if "points" not in data:
@@ -201,10 +245,9 @@ def _int(raw: object, where: str) -> int:
     if isinstance(raw, int):
         value = raw
     elif isinstance(raw, str):
-        try:
-            value = int(raw.strip())
-        except ValueError:
-            raise MetricInputError(f"{where} is {raw!r}, not an integer") from None
+        if _INTEGER.fullmatch(raw.strip()) is None:  # int() would take "1_1" and non-ASCII digits
+            raise MetricInputError(f"{where} is {raw[:40]!r}, not an integer")
+        value = int(raw.strip())
     else:
         raise MetricInputError(f"{where} is {raw!r}, not an integer")
     if value < 0:
@@ -216,6 +259,8 @@ def _number(raw: object, where: str) -> float:
     """A loss value; NaN and infinity are accepted (the detector reports them)."""
     if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
         raise MetricInputError(f"{where} is {raw!r}, not a number")
+    if isinstance(raw, str) and NUMBER.fullmatch(raw.strip()) is None:  # float() would take "1_1.8"
+        raise MetricInputError(f"{where} is {raw[:40]!r}, not a number")
     try:
         return float(raw)
     except ValueError:

@@ -14,10 +14,31 @@ from o2v_core.metric_series import MetricInputError, read_metrics_file, series_f
 from training.commands import detect
 
 FIXTURES = Path(__file__).parent / "fixtures"
-LOG = FIXTURES / "object2vec-stsb-regression.log"
+LOG = FIXTURES / "synthetic-object2vec-stsb-regression.log"  # hand-written, see fixtures/README.md
+REAL_FORMAT = FIXTURES / "real-format-object2vec-early-stopped.log"  # reconstructed from reference 10b
 
 
-def test_a_real_sagemaker_log_through_the_command_line(repo_root: Path) -> None:
+def test_a_log_in_the_real_object2vec_format_is_read(repo_root: Path) -> None:
+    """Issue 10 defect 5: real lines start with '[MM/DD/YYYY ...', which was taken for JSON.
+
+    The fixture is reconstructed line by line from reference section 10b's description of a real log
+    (patience 2: best epoch 3, stopped after epoch 6); accuracy (a score) and test lines are ignored.
+    """
+    assert REAL_FORMAT.read_text().startswith("[06/17/2021 ")
+    result = subprocess.run(
+        [sys.executable, "-m", "training.commands.detect", "--metrics", str(REAL_FORMAT), "--json"],
+        cwd=repo_root, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    decision = json.loads(result.stdout)
+    assert decision["metric"] == "validation:cross_entropy" and decision["epochs_seen"] == 7
+    assert (decision["best_epoch"], decision["best_value"]) == (3, 0.1813)
+    assert (decision["last_epoch"], decision["last_value"]) == (6, 0.1977)
+    series = read_metrics_file(REAL_FORMAT)
+    assert series.train[0] == (0, 0.3009) and series.skipped == ()
+
+
+def test_a_synthetic_sagemaker_log_through_the_command_line(repo_root: Path) -> None:
     """As a user runs it: a subprocess, the repository as working directory."""
     result = subprocess.run(
         [sys.executable, "-m", "training.commands.detect", "--metrics", str(LOG)],
@@ -98,12 +119,15 @@ def test_csv_and_json_inputs(tmp_path: Path, capsys: pytest.CaptureFixture[str],
         ("item.json", '[{"epoch": 0, "validation": 0.5}, {"epoch": 1, "validation": [1]}]',
          "item 1: 'validation' is [1], not a number"),
         ("key.json", '[{"epoch": 0, "val": 0.5}]', "unknown key 'val'"),
-        ("corrupt.log", "#quality_metric: host=algo-1, epoch=0, validation cross_entropy <loss>=0.5\n"
-                        "noise\n#quality_metric: host=algo-1, epoch=1, validation cross_entropy <loss>=0.4O\n",
-         "corrupt.log:3: metric value '0.4O' is not a number"),
         ("empty.log", "Training seconds: 580\n", "no per-epoch '#quality_metric' validation loss lines"),
         ("missing.log", None, "missing.log: no such file"),
-        ("binary.log", b"\xff\xfe\x00garbage", "cannot read"),
+        ("binary.log", b"\xff\xfe\x00garbage", "binary.log:1: invalid UTF-8 (byte 0xff at column 1)"),
+        ("utf8.log", b"#quality_metric: host=algo-1, epoch=0, validation cross_entropy <loss>=0.5\nok\nbad \xc3(\n",
+         "utf8.log:3: invalid UTF-8 (byte 0xc3 at column 5)"),
+        ("deep.json", "[" * 100_000 + "]" * 100_000, "deep.json: JSON nested too deeply"),
+        ("digits.json", '[{"epoch": ' + "9" * 5000 + ', "validation": 0.5}]', "digits.json: not valid JSON"),
+        ("underscore.csv", "0,0.5\n1,1_1.8\n", "underscore.csv:2: column 'validation' is '1_1.8', not a number"),
+        ("underscore-epoch.csv", "0,0.5\n1_0,0.4\n", "underscore-epoch.csv:2: column 'epoch' is '1_0', not an integer"),
     ],
 )
 def test_unreadable_input_exits_2_and_names_the_line(
@@ -123,6 +147,32 @@ def test_unreadable_input_exits_2_and_names_the_line(
 def test_a_bad_config_exits_2_and_names_the_field(capsys: pytest.CaptureFixture[str]) -> None:
     assert detect.main(["--metrics", str(LOG), "--config", '{"patience": 0}']) == 2
     assert "detector config field 'patience'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("garbled", "why"),
+    [
+        ("#quality_metric: host=algo-1, epoch=2, validation cross_entropy <loss>=", "metric value is missing"),
+        ("#quality_metric: host=algo-1, epoch=2, validation cross_entropy <loss>=1_1.8", "'1_1.8' is not a number"),
+        ("#quality_metric: host=algo-1, epoch=-1, validation cross_entropy <loss>=0.4", "epoch '-1' is not a whole"),
+        ("#quality_metric: host=algo-1, epoch=2, validation cross_entropy <loss>=0.4O", "'0.4O' is not a number"),
+    ],
+)
+def test_a_garbled_metric_line_is_reported_and_the_rest_still_decides(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], garbled: str, why: str
+) -> None:
+    """Issue 14: a line cut after '<loss>=' or with a negative epoch was dropped without a word, and
+    '1_1.8' was read as 11.8. Each is now named (file:line) and left out of the curve."""
+    good = [f"[06/17/2021 22:4{epoch}:36 INFO 1] #quality_metric: host=algo-1, epoch={epoch}, "
+            f"validation cross_entropy <loss>={value}" for epoch, value in enumerate([0.7, 0.6, 0.55, 0.5])]
+    path = tmp_path / "job.log"
+    path.write_text("\n".join([*good[:2], f"[06/17/2021 22:42:36 INFO 1] {garbled}", *good[2:]]) + "\n")
+    assert detect.main(["--metrics", str(path), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert f"o2v detect: warning: skipped {path}:3: " in captured.err and why in captured.err, captured.err
+    decision = json.loads(captured.out)
+    assert decision["epochs_seen"] == 4 and decision["last_value"] == 0.5  # 11.8 never enters the curve
+    assert "skipped 1 garbled #quality_metric line(s)" in decision["explanation"]
 
 
 # ---------------------------------------------------------------------------------------------

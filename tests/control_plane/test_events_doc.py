@@ -37,7 +37,7 @@ from o2v_core.metric_series import read_metrics_file
 from tests.control_plane.cloud import as_delivered
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "events.md"
-FIXTURE_LOG = Path(__file__).parent / "fixtures" / "object2vec-stsb-regression.log"
+FIXTURE_LOG = Path(__file__).parent / "fixtures" / "synthetic-object2vec-stsb-regression.log"
 DEPLOYMENT = "dev"
 JOB = "dev--stsb-baseline-a1"
 BLOCK = re.compile(r"(<!-- generated:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /generated:(?P=name) -->)", re.S)

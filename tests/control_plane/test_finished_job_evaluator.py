@@ -182,16 +182,23 @@ def test_malformed_events_raise_and_name_the_field(
         assert cloud.delivered(target) == []
 
 
-def test_a_corrupt_metric_line_is_an_error_not_a_verdict(cloud: Cloud, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_garbled_metric_line_is_skipped_counted_and_named(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 14: a garbled value used to raise, so the event ended in the DLQ; now the curve decides."""
     cloud.use_config(monkeypatch)
     job = cloud.create_job("corrupt", status="Completed")
     lines = log_header(job) + epoch_lines(HEALTHY, "mean_squared_error")
     lines.append("#quality_metric: host=algo-1, epoch=7, validation mean_squared_error <loss>=0.08x")
+    lines.append("#quality_metric: host=algo-1, epoch=8, validation mean_squared_error <loss>=")  # cut off
     cloud.write_log(job, lines)
 
-    with pytest.raises(ValueError, match=r"0\.08x"):
-        finished_job_evaluator.handler(finish(cloud, job), None)
-    assert cloud.delivered("promoter") == []
+    result = finished_job_evaluator.handler(finish(cloud, job), None)
+
+    assert result["action"] == "succeeded"
+    assert len(cloud.delivered("promoter")) == 1
+    logged = caplog.text
+    assert "metric value '0.08x' is not a number" in logged and "skipped 2 garbled" in logged
 
 
 def test_failure_categories() -> None:

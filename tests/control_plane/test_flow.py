@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 from control_plane.handlers import divergence_monitor, finished_job_evaluator, retrain_launcher
-from control_plane.logic.monitor import MonitorError
 from o2v_core.events import SOURCE, VALIDATION_LOSS_DIVERGED, ValidationLossDiverged, parse_event
 from o2v_core.naming import TAG_ATTEMPT, TAG_PARENT, job_name
 
@@ -188,23 +187,28 @@ def test_a_diverged_job_still_running_is_stopped_again_but_not_reported_again(
     assert cloud.delivered("retrain_launcher") == []
 
 
-def test_one_jobs_corrupt_log_does_not_keep_the_others_from_being_checked(
-    cloud: Cloud, monkeypatch: pytest.MonkeyPatch
+def test_a_garbled_metric_line_is_skipped_and_the_rest_of_the_curve_still_decides(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """Issue 14: one garbled value used to make the job unjudgeable; the monitor errored every minute."""
     cloud.use_config(monkeypatch)
-    corrupt = cloud.create_job("corrupt")
-    cloud.write_log(corrupt, [*log_header(corrupt),
-                              "#quality_metric: host=algo-1, epoch=0, validation mean_squared_error <loss>=O.2"])
+    garbled = cloud.create_job("garbled")
+    lines = log_header(garbled) + epoch_lines(DIVERGING, "mean_squared_error")
+    lines.insert(len(log_header(garbled)) + 2,
+                 "#quality_metric: host=algo-1, epoch=0, validation mean_squared_error <loss>=O.2")
+    cloud.write_log(garbled, lines)
     softmax = cloud.create_job(
         "softmax", hyperparameters={**BASE_HYPERPARAMETERS, "output_layer": "softmax", "num_classes": "3"}
     )
     cloud.write_log(softmax, log_header(softmax) + epoch_lines(DIVERGING, "cross_entropy"))
 
-    expected = r"dev--corrupt-a1: CloudWatch Logs of dev--corrupt-a1, #quality_metric line:1: metric value 'O\.2'"
-    with pytest.raises(MonitorError, match=expected):
-        divergence_monitor.handler(SCHEDULED, None)
+    report = divergence_monitor.handler(SCHEDULED, None)
 
+    assert report["errors"] == [] and sorted(report["diverged"]) == sorted([garbled, softmax])
     events = cloud.delivered("retrain_launcher")
-    assert [event["detail"]["trainingJobName"] for event in events] == [softmax]
-    assert events[0]["detail"]["metricName"] == "validation:cross_entropy"
-    assert cloud.sm.describe_training_job(TrainingJobName=corrupt)["TrainingJobStatus"] == "InProgress"
+    assert sorted(event["detail"]["trainingJobName"] for event in events) == sorted([garbled, softmax])
+    note = "skipped 1 garbled #quality_metric line(s): CloudWatch Logs of dev--garbled-a1, #quality_metric line:2"
+    assert any(record.levelname == "WARNING" and note in record.getMessage() for record in caplog.records)
+    explained = [getattr(record, "explanation", "") for record in caplog.records
+                 if getattr(record, "job", None) == garbled and record.getMessage() == "validation loss diverged"]
+    assert len(explained) == 1 and note in explained[0] and "metric value 'O.2' is not a number" in explained[0]

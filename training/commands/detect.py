@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from o2v_core.config_check import ConfigFieldError
-from o2v_core.detector import Decision, DetectorConfig, detect
-from o2v_core.metric_series import MetricInputError, MetricSeries, read_metrics_file
+from o2v_core.detector import Decision, DetectorConfig
+from o2v_core.metric_series import MetricInputError, MetricSeries, decide_series, read_metrics_file
 
 from training.commands import Subparsers, add_parser
 
@@ -62,10 +62,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = _config(args.config)
         series = read_metrics_file(args.metrics, metric=args.metric)
-        decision = detect(series.validation, series.train or None, config, metric=series.metric)
+        decision = decide_series(series, config)
     except (MetricInputError, ConfigFieldError, ValueError) as error:
         print(f"o2v detect: error: {error}", file=sys.stderr)
         return EXIT_UNREADABLE
+    for skipped in series.skipped:  # garbled metric lines: left out of the curve, never silently
+        print(f"o2v detect: warning: skipped {skipped}", file=sys.stderr)
     if args.json:
         print(json.dumps({"source": str(args.metrics), **decision.to_dict()}, indent=2, allow_nan=False))
     else:

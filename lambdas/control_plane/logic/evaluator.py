@@ -18,8 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aws_lambda_powertools import Logger
-from o2v_core.detector import Decision, DetectorConfig, detect
+from o2v_core.detector import Decision, DetectorConfig
 from o2v_core.events import FINISHED_STATUSES, MalformedEvent, TrainingFailed, TrainingSucceeded
+from o2v_core.metric_series import decide_series
 
 from control_plane.aws.event_bus import EventBus
 from control_plane.aws.training_jobs import TrainingJobs
@@ -126,7 +127,7 @@ def judge(
         reason = str(job.description.get("FailureReason") or "no FailureReason given")
         return TrainingFailed(deployment, job.name, reason, classify_failure(reason))
     series = read_curve(job, logs)
-    decision = detect(series.validation, series.train, detector, metric=series.metric)
+    decision = decide_series(series, detector)
     if decision.diverged:
         return Diverged(decision, series.metric)
     if not series.validation or decision.best_epoch is None or decision.best_value is None:

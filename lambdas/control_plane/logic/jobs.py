@@ -82,7 +82,10 @@ def read_curve(job: Job, logs: TrainingLogs) -> MetricSeries:
     output_layer = job.hyperparameters.get("output_layer", DEFAULT_OUTPUT_LAYER)
     metric = loss_metric_for(output_layer)
     source = f"CloudWatch Logs of {job.name}, #quality_metric line"  # the number counts metric lines only
-    return series_from_lines(logs.metric_lines(job.name), metric=metric, source=source)
+    series = series_from_lines(logs.metric_lines(job.name), metric=metric, source=source)
+    if series.skipped:  # one garbled line must not make the job unjudgeable: skip it, say so
+        logger.warning(series.skipped_note(), extra={"job": job.name, "skipped_lines": list(series.skipped)})
+    return series
 
 
 def report_divergence(
@@ -110,7 +113,8 @@ def report_divergence(
     jobs.add_tags(job.arn, {TAG_DIVERGED: f"{decision.reason} epoch {decision.detected_at_epoch}"})
     logger.info(
         "validation loss diverged",
-        extra={"job": job.name, "reason": decision.reason, "epoch": decision.detected_at_epoch, "eventId": event_id},
+        extra={"job": job.name, "reason": decision.reason, "epoch": decision.detected_at_epoch, "eventId": event_id,
+               "explanation": decision.explanation},
     )
     if stop:
         jobs.stop(job.name)

@@ -1,4 +1,4 @@
-"""The in-flight monitor: every minute, judge each running job's validation curve so far.
+"""The in-flight monitor: every minute, decide_series each running job's validation curve so far.
 
 For each in-progress job of this deployment (name prefix, confirmed by the ``o2v:deployment``
 tag) it reads the ``#quality_metric`` lines from CloudWatch Logs and runs the detector. On a
@@ -14,7 +14,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from aws_lambda_powertools import Logger
-from o2v_core.detector import DetectorConfig, detect
+from o2v_core.detector import DetectorConfig
+from o2v_core.metric_series import decide_series
 from o2v_core.naming import TAG_DEPLOYMENT, job_prefix
 
 from control_plane.aws.event_bus import EventBus
@@ -90,7 +91,7 @@ def _check(
     job = Job(name, arn, description, tags)
     report.checked.append(name)
     series = read_curve(job, logs)
-    decision = detect(series.validation, series.train, detector, metric=series.metric)
+    decision = decide_series(series, detector)
     if not decision.diverged:
         return
     if report_divergence(job, lineage_of(job, deployment), decision, series.metric, jobs=jobs, bus=bus, stop=stop):
