@@ -1,4 +1,4 @@
-"""The in-flight monitor: every minute, decide_series each running job's validation curve so far.
+"""The in-flight monitor: every minute, judge each running job's validation curve so far.
 
 For each in-progress job of this deployment (name prefix, confirmed by the ``o2v:deployment``
 tag) it reads the ``#quality_metric`` lines from CloudWatch Logs and runs the detector. On a
