@@ -9,7 +9,13 @@ retry can be lost without losing its outcome (docs/guarantees.md):
    served config is the newer one, its promotion was never announced: ``ModelPromoted``, then the
    record. If the record's config is the newer one, the endpoint rolled that deployment back (or
    it failed): ``ModelRolledBack`` for operators, the tag ``o2v:rolled-back`` on the rejected job
-   (never deployed again), then the record.
+   (never deployed again), then the record. UNCONFIRMED: that DescribeEndpoint names the old
+   (blue) config after an auto-rollback is our reading of DeploymentConfig ("SageMaker creates a
+   new fleet during the deployment while maintaining the old fleet",
+   https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DeploymentConfig.html); no AWS
+   page states the field's value after a rollback. If it kept the new name, the record would
+   still match and no rollback would be reported (nothing else depends on it): confirm in a
+   real account.
 2. **Lineages.** Of this deployment's recent jobs (bounded): a finished job with no verdict
    (neither ``o2v:diverged`` nor ``o2v:evaluated``) is judged and reported
    (:func:`control_plane.logic.evaluator.judge_and_report`); a diverged job with neither its
