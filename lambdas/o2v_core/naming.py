@@ -18,7 +18,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-# SageMaker's TrainingJobName: 1-63 chars, ^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}
+# SageMaker's TrainingJobName: 1-63 chars, ^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62} (botocore's sagemaker
+# service-2 model, shape TrainingJobName). Its ``-*`` is what allows the ``--`` of PREFIX_SEPARATOR.
 JOB_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 MAX_JOB_NAME = 63
 
