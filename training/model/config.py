@@ -2,19 +2,22 @@
 
 Resolution rules that the hyperparameter table leaves open, made explicit here:
 
-- ``enc*_layers = auto`` means 2 for ``hcnn`` and 1 for ``bilstm``. ``pooled_embedding`` has
-  no layers (nor a filter width): it averages token embeddings and projects them to ``enc_dim``.
+- ``enc*_layers = auto`` means 2 for ``hcnn`` and 1 for ``bilstm`` (and 1, unused, for
+  ``pooled_embedding``, as the real network summary shows; reference section 10e).
+  ``pooled_embedding`` has no layers (nor a filter width): see ``training.model.encoders``.
 - ``enc1_network = enc0`` gives encoder 1 encoder 0's network and hyperparameter values (its own
-  weights). Its ``max_seq_len`` and ``vocab_size`` come from ``enc1_*`` when given (they
-  describe the data), else from encoder 0. With another ``enc1_network``, missing
-  ``enc1_max_seq_len`` / ``enc1_vocab_size`` also default to encoder 0's.
+  weights), *including* encoder 0's vocabulary size and maximum sequence length, as the service
+  does (section 10e): an ``enc1_vocab_size`` larger than ``enc0_vocab_size`` is refused with a
+  clear message (the service fails on such data, sagemaker-python-sdk#834), a smaller or equal one
+  and any ``enc1_max_seq_len`` are ignored (``in1`` is truncated to ``enc0_max_seq_len``). With
+  another ``enc1_network``, missing ``enc1_max_seq_len`` / ``enc1_vocab_size`` default to encoder 0's.
 - ``negative_sampling_rate > 0`` needs a binary ``softmax`` task (label 1 = related pair).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from o2v_core.hyperparameters import HyperparameterError, Value
@@ -95,7 +98,15 @@ def resolve(hp: Mapping[str, Value]) -> ModelConfig:
         "vocab_size": hp.get("enc1_vocab_size", enc0.vocab_size),
     }
     if hp["enc1_network"] == "enc0":
-        enc1 = replace(enc0, **data_shape)  # type: ignore[arg-type]
+        wanted = hp.get("enc1_vocab_size")
+        if isinstance(wanted, int) and wanted > enc0.vocab_size:
+            raise HyperparameterError(
+                "enc1_vocab_size",
+                f"{wanted} is more than enc0_vocab_size ({enc0.vocab_size}), but enc1_network=enc0 makes encoder 1 "
+                "inherit encoder 0's vocabulary size (the service ignores enc1_vocab_size then and fails on token ids "
+                f">= {enc0.vocab_size}); set enc0_vocab_size to {wanted}, or choose an enc1_network of its own",
+            )
+        enc1 = enc0
     else:
         enc1 = _encoder({**hp, **{f"enc1_{key}": value for key, value in data_shape.items()}}, 1,
                         str(hp["enc1_network"]))

@@ -1,13 +1,19 @@
 """The three Object2Vec encoders. Each maps padded token ids ``[B, T]`` and lengths ``[B]``
 to one ``enc_dim`` vector per sequence. Padding never affects a result: positions past a
-sequence's length are masked (not recognised by id), so id 0 may be a real token.
+sequence's length are masked.
 
 - ``hcnn``: ``layers`` stacked 1-D convolutions (``enc_dim`` channels, width
   ``cnn_filter_width``, ReLU, "same" padding) over the token embeddings, each layer seeing a
   wider window of the one below; max-pooled over time.
 - ``bilstm``: a ``layers``-deep bidirectional LSTM (``enc_dim // 2`` units each way);
   its outputs are max-pooled over time and projected to ``enc_dim``.
-- ``pooled_embedding``: the mean of the token embeddings, projected to ``enc_dim``.
+- ``pooled_embedding``: as the real network summary shows it (reference section 10e): the token
+  embeddings, a mask of token id != 0 (id 0 is padding, and so are positions past the length),
+  the mean over the unmasked tokens (zero for a sequence with none), then dropout, and no
+  projection layer. The service's behaviour when ``enc_dim`` differs from the token embedding
+  size is unconfirmed; this trainer then adds a linear projection from the token embedding size
+  to ``enc_dim`` after the dropout (so both encoders meet the comparator with ``enc_dim``
+  values, as with the other networks) and says so in the training log.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from torch import Tensor, nn
 from torch.nn import functional
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from training.data.vocab import PAD_ID
 from training.model.config import EncoderConfig
 
 
@@ -84,13 +91,16 @@ class BiLSTMEncoder(Encoder):
 class PooledEmbeddingEncoder(Encoder):
     def __init__(self, config: EncoderConfig, enc_dim: int, dropout: float, embedding: nn.Embedding) -> None:
         super().__init__(config, enc_dim, dropout, embedding)
-        self.project = nn.Linear(config.token_embedding_dim, enc_dim)
+        # No projection in the service (section 10e); ours only when the sizes differ (unconfirmed there).
+        self.project: nn.Module = (
+            nn.Identity() if config.token_embedding_dim == enc_dim else nn.Linear(config.token_embedding_dim, enc_dim)
+        )
 
     def forward(self, ids: Tensor, lengths: Tensor) -> Tensor:
-        mask = length_mask(lengths, ids.shape[1])
-        values = self.embed_tokens(ids, mask)
-        mean = values.sum(dim=1) / lengths[:, None].to(values.dtype).clamp(min=1)
-        result: Tensor = self.project(mean)
+        mask = length_mask(lengths, ids.shape[1]) & (ids != PAD_ID)
+        summed = (self.embedding(ids) * mask[:, :, None]).sum(dim=1)
+        mean = summed / mask.sum(dim=1, keepdim=True).to(summed.dtype).clamp(min=1)
+        result: Tensor = self.project(self.dropout(mean))
         return result
 
 

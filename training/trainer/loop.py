@@ -1,19 +1,20 @@
-"""The training loop: Object2Vec's hyperparameters, metric lines, early stopping, best weights.
+"""The training loop: Object2Vec's hyperparameters, log lines, early stopping, best weights.
 
-Per epoch it prints, to the metric stream (stdout), exactly the lines SageMaker's Object2Vec
-prints, through :func:`o2v_core.metric_lines.format_line`::
+Per epoch it prints, to the metric streams (stdout: the job's log), the lines SageMaker's
+Object2Vec prints (reference section 10b, see :mod:`training.trainer.container_log`), among them::
 
-    #quality_metric: host=algo-1, epoch=0, train mean_squared_error <loss>=1.93
-    #quality_metric: host=algo-1, epoch=0, validation mean_squared_error <loss>=1.71
+    [12/01/2026 22:40:07 INFO 1402] #quality_metric: host=algo-1, epoch=0, train mean_squared_error <loss>=1.93
+    [12/01/2026 22:40:07 INFO 1402] #quality_metric: host=algo-1, epoch=0, validation mean_squared_error <loss>=1.71
 
-(``cross_entropy`` and ``accuracy`` for ``output_layer=softmax``), and once at the end the
-``test`` lines of the best epoch. Epochs count from 0. Train metrics are the running mean over
-the epoch's mini-batches (dropout active), as the built-in algorithm reports them.
+(``cross_entropy`` and ``accuracy`` for ``output_layer=softmax``), the early-stopping trace, and
+once at the end the ``test`` lines (no ``epoch=``) of the best epoch's model. Epochs count from 0.
+Train metrics are the running mean over the epoch's mini-batches (dropout active), as the
+built-in algorithm reports them.
 
-Early stopping watches the validation loss (the training loss when there is no validation
-channel): an epoch improves when its loss is lower than the best so far by more than
-``early_stopping_tolerance``; training stops after ``early_stopping_patience`` epochs without
-improvement. The weights of the best epoch are kept and saved.
+Early stopping is Object2Vec's rule (:mod:`o2v_core.early_stopping`, section 10c): a sliding window
+of the previous ``early_stopping_patience`` losses, an absolute ``early_stopping_tolerance``, and a
+stop when the bad count exceeds the patience. The weights of the best epoch (lowest watched loss)
+are saved, and the test channel is scored once, on them (section 10d).
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ from typing import Any, TextIO
 
 import numpy as np
 import torch
+from o2v_core.early_stopping import EarlyStopping
 from o2v_core.hyperparameters import Value
-from o2v_core.metric_lines import LOSS_METRIC, format_line
+from o2v_core.metric_lines import LOSS_METRIC
 from torch import nn
 
 from training.data.tokenizer import TOKENIZER_FILE, Tokenizer
@@ -39,6 +41,7 @@ from training.model.config import ModelConfig, resolve
 from training.model.network import Object2Vec
 from training.model.pretrained import load_pretrained
 from training.progress import Progress
+from training.trainer.container_log import ContainerLog
 from training.trainer.data import PairData, count_batches, epoch_batches, eval_batches, load_channel
 
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
@@ -90,19 +93,6 @@ class TrainResult:
     test: dict[str, float] | None = None
     model_dir: Path | None = None
     archive: Path | None = None
-
-
-class MetricWriter:
-    """Writes metric lines to every stream, flushing each line."""
-
-    def __init__(self, streams: Iterable[TextIO]) -> None:
-        self.streams = list(streams)
-
-    def emit(self, channel: str, values: Mapping[str, float], epoch: int | None = None) -> None:
-        for metric, value in values.items():
-            line = format_line(channel, metric, value, epoch=epoch)
-            for stream in self.streams:
-                print(line, file=stream, flush=True)
 
 
 def _metric_names(config: ModelConfig) -> tuple[str, ...]:
@@ -190,6 +180,19 @@ def _serving_vocab(channels: Channels, config: ModelConfig, log: TextIO) -> tupl
     return vocab_path, tokenizer_path
 
 
+def _note_resolution(hp: Mapping[str, Value], config: ModelConfig, log: TextIO) -> None:
+    """Say where this trainer chose for the service (training.model.config, .encoders)."""
+    for index, encoder in enumerate((config.enc0, config.enc1)):
+        if encoder.network == "pooled_embedding" and encoder.token_embedding_dim != config.enc_dim:
+            print(f"train: note: enc{index} pooled_embedding: enc{index}_token_embedding_dim "
+                  f"{encoder.token_embedding_dim} != enc_dim {config.enc_dim}; a linear projection to enc_dim is "
+                  "added (the service's behaviour there is unconfirmed; equal sizes need none)", file=log, flush=True)
+    wanted = hp.get("enc1_max_seq_len")
+    if hp.get("enc1_network") == "enc0" and isinstance(wanted, int) and wanted > config.enc0.max_seq_len:
+        print(f"train: note: enc1_network=enc0 inherits enc0_max_seq_len {config.enc0.max_seq_len}; "
+              f"enc1_max_seq_len {wanted} is ignored and in1 is truncated, as the service does", file=log, flush=True)
+
+
 def build_model(config: ModelConfig, channels: Channels, seed: int, log: TextIO) -> Object2Vec:
     torch.manual_seed(seed)
     model = Object2Vec(config)
@@ -225,6 +228,7 @@ def train(
     if hp.get("token_embedding_storage_type") == "row_sparse":
         print("train: note: token_embedding_storage_type=row_sparse is computed with dense updates here",
               file=log, flush=True)
+    _note_resolution(hp, config, log)
     vocab_path, tokenizer_path = _serving_vocab(channels, config, log)
     started = time.monotonic()
     train_data = load_channel(channels.train, config)
@@ -244,16 +248,15 @@ def train(
         trainable, lr=float(hp["learning_rate"]), weight_decay=float(hp["weight_decay"])
     )
     criterion = _loss_function(config)
-    writer = MetricWriter(metric_streams)
+    container = ContainerLog(metric_streams)
     rng = np.random.default_rng(seed)
     epochs, batch_size = int(hp["epochs"]), int(hp["mini_batch_size"])
-    patience, tolerance = int(hp["early_stopping_patience"]), float(hp["early_stopping_tolerance"])
+    rule = EarlyStopping(int(hp["early_stopping_patience"]), float(hp["early_stopping_tolerance"]))
     bucket_width, negatives = int(hp["bucket_width"]), int(hp["negative_sampling_rate"])
     loss_name = LOSS_METRIC[config.output_layer]
     total_batches = count_batches(train_data, batch_size, negatives)
     result = TrainResult(best_epoch=-1, best_loss=math.inf, stopped_early=False)
     best_state: dict[str, torch.Tensor] | None = None
-    stale = 0
     for epoch in range(epochs):
         tick = time.monotonic()
         progress = Progress(f"train: epoch {epoch}/{epochs - 1}", interval=5.0, stream=log, quiet=quiet)
@@ -270,43 +273,42 @@ def train(
             meter.add(loss.detach(), output.detach(), targets)
             progress.update(f"batch {step}/~{total_batches}, running {loss_name} {meter.result()[loss_name]:.4f}")
         train_metrics = meter.result()
-        writer.emit("train", train_metrics, epoch)
         validation_metrics = evaluate(model, validation) if validation is not None else None
-        if validation_metrics is not None:
-            writer.emit("validation", validation_metrics, epoch)
+        container.epoch(epoch, epochs, train_metrics, validation_metrics)
         watched = (validation_metrics or train_metrics)[loss_name]
         result.epochs.append(EpochResult(epoch, train_metrics, validation_metrics, time.monotonic() - tick))
         if not math.isfinite(watched) or not math.isfinite(train_metrics[loss_name]):
             raise TrainingDiverged(f"epoch {epoch}: {loss_name} is not finite; lower learning_rate "
                                    f"(now {hp['learning_rate']}) or use another optimizer")
-        improved = watched < result.best_loss - tolerance or best_state is None
-        if improved:
-            result.best_epoch, result.best_loss, stale = epoch, watched, 0
+        check = rule.observe(watched)
+        container.early_stopping(check)
+        if rule.best_epoch == epoch:
+            result.best_epoch, result.best_loss = epoch, watched
             best_state = copy.deepcopy(model.state_dict())
-        else:
-            stale += 1
         if not quiet:
             shown = ", ".join(f"{channel} {loss_name} {metrics[loss_name]:.4f}" for channel, metrics in
                               (("train", train_metrics), ("validation", validation_metrics)) if metrics)
-            mark = " (best)" if improved else f" (no improvement for {stale})"
+            mark = " (best)" if rule.best_epoch == epoch else f" (bad epochs in a row: {check.bad_count})"
             print(f"train: epoch {epoch}/{epochs - 1}: {shown}{mark} [{time.monotonic() - tick:.1f}s]",
                   file=log, flush=True)
-        if stale >= patience:
+        if check.stop:
             result.stopped_early = epoch < epochs - 1
-            print(f"train: early stopping after epoch {epoch}: no improvement > {tolerance} for {patience} "
-                  f"epoch(s); best epoch {result.best_epoch}", file=log, flush=True)
+            container.stopped_early(epoch)
             break
     assert best_state is not None
     model.load_state_dict(best_state)
+    container.best_model(result.best_epoch, result.best_loss, str(model_dir))
     if test is not None:
         result.test = evaluate(model, test)
-        writer.emit("test", result.test)
+        container.test(result.test)
     training_info: dict[str, Any] = {
         "best_epoch": result.best_epoch,
         "best_loss": result.best_loss,
         "loss_metric": loss_name,
         "watched_channel": "validation" if validation is not None else "train",
         "stopped_early": result.stopped_early,
+        "early_stopping": {"rule": "object2vec-sliding-window", "patience": rule.patience,
+                           "tolerance": rule.tolerance},
         "seed": seed,
         "epochs": [vars(item) for item in result.epochs],
         "test": result.test,
