@@ -5,10 +5,11 @@ stop the run, or None. Semantics of the alternatives (sources in docs/benchmarks
 
 ``object2vec_early_stopping``
     Object2Vec's built-in early stopping (``early_stopping_patience=3``,
-    ``early_stopping_tolerance=0.01``) as the local trainer implements it: an epoch improves when
-    its validation loss is below the best so far by more than the tolerance; the run stops after
-    ``patience`` epochs in a row without improvement. A non-finite loss stops the job at once
-    (the trainer fails the job).
+    ``early_stopping_tolerance=0.01``, the defaults), the rule the real container applies
+    (``o2v_core.early_stopping``, reference section 10c, the same code the local trainer runs): an
+    epoch is bad unless its validation loss is below the minimum of the previous ``patience``
+    epochs by at least the tolerance; a good epoch resets the count; the run stops when the bad
+    count exceeds ``patience``. A non-finite loss stops the job at once (the trainer fails the job).
 ``debugger_overfit``
     SageMaker Debugger's Overfit rule with its defaults (``ratio_threshold=0.1``, ``patience=1``,
     ``start_step=0``), evaluated once per epoch on the epoch's mean losses: the rule fires once
@@ -30,6 +31,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from o2v_core.detector import DetectorConfig, detect
+from o2v_core.early_stopping import EarlyStopping
 
 from bench.curves import Curve
 
@@ -45,17 +47,12 @@ class Detector:
 
 def object2vec_early_stopping(patience: int = 3, tolerance: float = 0.01) -> FirstAlarm:
     def first_alarm(curve: Curve) -> int | None:
-        best = math.inf
-        stale = 0
+        rule = EarlyStopping(patience, tolerance)
         for epoch, value in enumerate(curve.validation):
             train = curve.train[epoch] if epoch < len(curve.train) else 0.0
             if not math.isfinite(value) or not math.isfinite(train):
                 return epoch
-            if value < best - tolerance or epoch == 0:
-                best, stale = value, 0
-            else:
-                stale += 1
-            if stale >= patience:
+            if rule.observe(value).stop:
                 return epoch
         return None
 

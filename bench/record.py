@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.curves import Curve
+from training.local_cloud.demo import overfit_prone_recipe
 
 NLI_FILES = ("snli_1.0_dev.tsv.gz", "snli_1.0_test.tsv.gz")
 
@@ -49,24 +50,13 @@ class RunSpec:
         return f"{self.dataset}/{self.network}-{self.size}"
 
     def hyperparameters(self, manifest_hps: dict[str, Any]) -> dict[str, object]:
-        """The recipe of ``o2v demo``'s overfit-prone attempt 1 (pooled embeddings with their own tied
-        token embeddings, one tanh MLP layer, learning rate 0.001, batch 32), with this run's
-        network, size and dropout."""
+        """The recipe of ``o2v demo``'s overfit-prone attempt 1 (defined once, in the demo), with this
+        run's network, size and dropout, over the settings the demo takes from cdk.json."""
         return {
             **manifest_hps,
-            "enc0_network": self.network,
-            "enc1_network": "enc0",
-            "enc0_token_embedding_dim": self.size,
-            "enc_dim": self.size,
-            "mlp_dim": self.size,
-            "mlp_layers": 1,
-            "mlp_activation": "tanh",
-            "learning_rate": 0.001,
-            "mini_batch_size": 32,
             "optimizer": "adam",
             "tied_token_embedding_weight": True,
-            "dropout": self.dropout,
-            "epochs": self.epochs,
+            **overfit_prone_recipe(self.size, self.epochs, network=self.network, dropout=self.dropout),
         }
 
 

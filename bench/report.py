@@ -391,10 +391,12 @@ Alarms per family (alarms / curves; a healthy family should read 0, a diverging 
 
 {_table(['Family', 'Curves', 'Diverging', *[SHORT[n] for n in DETECTOR_ORDER]], family_rows)}
 
-Semantics of the alternatives (`bench/baselines.py`): **Object2Vec early stopping** as the local trainer
-implements `early_stopping_patience=3`, `early_stopping_tolerance=0.01` (an epoch improves when the
-validation loss beats the best so far by more than 0.01; stop after 3 epochs without; a NaN fails
-the job at once). **SageMaker Debugger Overfit** with its defaults (`ratio_threshold=0.1`,
+Semantics of the alternatives (`bench/baselines.py`): **Object2Vec early stopping** with
+`early_stopping_patience=3`, `early_stopping_tolerance=0.01`, the container's rule
+(`o2v_core.early_stopping`, reference section 10c): an epoch is bad unless its validation loss
+beats the minimum of the previous 3 epochs by at least 0.01; a good epoch resets the count; stop
+when the bad count exceeds 3; a NaN fails the job at once. **SageMaker Debugger Overfit** with its
+defaults (`ratio_threshold=0.1`,
 `patience=1`, `start_step=0`; shared/reference/object2vec.md section 7), evaluated once per epoch:
 fires when `(validation - train) / train` exceeds 0.1 for `patience` consecutive steps (Debugger does
 not document support for Object2Vec, so this is its rule's semantics, not a run of the service).

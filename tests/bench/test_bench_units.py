@@ -40,7 +40,12 @@ def test_synthetic_suite_is_deterministic_and_covers_every_family() -> None:
 
 def test_alternatives_follow_their_documented_semantics() -> None:
     flat = _curve([1.0, 0.9, 0.895, 0.894, 0.893, 0.892])
-    assert object2vec_early_stopping()(flat) == 4  # 3 epochs without a 0.01 improvement
+    # Object2Vec's rule (reference 10c): stops when the bad count (epochs not 0.01 below the
+    # previous 3 epochs' minimum) exceeds the patience, so on the 4th bad epoch.
+    assert object2vec_early_stopping()(flat) == 5
+    # A sliding window: the old best (0.5) leaves it, so a recovering curve is not stopped.
+    recovering = _curve([1.0, 0.5, 0.9, 0.8, 0.7, 0.6, 0.55])
+    assert object2vec_early_stopping()(recovering) is None
     assert keras_early_stopping()(flat) is None  # every epoch is a strict improvement
     gap = _curve([1.0, 0.9, 0.8], [0.95, 0.85, 0.7])  # ratios 0.05, 0.06, 0.14
     assert debugger_overfit()(gap) == 2

@@ -27,9 +27,11 @@ hyperparameters) come from cdk.json (--env). Each run writes runs/<timestamp>/: 
 validation_loss.png, run.json, the prepared data, every service's logs. Every local process is
 stopped at the end, on error and on Ctrl-C.
 
-Sizes (--size); each trains on all 5,749 STS-B training pairs and validates on the 1,500 dev pairs:
-  quick      64-d, 10 epochs, scored on 400 test pairs     (about a minute on an idle 2-core machine)
-  standard   64-d, 10 epochs, scored on all 1,379 pairs    (the default; 1-3 minutes)
+Sizes (--size); each validates on the 1,500 STS-B dev pairs:
+  quick      64-d, 10 epochs, 2,000 training pairs, scored on 400 test pairs
+                                                          (about a minute on an idle 2-core machine)
+  standard   64-d, 10 epochs, all 5,749 training pairs, scored on all 1,379 test pairs
+                                                          (the default; 1-3 minutes)
   large      128-d, 12 epochs                              (more prone to overfit: usually more attempts)
 --train-rows N trains on a deterministic sample instead; --epochs N changes the epoch budget.
 
