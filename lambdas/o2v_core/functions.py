@@ -29,9 +29,19 @@ class FunctionSpec:
 DIVERGENCE_MONITOR = FunctionSpec(
     "divergence_monitor",
     "control_plane.handlers.divergence_monitor.handler",
-    "Every minute: check in-progress jobs' validation curves, stop diverged jobs, emit ValidationLossDiverged",
+    "Safety net every 10 minutes: check in-progress jobs' validation curves, stop diverged jobs, "
+    "emit ValidationLossDiverged",
+    timeout_seconds=120,
+    # The metric-line judge reacts to each line within seconds; this sweep only catches what a lost
+    # or failed delivery missed, so it runs rarely (docs/scale.md sizes it against the quotas).
+    schedule="rate(10 minutes)",
+)
+METRIC_LINE_JUDGE = FunctionSpec(
+    "metric_line_judge",
+    "control_plane.handlers.metric_line_judge.handler",
+    "On a #quality_metric line (CloudWatch Logs subscription): judge that job's curve, stop it and emit "
+    "ValidationLossDiverged when it diverged",
     timeout_seconds=60,
-    schedule="rate(1 minute)",
 )
 FINISHED_JOB_EVALUATOR = FunctionSpec(
     "finished_job_evaluator",
@@ -59,6 +69,6 @@ RECONCILER = FunctionSpec(
     timeout_seconds=300,
     schedule="rate(5 minutes)",
 )
-FUNCTIONS = (DIVERGENCE_MONITOR, FINISHED_JOB_EVALUATOR, RETRAIN_LAUNCHER, PROMOTER, RECONCILER)
+FUNCTIONS = (DIVERGENCE_MONITOR, METRIC_LINE_JUDGE, FINISHED_JOB_EVALUATOR, RETRAIN_LAUNCHER, PROMOTER, RECONCILER)
 # Functions that need the promotion settings live in the serving stack; the rest in the training stack.
 SERVING_FUNCTIONS = (PROMOTER, RECONCILER)

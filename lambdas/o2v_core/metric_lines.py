@@ -24,6 +24,11 @@ LINE_PATTERN = re.compile(
 NUMBER = re.compile(r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|nan|inf|infinity)", re.IGNORECASE)
 EPOCH = re.compile(r"\d{1,9}")
 
+# The CloudWatch Logs filter pattern that selects these lines (a quoted term matches the exact
+# phrase, https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/FilterAndPatternSyntax.html):
+# FilterLogEvents' filterPattern for the monitor and the subscription filter of the metric-line judge.
+FILTER_PATTERN = '"#quality_metric"'
+
 # The metric a detector watches, per output_layer (SageMaker's metric names).
 LOSS_METRIC = {"softmax": "cross_entropy", "mean_squared_error": "mean_squared_error"}
 SCORE_KIND = {"accuracy": "score"}

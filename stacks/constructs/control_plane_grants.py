@@ -96,6 +96,7 @@ def create_jobs(scope: ControlPlaneScope) -> list[Grant]:
 
 
 def read_training_logs(scope: ControlPlaneScope) -> list[Grant]:
+    """What :class:`control_plane.aws.training_logs.TrainingLogs` calls: find streams, filter metric lines."""
     return [
         allow(
             "ReadTrainingLogs",
@@ -118,6 +119,8 @@ Capability = Callable[[ControlPlaneScope], list[Grant]]
 
 TRAINING_FUNCTION_CAPABILITIES: dict[str, tuple[Capability, ...]] = {
     "divergence_monitor": (list_jobs, read_jobs, tag_jobs, stop_jobs, read_training_logs, publish),
+    # Judges one job per delivered line: exactly the per-job calls of the monitor, no listing.
+    "metric_line_judge": (read_jobs, tag_jobs, stop_jobs, read_training_logs, publish),
     "finished_job_evaluator": (read_jobs, tag_jobs, stop_jobs, read_training_logs, publish),
     "retrain_launcher": (read_jobs, tag_jobs, create_jobs, publish),
 }

@@ -15,6 +15,7 @@ import threading
 from typing import TYPE_CHECKING, Any, cast
 
 import boto3
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
 if TYPE_CHECKING:
@@ -31,6 +32,8 @@ _SHAPING_VARIABLES = (
     "AWS_RETRY_MODE",
     "AWS_MAX_ATTEMPTS",
 )
+RETRY_MODE = "adaptive"
+MAX_ATTEMPTS = 8  # the first call and 7 retries; botocore caps each backoff at 20 s
 _lock = threading.Lock()
 _cache: dict[tuple[str, ...], Any] = {}
 
@@ -40,8 +43,15 @@ def client(service: str) -> Any:
     key = (service, *(os.environ.get(name, "") for name in (endpoint_variable, *_SHAPING_VARIABLES)))
     with _lock:
         if key not in _cache:
-            _cache[key] = boto3.client(service)  # type: ignore[call-overload]
+            _cache[key] = boto3.client(service, config=retry_config())  # type: ignore[call-overload]
         return _cache[key]
+
+
+def retry_config() -> Config:
+    """Adaptive retries; ``AWS_RETRY_MODE`` / ``AWS_MAX_ATTEMPTS`` still override (tests, operators)."""
+    mode = os.environ.get("AWS_RETRY_MODE") or RETRY_MODE
+    attempts = int(os.environ.get("AWS_MAX_ATTEMPTS") or MAX_ATTEMPTS)
+    return Config(retries={"mode": mode, "max_attempts": attempts})  # type: ignore[typeddict-item]
 
 
 def sagemaker() -> SageMakerClient:

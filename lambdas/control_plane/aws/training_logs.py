@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
+from o2v_core.metric_lines import FILTER_PATTERN
 from o2v_core.resource_names import TRAINING_JOB_LOG_GROUP
 
 from control_plane.aws import clients
@@ -19,7 +20,6 @@ from control_plane.aws import clients
 if TYPE_CHECKING:
     from mypy_boto3_logs import CloudWatchLogsClient
 
-METRIC_FILTER = '"#quality_metric"'
 MAX_STREAMS_PER_FILTER = 100  # FilterLogEvents.logStreamNames: at most 100
 
 
@@ -52,7 +52,7 @@ class TrainingLogs:
         for start in range(0, len(streams), MAX_STREAMS_PER_FILTER):
             batch = streams[start:start + MAX_STREAMS_PER_FILTER]
             for page in self._logs.get_paginator("filter_log_events").paginate(
-                logGroupName=self.log_group, logStreamNames=batch, filterPattern=METRIC_FILTER
+                logGroupName=self.log_group, logStreamNames=batch, filterPattern=FILTER_PATTERN
             ):
                 found.extend(
                     (event.get("logStreamName", ""), event.get("timestamp", 0), event.get("message", ""))

@@ -1,7 +1,8 @@
-"""Every minute (``o2v_core.functions.DIVERGENCE_MONITOR``): check running jobs' validation curves.
+"""On a schedule (``o2v_core.functions.DIVERGENCE_MONITOR``): the safety net over running jobs.
 
-Thin: read the settings, hand over to :func:`control_plane.logic.monitor.run_monitor`. The
-scheduled event carries nothing the monitor needs, so it is not parsed.
+Thin: read the settings, hand over to :func:`control_plane.logic.monitor.run_monitor` with the
+invocation's remaining time, so the run ends before the function's timeout. The scheduled event
+carries nothing the monitor needs, so it is not parsed.
 """
 
 from __future__ import annotations
@@ -16,19 +17,24 @@ from o2v_core.runtime_config import ControlPlaneConfig
 from control_plane.aws.event_bus import EventBus
 from control_plane.aws.training_jobs import TrainingJobs
 from control_plane.aws.training_logs import TrainingLogs
-from control_plane.logic.monitor import run_monitor
+from control_plane.logic.monitor import Judge, run_monitor
 
 logger = Logger()
 
 
-def handler(event: Mapping[str, Any], context: object) -> dict[str, list[str]]:
+def judge_from_env() -> Judge:
+    """The per-job judge over this deployment's AWS data access (both judging handlers use it)."""
     config = ControlPlaneConfig.from_env()
-    report = run_monitor(
-        config.deployment,
+    return Judge(
+        deployment=config.deployment,
         jobs=TrainingJobs(),
         logs=TrainingLogs(),
         bus=EventBus(config.event_bus_name),
         detector=DetectorConfig.from_json(config.detector_config),
         stop_on_divergence=config.stop_on_divergence,
     )
-    return report.as_dict()
+
+
+def handler(event: Mapping[str, Any], context: Any) -> dict[str, list[str]]:
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    return run_monitor(judge_from_env(), remaining_ms=remaining).as_dict()

@@ -1,17 +1,28 @@
-"""The in-flight monitor: every minute, judge each running job's validation curve so far.
+"""Judging running jobs' validation curves: one job at a time (:func:`judge_job`), two callers.
 
-For each in-progress job of this deployment (name prefix, confirmed by the ``o2v:deployment``
-tag) it reads the ``#quality_metric`` lines from CloudWatch Logs and runs the detector. On a
-divergence it reports the job once (see :mod:`control_plane.logic.jobs`) and stops it when
-``stop_on_divergence``: every epoch past divergence is wasted GPU time. A job already tagged as
-diverged that is still running (its stop failed, or stopping is off) is only stopped again, never
-reported twice. One job's trouble (a corrupt log line, a throttled call) does not keep the others
-from being checked; the run raises at the end so the failure shows in the function's errors.
+:func:`judge_job` is the one seam: the metric-line judge (:mod:`control_plane.logic.metric_line_judge`)
+calls it for the job whose ``#quality_metric`` line CloudWatch Logs just delivered, and the scheduled
+monitor (:func:`run_monitor`, the slow safety net) calls it for each in-progress job of this
+deployment (name prefix, confirmed by the ``o2v:deployment`` tag).
+
+A job is judged from its ``#quality_metric`` lines in CloudWatch Logs. On a divergence it is reported
+once (see :mod:`control_plane.logic.jobs`) and stopped when ``stop_on_divergence``: every epoch past
+divergence is wasted GPU time. A job already tagged as diverged that is still running (its stop
+failed, or stopping is off) is only stopped again, never reported twice.
+
+The monitor's run is bounded: it stops taking new jobs once less than :data:`RESERVE_MS` of the
+invocation remain, and it starts each run at a different place in the job list (the run's minute),
+so a list longer than one run can judge is covered over consecutive runs instead of its tail being
+starved. One job's trouble (a corrupt log line, a throttled call) does not keep the others from
+being checked; the run raises at the end so the failure shows in the function's errors.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import Literal
 
 from aws_lambda_powertools import Logger
 from o2v_core.detector import DetectorConfig
@@ -19,11 +30,18 @@ from o2v_core.metric_series import decide_series
 from o2v_core.naming import TAG_DEPLOYMENT, job_prefix
 
 from control_plane.aws.event_bus import EventBus
-from control_plane.aws.training_jobs import TrainingJobs
+from control_plane.aws.training_jobs import IN_PROGRESS, TrainingJobs
 from control_plane.aws.training_logs import TrainingLogs
 from control_plane.logic.jobs import TAG_DIVERGED, Job, lineage_of, read_curve, report_divergence
 
 logger = Logger(child=True)
+
+# Stop taking new jobs when less than this much of the invocation is left: one job's calls
+# (ListTags, DescribeTrainingJob, DescribeLogStreams, FilterLogEvents, and on a divergence
+# AddTags, PutEvents, StopTrainingJob) fit with room for throttling backoff.
+RESERVE_MS = 20_000
+
+Verdict = Literal["checked", "diverged", "stopped_again", "already_reported", "skipped", "gone", "not_running"]
 
 
 class MonitorError(RuntimeError):
@@ -37,25 +55,78 @@ class MonitorReport:
     stopped_again: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    deferred: list[str] = field(default_factory=list)  # left for the next run: time ran short
 
     def as_dict(self) -> dict[str, list[str]]:
         return asdict(self)
 
+    def add(self, name: str, verdict: Verdict) -> None:
+        if verdict in ("checked", "diverged"):
+            self.checked.append(name)
+        if verdict in ("diverged", "stopped_again", "skipped"):
+            getattr(self, verdict).append(name)
+
+
+@dataclass(frozen=True)
+class Judge:
+    """What judging needs: this deployment's data access and settings."""
+
+    deployment: str
+    jobs: TrainingJobs
+    logs: TrainingLogs
+    bus: EventBus
+    detector: DetectorConfig
+    stop_on_divergence: bool
+
+
+def judge_job(judge: Judge, name: str, arn: str | None = None) -> Verdict:
+    """Judge one job's curve so far; report and stop it on a divergence. See the module doc."""
+    description = None
+    if arn is None:  # the metric-line judge knows only the name
+        description = judge.jobs.describe(name)
+        if description is None:
+            return "gone"
+        arn = str(description["TrainingJobArn"])
+    tags = judge.jobs.tags(arn)
+    if tags.get(TAG_DEPLOYMENT) != judge.deployment:
+        return "skipped"  # the prefix matched, but the job is not ours
+    stop = judge.stop_on_divergence
+    if TAG_DIVERGED in tags:
+        return "stopped_again" if stop and judge.jobs.stop(name) else "already_reported"
+    description = description or judge.jobs.describe(name)
+    if description is None:
+        return "gone"  # deleted between List and Describe
+    if description.get("TrainingJobStatus") != IN_PROGRESS:
+        return "not_running"  # the finished-job evaluator judges the whole curve
+    job = Job(name, arn, description, tags)
+    series = read_curve(job, judge.logs)
+    decision = decide_series(series, judge.detector)
+    if not decision.diverged:
+        return "checked"
+    lineage = lineage_of(job, judge.deployment)
+    if report_divergence(job, lineage, decision, series.metric, jobs=judge.jobs, bus=judge.bus, stop=stop):
+        return "diverged"
+    return "checked"
+
 
 def run_monitor(
-    deployment: str,
+    judge: Judge,
     *,
-    jobs: TrainingJobs,
-    logs: TrainingLogs,
-    bus: EventBus,
-    detector: DetectorConfig,
-    stop_on_divergence: bool,
+    remaining_ms: Callable[[], int] | None = None,
+    now: Callable[[], float] = time.time,
 ) -> MonitorReport:
     report = MonitorReport()
     first_error: Exception | None = None
-    for summary in jobs.in_progress(job_prefix(deployment)):
+    summaries = sorted(judge.jobs.in_progress(job_prefix(judge.deployment)), key=lambda s: s.name)
+    start = int(now() // 60) % len(summaries) if summaries else 0  # rotate: no job is always last
+    for index, summary in enumerate(summaries[start:] + summaries[:start]):
+        if remaining_ms is not None and remaining_ms() < RESERVE_MS:
+            report.deferred.extend(s.name for s in (summaries[start:] + summaries[:start])[index:])
+            logger.warning("monitor run out of time; the rest waits for the next run",
+                           extra={"deferred": len(report.deferred)})
+            break
         try:
-            _check(summary.name, summary.arn, deployment, jobs, logs, bus, detector, stop_on_divergence, report)
+            report.add(summary.name, judge_job(judge, summary.name, summary.arn))
         except Exception as error:  # keep checking the other jobs; raised below
             logger.exception("could not check training job", extra={"job": summary.name})
             report.errors.append(f"{summary.name}: {error}")
@@ -64,35 +135,3 @@ def run_monitor(
     if first_error is not None:
         raise MonitorError("; ".join(report.errors)) from first_error
     return report
-
-
-def _check(
-    name: str,
-    arn: str,
-    deployment: str,
-    jobs: TrainingJobs,
-    logs: TrainingLogs,
-    bus: EventBus,
-    detector: DetectorConfig,
-    stop: bool,
-    report: MonitorReport,
-) -> None:
-    tags = jobs.tags(arn)
-    if tags.get(TAG_DEPLOYMENT) != deployment:
-        report.skipped.append(name)  # the prefix matched, but the job is not ours
-        return
-    if TAG_DIVERGED in tags:
-        if stop and jobs.stop(name):
-            report.stopped_again.append(name)
-        return
-    description = jobs.describe(name)
-    if description is None:
-        return  # deleted between List and Describe
-    job = Job(name, arn, description, tags)
-    report.checked.append(name)
-    series = read_curve(job, logs)
-    decision = decide_series(series, detector)
-    if not decision.diverged:
-        return
-    if report_divergence(job, lineage_of(job, deployment), decision, series.metric, jobs=jobs, bus=bus, stop=stop):
-        report.diverged.append(name)

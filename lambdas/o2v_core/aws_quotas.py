@@ -1,0 +1,60 @@
+"""Documented AWS quotas the control plane's design is sized against. Defined once, each cited.
+
+The scale benchmark (``bench/scale.py``) reports calls per minute next to these, and
+``docs/scale.md`` explains the design they lead to. A quota that AWS does not publish is
+``None`` with the reason, so nothing is sized against a number we made up.
+
+Standard library only (ships in the Lambda asset).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ApiQuota:
+    service: str
+    api: str
+    per_second: float | None  # None: AWS publishes no number for it
+    source: str
+
+    @property
+    def per_minute(self) -> float | None:
+        return None if self.per_second is None else self.per_second * 60
+
+
+# CloudWatch Logs. "FilterLogEvents ... quota is five transactions per second (TPS) per AWS
+# account or AWS Region", not adjustable; the same page recommends a subscription filter instead
+# of polling: https://repost.aws/knowledge-center/cloudwatch-logs-throttling
+FILTER_LOG_EVENTS = ApiQuota(
+    "logs", "FilterLogEvents", 5.0, "https://repost.aws/knowledge-center/cloudwatch-logs-throttling"
+)
+# "This operation has a limit of five transactions per second, after which transactions are
+# throttled." (DescribeLogStreams, CloudWatch Logs API reference as the AWS SDK for .NET renders it)
+DESCRIBE_LOG_STREAMS = ApiQuota(
+    "logs",
+    "DescribeLogStreams",
+    5.0,
+    "https://docs.aws.amazon.com/sdkfornet/latest/apidocs/items/MCloudWatchLogsCloudWatchLogsDescribeLogStreams"
+    "DescribeLogStreamsRequestNET45.html",
+)
+# SageMaker: "API throttling limits for CreateJob, DescribeJob, and other management APIs are not
+# adjustable" with no number published (https://docs.aws.amazon.com/sagemaker/latest/dg/
+# model-customize-mtrl-quotas.html); a user asking for ListTags' rate found none either
+# (https://repost.aws/questions/QUMbLOfaASQRqLuPH6GkyyyQ/rate-limit-for-sagemaker-listtags-api-endpoint).
+_SAGEMAKER_UNPUBLISHED = "https://docs.aws.amazon.com/sagemaker/latest/dg/model-customize-mtrl-quotas.html"
+DESCRIBE_TRAINING_JOB = ApiQuota("sagemaker", "DescribeTrainingJob", None, _SAGEMAKER_UNPUBLISHED)
+LIST_TAGS = ApiQuota("sagemaker", "ListTags", None, _SAGEMAKER_UNPUBLISHED)
+LIST_TRAINING_JOBS = ApiQuota("sagemaker", "ListTrainingJobs", None, _SAGEMAKER_UNPUBLISHED)
+
+QUOTAS = (FILTER_LOG_EVENTS, DESCRIBE_LOG_STREAMS, DESCRIBE_TRAINING_JOB, LIST_TAGS, LIST_TRAINING_JOBS)
+
+# "Each log group can have up to two subscription filters associated with it."
+# (PutSubscriptionFilter, https://docs.aws.amazon.com/sdkfornet/v3/apidocs/items/CloudWatchLogs/
+# MCloudWatchLogsPutSubscriptionFilterPutSubscriptionFilterRequest.html)
+SUBSCRIPTION_FILTERS_PER_LOG_GROUP = 2
+
+
+def quota_for(api: str) -> ApiQuota | None:
+    return next((quota for quota in QUOTAS if quota.api == api), None)

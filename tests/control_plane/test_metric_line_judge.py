@@ -1,0 +1,131 @@
+"""The metric-line judge against a moto server: a subscription delivery (Base64 GZIP JSON, as
+CloudWatch Logs sends it: o2v_core.log_subscription cites the format) judges only the job that
+logged, fires on the same epoch as the monitor, and costs nothing for lines it need not judge."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import time
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from control_plane.aws import clients
+from control_plane.handlers import divergence_monitor, metric_line_judge
+from o2v_core.log_subscription import (
+    CONTROL_MESSAGE,
+    DATA_MESSAGE,
+    LogBatch,
+    LogEvent,
+    MalformedDelivery,
+    decode,
+    encode,
+)
+
+from tests.control_plane import moto_ext
+from tests.control_plane.cloud import DIVERGING, LOG_GROUP, Cloud, epoch_lines, log_header
+
+SCHEDULED = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
+
+
+def delivery(job: str, lines: list[str], *, message_type: str = DATA_MESSAGE) -> dict[str, Any]:
+    now = int(time.time() * 1000)
+    return encode(LogBatch(
+        owner=moto_ext.ACCOUNT, log_group=LOG_GROUP, log_stream=f"{job}/algo-1-1764150000",
+        subscription_filters=("dev-metric-line-judge",), message_type=message_type,
+        log_events=tuple(LogEvent(str(index), now, line) for index, line in enumerate(lines)),
+    ))
+
+
+@pytest.fixture
+def aws_calls(cloud: Cloud) -> Iterator[Counter[str]]:
+    """Every AWS call our handlers make, by API (a botocore event hook on the shared clients)."""
+    counts: Counter[str] = Counter()
+
+    def count(model: Any, **_: Any) -> None:
+        counts[model.name] += 1
+
+    made = [clients.sagemaker(), clients.logs(), clients.events()]
+    for client in made:
+        client.meta.events.register("before-call", count)
+    yield counts
+    for client in made:
+        client.meta.events.unregister("before-call", count)
+
+
+def test_payload_round_trips_in_the_documented_encoding() -> None:
+    event = delivery("dev-x-a1", ["#quality_metric: host=algo-1, epoch=0, validation cross_entropy <loss>=0.5"])
+    document = json.loads(gzip.decompress(base64.b64decode(event["awslogs"]["data"])))
+    assert set(document) == {"owner", "logGroup", "logStream", "subscriptionFilters", "messageType", "logEvents"}
+    assert set(document["logEvents"][0]) == {"id", "timestamp", "message"}
+    assert decode(event).log_stream == "dev-x-a1/algo-1-1764150000"
+
+
+@pytest.mark.parametrize("event", [{}, {"awslogs": {"data": "not base64!"}},
+                                   {"awslogs": {"data": base64.b64encode(gzip.compress(b"[1]")).decode()}}])
+def test_a_broken_delivery_is_refused_by_name(event: dict[str, Any]) -> None:
+    with pytest.raises(MalformedDelivery, match="awslogs"):
+        decode(event)
+
+
+def test_judge_fires_on_the_line_of_the_decisive_epoch(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch, aws_calls: Counter[str]
+) -> None:
+    cloud.use_config(monkeypatch)
+    job = cloud.create_job("stsb-baseline")
+    cloud.write_log(job, log_header(job))
+    verdicts = []
+    for point in DIVERGING:
+        lines = epoch_lines([point], "mean_squared_error")
+        cloud.write_log(job, lines)
+        verdicts.append(metric_line_judge.handler(delivery(job, lines), None)["verdict"])
+        if verdicts[-1] == "diverged":
+            break
+    # The same epoch the every-minute monitor fires on (test_flow): epoch 7, judged on its own line.
+    assert verdicts == ["checked"] * 7 + ["diverged"]
+    assert cloud.sm.describe_training_job(TrainingJobName=job)["TrainingJobStatus"] == "Stopped"
+    assert len(cloud.delivered("retrain_launcher")) == 1
+    # Per line: DescribeTrainingJob, ListTags, DescribeLogStreams, FilterLogEvents; never a listing.
+    assert aws_calls["ListTrainingJobs"] == 0
+    assert aws_calls["FilterLogEvents"] == len(verdicts)
+    # A later line of the stopped job, and the safety net, report nothing twice.
+    assert metric_line_judge.handler(delivery(job, epoch_lines([DIVERGING[-1]], "mean_squared_error")), None)[
+        "verdict"] in ("not_running", "already_reported", "stopped_again")
+    assert divergence_monitor.handler(SCHEDULED, None)["diverged"] == []
+    assert len(cloud.delivered("retrain_launcher")) == 0
+
+
+@pytest.mark.parametrize(("job", "lines", "message_type", "verdict"), [
+    ("other-stsb-baseline-a1", ["#quality_metric: host=algo-1, epoch=3, validation mean_squared_error <loss>=9.0"],
+     DATA_MESSAGE, "other_deployment"),
+    ("dev-stsb-baseline-a1", ["#quality_metric: host=algo-1, epoch=3, train mean_squared_error <loss>=0.1"],
+     DATA_MESSAGE, "no_validation_line"),
+    ("dev-stsb-baseline-a1", ["CWL CONTROL MESSAGE: Checking health of destination Lambda."],
+     CONTROL_MESSAGE, "control_message"),
+])
+def test_lines_it_need_not_judge_cost_no_aws_call(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch, aws_calls: Counter[str],
+    job: str, lines: list[str], message_type: str, verdict: str,
+) -> None:
+    cloud.use_config(monkeypatch)
+    result = metric_line_judge.handler(delivery(job, lines, message_type=message_type), None)
+    assert result == {"job": job, "verdict": verdict}
+    assert sum(aws_calls.values()) == 0
+
+
+class _ShortOnTime:
+    def get_remaining_time_in_millis(self) -> int:
+        return 1_000
+
+
+def test_monitor_defers_jobs_instead_of_running_into_its_timeout(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch, aws_calls: Counter[str]
+) -> None:
+    cloud.use_config(monkeypatch)
+    job = cloud.create_job("stsb-baseline")
+    report = divergence_monitor.handler(SCHEDULED, _ShortOnTime())
+    assert report["deferred"] == [job] and report["checked"] == []
+    assert aws_calls["DescribeTrainingJob"] == 0 and aws_calls["FilterLogEvents"] == 0
