@@ -51,7 +51,7 @@ def retry_config() -> Config:
     """Adaptive retries; ``AWS_RETRY_MODE`` / ``AWS_MAX_ATTEMPTS`` still override (tests, operators)."""
     mode = os.environ.get("AWS_RETRY_MODE") or RETRY_MODE
     attempts = int(os.environ.get("AWS_MAX_ATTEMPTS") or MAX_ATTEMPTS)
-    return Config(retries={"mode": mode, "max_attempts": attempts})  # type: ignore[typeddict-item]
+    return Config(retries={"mode": mode, "max_attempts": attempts})  # type: ignore[arg-type]
 
 
 def sagemaker() -> SageMakerClient:
