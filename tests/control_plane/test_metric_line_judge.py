@@ -24,9 +24,10 @@ from o2v_core.log_subscription import (
     decode,
     encode,
 )
+from o2v_core.resource_names import TRAINING_JOB_LOG_GROUP as LOG_GROUP
 
 from tests.control_plane import moto_ext
-from tests.control_plane.cloud import DIVERGING, LOG_GROUP, Cloud, epoch_lines, log_header
+from tests.control_plane.cloud import DIVERGING, Cloud, epoch_lines, log_header
 
 SCHEDULED = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
 
