@@ -38,6 +38,19 @@ def allow(
     return Grant(statement, wildcard_reason)
 
 
+def function_basics(log_group_arn: str) -> list[Grant]:
+    """What every function of ours needs: write its own log group and its X-Ray traces."""
+    return [
+        allow("WriteOwnLogs", ["logs:CreateLogStream", "logs:PutLogEvents"], [log_group_arn]),
+        allow(
+            "WriteTraces",
+            ["xray:PutTelemetryRecords", "xray:PutTraceSegments"],
+            ["*"],
+            wildcard_reason="X-Ray's PutTraceSegments and PutTelemetryRecords support no resource-level permissions.",
+        ),
+    ]
+
+
 def log_group_arn(name: str, suffix: str = "") -> str:
     return f"arn:{Aws.PARTITION}:logs:{Aws.REGION}:{Aws.ACCOUNT_ID}:log-group:{name}{suffix}"
 

@@ -8,6 +8,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from o2v_core.metric_lines import FILTER_PATTERN
+from o2v_core.resource_names import TRAINING_JOB_LOG_GROUP
+
+
+@dataclass(frozen=True)
+class LogSubscription:
+    """A CloudWatch Logs subscription filter that invokes the function with matching lines.
+
+    The stacks deploy it (``AWS::Logs::SubscriptionFilter`` named :meth:`filter_name`) and local
+    mode's Logs delivers it (``training.local_cloud.log_delivery``), in the format of
+    :mod:`o2v_core.log_subscription`.
+    """
+
+    log_group: str
+    filter_pattern: str
+
+    def filter_name(self, deployment: str, function_id: str) -> str:
+        return f"{deployment}-{function_id.replace('_', '-')}"
+
 
 @dataclass(frozen=True)
 class FunctionSpec:
@@ -16,6 +35,7 @@ class FunctionSpec:
     description: str
     timeout_seconds: int
     schedule: str | None = None  # EventBridge schedule expression, when it runs on a timer
+    subscription: LogSubscription | None = None  # when CloudWatch Logs invokes it with log lines
 
     @property
     def module(self) -> str:
@@ -42,6 +62,7 @@ METRIC_LINE_JUDGE = FunctionSpec(
     "On a #quality_metric line (CloudWatch Logs subscription): judge that job's curve, stop it and emit "
     "ValidationLossDiverged when it diverged",
     timeout_seconds=60,
+    subscription=LogSubscription(TRAINING_JOB_LOG_GROUP, FILTER_PATTERN),
 )
 FINISHED_JOB_EVALUATOR = FunctionSpec(
     "finished_job_evaluator",

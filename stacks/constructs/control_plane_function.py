@@ -20,7 +20,7 @@ from constructs import Construct
 from o2v_core.functions import FunctionSpec
 
 from stacks.constructs.project_event_bus import control_plane_role_path
-from stacks.grants import KEY_ACTIONS, Grant, allow, role_with_grants
+from stacks.grants import KEY_ACTIONS, Grant, allow, function_basics, role_with_grants
 from stacks.nag import acknowledge
 
 LAMBDA_ASSET = Path(__file__).resolve().parents[2] / "lambdas"
@@ -62,16 +62,9 @@ class ControlPlaneFunction(Construct):
         retention.retention_in_days = log_retention_days
 
         own = [
-            allow("WriteOwnLogs", ["logs:CreateLogStream", "logs:PutLogEvents"], [self.log_group.log_group_arn]),
+            *function_basics(self.log_group.log_group_arn),
             allow("SendAsyncFailures", ["sqs:SendMessage"], [failure_queue.queue_arn]),
             allow("UseDataKey", KEY_ACTIONS, [key_arn]),
-            allow(
-                "WriteTraces",
-                ["xray:PutTelemetryRecords", "xray:PutTraceSegments"],
-                ["*"],
-                wildcard_reason="X-Ray's PutTraceSegments and PutTelemetryRecords support no resource-level "
-                "permissions.",
-            ),
         ]
         self.role = role_with_grants(
             self,

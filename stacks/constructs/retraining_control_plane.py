@@ -3,22 +3,19 @@
 Bus, topic, failure queues, one function per o2v_core.functions spec (except the promoter, which
 the serving stack owns), one rule per o2v_core.events.rules() spec that targets them, the
 monitor's schedule, the subscription filter that hands each ``#quality_metric`` line of SageMaker's
-training log group to the metric-line judge, alarms and a dashboard.
+training log group to the metric-line judge (with the group made sure to exist), alarms and a dashboard.
 """
 
 from __future__ import annotations
 
-from aws_cdk import Aws, RemovalPolicy
+from aws_cdk import RemovalPolicy
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
-from aws_cdk import aws_logs_destinations as log_destinations
 from constructs import Construct
 from o2v_core.events import rules
-from o2v_core.functions import FUNCTIONS, METRIC_LINE_JUDGE, RETRAIN_LAUNCHER, SERVING_FUNCTIONS
-from o2v_core.metric_lines import FILTER_PATTERN, LOSS_METRIC
+from o2v_core.functions import FUNCTIONS, RETRAIN_LAUNCHER, SERVING_FUNCTIONS
+from o2v_core.metric_lines import LOSS_METRIC
 from o2v_core.naming import job_prefix
-from o2v_core.resource_names import TRAINING_JOB_LOG_GROUP
 from o2v_core.runtime_config import ControlPlaneConfig
 from o2v_core.settings import Settings
 
@@ -26,6 +23,7 @@ from stacks.constructs.control_plane_function import ControlPlaneFunction
 from stacks.constructs.control_plane_grants import ControlPlaneScope, grants_for
 from stacks.constructs.event_rules import EventRules, ScheduledFunctions
 from stacks.constructs.failure_alarms import FailureAlarms
+from stacks.constructs.log_subscriptions import LogSubscriptions
 from stacks.constructs.notification_topic import NotificationTopic
 from stacks.constructs.project_event_bus import ProjectEventBus
 from stacks.constructs.retraining_dashboard import RetrainingDashboard
@@ -116,7 +114,14 @@ class RetrainingControlPlane(Construct):
             dlq=self.queues.rule_target_dlq,
         ).rules
 
-        self.metric_line_subscription = self._subscribe_judge(deployment, lambdas[METRIC_LINE_JUDGE.function_id])
+        self.subscriptions = LogSubscriptions(
+            self,
+            "LogSubscriptions",
+            deployment=deployment,
+            functions={fid: (f.spec, f.function) for fid, f in self.functions.items()},
+            removal_policy=removal,
+            log_retention_days=settings.log_retention_days,
+        ).filters
 
         queues = dict(self.queues.all)
         if self.notifications.subscription_dlq is not None:
@@ -132,31 +137,3 @@ class RetrainingControlPlane(Construct):
             functions=lambdas,
             queues=queues,
         )
-
-    def _subscribe_judge(self, deployment: str, judge: lambda_.IFunction) -> logs.SubscriptionFilter:
-        """Deliver the training log group's metric lines to the judge (docs/scale.md: why, and the quota).
-
-        CloudWatch Logs invokes the function asynchronously, so a failed judgement is retried and then
-        kept in the on-failure queue, whose alarm the failure alarms already cover. The permission names
-        the log group and the account, so no other group or account can invoke the judge.
-        """
-        training_logs = logs.LogGroup.from_log_group_name(self, "TrainingLogGroup", TRAINING_JOB_LOG_GROUP)
-        permission = lambda_.CfnPermission(
-            self,
-            "TrainingLogsInvokeJudge",
-            action="lambda:InvokeFunction",
-            function_name=judge.function_arn,
-            principal="logs.amazonaws.com",
-            source_arn=training_logs.log_group_arn,
-            source_account=Aws.ACCOUNT_ID,
-        )
-        subscription = logs.SubscriptionFilter(
-            self,
-            "MetricLineSubscription",
-            log_group=training_logs,
-            destination=log_destinations.LambdaDestination(judge, add_permissions=False),
-            filter_pattern=logs.FilterPattern.literal(FILTER_PATTERN),
-            filter_name=f"{deployment}-metric-line-judge",
-        )
-        subscription.node.add_dependency(permission)
-        return subscription

@@ -24,6 +24,7 @@ from o2v_core.log_subscription import (
     decode,
     encode,
 )
+from o2v_core.naming import job_name
 from o2v_core.resource_names import TRAINING_JOB_LOG_GROUP as LOG_GROUP
 
 from tests.control_plane import moto_ext
@@ -99,12 +100,16 @@ def test_judge_fires_on_the_line_of_the_decisive_epoch(
     assert len(cloud.delivered("retrain_launcher")) == 0
 
 
+VALIDATION_LINE = "#quality_metric: host=algo-1, epoch=3, validation mean_squared_error <loss>=9.0"
+TRAIN_LINE = "#quality_metric: host=algo-1, epoch=3, train mean_squared_error <loss>=0.1"
+
+
 @pytest.mark.parametrize(("job", "lines", "message_type", "verdict"), [
-    ("other-stsb-baseline-a1", ["#quality_metric: host=algo-1, epoch=3, validation mean_squared_error <loss>=9.0"],
-     DATA_MESSAGE, "other_deployment"),
-    ("dev-stsb-baseline-a1", ["#quality_metric: host=algo-1, epoch=3, train mean_squared_error <loss>=0.1"],
-     DATA_MESSAGE, "no_validation_line"),
-    ("dev-stsb-baseline-a1", ["CWL CONTROL MESSAGE: Checking health of destination Lambda."],
+    (job_name("other", "stsb-baseline", 1), [VALIDATION_LINE], DATA_MESSAGE, "other_deployment"),
+    # deployment "dev-x" shares the text "dev-" with "dev", but not its prefix "dev--"
+    (job_name("dev-x", "stsb-baseline", 1), [VALIDATION_LINE], DATA_MESSAGE, "other_deployment"),
+    (job_name("dev", "stsb-baseline", 1), [TRAIN_LINE], DATA_MESSAGE, "no_validation_line"),
+    (job_name("dev", "stsb-baseline", 1), ["CWL CONTROL MESSAGE: Checking health of destination Lambda."],
      CONTROL_MESSAGE, "control_message"),
 ])
 def test_lines_it_need_not_judge_cost_no_aws_call(

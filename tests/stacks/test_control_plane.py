@@ -8,10 +8,20 @@ from typing import Any
 
 import pytest
 from o2v_core.events import rules
-from o2v_core.functions import DIVERGENCE_MONITOR, FUNCTIONS, PROMOTER, RETRAIN_LAUNCHER, SERVING_FUNCTIONS
+from o2v_core.functions import (
+    DIVERGENCE_MONITOR,
+    FUNCTIONS,
+    METRIC_LINE_JUDGE,
+    PROMOTER,
+    RETRAIN_LAUNCHER,
+    SERVING_FUNCTIONS,
+)
+from o2v_core.metric_lines import FILTER_PATTERN
 from o2v_core.naming import job_prefix
+from o2v_core.resource_names import TRAINING_JOB_LOG_GROUP
 from o2v_core.runtime_config import ControlPlaneConfig
 
+from stacks.constructs import training_log_group_handler as log_group_handler
 from tests.stacks.conftest import Synthesized
 from tests.stacks.iam_helpers import as_list, imported, inline_policy, joined, statements_by_sid
 
@@ -90,12 +100,55 @@ def test_divergence_monitor_runs_on_its_spec_schedule(synthesized: Synthesized) 
     assert rule["Targets"][0]["Arn"] == {"Fn::GetAtt": [monitor, "Arn"]}
 
 
+def test_metric_line_judge_is_subscribed_to_the_training_log_group(synthesized: Synthesized) -> None:
+    subscription = METRIC_LINE_JUDGE.subscription
+    assert subscription is not None and subscription.log_group == TRAINING_JOB_LOG_GROUP
+    (resource,) = resources(synthesized, "AWS::Logs::SubscriptionFilter").values()
+    props = resource["Properties"]
+    judge = function_ids(synthesized)[METRIC_LINE_JUDGE.function_id]
+    assert props["LogGroupName"] == TRAINING_JOB_LOG_GROUP
+    assert props["FilterPattern"] == FILTER_PATTERN == '"#quality_metric"'
+    assert props["FilterName"] == f"{synthesized.settings.deployment}-metric-line-judge"
+    assert props["DestinationArn"] == {"Fn::GetAtt": [judge, "Arn"]}
+    # Only CloudWatch Logs, for this group of this account, may invoke the judge.
+    (permission_id, permission), = [
+        (lid, r) for lid, r in resources(synthesized, "AWS::Lambda::Permission").items()
+        if r["Properties"]["Principal"] == "logs.amazonaws.com"
+    ]
+    assert permission["Properties"]["FunctionName"] == {"Fn::GetAtt": [judge, "Arn"]}
+    assert permission["Properties"]["SourceAccount"] == {"Ref": "AWS::AccountId"}
+    assert permission["Properties"]["SourceArn"] == joined(
+        "arn:", {"Ref": "AWS::Partition"}, ":logs:", {"Ref": "AWS::Region"}, ":", {"Ref": "AWS::AccountId"},
+        f":log-group:{TRAINING_JOB_LOG_GROUP}:*",
+    )  # fmt: skip
+    # The filter waits for the permission and for the group to exist (a fresh account has none).
+    (group_id, group), = resources(synthesized, "Custom::ExistingLogGroup").items()
+    assert group["Properties"]["LogGroupName"] == TRAINING_JOB_LOG_GROUP
+    assert {permission_id, group_id} <= set(resource["DependsOn"])
+    assert group.get("DeletionPolicy", "Delete") == "Delete"  # the handler never deletes the group itself
+
+
+def test_log_group_custom_resource_may_only_create_that_group(synthesized: Synthesized) -> None:
+    (group,) = resources(synthesized, "Custom::ExistingLogGroup").values()
+    function = resources(synthesized, "AWS::Lambda::Function")[group["Properties"]["ServiceToken"]["Fn::GetAtt"][0]]
+    assert function["Properties"]["Code"]["ZipFile"] == Path(log_group_handler.__file__).read_text()
+    assert len(function["Properties"]["Code"]["ZipFile"]) < 4096  # CloudFormation's limit for inline code
+    role_id = function["Properties"]["Role"]["Fn::GetAtt"][0]
+    statements = statements_by_sid(inline_policy(resources(synthesized, "AWS::IAM::Role")[role_id]))
+    assert statements["CreateSubscribedLogGroups"]["Action"] == "logs:CreateLogGroup"
+    assert statements["CreateSubscribedLogGroups"]["Resource"] == joined(
+        "arn:", {"Ref": "AWS::Partition"}, ":logs:", {"Ref": "AWS::Region"}, ":", {"Ref": "AWS::AccountId"},
+        f":log-group:{TRAINING_JOB_LOG_GROUP}:*",
+    )  # fmt: skip
+
+
 # -- functions ------------------------------------------------------------------------------------
 
 
 def test_functions_come_from_the_specs(synthesized: Synthesized) -> None:
     functions = resources(synthesized, "AWS::Lambda::Function")
-    assert len(functions) == len(TRAINING_SPECS)
+    # the specs' functions, and the custom resource that makes sure the subscribed log group exists
+    assert len(functions) == len(TRAINING_SPECS) + 1
     version = synthesized.settings.powertools_layer_version
     for spec in TRAINING_SPECS:
         props = functions[function_ids(synthesized)[spec.function_id]]["Properties"]

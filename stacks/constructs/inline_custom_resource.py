@@ -1,0 +1,83 @@
+"""The function behind a small CloudFormation custom resource, shipped as inline code.
+
+CloudFormation's ``ZipFile`` inline code provides ``cfnresponse`` and must stay under 4 KB, so each
+handler is one boto3-only module beside its construct. The children (``Logs``, ``Role``,
+``RoleRef``, ``Function``) are created directly in the given scope, so the logical IDs of a
+construct that adopts this helper do not change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from stacks.grants import Grant, function_basics, role_with_grants
+from stacks.nag import acknowledge
+
+
+def inline_custom_resource_function(
+    scope: Construct,
+    *,
+    source: Path,
+    description: str,
+    role_description: str,
+    policy_name: str,
+    grants: Sequence[Grant],
+    removal_policy: RemovalPolicy,
+    log_retention_days: int,
+) -> lambda_.Function:
+    """A python3.13 function running ``source``'s ``handler`` with ``grants``, its own logs and traces."""
+    log_group = logs.LogGroup(scope, "Logs", removal_policy=removal_policy)
+    cfn_log_group = log_group.node.default_child
+    assert isinstance(cfn_log_group, logs.CfnLogGroup)
+    cfn_log_group.retention_in_days = log_retention_days
+    role = role_with_grants(
+        scope,
+        "Role",
+        assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+        description=role_description,
+        policy_name=policy_name,
+        grants=[
+            *grants,
+            *function_basics(log_group.log_group_arn),
+        ],
+    )
+    function = lambda_.Function(
+        scope,
+        "Function",
+        description=description,
+        code=lambda_.Code.from_inline(source.read_text()),
+        handler="index.handler",
+        runtime=lambda_.Runtime.PYTHON_3_13,
+        architecture=lambda_.Architecture.ARM_64,
+        memory_size=256,
+        timeout=Duration.seconds(30),
+        role=iam.Role.from_role_arn(scope, "RoleRef", role.role_arn, mutable=False),
+        log_group=log_group,
+        tracing=lambda_.Tracing.ACTIVE,
+    )
+    acknowledge(
+        role,
+        "Serverless-LambdaStarPermissions",
+        "X-Ray's PutTraceSegments and PutTelemetryRecords support no resource-level permissions.",
+    )
+    for rule in ("AwsSolutions-L1", "Serverless-LambdaLatestVersion"):
+        acknowledge(
+            function,
+            rule,
+            "python3.13 keeps this custom resource on the same runtime as the control-plane functions, "
+            "which follow the Powertools python313 layer.",
+        )
+    acknowledge(
+        function,
+        "Serverless-LambdaDLQ",
+        "CloudFormation invokes this custom resource and waits for its answer; a failure fails the "
+        "deployment visibly, so there is nothing for a dead-letter queue to keep.",
+    )
+    return function

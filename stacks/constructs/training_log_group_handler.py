@@ -1,0 +1,45 @@
+"""Custom resource: create SageMaker's training log group when it is absent; never delete it.
+
+On a fresh account and region ``/aws/sagemaker/TrainingJobs`` does not exist until the first
+training job logs, and a subscription filter on a missing group fails the deployment
+(PutSubscriptionFilter: ResourceNotFoundException). Creating it ahead is what SageMaker would do
+itself; an existing group is left exactly as it is. The group is shared by every training job of
+the account, so deleting the stack never deletes it. Shipped as inline Lambda code (CloudFormation's
+ZipFile provides ``cfnresponse``), boto3 only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+
+def ensure_log_group(logs: Any, name: str) -> str:
+    """'created', or 'exists' (SageMaker or an operator made it: left untouched)."""
+    try:
+        logs.create_log_group(logGroupName=name)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "ResourceAlreadyExistsException":
+            return "exists"
+        raise
+    return "created"
+
+
+def on_event(event: dict[str, Any], logs: Any) -> str:
+    if event["RequestType"] in ("Create", "Update"):
+        return ensure_log_group(logs, event["ResourceProperties"]["LogGroupName"])
+    return "retained"  # the account's group: other jobs and deployments use it
+
+
+def handler(event: dict[str, Any], context: Any) -> None:
+    import boto3
+    import cfnresponse  # type: ignore[import-not-found]
+
+    physical_id = event["ResourceProperties"]["LogGroupName"]
+    try:
+        status = on_event(event, boto3.client("logs"))
+    except Exception as error:
+        cfnresponse.send(event, context, cfnresponse.FAILED, {}, physical_id, reason=str(error))
+        return
+    cfnresponse.send(event, context, cfnresponse.SUCCESS, {"Status": status}, physical_id)
