@@ -33,7 +33,10 @@ _SHAPING_VARIABLES = (
     "AWS_MAX_ATTEMPTS",
 )
 RETRY_MODE = "adaptive"
-MAX_ATTEMPTS = 8  # the first call and 7 retries; botocore caps each backoff at 20 s
+# The first call and 4 retries. A throttled retry waits rand(0, 1) * 2**i s (i = 0, 1, 2, 3), so at
+# most 15 s per call (botocore.retries.standard.ExponentialBackoff); a call still throttled after
+# that fails the invocation, which Lambda retries and then keeps in the on-failure queue.
+MAX_ATTEMPTS = 5
 _lock = threading.Lock()
 _cache: dict[tuple[str, ...], Any] = {}
 
@@ -48,10 +51,15 @@ def client(service: str) -> Any:
 
 
 def retry_config() -> Config:
-    """Adaptive retries; ``AWS_RETRY_MODE`` / ``AWS_MAX_ATTEMPTS`` still override (tests, operators)."""
+    """Adaptive retries; ``AWS_RETRY_MODE`` / ``AWS_MAX_ATTEMPTS`` still override (tests, operators).
+
+    ``total_max_attempts`` counts the first call, as ``AWS_MAX_ATTEMPTS`` does; botocore's
+    ``max_attempts`` would count only the retries
+    (https://boto3.amazonaws.com/v1/documentation/api/latest/guide/retries.html).
+    """
     mode = os.environ.get("AWS_RETRY_MODE") or RETRY_MODE
     attempts = int(os.environ.get("AWS_MAX_ATTEMPTS") or MAX_ATTEMPTS)
-    return Config(retries={"mode": mode, "max_attempts": attempts})  # type: ignore[arg-type]
+    return Config(retries={"mode": mode, "total_max_attempts": attempts})  # type: ignore[arg-type]
 
 
 def sagemaker() -> SageMakerClient:
