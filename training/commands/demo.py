@@ -69,8 +69,9 @@ def register(subparsers: Subparsers) -> None:
     run.add_argument("--env", default="dev", help="cdk.json environment whose settings to use (default: dev)")
     run.add_argument("--runs-dir", type=Path, default=None,
                      help="where run directories are created (default: runs/ in the repository)")
-    run.add_argument("--monitor-interval", type=float, default=1.0, metavar="SECONDS",
-                     help="how often the divergence monitor runs (default: 1; rate(1 minute) in the cloud)")
+    run.add_argument("--minute-seconds", type=float, default=1.0, metavar="SECONDS",
+                     help="local seconds that stand for one minute of the schedules (default: 1, so the safety-net "
+                          "monitor's rate(10 minutes) runs every 10 s and the reconciler's rate(5 minutes) every 5 s)")
     run.add_argument("--timeout", type=float, default=900.0, metavar="SECONDS",
                      help="give up when the loop has not settled after this long (default: 900)")
     run.add_argument("--verbose", action="store_true", help="also print the Lambda handlers' own log lines")
@@ -84,11 +85,11 @@ def run_command(args: argparse.Namespace) -> int:
         raise ValueError(f"--train-rows {args.train_rows}: use at least 50")
     if args.epochs is not None and not 5 <= args.epochs <= 100:
         raise ValueError(f"--epochs {args.epochs}: allowed 5 to 100 (the detector needs 5 epochs to decide)")
-    if args.monitor_interval <= 0:
-        raise ValueError("--monitor-interval must be above 0")
+    if args.minute_seconds <= 0:
+        raise ValueError("--minute-seconds must be above 0")
     options = DemoOptions(data=args.data, cache_dir=args.cache_dir, size=args.size, train_rows=args.train_rows,
                           epochs=args.epochs, env_name=args.env, keep_endpoint=args.keep_endpoint,
-                          monitor_interval=args.monitor_interval, timeout=args.timeout, verbose=args.verbose)
+                          minute_seconds=args.minute_seconds, timeout=args.timeout, verbose=args.verbose)
     if args.runs_dir is not None:
         options.runs_dir = args.runs_dir
     try:

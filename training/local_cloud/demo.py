@@ -60,7 +60,7 @@ from o2v_core.settings import Settings, settings_from_cdk_json
 from training.launcher.launch import plan_launch, submit, training_image
 from training.launcher.stack import StackOutputs
 from training.local_cloud import procs
-from training.local_cloud.pump import SCHEDULE, Delivery, EventPump
+from training.local_cloud.pump import SCHEDULE, SUBSCRIPTION, Delivery, EventPump
 from training.local_cloud.report import Attempt, RunSummary, write_report
 from training.local_cloud.sagemaker_api import make_clients
 from training.local_cloud.services import LocalServices
@@ -156,7 +156,7 @@ class DemoOptions:
     epochs: int | None = None
     env_name: str = "dev"
     keep_endpoint: bool = False
-    monitor_interval: float = 1.0
+    minute_seconds: float = 1.0  # local seconds per minute of the schedules
     timeout: float = 900.0
     verbose: bool = False
     region: str = "us-east-1"
@@ -496,6 +496,12 @@ class Watcher:
             self.console.line("DLQ", f"{delivery.rule_id} -> {delivery.target} failed {delivery.attempts} time(s), "
                                      f"moved to the dead-letter queue: {delivery.error}")
             return
+        if delivery.rule_id == SUBSCRIPTION:
+            if result.get("verdict") == "diverged":
+                job = str(result.get("job", ""))
+                self.console.line("judge", f"divergence in {short(job)} on its epoch line (subscription "
+                                           f"delivery): StopTrainingJob {job}")
+            return
         if delivery.rule_id == SCHEDULE:
             for job in result.get("diverged", []):
                 self.console.line("monitor", f"divergence in {short(job)}: StopTrainingJob {job}")
@@ -621,14 +627,16 @@ class Demo:
 
         watcher = Watcher(console, names, deployment, options.verbose)
         self.pump = EventPump(config, env=self.services.environment(), clients=make_clients(), sqs=sqs,
-                              events=events, sns=sns, run_dir=run_dir, monitor_interval=options.monitor_interval,
+                              events=events, sns=sns, run_dir=run_dir, minute_seconds=options.minute_seconds,
                               on_delivery=watcher.on_delivery, on_handler_log=watcher.on_handler_log)
         self.pump.setup()
         watcher.setup(sqs, events)
         self.pump.start()
         rule_text = ", ".join(f"{route.spec.rule_id} ({route.spec.bus})" for route in self.pump.routes)
-        console.line("rules", f"{rule_text} -> {len(self.pump.functions)} Lambda handlers; the monitor runs every "
-                              f"{options.monitor_interval:g} s (rate(1 minute) in the cloud)")
+        console.line("rules", f"{rule_text} -> {len(self.pump.functions)} Lambda handlers; the metric-line judge "
+                              "gets each #quality_metric line from the local Logs' subscription delivery; the "
+                              f"safety-net monitor runs every {options.minute_seconds * 10:g} s (rate(10 minutes) "
+                              "in the cloud)")
 
         # 3. data in S3, attempt 1: o2v launch's launcher, given the stacks' outputs
         from training.data.upload import upload_dataset

@@ -17,8 +17,11 @@ Lambda target goes to that function's warm worker process
 retried twice, as Lambda retries asynchronous invocations (delays compressed), then moved to
 the dead-letter queue with the error, and reported: never dropped. A message for the
 ``notifications`` target is printed and published to the local SNS topic the stacks subscribe
-operators to. Another thread fires the monitor's schedule (``rate(1 minute)``, compressed to
-``monitor_interval`` seconds) with EventBridge's "Scheduled Event".
+operators to. One thread per scheduled function fires its schedule with EventBridge's "Scheduled
+Event", compressed to ``minute_seconds`` per minute (the monitor's ``rate(10 minutes)`` every 10 s
+by default). One thread per function with a log subscription plays CloudWatch Logs' part
+(:mod:`training.local_cloud.log_delivery`): it hands the function each stream's new matching lines
+in the documented Base64 GZIP JSON payload, with the same asynchronous retries and dead-letter queue.
 """
 
 from __future__ import annotations
@@ -39,11 +42,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from o2v_core.events import RuleSpec, rules
-from o2v_core.functions import DIVERGENCE_MONITOR, FUNCTIONS, FunctionSpec
+from o2v_core.functions import FUNCTIONS, FunctionSpec
+from o2v_core.log_subscription import encode
 from o2v_core.runtime_config import ControlPlaneConfig
 
 from training.local_cloud import procs
 from training.local_cloud.jobs import Clients, LogForwarder
+from training.local_cloud.log_delivery import SubscriptionReader
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
@@ -52,7 +57,9 @@ if TYPE_CHECKING:
 
 NOTIFICATIONS = "notifications"
 SCHEDULE = "Schedule"
+SUBSCRIPTION = "Subscription"
 SCHEDULED_FUNCTIONS = tuple(spec for spec in FUNCTIONS if spec.schedule)
+SUBSCRIBED_FUNCTIONS = tuple(spec for spec in FUNCTIONS if spec.subscription)
 
 
 def rate_minutes(expression: str) -> float:
@@ -87,14 +94,19 @@ class Delivery:
     result: Any = None
     error: str | None = None
     dead_lettered: bool = False
+    log_stream: str | None = None  # a subscription delivery: the stream its lines came from
+    first_line_ms: int | None = None  # ... and the timestamp of its first line
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        found = {
             "ruleId": self.rule_id, "target": self.target, "started": self.started, "finished": self.finished,
             "ok": self.ok, "attempts": self.attempts, "result": self.result, "error": self.error,
             "deadLettered": self.dead_lettered, "detailType": self.event.get("detail-type"),
             "source": self.event.get("source"), "detail": self.event.get("detail"),
         }
+        if self.log_stream is not None:
+            found.update(logStream=self.log_stream, firstLineMs=self.first_line_ms)
+        return found
 
 
 def function_name(deployment: str, spec: FunctionSpec) -> str:
@@ -221,7 +233,8 @@ class EventPump:
         events: EventBridgeClient,
         sns: SNSClient,
         run_dir: Path,
-        monitor_interval: float = 2.0,
+        minute_seconds: float = 1.0,
+        subscription_poll_seconds: float = 0.25,
         retry_delays: Sequence[float] = DEFAULT_RETRY_DELAYS,
         on_delivery: Callable[[Delivery], None] | None = None,
         on_handler_log: Callable[[str, str], None] | None = None,
@@ -233,7 +246,9 @@ class EventPump:
         self.events = events
         self.sns = sns
         self.run_dir = run_dir
-        self.monitor_interval = monitor_interval
+        self.minute_seconds = minute_seconds
+        self.subscription_poll_seconds = subscription_poll_seconds
+        self.readers: list[SubscriptionReader] = []
         self.retry_delays = tuple(retry_delays)
         self.on_delivery = on_delivery
         self.on_handler_log = on_handler_log
@@ -271,6 +286,10 @@ class EventPump:
         for scheduled in SCHEDULED_FUNCTIONS:
             self.events.put_rule(Name=self._schedule_rule_name(scheduled), ScheduleExpression=str(scheduled.schedule),
                                  State="ENABLED", Description=scheduled.description)
+        for subscribed in SUBSCRIBED_FUNCTIONS:
+            reader = SubscriptionReader(subscribed, deployment, self.clients.logs, self.clients.account)
+            reader.ensure_log_group()
+            self.readers.append(reader)
         log_dir = self.run_dir / "logs" / "lambda"
         log_dir.mkdir(parents=True, exist_ok=True)
         for function in FUNCTIONS:
@@ -296,8 +315,8 @@ class EventPump:
         return f"{self.config.deployment}-{spec.function_id}-schedule"
 
     def _interval(self, spec: FunctionSpec) -> float:
-        """The schedule compressed as the monitor's is: ``monitor_interval`` per monitor period."""
-        return self.monitor_interval * rate_minutes(str(spec.schedule)) / rate_minutes(str(DIVERGENCE_MONITOR.schedule))
+        """The schedule compressed: ``minute_seconds`` per minute of the expression."""
+        return self.minute_seconds * rate_minutes(str(spec.schedule))
 
     # -- running
 
@@ -310,6 +329,9 @@ class EventPump:
         for scheduled in SCHEDULED_FUNCTIONS:
             self._threads.append(threading.Thread(target=self._schedule, args=(scheduled,),
                                                   name=f"pump:schedule:{scheduled.function_id}", daemon=True))
+        for reader in self.readers:
+            self._threads.append(threading.Thread(target=self._subscription, args=(reader,),
+                                                  name=f"pump:subscription:{reader.spec.function_id}", daemon=True))
         for thread in self._threads:
             thread.start()
 
@@ -394,6 +416,32 @@ class EventPump:
             if not delivery.ok:
                 self._dead_letter(delivery, json.dumps(event))
             self._record(delivery)
+
+    def _subscription(self, reader: SubscriptionReader) -> None:
+        function = self.functions[reader.spec.function_id]
+        while not self._stop.wait(self.subscription_poll_seconds):
+            with self._lock:
+                self.state.in_flight += 1  # lines read but not yet handed over count as work
+            try:
+                try:
+                    batches = reader.read()
+                except Exception as error:
+                    if self._stop.is_set():
+                        return
+                    print(f"event pump: cannot read {reader.subscription.log_group}: {error}", file=sys.stderr)
+                    continue
+                for batch in batches:
+                    event = encode(batch)
+                    delivery = Delivery(SUBSCRIPTION, reader.spec.function_id, event, time.time(),
+                                        log_stream=batch.log_stream,
+                                        first_line_ms=min(e.timestamp for e in batch.log_events))
+                    self._invoke(function, delivery)
+                    if not delivery.ok:
+                        self._dead_letter(delivery, json.dumps(event))
+                    self._record(delivery)
+            finally:
+                with self._lock:
+                    self.state.in_flight -= 1
 
     def _invoke_once(self, function: LambdaFunction, delivery: Delivery) -> None:
         reply = function.invoke(delivery.event)
