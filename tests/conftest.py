@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests import aws_calls
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # Real public data sits beside the repo (see ../shared/data/README.md); it is never copied in.
@@ -21,3 +24,14 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "stsbenchmark" / "sts-train.csv").exists():
         pytest.fail(f"shared data not found at {SHARED_DATA}; the suite needs ../shared/data beside the repo")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session", autouse=True)
+def record_aws_calls() -> Iterator[None]:
+    """Record every AWS call each Lambda handler makes (tests/aws_calls.py) for the IAM check."""
+    yield from aws_calls.installed()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The IAM check reads the calls every other test recorded, so it runs last."""
+    items.sort(key=lambda item: item.get_closest_marker("iam_calls") is not None)

@@ -29,7 +29,6 @@ TAG_ATTEMPT = "o2v:attempt"
 TAG_PARENT = "o2v:parent"
 LINEAGE_TAG_KEYS = (TAG_DEPLOYMENT, TAG_LINEAGE, TAG_ATTEMPT, TAG_PARENT)
 # Model tags, set by the launcher on attempt 1 and copied to every later attempt.
-TAG_VOCAB = "o2v:vocab"  # S3 URI of the vocab the job was trained with (SageMaker Object2Vec jobs)
 TAG_BEST_EPOCH_ARTIFACT = "o2v:artifact-holds-best-epoch"  # "true": model.tar.gz holds the best epoch
 
 # Object2Vec's inference container serves encoder embeddings preferentially in this mode

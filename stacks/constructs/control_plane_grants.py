@@ -121,7 +121,7 @@ TRAINING_FUNCTION_CAPABILITIES: dict[str, tuple[Capability, ...]] = {
     "divergence_monitor": (list_jobs, read_jobs, tag_jobs, stop_jobs, read_training_logs, publish),
     # Judges one job per delivered line: exactly the per-job calls of the monitor, no listing.
     "metric_line_judge": (read_jobs, tag_jobs, stop_jobs, read_training_logs, publish),
-    "finished_job_evaluator": (read_jobs, tag_jobs, stop_jobs, read_training_logs, publish),
+    "finished_job_evaluator": (read_jobs, tag_jobs, read_training_logs, publish),  # a finished job needs no stop
     "retrain_launcher": (read_jobs, tag_jobs, create_jobs, publish),
 }
 

@@ -218,8 +218,7 @@ lineage: str, attempt: int = 1, *, hyperparameters: Mapping[str, str] | None = N
 ) -> dict[str, Any]:
     deployment = deployment or DEPLOYMENT
     name = job_name(deployment, lineage, attempt)
-    tags = {**Lineage(deployment, lineage, attempt, parent).tags(), "team": "search",
-            "o2v:vocab": f"s3://o2v-{deployment}-data/datasets/stsb/vocab.json", **(extra_tags or {})}
+    tags = {**Lineage(deployment, lineage, attempt, parent).tags(), "team": "search", **(extra_tags or {})}
     return {
         "TrainingJobName": name,
         "HyperParameters": dict(hyperparameters or BASE_HYPERPARAMETERS),

@@ -41,9 +41,11 @@ from control_plane.logic.promotion import Promoter, PromotionSettings
 from control_plane.logic.reconciler import Reconciler
 from o2v_core.detector import DetectorConfig
 from o2v_core.events import RETRAINING_EXHAUSTED, TRAINING_FAILED
+from o2v_core.functions import RECONCILER
 from o2v_core.naming import job_name
 from o2v_core.retrain_policy import RetrainPolicy
 
+from tests.aws_calls import attributed_to
 from tests.control_plane import moto_ext
 from tests.control_plane.cloud import BUS, DIVERGING, Cloud, epoch_lines, log_header
 
@@ -162,7 +164,8 @@ def run_world(cloud: Cloud, fault: Injector | None, *, stage: str, every_attempt
         if child in cloud.training_jobs():
             moto_ext.set_status(child, "InProgress")  # moto finishes jobs at once; a real one trains
         if round_ == 0:
-            reconciler(cloud).run()
+            with attributed_to(RECONCILER.function_id):  # its handler's logic, with the clock moved on
+                reconciler(cloud).run()
     children = sum(name == job_name(cloud.deployment, LINEAGE, 2) for name in cloud.training_jobs())
     notified = [event["detail-type"] for event in cloud.delivered("notifications")]
     exhausted = notified.count(RETRAINING_EXHAUSTED)

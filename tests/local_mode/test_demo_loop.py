@@ -209,24 +209,35 @@ def test_the_endpoint_returns_embeddings_of_enc_dim_values(demo: DemoRun) -> Non
     assert answer["InvokedProductionVariant"] == "AllTraffic"
 
 
-def test_o2v_embed_through_the_endpoint_tokenizes_with_the_models_vocab(demo: DemoRun, repo_root: Path) -> None:
-    """``o2v embed --endpoint`` as a user runs it, reaching the local sagemaker-runtime."""
+def test_o2v_embed_finds_the_vocabulary_from_the_endpoint_name_alone(demo: DemoRun, repo_root: Path) -> None:
+    """``o2v embed --endpoint NAME`` as a user runs it (issue 10, defect 4): no --vocab, no --model;
+    the vocabulary comes from the served job's auxiliary channel, and it embeds exactly as the
+    served artifact's own vocabulary does."""
     record = json.loads(demo.client("ssm").get_parameter(Name=demo.serving["serving_parameter"])["Parameter"]["Value"])
     enc_dim = int(demo.client("sagemaker").describe_training_job(
         TrainingJobName=record["trainingJobName"])["HyperParameters"]["enc_dim"])
-    model = demo.run_dir / "model.tar.gz"  # the served artifact, downloaded for its vocabulary
     env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
     env.update(demo.serving["environment"])
-    result = subprocess.run(
-        [sys.executable, "-m", "training.cli", "embed", "A man is playing a guitar.", "A plane is taking off.",
-         "--endpoint", demo.serving["endpoint"], "--region", env["AWS_DEFAULT_REGION"], "--model", str(model)],
-        cwd=repo_root, env=env, capture_output=True, text=True, timeout=120, check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
-    assert [line["sentence"] for line in lines] == ["A man is playing a guitar.", "A plane is taking off."]
+    sentences = ["A man is playing a guitar.", "A plane is taking off."]
+
+    def embed(*extra: str) -> tuple[list[dict[str, Any]], str]:
+        result = subprocess.run(
+            [sys.executable, "-m", "training.cli", "embed", *sentences,
+             "--endpoint", demo.serving["endpoint"], "--region", env["AWS_DEFAULT_REGION"], *extra],
+            cwd=repo_root, env=env, capture_output=True, text=True, timeout=120, check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        return [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")], result.stderr
+
+    lines, stderr = embed()
+    assert [line["sentence"] for line in lines] == sentences
     assert all(len(line["embedding"]) == enc_dim for line in lines)
     assert lines[0]["embedding"] != lines[1]["embedding"]
+    assert f"(training job {record['trainingJobName']})" in stderr and "/auxiliary/vocab.json" in stderr
+    assert record["vocab"].endswith("/auxiliary/vocab.json")  # the promoter recorded the same vocabulary
+
+    with_artifact, _ = embed("--model", str(demo.run_dir / "model.tar.gz"))  # the served artifact's own vocab
+    assert with_artifact == lines
 
 
 def test_ctrl_c_stops_every_process(demo: DemoRun) -> None:

@@ -108,13 +108,22 @@ class Aws:
         return config.get("KmsKeyId") or None, cast(dict[str, Any], config.get("DataCaptureConfig")) or None
 
     def training_job(
-        self, lineage: str, attempt: int, *, status: str = "Completed", tags: dict[str, str] | None = None
+        self, lineage: str, attempt: int, *, status: str = "Completed", tags: dict[str, str] | None = None,
+        auxiliary: str | None = None,
     ) -> str:
-        """A finished training job of this deployment, with lineage tags (and extra tags)."""
+        """A finished training job of this deployment, with lineage tags (and extra tags), and an
+        ``auxiliary`` channel at that S3 prefix when given (as `o2v launch` sends)."""
         name = job_name(DEPLOYMENT, lineage, attempt)
         all_tags = Lineage(DEPLOYMENT, lineage, attempt, None).tags() | (tags or {})
+        channels: dict[str, Any] = {}
+        if auxiliary is not None:
+            channels["InputDataConfig"] = [{
+                "ChannelName": "auxiliary",
+                "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": auxiliary}},
+            }]
         self.sagemaker.create_training_job(
             TrainingJobName=name,
+            **channels,
             AlgorithmSpecification={"TrainingImage": IMAGE, "TrainingInputMode": "File"},
             RoleArn=CONFIG.training_role_arn,
             OutputDataConfig={"S3OutputPath": "s3://demo-artifacts/jobs"},

@@ -15,8 +15,9 @@ from control_plane.handlers.promoter import handler
 from control_plane.logic.promotion import serving_name
 from o2v_core.endpoint_deployment import data_capture_config
 from o2v_core.events import MODEL_PROMOTED, PROMOTION_SKIPPED, MalformedEvent
-from o2v_core.naming import TAG_BEST_EPOCH_ARTIFACT, TAG_VOCAB
+from o2v_core.naming import TAG_BEST_EPOCH_ARTIFACT
 from o2v_core.runtime_config import ConfigError
+from o2v_core.served_assets import TAG_VOCAB
 
 from tests.promotion import moto_serving
 from tests.promotion.support import (
@@ -59,7 +60,7 @@ def only_event(aws: Aws) -> dict[str, Any]:
 
 
 def test_first_model_creates_the_endpoint_and_the_record(aws: Aws) -> None:
-    job = aws.training_job("sts", 1, tags={TAG_VOCAB: "s3://demo-artifacts/vocab/sts.json"})
+    job = aws.training_job("sts", 1, auxiliary="s3://demo-data/datasets/sts/auxiliary/")
     artifact = aws.model_artifact(job)
 
     result = handler(succeeded(job, artifact=artifact, best=0.41), None)
@@ -79,7 +80,7 @@ def test_first_model_creates_the_endpoint_and_the_record(aws: Aws) -> None:
     assert model["ExecutionRoleArn"].endswith(":role/demo-model")
     assert model["PrimaryContainer"]["Environment"] == {"INFERENCE_PREFERRED_MODE": "embedding"}
     model_tags = {t["Key"]: t["Value"] for t in aws.sagemaker.list_tags(ResourceArn=model["ModelArn"])["Tags"]}
-    assert model_tags[TAG_VOCAB] == "s3://demo-artifacts/vocab/sts.json"
+    assert model_tags[TAG_VOCAB] == "s3://demo-data/datasets/sts/auxiliary/vocab.json"  # its auxiliary channel
     assert model_tags["o2v:deployment"] == DEPLOYMENT
     assert model_tags["o2v:lineage"] == "sts"
     variants = aws.sagemaker.describe_endpoint_config(EndpointConfigName=config_name)["ProductionVariants"]
@@ -96,7 +97,7 @@ def test_first_model_creates_the_endpoint_and_the_record(aws: Aws) -> None:
         "metricValue": 0.41,
         "modelName": model_name,
         "endpointConfigName": config_name,
-        "vocab": "s3://demo-artifacts/vocab/sts.json",
+        "vocab": "s3://demo-data/datasets/sts/auxiliary/vocab.json",
     }
     event = only_event(aws)
     assert event["detail-type"] == MODEL_PROMOTED
@@ -131,7 +132,7 @@ def test_better_attempt_is_promoted_blue_green_with_rollback_alarms(aws: Aws) ->
     record = aws.record()
     assert record is not None
     assert (record["trainingJobName"], record["metricValue"]) == (better, 0.45)
-    assert "vocab" not in record  # no o2v:vocab tag: the vocab travels inside model.tar.gz
+    assert "vocab" not in record  # no auxiliary channel: the vocab travels inside model.tar.gz
     assert aws.model_data_url() == record["modelDataUrl"] == aws.model_artifact(better)
     detail = only_event(aws)["detail"]
     assert (detail["candidateValue"], detail["previousValue"]) == (0.45, 0.5)

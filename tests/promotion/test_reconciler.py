@@ -26,8 +26,10 @@ from control_plane.aws import clients
 from control_plane.handlers.promoter import handler
 from control_plane.logic.reconciler import reconciler_from_config
 from o2v_core.events import MODEL_PROMOTED, MODEL_ROLLED_BACK, PROMOTION_SKIPPED
+from o2v_core.functions import RECONCILER
 from o2v_core.naming import Lineage, job_name, tag_list
 
+from tests.aws_calls import attributed_to
 from tests.control_plane.cloud import HEALTHY, epoch_lines, log_header
 from tests.promotion import moto_serving
 from tests.promotion.support import CONFIG, DEPLOYMENT, IMAGE, Aws, succeeded
@@ -56,7 +58,8 @@ def killed(service: str, operation: str, *, when: str = "before") -> Iterator[No
 
 
 def run_reconciler() -> dict[str, object]:
-    return reconciler_from_config(CONFIG, now=lambda: LATER).run().as_dict()
+    with attributed_to(RECONCILER.function_id):  # its handler's logic, with the clock moved on
+        return reconciler_from_config(CONFIG, now=lambda: LATER).run().as_dict()
 
 
 def promote(aws: Aws, job: str, best: float) -> dict[str, object]:
@@ -170,3 +173,18 @@ def healthy_job(aws: Aws, lineage: str) -> str:
     logs.put_log_events(logGroupName="/aws/sagemaker/TrainingJobs", logStreamName=stream,
                         logEvents=[{"timestamp": now, "message": line} for line in lines])
     return name
+
+
+def test_a_success_whose_event_was_lost_is_promoted_by_the_reconciler_onto_a_new_endpoint(aws: Aws) -> None:
+    job = healthy_job(aws, "sts")  # judged succeeded, but its TrainingSucceeded never reached the promoter
+    assert aws.record() is None
+
+    report = run_reconciler()
+
+    assert report["record"] == "no_endpoint"  # nothing served yet, so no record to repair
+    record = aws.record()
+    assert record is not None and record["trainingJobName"] == job
+    assert [e["detail"]["trainingJobName"] for e in aws.events() if e["detail-type"] == MODEL_PROMOTED] == [job]
+    assert aws.tags_of_job(job)["o2v:promotion"] == "decided"
+    moto_serving.settle()
+    assert run_reconciler()["record"] == "unchanged" and aws.events() == []

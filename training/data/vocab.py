@@ -62,15 +62,19 @@ class Vocab:
             data = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as error:
             raise ValueError(f"{path}: not valid JSON ({error})") from None
+        return cls.from_json(data, where=str(path))
+
+    @classmethod
+    def from_json(cls, data: object, *, where: str = VOCAB_FILE) -> Vocab:
         if not isinstance(data, dict) or not all(
             isinstance(key, str) and isinstance(value, int) and not isinstance(value, bool)
             for key, value in data.items()
         ):
-            raise ValueError(f"{path}: expected one JSON object mapping each token to an integer id")
+            raise ValueError(f"{where}: expected one JSON object mapping each token to an integer id")
         ids = sorted(data.values())
         if ids != list(range(len(ids))):
-            raise ValueError(f"{path}: ids must be 0..{len(ids) - 1}, each used once")
+            raise ValueError(f"{where}: ids must be 0..{len(ids) - 1}, each used once")
         try:
             return cls(data)
         except ValueError as error:
-            raise ValueError(f"{path}: {error}") from None
+            raise ValueError(f"{where}: {error}") from None

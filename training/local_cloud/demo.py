@@ -825,16 +825,18 @@ class Demo:
         else:
             from training.data import readers, stsb
             from training.data.tokenizer import Tokenizer
-            from training.data.vocab import Vocab
             from training.serving.client import SentenceEncoder
+            from training.serving.endpoint_assets import endpoint_assets
 
             pairs = [row for row in readers.read_stsb(stsb.split_files(self.data_choice.directory)["test"][0])
                      if isinstance(row, readers.Pair) and row.label is not None]
             pairs = pairs[:limit] if limit is not None else pairs
-            hps = manifest.get("hyperparameters", {})
-            encoder = SentenceEncoder(Tokenizer.load(data / "auxiliary" / "tokenizer.json"),
-                                      Vocab.load(data / "auxiliary" / "vocab.json"),
-                                      vocab_size=hps.get("enc0_vocab_size"), max_seq_len=hps.get("enc0_max_seq_len"))
+            # What `o2v embed --endpoint NAME` does: the vocabulary from the endpoint name alone.
+            served = endpoint_assets(boto3.client("sagemaker"), boto3.client("s3"), names.endpoint)
+            self.console.line("endpoint", f"vocabulary of {names.endpoint}: {served.vocab_uri} (job {short(served.training_job)})")
+            vocab_size, max_seq_len = served.encoder_limits("in0")
+            encoder = SentenceEncoder(served.tokenizer or Tokenizer(), served.vocab,
+                                      vocab_size=vocab_size, max_seq_len=max_seq_len)
             first = encoder.embed(invoker, [pair.text0 for pair in pairs])
             second = encoder.embed(invoker, [pair.text1 for pair in pairs])
             gold = [float(pair.label) for pair in pairs if pair.label is not None]

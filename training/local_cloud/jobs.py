@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from o2v_core import served_assets
 from o2v_core.events import SAGEMAKER_SOURCE, TRAINING_JOB_STATE_CHANGE
 from o2v_core.metric_lines import parse_line
 from o2v_core.resource_names import TRAINING_JOB_LOG_GROUP, TRAINING_JOB_METRICS_NAMESPACE
@@ -73,10 +74,10 @@ class Clients:
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
-    match = re.fullmatch(r"s3://([^/]+)/?(.*)", uri)
-    if not match:
-        raise ApiError("ValidationException", f"{uri!r} is not an s3:// URI")
-    return match.group(1), match.group(2)
+    try:
+        return served_assets.split_s3_uri(uri)
+    except ValueError as error:
+        raise ApiError("ValidationException", str(error)) from None
 
 
 def epoch_ms(value: float | None) -> str | None:

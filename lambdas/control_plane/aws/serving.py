@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import ClientError
 from o2v_core.naming import tag_dict, tag_list
+from o2v_core.served_assets import vocab_uri
 
 from control_plane.aws import clients
 
@@ -71,6 +72,7 @@ class TrainingJob:
     status: str
     model_data_url: str | None
     tags: dict[str, str]
+    vocab_uri: str | None = None  # its auxiliary channel's vocab.json (o2v_core.served_assets)
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,7 @@ class SageMakerServing:
             status=job["TrainingJobStatus"],
             model_data_url=job.get("ModelArtifacts", {}).get("S3ModelArtifacts") or None,
             tags=self._tags_of(arn),
+            vocab_uri=vocab_uri(job),
         )
 
     def create_model(

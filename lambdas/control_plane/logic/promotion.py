@@ -52,10 +52,10 @@ from o2v_core.naming import (
     MAX_JOB_NAME,
     TAG_BEST_EPOCH_ARTIFACT,
     TAG_DEPLOYMENT,
-    TAG_VOCAB,
     job_prefix,
 )
 from o2v_core.runtime_config import PREFIX, ConfigError, ControlPlaneConfig
+from o2v_core.served_assets import TAG_TRAINING_JOB, TAG_VOCAB
 
 from control_plane.aws.event_bus import EventBus
 from control_plane.aws.serving import (
@@ -81,8 +81,8 @@ logger = Logger(child=True)
 PROMOTION_DECIDED = "decided"
 PROMOTION_DEFERRED = "deferred"
 DEFERRED_REASON_PREFIX = "deferred: "
-# What a promoted endpoint config serves, so the reconciler can rebuild the record from the endpoint.
-TAG_TRAINING_JOB = "o2v:training-job"
+# What a promoted endpoint config serves, so the reconciler can rebuild the record from the endpoint
+# (with o2v_core.served_assets.TAG_TRAINING_JOB, which `o2v embed --endpoint` reads too).
 TAG_METRIC_NAME = "o2v:metric-name"
 TAG_METRIC_VALUE = "o2v:metric-value"
 
@@ -398,7 +398,7 @@ class Promoter:
         tags = {key: job.tags[key] for key in LINEAGE_TAG_KEYS if job.tags.get(key)}
         tags[TAG_DEPLOYMENT] = settings.deployment
         model_tags = dict(tags)
-        vocab = job.tags.get(TAG_VOCAB) or None
+        vocab = job.vocab_uri  # its auxiliary channel: `o2v embed --endpoint` finds it the same way
         if vocab:
             model_tags[TAG_VOCAB] = vocab
 

@@ -45,6 +45,7 @@ from o2v_core.events import FINISHED_STATUSES, ModelPromoted, ModelRolledBack, T
 from o2v_core.naming import job_prefix
 from o2v_core.retrain_policy import RetrainPolicy
 from o2v_core.runtime_config import ControlPlaneConfig
+from o2v_core.served_assets import TAG_TRAINING_JOB, TAG_VOCAB
 
 from control_plane.aws.event_bus import EventBus
 from control_plane.aws.serving import EndpointState, ServedConfig, ServingRecord
@@ -64,7 +65,6 @@ from control_plane.logic.promotion import (
     PROMOTION_DEFERRED,
     TAG_METRIC_NAME,
     TAG_METRIC_VALUE,
-    TAG_TRAINING_JOB,
     Promoter,
     lower_is_better,
     promoter_from_config,
@@ -314,5 +314,5 @@ def record_of(served: ServedConfig) -> ServingRecord | None:
         metricValue=float(value),
         modelName=served.model_name,
         endpointConfigName=served.name,
-        vocab=served.model_tags.get("o2v:vocab") or None,
+        vocab=served.model_tags.get(TAG_VOCAB) or None,
     )
