@@ -833,7 +833,8 @@ class Demo:
             pairs = pairs[:limit] if limit is not None else pairs
             # What `o2v embed --endpoint NAME` does: the vocabulary from the endpoint name alone.
             served = endpoint_assets(boto3.client("sagemaker"), boto3.client("s3"), names.endpoint)
-            self.console.line("endpoint", f"vocabulary of {names.endpoint}: {served.vocab_uri} (job {short(served.training_job)})")
+            self.console.line("endpoint", f"vocabulary of {names.endpoint}: {served.vocab_uri} "
+                                          f"(job {short(served.training_job)})")
             vocab_size, max_seq_len = served.encoder_limits("in0")
             encoder = SentenceEncoder(served.tokenizer or Tokenizer(), served.vocab,
                                       vocab_size=vocab_size, max_seq_len=max_seq_len)
