@@ -10,11 +10,14 @@ itself, what AWS does, and where AWS documents it:
   same name. AWS refuses: training job names are unique per account and region, and a duplicate
   gets ``ResourceInUse``. The fake enforces that atomically (a lock), as AWS does server-side.
   ``UNIQUE_NAMES.enabled = False`` shows moto's own behaviour (see the test that documents it).
+* **The request contract**: moto checks almost none of SageMaker's constraints. Every SageMaker
+  request is checked first against SageMaker's contract, the one the local SageMaker API applies
+  (``training.local_cloud.sagemaker_contract``: the whole service model, and section 10a's refusal
+  of caller-supplied MetricDefinitions for a built-in image).
 * **MetricDefinitions**: moto overwrites the request's ``AlgorithmSpecification.MetricDefinitions``
-  with its own ``test:dcg`` example. AWS (shared/reference/object2vec.md section 10a) refuses any
-  caller-supplied ones for a built-in algorithm image (``ValidationException``, SageMaker's
-  message) and answers DescribeTrainingJob with the algorithm's own; for other images it stores
-  what was asked. The fake does both (rules in ``o2v_core.builtin_algorithms``).
+  with its own ``test:dcg`` example. AWS (shared/reference/object2vec.md section 10a) answers
+  DescribeTrainingJob of a built-in image's job with the algorithm's own definitions, and stores
+  what was asked for other images; so does the fake.
 * **InProgress**: moto completes every job at once. :func:`set_status` puts a job into the state
   AWS shows while it trains (only the status fields change).
 * **Faults**: :data:`FAULTS` makes the next CreateTrainingJob calls fail with an AWS error code
@@ -43,7 +46,9 @@ from moto.events.models import EventsBackend
 from moto.sagemaker.exceptions import ResourceInUseException, ValidationError
 from moto.sagemaker.models import FakeTrainingJob, SageMakerModelBackend, sagemaker_backends
 from moto.sagemaker.responses import SageMakerResponse
-from o2v_core.builtin_algorithms import METRIC_OVERRIDE_MESSAGE, builtin_algorithm, builtin_metric_definitions
+
+from tests.moto_sagemaker_contract import contract_checked
+from training.local_cloud.sagemaker_contract import described_algorithm_specification
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -123,17 +128,12 @@ def _create_training_job(original: Callable[..., FakeTrainingJob]) -> Callable[.
                     "Training job names must be unique within an AWS account and region, and a training job "
                     f"with this name already exists ({arn})"
                 )
+            # The contract (tests/moto_sagemaker_contract.py) has refused a built-in image with
+            # MetricDefinitions already; Describe answers as SageMaker does (section 10a).
             requested = copy.deepcopy(kwargs["algorithm_specification"] or {})
-            algorithm = builtin_algorithm(str(requested.get("TrainingImage", "")))
-            if algorithm is not None and "MetricDefinitions" in requested:
-                raise ValidationError(message=METRIC_OVERRIDE_MESSAGE)
             job = original(self, **kwargs)
-            if algorithm is not None:
-                job.algorithm_specification["MetricDefinitions"] = builtin_metric_definitions(algorithm)
-            elif "MetricDefinitions" in requested:
-                job.algorithm_specification["MetricDefinitions"] = requested["MetricDefinitions"]
-            else:
-                job.algorithm_specification.pop("MetricDefinitions", None)
+            job.algorithm_specification.pop("MetricDefinitions", None)
+            job.algorithm_specification.update(described_algorithm_specification(requested))
             return job
 
     return create
@@ -181,6 +181,7 @@ def install() -> None:
          _create_training_job(SageMakerModelBackend.create_training_job)),
         (SageMakerModelBackend, "stop_training_job", _stop_training_job),
         (SageMakerResponse, "stop_training_job", _stop_training_job_response),
+        (SageMakerResponse, "call_action", contract_checked(SageMakerResponse.call_action)),
         (EventsBackend, "put_events", _put_events(EventsBackend.put_events)),
     ]
     missing = object()

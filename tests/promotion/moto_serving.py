@@ -17,8 +17,10 @@ What moto 5.2.5 does (``moto/sagemaker/models.py``) and what this adds:
 * ``StopTrainingJob`` does not exist and jobs are ``Completed`` at once: tests set a job's status
   with :func:`set_training_job_status`.
 
-Request shapes are still validated by botocore on the client side, so the promoter's calls
-are checked against the real API model. Only this test package installs these patches, per test.
+* Every SageMaker request is checked first against SageMaker's contract, the one the local
+  SageMaker API applies (``training.local_cloud.sagemaker_contract``: required members, lengths,
+  values, patterns and enums of the whole service model, and section 10a): botocore's client
+  checks only some of them, moto none. Only this test package installs these patches, per test.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from moto.sagemaker.exceptions import ValidationError
 from moto.sagemaker.models import SageMakerModelBackend, sagemaker_backends
 from moto.sagemaker.responses import SageMakerResponse
 from moto.sagemaker.utils import arn_formatter
+
+from tests.moto_sagemaker_contract import contract_checked
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -112,6 +116,7 @@ def install(monkeypatch: pytest.MonkeyPatch) -> ServingLog:
         log.retained_variant_properties.append(bool(self._get_param("RetainAllVariantProperties")))
         return ActionResult({"EndpointArn": arn})
 
+    monkeypatch.setattr(SageMakerResponse, "call_action", contract_checked(SageMakerResponse.call_action))
     monkeypatch.setattr(SageMakerModelBackend, "create_model", create_model)
     monkeypatch.setattr(SageMakerModelBackend, "create_endpoint_config", create_endpoint_config)
     monkeypatch.setattr(SageMakerModelBackend, "create_endpoint", create_endpoint)

@@ -41,6 +41,7 @@ from o2v_core.metric_lines import parse_line
 from o2v_core.resource_names import TRAINING_JOB_LOG_GROUP, TRAINING_JOB_METRICS_NAMESPACE
 
 from training.local_cloud import procs
+from training.local_cloud.sagemaker_contract import described_algorithm_specification
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
@@ -168,7 +169,7 @@ class TrainingJob:
             "TrainingJobStatus": self.status,
             "SecondaryStatus": self.secondary,
             "HyperParameters": dict(req.get("HyperParameters", {})),
-            "AlgorithmSpecification": dict(req.get("AlgorithmSpecification", {})),
+            "AlgorithmSpecification": described_algorithm_specification(req.get("AlgorithmSpecification", {})),
             "RoleArn": req["RoleArn"],
             "InputDataConfig": list(req.get("InputDataConfig", [])),
             "OutputDataConfig": dict(req["OutputDataConfig"]),
@@ -385,7 +386,8 @@ class JobRunner:
             raise ApiError("ValidationException", f"no objects found under {uri}")
 
     def _metric_definitions(self) -> list[MetricDefinition]:
-        spec = self.job.request.get("AlgorithmSpecification", {})
+        # A built-in image's own definitions (section 10a), as SageMaker publishes its metrics with.
+        spec = described_algorithm_specification(self.job.request.get("AlgorithmSpecification", {}))
         return [MetricDefinition(item["Name"], re.compile(item["Regex"])) for item in spec.get("MetricDefinitions", [])]
 
     def _train(self) -> int:

@@ -7,9 +7,11 @@ callers (the control-plane handlers, the launcher, ``o2v embed``) need no local 
   CreateTrainingJob, DescribeTrainingJob, ListTrainingJobs, StopTrainingJob, AddTags, ListTags,
   DeleteTags, CreateModel, DescribeModel, DeleteModel, CreateEndpointConfig,
   DescribeEndpointConfig, DeleteEndpointConfig, CreateEndpoint, UpdateEndpoint,
-  DescribeEndpoint, ListEndpoints, DeleteEndpoint. Required members are checked against
-  botocore's service model; errors use SageMaker's codes (``ValidationException``,
-  ``ResourceInUse``, ``ResourceNotFound``).
+  DescribeEndpoint, ListEndpoints, DeleteEndpoint. Every request is checked first against
+  SageMaker's contract (:mod:`training.local_cloud.sagemaker_contract`: the whole botocore service
+  model, and section 10a's built-in-algorithm rules), the same check the tests' moto server
+  applies; errors use SageMaker's codes (``ValidationException``, ``ResourceInUse``,
+  ``ResourceNotFound``).
 * CreateTrainingJob runs what one local host can: ``File`` input mode (the algorithm's and each
   channel's ``InputMode``, as the SageMaker Python SDK sends it), ``InstanceCount`` 1 and a
   ``GZIP`` model artifact (``OutputDataConfig.CompressionType``, the SDK's default). A request
@@ -59,8 +61,8 @@ from training.local_cloud.jobs import (
     tags_dict,
     trainer_command,
 )
+from training.local_cloud.sagemaker_contract import ContractViolation, check_request
 
-JOB_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 INVOCATIONS = re.compile(r"^/endpoints/([^/]+)/invocations$")
 
 
@@ -112,25 +114,18 @@ class LocalSageMaker:
             raise ApiError("UnknownOperationException",
                            f"local SageMaker does not implement {operation}; it implements "
                            + ", ".join(sorted(self.operations)))
-        self._check_required(operation, params)
         error: ApiError | None = None
         try:
+            try:
+                check_request(operation, params)
+            except ContractViolation as violation:
+                raise ApiError(violation.code, violation.message) from None
             return handler(params)
         except ApiError as caught:
             error = caught
             raise
         finally:
             self.audit(operation, params, user_agent, error)
-
-    def _check_required(self, operation: str, params: dict[str, Any]) -> None:
-        shape = self.model.operation_model(operation).input_shape
-        if shape is None:
-            return
-        missing = [name for name in shape.required_members if name not in params]
-        if missing:
-            raise ApiError("ValidationException",
-                           f"1 validation error detected: Value null at '{missing[0]}' failed to satisfy "
-                           "constraint: Member must not be null")
 
     def audit(self, operation: str, params: dict[str, Any], user_agent: str, error: ApiError | None) -> None:
         resource = next((str(params[key]) for key in ("TrainingJobName", "EndpointName", "ModelName",
@@ -164,11 +159,7 @@ class LocalSageMaker:
         return job
 
     def create_training_job(self, params: dict[str, Any]) -> dict[str, Any]:
-        name = params["TrainingJobName"]
-        if not JOB_NAME.match(name):
-            raise ApiError("ValidationException",
-                           f"Value '{name}' at 'trainingJobName' failed to satisfy constraint: Member must satisfy "
-                           "regular expression pattern: ^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
+        name = params["TrainingJobName"]  # its pattern and length: checked by the contract already
         _check_runnable(params)
         arn = f"arn:aws:sagemaker:{self.clients.region}:{self.clients.account}:training-job/{name.lower()}"
         root = self.state_dir / "jobs" / name / "opt_ml"
