@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from bench.record import RunSpec
 
@@ -28,6 +29,10 @@ class BenchConfig:
     random_draws: int = 2000
     run_demo: bool = True
     workers: int = 2
+    server_train_pairs: int = 1000
+    server_load: dict[str, Any] = field(default_factory=lambda: {
+        "clients": 32, "per_client": 40, "batch1_requests": 300, "idle_connections": 2000, "hang_after": 15.0,
+        "read_timeout": 10})
 
     @property
     def main_config(self) -> str:
@@ -87,4 +92,7 @@ SMOKE = BenchConfig(
     synth_repeats=1,
     random_draws=50,
     run_demo=False,
+    server_train_pairs=64,
+    server_load={"clients": 4, "per_client": 3, "batch1_requests": 5, "idle_connections": 40, "hang_after": 4.0,
+                 "read_timeout": 1},
 )

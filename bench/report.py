@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from bench import report_server
 from bench.curves import ONSET_MARGIN, ONSET_PERSIST, SYNTHETIC_FAMILIES, Curve, synthetic_suite
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -196,7 +197,7 @@ def _save(fig: Any, path: Path) -> str:
 def render(results: dict[str, Any], images: dict[str, str], img_prefix: str, results_name: str) -> str:
     parts = [_header(results, results_name), _targets(results), _section_detection(results, images, img_prefix),
              _section_cost(results, images, img_prefix), _section_throughput(results), _section_quality(results),
-             _reproduce(results_name)]
+             report_server.section(results, _table), _reproduce(results_name)]
     return "\n\n".join(part for part in parts if part) + "\n"
 
 
@@ -269,6 +270,7 @@ def _targets(results: dict[str, Any]) -> str:
                 for size, row in by_size.items():
                     rows.append([f"3. >= 20x MiniLM sentences/s ({prefix}): {name}, batch {size}",
                                  f"{row['x_minilm']:.1f}x", _verdict(row["x_minilm"] >= 20)])
+    rows += report_server.targets(results, _verdict)
     if not rows:
         return ""
     return "## Targets\n\n" + _table(["Target", "Measured", "Verdict"], rows) + "\n\n" + _target_notes(results)

@@ -270,3 +270,20 @@ def synth(ctx: Context) -> None:
     ctx.log(f"cdk synth: whole app vs one bucket, {ctx.cfg.synth_repeats} repeat(s)")
     # The smoke run times the one-bucket app against itself: the same code path, a third of the time.
     ctx.results["synth"] = measure(ctx.cfg.synth_repeats, whole_app=ONE_BUCKET_APP if ctx.cfg.smoke else None)
+
+
+# -- server ------------------------------------------------------------------------------------------
+
+
+def server(ctx: Context) -> None:
+    from bench.quality import test_pairs
+    from bench.record import prepare_datasets
+    from bench.server_load import measure, train_model
+
+    if "stsb" not in ctx.datasets:
+        ctx.datasets = prepare_datasets(ctx.shared, ctx.work, snli=False, smoke=ctx.cfg.smoke)
+    ctx.log("server: training a model at the app's default sizes (one epoch)")
+    model = train_model(ctx.repo, ctx.datasets["stsb"], ctx.work, ctx.cfg.server_train_pairs)
+    sentences = [sentence for left, right, _ in test_pairs(ctx.shared) for sentence in (left, right)]
+    load = ctx.cfg.server_load
+    ctx.results["server"] = measure(model, sentences, minilm=ctx.minilm(), log=ctx.log, **load)

@@ -30,15 +30,6 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 Matrix = npt.NDArray[np.float64]
 
 
-NODELAY_LAUNCHER = (
-    "import sys\n"
-    "from training.serving import server\n"
-    "server._Handler.disable_nagle_algorithm = True\n"
-    "from training.commands.serve import main\n"
-    "sys.exit(main(sys.argv[1:]))\n"
-)
-
-
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -49,19 +40,18 @@ def free_port() -> int:
 class ServerClient:
     """A running ``python -m training.serving`` and a keep-alive HTTP connection to it."""
 
-    def __init__(self, model: Path, *, threads: int = 2, startup_timeout: float = 120.0, nodelay: bool = False) -> None:
-        """``nodelay=True`` is a diagnostic: the same server with TCP_NODELAY set on its sockets
-        (``disable_nagle_algorithm`` on the request handler, patched in at start-up, not shipped)."""
+    def __init__(self, model: Path, *, threads: int = 2, startup_timeout: float = 120.0,
+                 module: str = "training.serving", extra: Sequence[str] = ()) -> None:
+        """``module`` is the server to start (``bench.stdlib_server``: the former stdlib server);
+        ``extra`` more command-line options."""
         self.model = model
         self.port = free_port()
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), str(REPO_ROOT / "lambdas"), env.get("PYTHONPATH", "")])
-        launcher = ["-m", "training.serving"]
-        if nodelay:
-            launcher = ["-c", NODELAY_LAUNCHER]
+        launcher = ["-m", module]
         self.process = subprocess.Popen(
             [sys.executable, *launcher, "--model", str(model), "--port", str(self.port),
-             "--threads", str(threads), "--quiet"],
+             "--threads", str(threads), "--quiet", *extra],
             cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )
         self.tokenizer = Tokenizer.load(model / TOKENIZER_FILE) if (model / TOKENIZER_FILE).is_file() else Tokenizer()

@@ -156,12 +156,6 @@ def server_throughput(
         if name in in_process:
             local = InProcess(path)
             result["in_process"][name] = {str(size): _timed(local.embed, workload[size]) for size in sorted(workload)}
-            try:
-                with ServerClient(path, nodelay=True) as client:
-                    result.setdefault("nodelay", {})[name] = {
-                        str(size): _timed(client.embed, workload[size]) for size in sorted(workload)}
-            except (RuntimeError, OSError, AttributeError) as error:
-                result["nodelay_error"] = f"{type(error).__name__}: {error}"
     if minilm is not None:
         result["minilm"] = {str(size): _timed(minilm.embed, workload[size]) for size in sorted(workload)}
         for rows in [*result["models"].values(), *result["in_process"].values(),

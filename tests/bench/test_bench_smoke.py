@@ -12,6 +12,7 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
+# The server section has its own smoke test below (the two together would pass the time limit).
 SECTIONS = ("detection", "cost", "quality", "throughput", "synth")
 
 
@@ -20,7 +21,8 @@ def test_bench_smoke_runs_every_section(repo_root: Path, shared_data: Path, tmp_
     work = tmp_path / "work"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(repo_root), str(repo_root / "lambdas")])}
     completed = subprocess.run(
-        [sys.executable, "-m", "bench", "--smoke", "--work", str(work), "--shared", str(shared_data)],
+        [sys.executable, "-m", "bench", "--smoke", "--only", ",".join(SECTIONS), "--work", str(work), "--shared",
+         str(shared_data)],
         cwd=repo_root, env=env, capture_output=True, text=True, timeout=280, check=False,
     )
     assert completed.returncode == 0, completed.stderr[-4000:]
@@ -56,3 +58,25 @@ def test_bench_smoke_runs_every_section(repo_root: Path, shared_data: Path, tmp_
     assert (work / "img" / "curve_suite_recorded.png").is_file()
     # No machine paths leak into what the full run commits.
     assert str(work) not in json.dumps(results["records"])
+
+
+@pytest.mark.timeout(300)
+def test_bench_smoke_server_section(repo_root: Path, shared_data: Path, tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(repo_root), str(repo_root / "lambdas")])}
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke", "--only", "server", "--work", str(work), "--shared",
+         str(shared_data)], cwd=repo_root, env=env, capture_output=True, text=True, timeout=280, check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    server = json.loads((work / "results.json").read_text(encoding="utf-8"))["server"]
+    assert set(server["servers"]) == {"stdlib", "waitress"}
+    new, old = server["servers"]["waitress"], server["servers"]["stdlib"]
+    assert new["bad_summary"] == {"5xx": 0, "hangs": 0, "no_answer": 0}, new["bad_requests"]
+    assert old["bad_summary"]["hangs"] >= 2 and old["bad_summary"]["5xx"] == 2  # the defects of the former server
+    assert new["idle"]["established"] == server["idle_connections"]
+    assert new["new_connection"]["5xx"] == 0 and new["new_connection"]["failed"] == 0
+    assert new["batch1"]["x_minilm"] > 0
+    doc = (work / "benchmarks.md").read_text(encoding="utf-8")
+    assert "## 5. Inference server under load and bad input" in doc
+    assert "5. Zero 5xx and zero hangs on the bad-request set" in doc

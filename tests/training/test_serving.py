@@ -25,6 +25,7 @@ from training.serving.server import InferenceServer
 
 MAX_BODY = 20_000
 MAX_INSTANCES = 50
+READ_TIMEOUT = 2
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +36,7 @@ def loaded(served_model: Path) -> LoadedModel:
 @pytest.fixture(scope="module")
 def server(loaded: LoadedModel) -> Iterator[InferenceServer]:
     instance = InferenceServer(Predictor(loaded, max_instances=MAX_INSTANCES, batch_size=16), "127.0.0.1", 0,
-                               max_body_bytes=MAX_BODY, quiet=True)
+                               max_body_bytes=MAX_BODY, quiet=True, read_timeout=READ_TIMEOUT)
     instance.start_background()
     try:
         yield instance
@@ -147,11 +148,21 @@ BAD_PAYLOADS = [
     ("bad jsonlines line", '{"in0": [1]}\n{oops\n', "application/jsonlines", 400, "line 2: not valid JSON"),
     ("too many instances", {"instances": [{"in0": [1]}] * (MAX_INSTANCES + 1)}, "application/json", 413,
      f"{MAX_INSTANCES + 1} instances in one request; the limit is {MAX_INSTANCES}"),
-    ("oversized body", {"instances": [{"in0": [1] * (MAX_BODY // 2)}]}, "application/json", 413, "exceeds the limit"),
+    ("oversized body", {"instances": [{"in0": [1] * (MAX_BODY // 2)}]}, "application/json", 413,
+     f"exceeds max_body of {MAX_BODY}"),  # answered by waitress itself, in plain text
     ("unsupported content type", "1,2,3", "text/csv", 415, "Content-Type 'text/csv' is not supported"),
     ("bad infer_max_seqlens", {"instances": [{"in0": [1]}]}, "application/json; infer_max_seqlens=0,x", 400,
      "infer_max_seqlens"),
     ("not utf-8", "\udcff", "application/json", 400, "not valid UTF-8"),
+    # These two were 500s (RecursionError; ValueError past Python's 4300-digit limit).
+    ("deeply nested json", '{"instances": [{"in0": ' + "[" * 5000 + "1" + "]" * 5000 + "}]}", "application/json",
+     400, "JSON nested 5003 levels deep (counting every [ and {); the limit is 16"),
+    ("deeply nested json lines", '{"in0": [1]}\n' + "[" * 3000 + "]" * 3000 + "\n", "application/jsonlines", 400,
+     "line 2: JSON nested 3000 levels deep"),
+    ("token id of thousands of digits", '{"instances": [{"in0": [' + "7" * 5000 + "]}]}", "application/json", 400,
+     "an integer of 5000 digits (777777777777...); token ids have at most 18 digits"),
+    ("token id just past the digit limit", {"instances": [{"in1": [10**18]}]}, "application/json", 400,
+     "an integer of 19 digits"),
 ]
 
 
@@ -166,7 +177,7 @@ def test_bad_payloads_get_a_clear_4xx_and_the_server_keeps_serving(
     else:
         code, text = invoke(server, payload, content_type)
     assert code == status, text
-    assert message in json.loads(text)["error"]
+    assert message in (text if status == 413 else json.loads(text)["error"])
     healthy(server)
 
 
@@ -187,6 +198,68 @@ def test_missing_content_length_and_truncated_body(server: InferenceServer) -> N
         answer = raw.recv(4096).decode()
     assert answer.startswith("HTTP/1.1 411")
     healthy(server)
+
+
+def raw_exchange(server: InferenceServer, data: bytes, timeout: float = 3 * READ_TIMEOUT + 5) -> str:
+    """Send ``data`` on a fresh connection, then read until the server closes it (or ``timeout``)."""
+    host, port = server.server_address[:2]
+    chunks = []
+    with socket.create_connection((str(host), port), timeout=timeout) as raw:
+        raw.sendall(data)
+        try:
+            while chunk := raw.recv(65536):
+                chunks.append(chunk)
+        except TimeoutError:
+            chunks.append(b"<no answer: the server kept the connection open>")
+    return b"".join(chunks).decode(errors="replace")
+
+
+POST = b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+
+
+@pytest.mark.parametrize(("head", "expected"), [
+    (b"Content-Length: -1\r\n\r\n{}", "HTTP/1.1 400"),
+    (b"Content-Length: abc\r\n\r\n{}", "HTTP/1.1 400"),
+    (b"Content-Length: 1+1\r\n\r\n{}", "HTTP/1.1 400"),
+])
+def test_malformed_content_length_gets_400_not_a_hang(server: InferenceServer, head: bytes, expected: str) -> None:
+    answer = raw_exchange(server, POST + head)
+    assert answer.startswith(expected), answer
+    assert "Content-Length is invalid" in answer
+    healthy(server)
+
+
+@pytest.mark.parametrize("data", [
+    POST + b"Content-Length: 500\r\n\r\n" + b'{"instances": [{"in0": [1]}]}',  # fewer bytes than announced
+    b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Ty",  # headers that stop midway
+], ids=["content-length larger than the body", "headers cut short"])
+def test_a_request_that_stops_arriving_gets_408(server: InferenceServer, data: bytes) -> None:
+    answer = raw_exchange(server, data)
+    assert answer.startswith("HTTP/1.1 408 Request Timeout"), answer
+    assert f"did not arrive within {READ_TIMEOUT} s" in answer
+    healthy(server)
+
+
+def test_connections_are_capped_and_idle_ones_closed(loaded: LoadedModel) -> None:
+    capped = InferenceServer(Predictor(loaded), "127.0.0.1", 0, quiet=True, max_connections=4, idle_timeout=3)
+    capped.start_background()
+    host, port = capped.server_address
+    try:
+        idle = [socket.create_connection((host, port), timeout=10) for _ in range(4)]
+        time.sleep(1.5)  # the I/O loop notices the cap on its next pass
+        waiting = socket.create_connection((host, port), timeout=1.5)  # queued in the listen backlog
+        waiting.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n")
+        with pytest.raises(TimeoutError):
+            waiting.recv(100)  # not served while 4 connections are open
+        waiting.settimeout(15)
+        # The idle connections are closed by the server after idle_timeout; then the queued one is served.
+        assert idle[0].recv(100) == b""
+        assert waiting.recv(100).startswith(b"HTTP/1.1 200")
+        for item in [*idle, waiting]:
+            item.close()
+    finally:
+        capped.shutdown()
+        capped.server_close()
 
 
 def test_embed_tokenizes_with_the_training_vocab(server: InferenceServer, loaded: LoadedModel,

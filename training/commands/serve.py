@@ -21,7 +21,11 @@ SageMaker's inference contract:
 
 Content-Type application/json or application/jsonlines (one instance per line);
 Accept application/json (default) or application/jsonlines. Bad requests get a 4xx with
-{"error": "..."} and the server keeps serving. Use `o2v embed` to send sentences instead of ids.
+{"error": "..."} and the server keeps serving: JSON nested over 16 levels or an integer over 18
+digits get 400, a malformed Content-Length 400, a body over --max-body-bytes 413, a request whose
+headers or body stop arriving 408 after --read-timeout. Served by waitress: --workers request
+threads, at most --max-connections open connections (more wait in the listen backlog).
+Use `o2v embed` to send sentences instead of ids.
 
 Example:
   o2v serve --model runs/stsb/model.tar.gz --port 8080
@@ -40,6 +44,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-instances", type=int, default=1000,
                         help="most instances in one request, else 413 (default: 1000)")
     parser.add_argument("--batch-size", type=int, default=256, help="instances per inference batch (default: 256)")
+    parser.add_argument("--max-connections", type=int, default=4096,
+                        help="most connections open at once; more wait in the backlog (default: 4096)")
+    parser.add_argument("--read-timeout", type=int, default=10,
+                        help="seconds for a request's headers and body to arrive, else 408 (default: 10)")
+    parser.add_argument("--idle-timeout", type=int, default=60,
+                        help="seconds an idle keep-alive connection stays open (default: 60)")
+    parser.add_argument("--workers", type=int, default=4,
+                        help="request threads; inference itself runs one batch at a time (default: 4)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: $O2V_THREADS or 1)")
     parser.add_argument("--quiet", action="store_true", help="do not log requests")
 
@@ -56,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
     from training.serving.server import InferenceServer
     from training.trainer.threads import configure_threads
 
-    for name in ("port", "max_body_bytes", "max_instances", "batch_size"):
+    for name in ("port", "max_body_bytes", "max_instances", "batch_size", "max_connections", "read_timeout",
+                 "idle_timeout", "workers"):
         if getattr(args, name) < 1 or (name == "port" and args.port > 65535):
             raise ValueError(f"--{name.replace('_', '-')} {getattr(args, name)} is out of range")
     configure_threads(args.threads)
@@ -64,7 +77,9 @@ def run(args: argparse.Namespace) -> int:
     predictor = Predictor(loaded, max_instances=args.max_instances, batch_size=args.batch_size)
     try:
         server = InferenceServer(predictor, args.host, args.port, max_body_bytes=args.max_body_bytes,
-                                 quiet=args.quiet)
+                                 quiet=args.quiet, max_connections=args.max_connections,
+                                 read_timeout=args.read_timeout, idle_timeout=args.idle_timeout,
+                                 workers=args.workers)
     except OSError as error:
         raise CommandError(f"cannot listen on {args.host}:{args.port}: {error.strerror or error}") from None
     config = loaded.config

@@ -20,9 +20,11 @@ that names the instance and field.
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Any
 
 import numpy as np
@@ -34,6 +36,14 @@ JSON = "application/json"
 JSONLINES = "application/jsonlines"
 JSONLINES_ALIASES = (JSONLINES, "application/x-jsonlines", "application/jsonl")
 MAX_SEQ_LEN_LIMIT = 5000
+# A request is at most 4 levels deep ({"instances": [{"in0": [ids]}]}); deeper documents are refused
+# before parsing (the parser would recurse until RecursionError, a 500).
+MAX_JSON_DEPTH = 16
+# Token ids are below the vocabulary size; a number this long is not one (and Python refuses to
+# convert integers of more than 4300 digits, a ValueError that used to become a 500).
+MAX_INTEGER_DIGITS = 18
+_NOT_BRACKETS = re.compile(r"[^\[\]{}]+")
+_DEPTH_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
 
 
 class RequestError(Exception):
@@ -191,11 +201,34 @@ def _kind(item: Instance) -> str:
 
 
 def _json(text: str, where: str) -> Any:
+    depth = json_depth(text)
+    if depth > MAX_JSON_DEPTH:
+        raise RequestError(400, f"{where}: JSON nested {depth} levels deep (counting every [ and {{); the limit "
+                                f'is {MAX_JSON_DEPTH} (a request needs 4: {{"instances": [{{"in0": [ids]}}]}})')
     try:
-        return json.loads(text)
+        return json.loads(text, parse_int=lambda digits: _integer(digits, where))
+    except RecursionError:  # not reached after the depth check; kept so no document can cause a 500
+        raise RequestError(400, f"{where}: JSON nested too deeply; the limit is {MAX_JSON_DEPTH}") from None
     except json.JSONDecodeError as error:
         raise RequestError(400, f"{where}: not valid JSON ({error.msg} at line {error.lineno} "
                                 f"column {error.colno})") from None
+
+
+def json_depth(text: str) -> int:
+    """The deepest nesting of brackets in ``text``, in linear time.
+
+    Brackets inside strings count too (skipping strings exactly needs a scanner of our own); no
+    valid request has a string with a bracket in it, its only strings are the field names."""
+    brackets = _NOT_BRACKETS.sub("", text)
+    return max(accumulate(map(_DEPTH_STEP.__getitem__, brackets)), default=0)
+
+
+def _integer(digits: str, where: str) -> int:
+    count = len(digits.lstrip("-"))
+    if count > MAX_INTEGER_DIGITS:
+        raise RequestError(400, f"{where}: an integer of {count} digits ({digits[:12]}...); token ids have at most "
+                                f"{MAX_INTEGER_DIGITS} digits and are below the vocabulary size")
+    return int(digits)
 
 
 def _pad(sequences: list[list[int]], limit: int) -> tuple[torch.Tensor, torch.Tensor]:
