@@ -2,17 +2,77 @@
 
 Everything is written under a hidden temporary name beside the target and renamed into place
 at the end (a rename within one directory is atomic on POSIX). On any error the temporary
-output is removed and an existing target is left untouched.
+output is removed and an existing target is left untouched (a SIGTERM counts as an error where
+the command turns it into an exception, see :func:`terminate_as_exception`).
+
+A temporary directory's name carries the id of the process writing it
+(``.<target>.tmp-pid<N>-<random>``). One left by a process that no longer runs (killed with
+SIGKILL, or a machine that lost power) is removed the next time the same target is written.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
+import signal
 import tempfile
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
+
+LEGACY_STALE_SECONDS = 3600  # a temporary directory named without a process id (older versions)
+
+
+class Terminated(SystemExit):
+    """Raised in the main thread on SIGTERM, so ``finally`` blocks and clean-ups run; exit 143."""
+
+    def __init__(self) -> None:
+        super().__init__(128 + signal.SIGTERM)
+
+
+def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    raise Terminated()
+
+
+def terminate_as_exception() -> None:
+    """From now on SIGTERM raises :class:`Terminated` (main thread only; elsewhere a no-op)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_terminated)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temporaries(target: Path) -> list[Path]:
+    """Remove ``target``'s temporary siblings whose writer is gone; return what was removed."""
+    pattern = re.compile(rf"^\.{re.escape(target.name)}\.(?:tmp|old)-(?:pid(\d+)-)?")
+    removed: list[Path] = []
+    if not target.parent.is_dir():
+        return removed
+    for entry in target.parent.iterdir():
+        found = pattern.match(entry.name)
+        if not found or not entry.is_dir():
+            continue
+        pid = found.group(1)
+        if pid is not None:
+            stale = int(pid) != os.getpid() and not _alive(int(pid))
+        else:
+            stale = time.time() - entry.stat().st_mtime > LEGACY_STALE_SECONDS
+        if stale:
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed
 
 
 @contextlib.contextmanager
@@ -22,13 +82,14 @@ def atomic_directory(target: Path, *, overwrite: bool = False) -> Iterator[Path]
     if target.exists() and not overwrite:
         raise FileExistsError(f"{target} already exists; pass --force to replace it")
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    remove_stale_temporaries(target)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-pid{os.getpid()}-", dir=target.parent))
     staging.chmod(0o777 & ~_umask())
     try:
         yield staging
         _fsync_tree(staging)
         if target.exists():
-            backup = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+            backup = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-pid{os.getpid()}-", dir=target.parent))
             backup.rmdir()
             target.rename(backup)
             staging.rename(target)

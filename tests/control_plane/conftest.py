@@ -1,4 +1,4 @@
-"""Fixtures for the control-plane tests: one moto server (HTTP) for the session, reset per test."""
+"""Fixtures for the control-plane tests: the session's moto server (tests/conftest.py), reset per test."""
 
 from __future__ import annotations
 
@@ -9,23 +9,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from moto.server import ThreadedMotoServer
 
 from tests.control_plane import moto_ext
 from tests.control_plane.cloud import Cloud
 
 logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
 
-
-@pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+from training.atomic import terminate_as_exception
 from training.cli import CommandError
 from training.commands import Subparsers, add_parser
 from training.data import readers, stsb
@@ -117,6 +118,7 @@ def _source(args: argparse.Namespace) -> Source:
 
 
 def run(args: argparse.Namespace) -> int:
+    terminate_as_exception()  # a SIGTERM removes the half-written temporary directory
     if args.upload and not (args.bucket or args.deployment):
         raise CommandError("--upload needs --bucket or --deployment")
     config = PrepareConfig(

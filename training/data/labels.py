@@ -19,6 +19,12 @@ def label_key(raw: float | str) -> str:
     return str(raw).strip()
 
 
+def shown(raw: float | str, limit: int = 40) -> str:
+    """``raw`` for a message: a label of thousands of digits is cut, with its length."""
+    text = repr(raw)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(str(raw))} characters)"
+
+
 def sorted_classes(names: Iterable[str]) -> tuple[str, ...]:
     """Classes in a stable order: numerically when every name is an integer, else by name."""
     unique = set(names)
@@ -37,15 +43,16 @@ class LabelSpec:
             try:
                 value = float(raw)
             except ValueError:
-                raise DataError(path, line, f"label {raw!r} is not a number (regression)") from None
+                raise DataError(path, line, f"label {shown(raw)} is not a number (regression)") from None
             if not math.isfinite(value):
-                raise DataError(path, line, f"label {raw!r} is not a finite number")
+                raise DataError(path, line, f"label {shown(raw)} is not a finite number")
             return value
         key = label_key(raw)
         try:
             return self.classes.index(key)
         except ValueError:
-            raise DataError(path, line, f"label {key!r} is not one of the classes {', '.join(self.classes)}") from None
+            raise DataError(path, line,
+                            f"label {shown(key)} is not one of the classes {', '.join(self.classes)}") from None
 
     def to_json(self) -> dict[str, Any]:
         if self.kind == "regression":

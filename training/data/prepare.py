@@ -151,6 +151,8 @@ def prepare(
     unknown = set(source.splits) - set(SPLITS)
     if unknown:
         raise ValueError(f"unknown split(s) {sorted(unknown)}; allowed {', '.join(SPLITS)}")
+    if overwrite:
+        check_replaceable(output, [path for paths in source.splits.values() for path in paths])
     started = time.monotonic()
     vocab, labels = _count_pass(source, config, log)
     splits = [split for split in SPLITS if source.splits.get(split)]
@@ -283,6 +285,33 @@ def _manifest(
         "files": {str(path.relative_to(staging)): {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
                   for path in files},
     }
+
+
+def check_replaceable(output: Path, inputs: list[Path]) -> None:
+    """``--force`` replaces only an ``o2v prepare`` output: a directory whose manifest says so,
+    that holds none of this run's inputs and no file the manifest does not list."""
+    if not output.exists():
+        return
+    where = output.resolve()
+    refuse = f"--force will not replace {output}"
+    for path in inputs:
+        resolved = path.resolve()
+        if resolved == where or where in resolved.parents:
+            raise FileExistsError(f"{refuse}: it holds the input {path}; choose another --out")
+    if not output.is_dir():
+        raise FileExistsError(f"{refuse}: it is a file, not an `o2v prepare` output directory")
+    try:
+        manifest = json.loads((output / MANIFEST_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        manifest = None
+    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
+        raise FileExistsError(f"{refuse}: it has no {MANIFEST_FILE} of format {MANIFEST_FORMAT}, so it is not "
+                              "an `o2v prepare` output; remove it yourself or choose another --out")
+    listed = set(manifest.get("files") or {}) | {MANIFEST_FILE}
+    for path in sorted(output.rglob("*")):
+        name = str(path.relative_to(output))
+        if (path.is_file() or path.is_symlink()) and name not in listed:
+            raise FileExistsError(f"{refuse}: {name} is not a file `o2v prepare` wrote; move it out first")
 
 
 def load_manifest(dataset: Path) -> dict[str, Any]:

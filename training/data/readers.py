@@ -12,12 +12,14 @@ fly, and line numbers are 1-based physical lines of the file.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import io
 import json
 import math
-from collections.abc import Iterator
+import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -44,27 +46,75 @@ class Pair:
 Row = Pair | DataError
 
 
-def open_text(path: Path) -> io.TextIOWrapper:
-    """Open a text file, transparently decompressing ``.gz``; newlines are kept as written."""
+def open_binary(path: Path) -> gzip.GzipFile | io.BufferedReader:
+    """Open a file for reading, transparently decompressing ``.gz``."""
     if not path.is_file():
         raise DataError(path, None, "file not found")
-    raw = gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")  # noqa: SIM115 (returned, caller closes)
-    return io.TextIOWrapper(raw, encoding="utf-8", newline="")
+    if path.suffix == ".gz":
+        return gzip.GzipFile(path, "rb")
+    return path.open("rb")
 
 
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    with open_text(path) as handle:
-        number = 0
+def open_text(path: Path) -> io.TextIOWrapper:
+    """Open a text file, transparently decompressing ``.gz``; newlines are kept as written."""
+    return io.TextIOWrapper(open_binary(path), encoding="utf-8", newline="")
+
+
+def _decoded(path: Path) -> Iterator[tuple[int, str | DataError]]:
+    """``(line number, text)`` per physical line, line endings kept; a line that is not UTF-8 or
+    holds a NUL byte comes as a :class:`DataError` naming it, so the caller can skip it.
+
+    Lines are decoded one at a time (not in 8 KiB chunks), so an error names its own line. A
+    UTF-8 byte order mark before the first line is dropped. NUL bytes are refused rather than
+    stripped: they mean the file is not the text it claims to be (UTF-16, a binary), and a row
+    with one must not become tokens. A damaged ``.gz`` stops the file with its line."""
+    for number, text, problem in _physical(path):
+        yield number, text if problem is None else problem
+
+
+def _physical(path: Path) -> Iterator[tuple[int, str, DataError | None]]:
+    """Each physical line decoded (bad bytes as U+FFFD) with what is wrong with it, if anything."""
+    number = 0
+    with _gzip_errors(path, lambda: number + 1), open_binary(path) as handle:
+        for number, raw in enumerate(handle, start=1):
+            text = raw.decode("utf-8-sig" if number == 1 else "utf-8", errors="replace")
+            yield number, text, _check_line(path, number, raw, text)
+
+
+def _check_line(path: Path, number: int, raw: bytes, text: str) -> DataError | None:
+    if "\ufffd" in text:  # U+FFFD: a replaced undecodable byte, or one written as such
         try:
-            for number, text in enumerate(handle, start=1):
-                yield number, text.rstrip("\r\n")
+            raw.decode("utf-8")
         except UnicodeDecodeError as error:
-            raise DataError(path, number + 1, f"not valid UTF-8 ({error.reason})") from None
+            return DataError(path, number, f"not valid UTF-8 ({error.reason} at byte {error.start + 1} of the line)")
+    if "\x00" in text:
+        return DataError(path, number, f"contains a NUL byte (column {text.index(chr(0)) + 1}); "
+                                       "is the file UTF-16 or binary?")
+    return None
+
+
+@contextlib.contextmanager
+def _gzip_errors(path: Path, line: Callable[[], int]) -> Iterator[None]:
+    """A truncated or non-gzip ``.gz`` becomes a DataError naming the line it broke at."""
+    try:
+        yield
+    except (gzip.BadGzipFile, EOFError, zlib.error) as error:
+        problem = ("the gzip data ends early (truncated file)" if isinstance(error, EOFError)
+                   else f"not valid gzip data ({error})")
+        raise DataError(path, line(), problem) from None
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str | DataError]]:
+    for number, text in _decoded(path):
+        yield number, text if isinstance(text, DataError) else text.rstrip("\r\n")
 
 
 def read_stsb(path: Path) -> Iterator[Row]:
     """STS Benchmark rows: ``genre, file, year, id, score, sentence1, sentence2[, extras]``."""
     for number, text in _lines(path):
+        if isinstance(text, DataError):
+            yield text
+            continue
         if not text.strip():
             continue
         fields = text.split("\t")
@@ -88,6 +138,8 @@ def read_nli(path: Path) -> Iterator[Row]:
     header_line = next(lines, None)
     if header_line is None:
         raise DataError(path, None, "file is empty; expected a header row")
+    if isinstance(header_line[1], DataError):
+        raise header_line[1]
     header = header_line[1].split("\t")
     missing = [name for name in ("sentence1", "sentence2", "gold_label") if name not in header]
     if missing:
@@ -95,6 +147,9 @@ def read_nli(path: Path) -> Iterator[Row]:
     i0, i1, il = header.index("sentence1"), header.index("sentence2"), header.index("gold_label")
     needed = max(i0, i1, il) + 1
     for number, text in lines:
+        if isinstance(text, DataError):
+            yield text
+            continue
         if not text.strip():
             continue
         fields = text.split("\t")
@@ -155,37 +210,49 @@ def read_table(path: Path, fmt: TableFormat, columns: ColumnMap, *, header: bool
         raise ValueError(f"format {fmt!r}: allowed tsv, csv, jsonl")
 
 
-def _tsv_records(path: Path) -> Iterator[tuple[int, list[str]]]:
+def _tsv_records(path: Path) -> Iterator[tuple[int, list[str] | DataError]]:
     for number, text in _lines(path):
-        if text.strip():
+        if isinstance(text, DataError):
+            yield number, text
+        elif text.strip():
             yield number, text.split("\t")
 
 
-def _csv_records(path: Path) -> Iterator[tuple[int, list[str]]]:
-    with open_text(path) as handle:
-        reader = csv.reader(handle)
-        start = 1
-        while True:
-            try:
-                record = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as error:
-                raise DataError(path, reader.line_num, f"CSV syntax error: {error}") from None
-            except UnicodeDecodeError as error:
-                raise DataError(path, reader.line_num + 1, f"not valid UTF-8 ({error.reason})") from None
-            if record and any(field.strip() for field in record):
-                yield start, record
-            start = reader.line_num + 1
+def _csv_records(path: Path) -> Iterator[tuple[int, list[str] | DataError]]:
+    bad: dict[int, DataError] = {}
+
+    def texts() -> Iterator[str]:
+        for number, text, problem in _physical(path):
+            if problem is not None:
+                bad[number] = problem  # the record that spans this line is reported instead
+            yield text  # with U+FFFD for bad bytes: the quoting structure stays intact
+
+    reader = csv.reader(texts())
+    start = 1
+    while True:
+        try:
+            record = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            raise DataError(path, reader.line_num, f"CSV syntax error: {error}") from None
+        spanned = [bad.pop(number) for number in sorted(bad) if start <= number <= reader.line_num]
+        if spanned:
+            yield start, spanned[0]
+        elif record and any(field.strip() for field in record):
+            yield start, record
+        start = reader.line_num + 1
 
 
 def _read_delimited(
-    path: Path, columns: ColumnMap, header: bool, records: Iterator[tuple[int, list[str]]]
+    path: Path, columns: ColumnMap, header: bool, records: Iterator[tuple[int, list[str] | DataError]]
 ) -> Iterator[Row]:
     if header:
         first = next(records, None)
         if first is None:
             raise DataError(path, None, "file is empty; expected a header row")
+        if isinstance(first[1], DataError):
+            raise first[1]
         names = [name.strip() for name in first[1]]
         indices = []
         for key in ("in0", "in1", "label"):
@@ -199,6 +266,9 @@ def _read_delimited(
         indices = [int(columns.in0), int(columns.in1), int(columns.label)]
     needed = max(indices) + 1
     for number, fields in records:
+        if isinstance(fields, DataError):
+            yield fields
+            continue
         if len(fields) < needed:
             yield DataError(path, number, f"expected at least {needed} fields, found {len(fields)}")
             continue
@@ -212,12 +282,21 @@ def _read_delimited(
 def _read_jsonl(path: Path, columns: ColumnMap) -> Iterator[Row]:
     keys = (str(columns.in0), str(columns.in1), str(columns.label))
     for number, text in _lines(path):
+        if isinstance(text, DataError):
+            yield text
+            continue
         if not text.strip():
             continue
         try:
             record = json.loads(text)
         except json.JSONDecodeError as error:
             yield DataError(path, number, f"not valid JSON ({error.msg} at column {error.colno})")
+            continue
+        except RecursionError:
+            yield DataError(path, number, "JSON nested too deeply for the parser (a row needs 1 level)")
+            continue
+        except ValueError as error:  # e.g. an integer past Python's 4300-digit conversion limit
+            yield DataError(path, number, f"not usable JSON ({error})")
             continue
         if not isinstance(record, dict):
             yield DataError(path, number, "expected a JSON object")
@@ -233,4 +312,10 @@ def _read_jsonl(path: Path, columns: ColumnMap) -> Iterator[Row]:
         if isinstance(label, bool) or not isinstance(label, (str, int, float)):
             yield DataError(path, number, f"label {keys[2]!r} must be a string or a number, got {label!r}")
             continue
-        yield Pair(text0, text1, label if isinstance(label, str) else float(label), str(path), number)
+        try:
+            value = label if isinstance(label, str) else float(label)
+        except OverflowError:
+            yield DataError(path, number, f"label {keys[2]!r} is an integer of {len(str(label))} digits, too large "
+                                          "for a number")
+            continue
+        yield Pair(text0, text1, value, str(path), number)

@@ -26,7 +26,6 @@ import json
 import math
 import os
 import shlex
-import signal
 import subprocess
 import sys
 import threading
@@ -35,7 +34,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Any, TextIO
 
 import boto3
@@ -60,6 +58,7 @@ from o2v_core.settings import Settings, settings_from_cdk_json
 from training.launcher.launch import plan_launch, submit, training_image
 from training.launcher.stack import StackOutputs
 from training.local_cloud import procs
+from training.local_cloud.interruption import guarded_signals, how_interrupted, write_interrupted_report
 from training.local_cloud.pump import SCHEDULE, SUBSCRIPTION, Delivery, EventPump
 from training.local_cloud.report import Attempt, RunSummary, write_report
 from training.local_cloud.sagemaker_api import make_clients
@@ -556,6 +555,8 @@ class Demo:
         self.data_choice: DataChoice | None = None
         self._example: tuple[list[str], Path, subprocess.Popen[str]] | None = None
         self._stopped = False
+        self.stage = "start-up (reading cdk.json)"  # where an interruption finds the run
+        self.started = time.monotonic()
 
     # -- lifecycle
 
@@ -573,6 +574,7 @@ class Demo:
                       f"environment {settings.env_name!r} (deployment {deployment!r})")
 
         # 1. data
+        self.stage = "1. data (o2v prepare)"
         choice = self.data_choice = find_data(options, console)
         data_text = choice.description
         train_rows = options.train_rows if options.train_rows is not None else self.size.train_rows
@@ -588,6 +590,7 @@ class Demo:
         console.line("data", data_text)
 
         # 2. services
+        self.stage = "2. starting the local services"
         self.services = LocalServices(run_dir / "services", region=options.region)
         endpoints = self.services.start()
         os.environ.update(self.services.environment())
@@ -639,6 +642,7 @@ class Demo:
                               "in the cloud)")
 
         # 3. data in S3, attempt 1: o2v launch's launcher, given the stacks' outputs
+        self.stage = "3. upload and attempt 1"
         from training.data.upload import upload_dataset
 
         upload_dataset(s3, run_dir / "data", names.dataset_bucket, DATASET_NAME)
@@ -659,17 +663,21 @@ class Demo:
                                f"{hyperparameters['epochs']} epochs (prone to overfit)")
 
         # 4. watch until the loop settles
+        self.stage = "4. watching the retraining loop"
         self._watch(watcher, sagemaker, sqs, logs, names)
 
         # 5. evaluate the served model, report
+        self.stage = "5. evaluating the served model"
         self._start_embed_example(names)
         summary = self._summarize(settings, names, watcher, sagemaker, logs, run_dir, started_at, data_text,
                                   int(hyperparameters["enc_dim"]))
         paths = write_report(summary, run_dir)
+        self.stage = "after the report"
         self._print_summary(summary, paths, names)
         if summary.outcome != "ok":
             return 1
         if options.keep_endpoint:
+            self.stage = "serving (--keep-endpoint, after the report)"
             self._serve_until_interrupted(names, run_dir)
         return 0
 
@@ -1001,28 +1009,33 @@ def _cosine(a: list[float], b: list[float]) -> float:
     return dot / norm if norm else 0.0
 
 
-def run_demo(options: DemoOptions) -> int:
-    """Run the demo; stop every local process on return, on error, on Ctrl-C and on SIGTERM/SIGHUP."""
-    demo = Demo(options)
+def run_demo(options: DemoOptions, demo: Demo | None = None) -> int:
+    """Run the demo; stop every local process on return, on error, on Ctrl-C and on SIGTERM/SIGHUP.
 
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        return demo.run()
-    except KeyboardInterrupt:
-        demo.console.plain("\no2v demo: interrupted; stopping the local services ...")
-        return 130
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup short
+    A signal during the run stops it (exit 130) and leaves a partial report; one during the
+    clean-up is noted and the clean-up finishes (see :mod:`training.local_cloud.interruption`)."""
+    demo = demo or Demo(options)
+    with guarded_signals() as guard:
         try:
-            left = demo.stop()
+            code = demo.run()
+            guard.cleaning_up()
+        except KeyboardInterrupt as error:
+            guard.cleaning_up()
+            how = how_interrupted(error)
+            demo.console.plain(f"\no2v demo: interrupted by {how} during {demo.stage}; stopping the local "
+                               "services ...")
+            code = 130
+            if demo.run_dir is not None:
+                report = write_interrupted_report(demo.run_dir, how=how, stage=demo.stage, started=demo.started)
+                if report is not None:
+                    demo.console.plain(f"o2v demo: partial report (interrupted): {report}")
         finally:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-        if left:
-            demo.console.plain(f"o2v demo: process group(s) {left} did not stop")
-        else:
-            demo.console.plain("o2v demo: every local process stopped.")
+            guard.cleaning_up()
+            left = demo.stop()
+            if guard.noted:
+                demo.console.plain(f"o2v demo: {', '.join(guard.noted)} during the clean-up: finished it first")
+            if left:
+                demo.console.plain(f"o2v demo: process group(s) {left} did not stop")
+            else:
+                demo.console.plain("o2v demo: every local process stopped.")
+    return code

@@ -104,6 +104,11 @@ class LogForwarder:
         self._thread.start()
 
     def add(self, message: str) -> None:
+        # PutLogEvents refuses an event whose message is empty (InputLogEvent.message has "min": 1
+        # in the botocore service model, logs/2014-03-28): one blank line used to lose its whole
+        # batch. Blank lines stay in the local log file; CloudWatch gets the others.
+        if not message:
+            return
         with self._lock:
             self._pending.append({"timestamp": int(time.time() * 1000), "message": message})
 
