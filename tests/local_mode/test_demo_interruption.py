@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -21,11 +22,11 @@ from training.local_cloud.jobs import Clients, LogForwarder
 def test_the_log_forwarder_never_sends_an_empty_message(moto_endpoint: str, capsys: pytest.CaptureFixture[str]) -> None:
     # botocore's model for PutLogEvents: InputLogEvent.message is an EventMessage with "min": 1,
     # so one blank line made the whole batch fail and every line in it was lost.
-    def client(service: str) -> object:
+    def client(service: str) -> Any:
         return boto3.client(service, endpoint_url=moto_endpoint, region_name="us-east-1",  # type: ignore[call-overload]
                             aws_access_key_id="x", aws_secret_access_key="x")
 
-    clients = Clients(s3=client("s3"), logs=client("logs"), cloudwatch=client("cloudwatch"),  # type: ignore[arg-type]
+    clients = Clients(s3=client("s3"), logs=client("logs"), cloudwatch=client("cloudwatch"),
                       events=client("events"), account="123456789012", region="us-east-1")
     forwarder = LogForwarder(clients, "/aws/sagemaker/TrainingJobs", "job/algo-1", interval=60)
     for line in ("epoch 1", "", "epoch 2", ""):

@@ -25,7 +25,7 @@ from o2v_core.resource_names import TRAINING_JOB_LOG_GROUP
 
 from tests.control_plane import moto_ext
 from tests.control_plane.cloud import DIVERGING, Cloud, epoch_lines, log_header
-from tests.control_plane.conftest import cloud, moto_endpoint  # noqa: F401  (the moto fixtures)
+from tests.control_plane.conftest import cloud  # noqa: F401  (the moto fixture; moto_endpoint is in tests/conftest.py)
 from training.local_cloud.jobs import Clients
 from training.local_cloud.log_delivery import SubscriptionReader
 from training.local_cloud.pump import SCHEDULE, SUBSCRIPTION, Delivery, EventPump
