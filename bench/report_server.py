@@ -84,6 +84,13 @@ def section(results: dict[str, Any], table: Table) -> str:
         minilm = server["minilm_batch1"]
         speed_rows.append(["all-MiniLM-L6-v2 (in process, no HTTP)", f"{minilm['sentences_per_second']:.0f}",
                            _ms(minilm["p50_ms"]), _ms(minilm["p99_ms"]), "1.0x"])
+    needed = server["clients"] / 0.1
+    capacity = max(server["servers"][name]["keepalive"]["requests_per_second"] for name in names)
+    note = (f"With {server['clients']} clients each waiting for its answer, p99 under 100 ms needs the server to "
+            f"complete at least {needed:.0f} requests/s (Little's law: {server['clients']} in flight / 0.1 s); "
+            f"the fastest server here completed {capacity:.0f}/s on {server['cores']} shared cores, so on this "
+            "machine the latency target is out of reach for any server and the difference between them is in "
+            "the tail (max) and in failures, which the listen backlog and the connection handling decide.")
     return f"""{title}
 
 `bench/server_load.py`: the former server (`bench/stdlib_server.py`: `http.server`'s
@@ -99,6 +106,8 @@ overhead is inside every latency.
 
 {table(['Server', 'Connections', 'Requests', 'Requests/s', 'p50 ms', 'p99 ms', 'max ms', '5xx', 'Failed'],
        load_rows)}
+
+{note if capacity < needed else ""}
 
 ### The bad-request set
 
