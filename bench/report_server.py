@@ -126,5 +126,8 @@ Each request on its own connection, read until the server answers or {server['ha
 
 One keep-alive connection, {server['batch1_requests']} requests of one STS-B test sentence each; the
 client tokenizes inside the timed request. MiniLM encodes the same sentences one at a time in process.
+The ratio moves with the machine's load: MiniLM's matrix products suffer most from other processes
+on the same cores (see the load average in the header; a lightly loaded smoke run measured about
+4x), so read it together with section 3's batch-1 numbers.
 
 {table(['Embedder', 'Sentences/s', 'p50 ms', 'p99 ms', 'vs MiniLM'], speed_rows)}"""
