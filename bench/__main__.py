@@ -5,7 +5,7 @@
     python -m bench --only detection,cost # some sections (merged into the existing results file)
     python -m bench.report                # rewrite docs/benchmarks.md from bench/results/results.json
 
-Sections: detection, cost, quality, throughput, synth, server. Training runs are recorded once per
+Sections: detection, cost, quality, throughput, synth, server, scale. Training runs are recorded once per
 invocation and shared by detection, cost, quality and throughput.
 """
 
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SECTIONS = ("detection", "cost", "quality", "throughput", "synth", "server")
+SECTIONS = ("detection", "cost", "quality", "throughput", "synth", "server", "scale")
 NEEDS_RECORDS = {"detection", "cost", "quality", "throughput"}
 DEFAULT_RESULTS = REPO_ROOT / "bench" / "results" / "results.json"
 DEFAULT_DOC = REPO_ROOT / "docs" / "benchmarks.md"

@@ -195,9 +195,11 @@ def _save(fig: Any, path: Path) -> str:
 
 
 def render(results: dict[str, Any], images: dict[str, str], img_prefix: str, results_name: str) -> str:
+    from bench.scale_report import section_scale  # its own renderer module; it imports this one's helpers
+
     parts = [_header(results, results_name), _targets(results), _section_detection(results, images, img_prefix),
              _section_cost(results, images, img_prefix), _section_throughput(results), _section_quality(results),
-             report_server.section(results, _table), _reproduce(results_name)]
+             report_server.section(results, _table), section_scale(results), _reproduce(results_name)]
     return "\n\n".join(part for part in parts if part) + "\n"
 
 

@@ -287,3 +287,14 @@ def server(ctx: Context) -> None:
     sentences = [sentence for left, right, _ in test_pairs(ctx.shared) for sentence in (left, right)]
     load = ctx.cfg.server_load
     ctx.results["server"] = measure(model, sentences, minilm=ctx.minilm(), log=ctx.log, **load)
+
+
+# -- scale -------------------------------------------------------------------------------------------
+
+
+def scale(ctx: Context) -> None:
+    from bench.scale import JOB_COUNTS, run_scale
+
+    counts = (2,) if ctx.cfg.smoke else JOB_COUNTS
+    ctx.log(f"scale: polling monitor vs subscription judge at {', '.join(map(str, counts))} simulated jobs")
+    ctx.results["scale"] = run_scale(counts, log=ctx.log)

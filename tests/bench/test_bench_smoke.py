@@ -13,17 +13,17 @@ import pytest
 pytestmark = pytest.mark.slow
 
 # The server section has its own smoke test below (the two together would pass the time limit).
-SECTIONS = ("detection", "cost", "quality", "throughput", "synth")
+SECTIONS = ("detection", "cost", "quality", "throughput", "synth", "scale")
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(360)
 def test_bench_smoke_runs_every_section(repo_root: Path, shared_data: Path, tmp_path: Path) -> None:
     work = tmp_path / "work"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(repo_root), str(repo_root / "lambdas")])}
     completed = subprocess.run(
         [sys.executable, "-m", "bench", "--smoke", "--only", ",".join(SECTIONS), "--work", str(work), "--shared",
          str(shared_data)],
-        cwd=repo_root, env=env, capture_output=True, text=True, timeout=280, check=False,
+        cwd=repo_root, env=env, capture_output=True, text=True, timeout=340, check=False,
     )
     assert completed.returncode == 0, completed.stderr[-4000:]
 
@@ -52,7 +52,9 @@ def test_bench_smoke_runs_every_section(repo_root: Path, shared_data: Path, tmp_
     assert "ratio" in results["synth"] or "skipped" in results["synth"]
 
     doc = (work / "benchmarks.md").read_text(encoding="utf-8")
-    for heading in ("## 1. Divergence detection", "## 2. Cost", "## 3. Throughput", "## 4. Embedding quality"):
+    assert set(results["scale"]["designs"]) == {"polling", "subscription"}
+    for heading in ("## 1. Divergence detection", "## 2. Cost", "## 3. Throughput", "## 4. Embedding quality",
+                    "## Scale"):
         assert heading in doc
     assert (work / "img" / "curve_suite_synthetic.png").is_file()
     assert (work / "img" / "curve_suite_recorded.png").is_file()
