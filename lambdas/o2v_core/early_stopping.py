@@ -77,3 +77,69 @@ def stopping_epoch(losses: list[float], patience: int, tolerance: float) -> int 
         if step.stop:
             return step.epoch
     return None
+
+
+def epochs_until_own_stop(losses: list[float], patience: int, tolerance: float, epochs: int) -> int:
+    """The fewest further epochs a job with these losses pays before it ends on its own.
+
+    Its own early stopping ends it once the bad count exceeds ``patience``; that takes at least
+    ``patience + 1 - bad_count`` more epochs (every one of them bad), fewer when the epoch budget
+    (``epochs``) runs out first. 0 when the rule or the budget has already ended the run. A good
+    epoch resets the count, so a job can run longer than this: it is the least a stop saves.
+    """
+    rule = EarlyStopping(patience, tolerance)
+    for loss in losses:
+        if rule.observe(loss).stop:
+            return 0
+    budget_left = max(epochs - len(losses), 0)
+    return min(patience + 1 - rule.bad_count, budget_left)
+
+
+# The log line of the metric-line judge and the monitor for each stop-or-finish choice (fields:
+# job, stop, epochsSaved, epochsToOwnStop, reason); the training stack's dashboard sums epochsSaved.
+STOP_CHOICE_LOG_MESSAGE = "diverged job: stop or finish"
+
+
+def epochs_saved_query() -> str:
+    """CloudWatch Logs Insights query over the judging functions' log groups: epochs saved per day."""
+    return (
+        f'filter message = "{STOP_CHOICE_LOG_MESSAGE}"\n'
+        "| stats sum(epochsSaved) as epochsSaved, count(*) as divergedJobsJudged by bin(1d)"
+    )
+
+
+@dataclass(frozen=True)
+class StopChoice:
+    """Whether to stop a diverged job now, and how many epochs that saves (at least)."""
+
+    stop: bool
+    epochs_to_own_stop: int
+    reason: str
+
+    @property
+    def epochs_saved(self) -> int:
+        return self.epochs_to_own_stop if self.stop else 0
+
+    @property
+    def summary(self) -> str:
+        return f"stopped, {self.epochs_saved} epochs saved" if self.stop else f"left to finish: {self.reason}"
+
+
+def choose_stop(
+    losses: list[float], *, patience: int, tolerance: float, epochs: int, finish_within_epochs: int | None
+) -> StopChoice:
+    """Stop a diverged job only when more than ``finish_within_epochs`` epochs would otherwise be paid.
+
+    The next attempt is launched as soon as divergence is seen either way. A job left to finish
+    ends Completed with its best epoch in its artifact (reference section 10d), a promotion
+    candidate; whether a stopped Object2Vec job keeps one is unconfirmed (10d), so stopping may
+    throw that attempt's best model away. ``None``: never stop.
+    """
+    left = epochs_until_own_stop(losses, patience, tolerance, epochs)
+    if finish_within_epochs is None:
+        return StopChoice(False, left, "stopping diverged jobs is off")
+    if left <= finish_within_epochs:
+        return StopChoice(False, left, f"its own early stopping or budget ends it within {left} epoch(s), "
+                                       f"at most {finish_within_epochs} are paid to keep its best model")
+    return StopChoice(True, left, f"stopped: it would have paid at least {left} more epochs "
+                                  f"(more than {finish_within_epochs}) before ending on its own")

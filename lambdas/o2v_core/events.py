@@ -8,7 +8,7 @@ parse details with the dataclasses below. ``docs/events.md`` shows an example of
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any, Literal, TypeVar
 
 from o2v_core.naming import job_prefix
@@ -70,11 +70,19 @@ class ValidationLossDiverged:
     stoppedJob: bool
     decision: DivergenceDecisionDetail
     detail_type: str = field(default=VALIDATION_LOSS_DIVERGED, init=False, repr=False)
+    # Epochs the stop saved, at least: the fewest the job would still have paid before its own
+    # early stopping or its budget ended it (o2v_core.early_stopping.choose_stop); 0 when it was
+    # left to finish. Optional in the detail (events put before the field existed lack it).
+    epochsSaved: int = 0
 
 
 @dataclass(frozen=True)
 class TrainingSucceeded:
-    """A job finished with a healthy curve; the promoter considers its model."""
+    """A finished job's model is a promotion candidate; the promoter considers it.
+
+    Healthy jobs, and also jobs that overfitted (``diverged``): a job its own early stopping
+    ended keeps its best epoch (reference section 10d), which may be its lineage's best model.
+    """
 
     deployment: str
     trainingJobName: str
@@ -87,6 +95,9 @@ class TrainingSucceeded:
     modelArtifact: str
     trainingJobStatus: str
     detail_type: str = field(default=TRAINING_SUCCEEDED, init=False, repr=False)
+    # The detector judged the curve diverged (ValidationLossDiverged was put for it too).
+    # Optional in the detail (events put before the field existed lack it).
+    diverged: bool = False
 
 
 @dataclass(frozen=True)
@@ -217,6 +228,8 @@ def _build(cls: type[T], data: Mapping[str, Any], path: str) -> T:
             continue
         where = f"{path}.{item.name}"
         if item.name not in data:
+            if item.default is not MISSING:  # a field added later: older events lack it
+                continue
             raise MalformedEvent(f"field {where!r} is missing")
         kwargs[item.name] = _check(hints[item.name], data[item.name], where)
     return cls(**kwargs)

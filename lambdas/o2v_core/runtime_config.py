@@ -28,6 +28,7 @@ class ControlPlaneConfig:
     detector_config: str = "{}"
     retrain_policy: str = "{}"
     stop_on_divergence: bool = True
+    finish_diverged_within_epochs: int = 2  # o2v_core.early_stopping.choose_stop
     # Promotion (serving). Empty until the serving stack is deployed.
     endpoint_name: str = ""
     serving_model_parameter: str = ""

@@ -108,6 +108,9 @@ class Settings:
     retrain_policy: RetrainPolicy
     detector: DetectorConfig
     stop_on_divergence: bool
+    # A diverged job whose own early stopping ends it within this many more epochs is left to finish
+    # (its artifact holds its best epoch, a promotion candidate); o2v_core.early_stopping.choose_stop.
+    finish_diverged_within_epochs: int
     promotion_margin: float
     notification_email: str | None
     powertools_layer_version: int
@@ -194,6 +197,7 @@ def parse_environment(env_name: str, raw: object) -> Settings:
         retrain_policy=retrain_policy,
         detector=detector,
         stop_on_divergence=top.boolean("stop_on_divergence"),
+        finish_diverged_within_epochs=top.integer("finish_diverged_within_epochs", 0, 100),
         promotion_margin=top.number("promotion_margin", 0.0, 1.0e9),
         notification_email=top.optional_string("notification_email", pattern=_EMAIL, allowed="an email address"),
         powertools_layer_version=top.integer("powertools_layer_version", 1, 10_000),

@@ -65,6 +65,7 @@ class Promotion(Construct):
             detector_config=settings.detector.to_json(),
             retrain_policy=settings.retrain_policy.to_json(),
             stop_on_divergence=settings.stop_on_divergence,
+            finish_diverged_within_epochs=settings.finish_diverged_within_epochs,
             endpoint_name=endpoint_name,
             serving_model_parameter=record,
             model_role_arn=model_role_arn,

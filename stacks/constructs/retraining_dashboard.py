@@ -1,14 +1,17 @@
-"""A dashboard of the retraining loop: validation loss per attempt, retrains, failure queues."""
+"""A dashboard of the retraining loop: validation loss per attempt, retrains, epochs saved by
+stopping diverged jobs, failure queues."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
+from o2v_core.early_stopping import epochs_saved_query
 from o2v_core.resource_names import TRAINING_JOB_METRICS_NAMESPACE
 
 
@@ -33,6 +36,7 @@ class RetrainingDashboard(Construct):
         job_prefix: str,
         metric_name: str,
         retrain_launcher: lambda_.IFunction,
+        judging_logs: Sequence[logs.ILogGroup],
         functions: Mapping[str, lambda_.IFunction],
         queues: Mapping[str, sqs.IQueue],
     ) -> None:
@@ -59,6 +63,13 @@ class RetrainingDashboard(Construct):
                 title="Retrains launched (retrain launcher invocations)",
                 width=8,
                 left=[retrain_launcher.metric_invocations(period=hour, statistic="Sum", label="retrains")],
+            ),
+            cloudwatch.LogQueryWidget(
+                title="Epochs saved by stopping diverged jobs (at least; 0: left to finish with their best epoch)",
+                width=8,
+                log_group_names=[group.log_group_name for group in judging_logs],
+                query_string=epochs_saved_query(),
+                view=cloudwatch.LogQueryVisualizationType.TABLE,
             ),
             cloudwatch.GraphWidget(
                 title="Messages in failure queues",

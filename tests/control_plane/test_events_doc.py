@@ -52,7 +52,7 @@ def examples() -> dict[str, Detail]:
     return {
         "ValidationLossDiverged": ValidationLossDiverged(
             deployment=DEPLOYMENT, trainingJobName=JOB, lineage="stsb-baseline", attempt=1,
-            metricName="validation:mean_squared_error", stoppedJob=True, decision=_decision(),
+            metricName="validation:mean_squared_error", stoppedJob=True, decision=_decision(), epochsSaved=6,
         ),
         "TrainingSucceeded": TrainingSucceeded(
             deployment=DEPLOYMENT, trainingJobName="dev--stsb-baseline-a2", lineage="stsb-baseline", attempt=2,

@@ -47,7 +47,7 @@ from o2v_core.retrain_policy import RetrainPolicy
 
 from tests.aws_calls import attributed_to
 from tests.control_plane import moto_ext
-from tests.control_plane.cloud import BUS, DIVERGING, Cloud, epoch_lines, log_header
+from tests.control_plane.cloud import BUS, DIVERGING, IMAGE, ROLE, Cloud, epoch_lines, log_header
 
 LINEAGE = "stsb-baseline"
 MODES = ("kill-before", "kill-after", "error-before", "error-after")
@@ -121,8 +121,9 @@ def invoke_async(
 def reconciler(cloud: Cloud) -> Reconciler:
     settings = PromotionSettings(
         deployment=cloud.deployment, endpoint_name=f"{cloud.deployment}-embeddings",
-        serving_model_parameter=f"/o2v/{cloud.deployment}/serving-model", model_role_arn="unused",
-        image_uri="unused", margin=0.0, instance_type="ml.m5.large", event_bus_name=BUS, rollback_alarm_names=(),
+        # The diverged parent is Completed, so it is also a promotion candidate the reconciler decides.
+        serving_model_parameter=f"/o2v/{cloud.deployment}/serving-model", model_role_arn=ROLE,
+        image_uri=IMAGE, margin=0.0, instance_type="ml.m5.large", event_bus_name=BUS, rollback_alarm_names=(),
     )
     return Reconciler(
         deployment=cloud.deployment, jobs=TrainingJobs(), logs=TrainingLogs(), bus=EventBus(BUS),

@@ -79,13 +79,36 @@ def test_a_job_that_diverged_between_checks_is_reported_once(cloud: Cloud, monke
     first = finished_job_evaluator.handler(event, None)
     duplicate = finished_job_evaluator.handler(event, None)  # SageMaker may send an event twice
 
-    assert first["action"] == "diverged" and duplicate["action"] == "already_reported"
+    # Reported once: a reason to retrain ...
     routed = cloud.delivered("retrain_launcher")
     assert len(routed) == 1 and routed[0]["detail-type"] == VALIDATION_LOSS_DIVERGED
-    assert routed[0]["detail"]["stoppedJob"] is False
+    assert routed[0]["detail"]["stoppedJob"] is False and routed[0]["detail"]["epochsSaved"] == 0
     assert routed[0]["detail"]["decision"]["detected_at_epoch"] == 7
-    assert cloud.delivered("promoter") == []
     assert moto_ext.CALLS["StopTrainingJob"] == 0
+    # ... and, Completed (its artifact holds its best epoch, reference 10d), a promotion candidate
+    # on its best value. The duplicate offers it again (the promoter absorbs duplicates).
+    assert first["action"] == duplicate["action"] == "diverged_candidate"
+    offered = cloud.delivered("promoter")
+    assert [event["detail"]["trainingJobName"] for event in offered] == [job, job]
+    assert offered[0]["detail"]["diverged"] is True
+    assert (offered[0]["detail"]["bestValue"], offered[0]["detail"]["bestEpoch"]) == (0.095, 4)
+    assert cloud.tags(job)["o2v:evaluated"] == "diverged_candidate"
+
+
+def test_a_stopped_diverged_job_without_its_best_epoch_is_not_offered(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Whether a stopped Object2Vec job keeps its best epoch is unconfirmed (reference 10d).
+    cloud.use_config(monkeypatch)
+    job = cloud.create_job("fast", status="Stopped")
+    cloud.write_log(job, log_header(job) + epoch_lines(DIVERGING, "mean_squared_error"))
+
+    result = finished_job_evaluator.handler(finish(cloud, job), None)
+
+    assert result["action"] == "diverged"
+    assert len(cloud.delivered("retrain_launcher")) == 1
+    assert cloud.delivered("promoter") == []
+    assert cloud.tags(job)["o2v:evaluated"] == "diverged"
 
 
 @pytest.mark.parametrize(

@@ -37,9 +37,14 @@ def run_monitor_each_epoch(cloud: Cloud, job: str) -> int:
     raise AssertionError("the monitor never fired")
 
 
+# Early-stopping patience 5: at epoch 7 (bad epochs 4-7, none 0.01 below the previous 5 epochs'
+# minimum) Object2Vec's own rule would still run 2 more epochs (reference 10c).
+PATIENT = {**BASE_HYPERPARAMETERS, "early_stopping_patience": "5"}
+
+
 def test_diverging_job_is_stopped_reported_once_and_retrained(cloud: Cloud, monkeypatch: pytest.MonkeyPatch) -> None:
-    cloud.use_config(monkeypatch)
-    parent = cloud.create_job(LINEAGE)
+    cloud.use_config(monkeypatch, finish_diverged_within_epochs=1)  # 2 epochs left > 1: stop
+    parent = cloud.create_job(LINEAGE, hyperparameters=PATIENT)
 
     fired_at = run_monitor_each_epoch(cloud, parent)
 
@@ -59,7 +64,7 @@ def test_diverging_job_is_stopped_reported_once_and_retrained(cloud: Cloud, monk
     diverged = parse_event(event, ValidationLossDiverged)
     assert (diverged.trainingJobName, diverged.lineage, diverged.attempt) == (parent, "stsb-baseline", 1)
     assert diverged.metricName == "validation:mean_squared_error"
-    assert diverged.stoppedJob is True
+    assert diverged.stoppedJob is True and diverged.epochsSaved == 2
     assert diverged.decision.reason == "validation_rise"
     assert (diverged.decision.best_epoch, diverged.decision.best_value) == (4, 0.095)
     assert (diverged.decision.detected_at_epoch, diverged.decision.last_value) == (7, 0.121)
@@ -109,7 +114,8 @@ def assert_child_copies_parent(cloud: Cloud, parent: str, child: str) -> None:
     assert child_tags[TAG_ATTEMPT] == "2" and child_tags[TAG_PARENT] == parent
     assert "o2v:diverged" not in child_tags
     unchanged: dict[str, Any] = {
-        key: value for key, value in parent_tags.items() if key not in (TAG_ATTEMPT, TAG_PARENT, "o2v:diverged")
+        key: value for key, value in parent_tags.items()
+        if key not in (TAG_ATTEMPT, TAG_PARENT, "o2v:diverged", "o2v:evaluated")
     }
     assert {key: child_tags[key] for key in unchanged} == unchanged
 
@@ -176,15 +182,66 @@ def test_a_diverged_job_still_running_is_stopped_again_but_not_reported_again(
     cloud: Cloud, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """E.g. StopTrainingJob failed after the event went out: the next run only retries the stop."""
-    cloud.use_config(monkeypatch)
-    job = cloud.create_job(LINEAGE, extra_tags={"o2v:diverged": "validation_rise epoch 7"})
-    cloud.write_log(job, log_header(job) + epoch_lines(DIVERGING, "mean_squared_error"))
+    cloud.use_config(monkeypatch, finish_diverged_within_epochs=1)
+    job = cloud.create_job(LINEAGE, hyperparameters=PATIENT, extra_tags={"o2v:diverged": "validation_rise epoch 7"})
+    cloud.write_log(job, log_header(job) + epoch_lines(DIVERGING[:8], "mean_squared_error"))
 
     report = divergence_monitor.handler(SCHEDULED, None)
 
     assert report["stopped_again"] == [job] and report["diverged"] == []
     assert cloud.sm.describe_training_job(TrainingJobName=job)["TrainingJobStatus"] == "Stopped"
     assert cloud.delivered("retrain_launcher") == []
+
+
+def test_by_default_a_diverged_job_its_own_early_stopping_ends_soon_is_left_to_finish(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The next attempt starts at once; the diverged job keeps its best epoch (reference 10d)."""
+    config = cloud.use_config(monkeypatch)
+    assert config.finish_diverged_within_epochs == 2
+    patient = cloud.create_job(LINEAGE, hyperparameters=PATIENT)  # its own rule ends it in 2 epochs
+    cloud.write_log(patient, log_header(patient) + epoch_lines(DIVERGING[:8], "mean_squared_error"))
+    # Patience 3: its own rule already ended it at epoch 7 (bad count 4 > 3); stopping saves nothing.
+    ending = cloud.create_job("ending")
+    cloud.write_log(ending, log_header(ending) + epoch_lines(DIVERGING[:8], "mean_squared_error"))
+
+    report = divergence_monitor.handler(SCHEDULED, None)
+
+    assert sorted(report["diverged"]) == sorted([patient, ending]) and report["epochs_saved"] == []
+    assert sorted(report["left_to_finish"]) == sorted([
+        f"{patient}: left to finish: its own early stopping or budget ends it within 2 epoch(s), at most 2 are "
+        "paid to keep its best model",
+        f"{ending}: left to finish: its own early stopping or budget ends it within 0 epoch(s), at most 2 are "
+        "paid to keep its best model",
+    ])
+    assert moto_ext.CALLS["StopTrainingJob"] == 0
+    events = cloud.delivered("retrain_launcher")  # the next attempts launch now, not when these end
+    assert {event["detail"]["trainingJobName"] for event in events} == {patient, ending}
+    assert all(event["detail"]["stoppedJob"] is False and event["detail"]["epochsSaved"] == 0 for event in events)
+
+    # A later run, still within the 2 epochs: still left alone, never reported twice.
+    cloud.write_log(patient, epoch_lines(DIVERGING[8:], "mean_squared_error"))
+    again = divergence_monitor.handler(SCHEDULED, None)
+    assert again["diverged"] == [] and again["stopped_again"] == []
+    assert moto_ext.CALLS["StopTrainingJob"] == 0
+
+
+def test_a_diverged_job_that_would_run_on_past_the_limit_is_stopped_on_a_later_run(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A good epoch resets Object2Vec's bad count: the job would then pay more than the limit."""
+    cloud.use_config(monkeypatch)
+    job = cloud.create_job(LINEAGE, hyperparameters=PATIENT)
+    cloud.write_log(job, log_header(job) + epoch_lines(DIVERGING[:8], "mean_squared_error"))
+    assert divergence_monitor.handler(SCHEDULED, None)["diverged"] == [job]
+
+    # Epoch 8 beats the previous 5 epochs' minimum (0.095) by 0.015: good, the count resets.
+    cloud.write_log(job, epoch_lines([(8, 0.08, 0.02)], "mean_squared_error"))
+    report = divergence_monitor.handler(SCHEDULED, None)
+
+    assert report["stopped_again"] == [job] and report["epochs_saved"] == [f"{job}: stopped, 6 epochs saved"]
+    assert cloud.sm.describe_training_job(TrainingJobName=job)["TrainingJobStatus"] == "Stopped"
+    assert len(cloud.delivered("retrain_launcher")) == 1
 
 
 def test_a_garbled_metric_line_is_skipped_and_the_rest_of_the_curve_still_decides(
@@ -212,3 +269,4 @@ def test_a_garbled_metric_line_is_skipped_and_the_rest_of_the_curve_still_decide
     explained = [getattr(record, "explanation", "") for record in caplog.records
                  if getattr(record, "job", None) == garbled and record.getMessage() == "validation loss diverged"]
     assert len(explained) == 1 and note in explained[0] and "metric value 'O.2' is not a number" in explained[0]
+

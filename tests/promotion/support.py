@@ -110,18 +110,27 @@ class Aws:
     def training_job(
         self, lineage: str, attempt: int, *, status: str = "Completed", tags: dict[str, str] | None = None,
         auxiliary: str | None = None,
+        validation: str | None = None,
     ) -> str:
         """A finished training job of this deployment, with lineage tags (and extra tags), and an
-        ``auxiliary`` channel at that S3 prefix when given (as `o2v launch` sends)."""
+        ``auxiliary`` channel at that S3 prefix when given (as `o2v launch` sends), and a
+        ``validation`` channel with that S3 URI when given."""
         name = job_name(DEPLOYMENT, lineage, attempt)
         all_tags = Lineage(DEPLOYMENT, lineage, attempt, None).tags() | (tags or {})
         channels: dict[str, Any] = {}
+        inputs: list[dict[str, Any]] = []
         if auxiliary is not None:
-            channels["InputDataConfig"] = [{
+            inputs.append({
                 "ChannelName": "auxiliary",
                 "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": auxiliary}},
-            }]
+            })
+        if validation:
+            inputs.append({"ChannelName": "validation", "DataSource": {"S3DataSource": {
+                "S3DataType": "S3Prefix", "S3Uri": validation, "S3DataDistributionType": "FullyReplicated"}}})
+        if inputs:
+            channels["InputDataConfig"] = inputs
         self.sagemaker.create_training_job(
+            **channels,
             TrainingJobName=name,
             **channels,
             AlgorithmSpecification={"TrainingImage": IMAGE, "TrainingInputMode": "File"},

@@ -214,14 +214,41 @@ def test_stopped_job_whose_artifact_holds_the_best_epoch_is_promoted_on_its_best
     assert result["candidateValue"] == 0.3
 
 
-def test_untagged_completed_job_is_judged_by_its_final_value(aws: Aws) -> None:
+def test_a_completed_job_is_judged_by_its_best_value(aws: Aws) -> None:
+    # Reference section 10d: a Completed Object2Vec job serializes its best validation epoch
+    # ("Best model based on epoch M"), early-stopped or not, so its number is the best value.
     serve_first_model(aws, 0.5)
     job = aws.training_job("sts", 2)
 
-    result = promote(aws, job, 0.3, final=0.52)  # best epoch beats 0.5, the artifact (last epoch) does not
+    result = promote(aws, job, 0.3, final=0.52)  # the last epoch is worse than the served 0.5
+
+    assert result["outcome"] == MODEL_PROMOTED
+    assert result["candidateValue"] == 0.3
+
+
+def test_a_candidate_validated_on_another_dataset_is_skipped_naming_both_datasets(aws: Aws) -> None:
+    served_data, other_data = "s3://demo-data/datasets/sts/validation/", "s3://demo-data/datasets/sick/validation/"
+    first = aws.training_job("sts", 1, validation=served_data)
+    assert promote(aws, first, 0.5)["outcome"] == MODEL_PROMOTED
+    moto_serving.settle()
+    other = aws.training_job("sick", 1, validation=other_data)
+
+    result = promote(aws, other, 0.1)  # a far lower loss, on other data: says nothing
 
     assert result["outcome"] == PROMOTION_SKIPPED
-    assert result["candidateValue"] == 0.52
+    assert served_data in str(result["reason"]) and other_data in str(result["reason"])
+    assert aws.log.endpoint_updates == []
+
+
+def test_a_candidate_validated_on_the_same_data_is_compared(aws: Aws) -> None:
+    data = "s3://demo-data/datasets/sts/validation/"
+    first = aws.training_job("sts", 1, validation=data)
+    assert promote(aws, first, 0.5)["outcome"] == MODEL_PROMOTED
+    moto_serving.settle()
+
+    result = promote(aws, aws.training_job("sts", 2, validation=data), 0.4)
+
+    assert result["outcome"] == MODEL_PROMOTED
 
 
 # ---------------------------------------------------------------------------------------------

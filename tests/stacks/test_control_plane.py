@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from o2v_core.early_stopping import STOP_CHOICE_LOG_MESSAGE
 from o2v_core.events import rules
 from o2v_core.functions import (
     DIVERGENCE_MONITOR,
@@ -179,6 +180,7 @@ def test_function_environment_is_the_runtime_config(synthesized: Synthesized) ->
     assert config.detector_config == settings.detector.to_json()
     assert config.retrain_policy == settings.retrain_policy.to_json()
     assert config.stop_on_divergence is settings.stop_on_divergence
+    assert config.finish_diverged_within_epochs == settings.finish_diverged_within_epochs == 2
     assert env["O2V_EVENT_BUS_NAME"] == {"Ref": only_id(synthesized, "AWS::Events::EventBus")}
     assert env["O2V_NOTIFICATION_TOPIC_ARN"] == {"Ref": only_id(synthesized, "AWS::SNS::Topic")}
     assert env["O2V_TRAINING_ROLE_ARN"]["Fn::GetAtt"][1] == "Arn"
@@ -367,6 +369,10 @@ def test_dashboard_shows_validation_loss_per_attempt_retrains_and_dlqs(synthesiz
     assert "validation:mean_squared_error" in body
     assert f"TrainingJobName={deployment}" in body
     assert "Retrains launched" in body and "Invocations" in body
+    # Epochs saved: a Logs Insights table over the monitor's own log group, summing the field the
+    # monitor logs with each stop-or-finish choice.
+    assert "Epochs saved by stopping diverged jobs" in body and "sum(epochsSaved)" in body
+    assert f'filter message = \\"{STOP_CHOICE_LOG_MESSAGE}\\"' in body
     assert body.count("ApproximateNumberOfMessagesVisible") >= len(resources(synthesized, "AWS::SQS::Queue"))
 
 

@@ -120,6 +120,14 @@ def test_env_is_chosen_by_context_and_unknown_env_names_the_allowed_ones() -> No
             lambda e: e.update(stop_on_divergence="yes"),
             r"stop_on_divergence: 'yes' is not valid; allowed: true or false",
         ),
+        (
+            lambda e: e.update(finish_diverged_within_epochs=-1),
+            r"finish_diverged_within_epochs: -1 is not valid; allowed: an integer in \[0, 100\]",
+        ),
+        (
+            lambda e: e.pop("finish_diverged_within_epochs"),
+            r"environments\.dev\.finish_diverged_within_epochs is missing",
+        ),
     ],
 )
 def test_bad_config_names_the_key_and_the_allowed_values(edit: Callable[[dict[str, Any]], None], message: str) -> None:

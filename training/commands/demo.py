@@ -16,9 +16,10 @@ Run the whole event-driven retraining loop on this machine, with local stand-ins
      IAM, STS) and a local SageMaker API (training jobs run the local trainer as a subprocess,
      endpoints run the local inference server), all on 127.0.0.1; nothing is deployed;
   3. launch attempt 1 with a configuration prone to overfit (dropout 0);
-  4. show it train, the divergence monitor stop it, the RetrainOnDivergence rule fire, the
-     launcher start attempt 2 (or later) with more dropout, and the promoter deploy the best
-     attempt to the endpoint;
+  4. show it train, the divergence monitor catch it (and stop it, unless its own early stopping
+     ends it within finish_diverged_within_epochs: then it finishes with its best epoch), the
+     RetrainOnDivergence rule fire, the launcher start attempt 2 (or later) with more dropout, and
+     the promoter deploy the best attempt, overfitted or not, to the endpoint;
   5. embed the STS-B test sentences through the endpoint and report the Spearman correlation.
 
 The control-plane handlers, EventBridge rules and boto3 calls are the ones the CDK stacks deploy;

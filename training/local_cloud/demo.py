@@ -366,6 +366,7 @@ class Watcher:
         self.verbose = verbose
         self.jobs: dict[str, JobView] = {}
         self.diverged: dict[str, dict[str, Any]] = {}
+        self.epochs_saved: dict[str, int] = {}  # diverged jobs the monitor stopped: epochs saved, at least
         self.project_events: list[dict[str, Any]] = []
         self.notifications: list[str] = []
         self.dead_letters: list[dict[str, Any]] = []
@@ -419,12 +420,14 @@ class Watcher:
             self.diverged.setdefault(name, {**decision, "stoppedJob": detail.get("stoppedJob")})
             best = decision.get("best_value")
             best_text = f"best {best:.4f} at epoch {decision.get('best_epoch')}" if best is not None else "no best"
-            stopped = "job stopped" if detail.get("stoppedJob") else "job already finished"
+            stopped = (f"job stopped, at least {detail.get('epochsSaved', 0)} epochs saved" if detail.get("stoppedJob")
+                       else "job not stopped")
             self.console.line("event", f"{VALIDATION_LOSS_DIVERGED} {short(name)}: {decision.get('reason')} at "
                                        f"epoch {decision.get('detected_at_epoch')} ({best_text}; {stopped})")
         elif kind == TRAINING_SUCCEEDED:
+            overfitted = " (overfitted, ended on its own: a candidate too)" if detail.get("diverged") else ""
             self.console.line("event", f"{TRAINING_SUCCEEDED} {short(detail.get('trainingJobName', ''))}: best "
-                                       f"{detail.get('bestValue'):.4f} at epoch {detail.get('bestEpoch')}")
+                                       f"{detail.get('bestValue'):.4f} at epoch {detail.get('bestEpoch')}{overfitted}")
         elif kind in (RETRAINING_EXHAUSTED, TRAINING_FAILED):  # ModelPromoted: see the promoter's line
             summary = {key: value for key, value in detail.items() if key != "deployment"}
             self.console.line("event", f"{kind} {json.dumps(summary, default=str)[:200]}")
@@ -487,6 +490,18 @@ class Watcher:
         self.console.line(short(name), f"epoch {metric.epoch:>2}: {metric.sagemaker_name} "
                                        f"{metric.value:.4f}{train_text}{mark}")
 
+    def _stop_choice(self, who: str, job: str, choice: str, where: str) -> None:
+        """A diverged job's stop-or-finish choice (StopChoice.summary), as the judge or monitor reported it."""
+        if choice.startswith("stopped, "):
+            epochs = int(choice.split()[1])
+            with self._lock:
+                self.epochs_saved[job] = epochs
+            self.console.line(who, f"divergence in {short(job)} {where}: StopTrainingJob {job} (it would have "
+                                   f"paid at least {epochs} more epochs); next attempt launched now")
+        else:
+            self.console.line(who, f"divergence in {short(job)} {where}: {choice or 'reported'}; next attempt "
+                                   "launched now")
+
     def on_delivery(self, delivery: Delivery) -> None:
         result = delivery.result if isinstance(delivery.result, dict) else {}
         if delivery.dead_lettered:
@@ -496,14 +511,14 @@ class Watcher:
                                      f"moved to the dead-letter queue: {delivery.error}")
             return
         if delivery.rule_id == SUBSCRIPTION:
-            if result.get("verdict") == "diverged":
+            if result.get("verdict") in ("diverged", "stopped_again"):
                 job = str(result.get("job", ""))
-                self.console.line("judge", f"divergence in {short(job)} on its epoch line (subscription "
-                                           f"delivery): StopTrainingJob {job}")
+                self._stop_choice("judge", job, str(result.get("choice", "")), "on its epoch line")
             return
         if delivery.rule_id == SCHEDULE:
-            for job in result.get("diverged", []):
-                self.console.line("monitor", f"divergence in {short(job)}: StopTrainingJob {job}")
+            for entry in [*result.get("epochs_saved", []), *result.get("left_to_finish", [])]:  # "<job>: <choice>"
+                job, _, choice = str(entry).partition(": ")
+                self._stop_choice("monitor", job, choice, "on the safety net's run")
             repairs = [*result.get("judged", []), *result.get("continued", []), *result.get("decided", []),
                        *result.get("deferred_decided", [])]
             if result.get("record") in ("announced", "rolled_back"):
@@ -618,6 +633,7 @@ class Demo:
             detector_config=_as_json(settings.detector),
             retrain_policy=_as_json(settings.retrain_policy),
             stop_on_divergence=settings.stop_on_divergence,
+            finish_diverged_within_epochs=settings.finish_diverged_within_epochs,
             endpoint_name=names.endpoint,
             serving_model_parameter=names.serving_parameter,
             model_role_arn=model_role,
@@ -798,7 +814,8 @@ class Demo:
                 best_value=best[1] if best else None, diverged=diverged is not None,
                 divergence_reason=diverged.get("reason") if diverged else None,
                 detected_at_epoch=diverged.get("detected_at_epoch") if diverged else None,
-                stopped_by_monitor=bool(diverged and diverged.get("stoppedJob")),
+                stopped_by_monitor=bool(diverged and diverged.get("stoppedJob")) or name in watcher.epochs_saved,
+                epochs_saved=watcher.epochs_saved.get(name, 0),
                 launched_by=callers.get(name, "unknown"),
                 seconds=(end - begin).total_seconds() if end and begin else None,
                 model_artifact=job.get("ModelArtifacts", {}).get("S3ModelArtifacts"),
@@ -859,7 +876,9 @@ class Demo:
         console.plain("Attempts:")
         for attempt in summary.attempts:
             best = f"{attempt.best_value:.4f} @ epoch {attempt.best_epoch}" if attempt.best_value is not None else "n/a"
-            diverged = (f"diverged at epoch {attempt.detected_at_epoch} ({attempt.divergence_reason})"
+            diverged = (f"diverged at epoch {attempt.detected_at_epoch} ({attempt.divergence_reason}; "
+                        + (f"stopped, >= {attempt.epochs_saved} epochs saved)" if attempt.stopped_by_monitor
+                           else "left to finish)")
                         if attempt.diverged else "healthy")
             promoted = "  <- promoted" if attempt.name == summary.promoted_job else ""
             console.plain(f"  {attempt.attempt}. {attempt.name}  dropout {attempt.dropout:<5} {attempt.status:<9} "

@@ -18,7 +18,8 @@ REPORT_FILE = "report.md"
 RUN_FILE = "run.json"
 
 # Keys of the monitor's and the reconciler's reports that list actions (MonitorReport, ReconcileReport).
-SCHEDULED_ACTION_KEYS = ("diverged", "stopped_again", "errors", "judged", "continued", "decided", "deferred_decided")
+SCHEDULED_ACTION_KEYS = ("diverged", "stopped_again", "epochs_saved", "left_to_finish", "errors", "judged",
+                         "continued", "decided", "deferred_decided")
 QUIET_RECORD_STATES = ("unchanged", "no_endpoint", "endpoint_busy")
 
 
@@ -43,6 +44,9 @@ class Attempt:
     launched_by: str
     seconds: float | None
     model_artifact: str | None
+    # Epochs not paid because the monitor stopped it (at least: the fewest its own early stopping
+    # would still have run); 0 when it was left to finish (o2v_core.early_stopping.choose_stop).
+    epochs_saved: int = 0
 
     @property
     def dropout(self) -> str:
@@ -159,14 +163,15 @@ def render_markdown(summary: RunSummary) -> str:
         "",
         f"![validation loss per attempt]({PLOT_FILE})",
         "",
-        "| Attempt | Job | Dropout | Launched by | Status | Epochs | Best validation loss | Divergence |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| Attempt | Job | Dropout | Launched by | Status | Epochs | Best validation loss | Divergence | "
+        "Epochs saved |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for attempt in summary.attempts:
         best = (f"{_fmt(attempt.best_value)} (epoch {attempt.best_epoch})"
                 if attempt.best_value is not None else "n/a")
         if attempt.diverged:
-            how = "stopped by the monitor" if attempt.stopped_by_monitor else "found after it finished"
+            how = "stopped by the monitor" if attempt.stopped_by_monitor else "left to finish on its own"
             divergence = f"{attempt.divergence_reason} at epoch {attempt.detected_at_epoch} ({how})"
         else:
             divergence = "none"
@@ -174,8 +179,13 @@ def render_markdown(summary: RunSummary) -> str:
                                    else "")
         lines.append(
             f"| {attempt.attempt} | `{attempt.name}` | {attempt.dropout} | {attempt.launched_by} | {status} | "
-            f"{len(attempt.validation)} | {best} | {divergence} |"
+            f"{len(attempt.validation)} | {best} | {divergence} | {attempt.epochs_saved} |"
         )
+    saved = sum(attempt.epochs_saved for attempt in summary.attempts)
+    lines += ["", f"Epochs saved by stopping diverged attempts: at least **{saved}** (each stop saves at least "
+                  "the epochs the job's own early stopping would still have run). A diverged attempt is stopped "
+                  "only when that is more than `finish_diverged_within_epochs` (cdk.json); otherwise it finishes "
+                  "with its best epoch in its artifact and is a promotion candidate."]
     first = summary.attempts[0] if summary.attempts else None
     if first is not None:
         lines += ["", "### Hyperparameters", "", f"Attempt 1 (`{first.name}`):", "", "```json",

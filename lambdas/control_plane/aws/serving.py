@@ -73,6 +73,7 @@ class TrainingJob:
     model_data_url: str | None
     tags: dict[str, str]
     vocab_uri: str | None = None  # its auxiliary channel's vocab.json (o2v_core.served_assets)
+    validation_data: str | None = None  # S3Uri of the job's "validation" channel
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,15 @@ class EndpointUpdateRejected(RuntimeError):
     """UpdateEndpoint answered ValidationException (typically: another update is in progress)."""
 
 
+def validation_channel(description: Mapping[str, Any]) -> str | None:
+    """The S3Uri of a DescribeTrainingJob answer's ``validation`` channel, or None."""
+    for channel in description.get("InputDataConfig") or []:
+        if channel.get("ChannelName") == "validation":
+            uri = ((channel.get("DataSource") or {}).get("S3DataSource") or {}).get("S3Uri")
+            return str(uri) if uri else None
+    return None
+
+
 class SageMakerServing:
     def __init__(self, client: SageMakerClient | None = None) -> None:
         self._given = client
@@ -138,6 +148,7 @@ class SageMakerServing:
             model_data_url=job.get("ModelArtifacts", {}).get("S3ModelArtifacts") or None,
             tags=self._tags_of(arn),
             vocab_uri=vocab_uri(job),
+            validation_data=validation_channel(job),
         )
 
     def create_model(
@@ -288,6 +299,8 @@ class ServingRecord:
     modelName: str
     endpointConfigName: str
     vocab: str | None = None  # S3 URI of the vocab (SageMaker jobs); None: vocab.json is inside model.tar.gz
+    # S3 URI of the validation channel metricValue was measured on; None: unknown (older records).
+    validationData: str | None = None
 
     def to_json(self) -> str:
         data = {key: value for key, value in asdict(self).items() if value is not None}
@@ -313,10 +326,16 @@ class ServingRecord:
         metric = data.get("metricValue")
         if isinstance(metric, bool) or not isinstance(metric, (int, float)) or not math.isfinite(metric):
             raise ServingRecordError(f"{where}: field 'metricValue' must be a finite number, got {metric!r}")
-        vocab = data.get("vocab")
-        if vocab is not None and (not isinstance(vocab, str) or not vocab):
-            raise ServingRecordError(f"{where}: field 'vocab' must be a non-empty string when present, got {vocab!r}")
-        return cls(metricValue=float(metric), vocab=vocab, **values)
+        optional: dict[str, str | None] = {}
+        for key in ("vocab", "validationData"):
+            value = data.get(key)
+            if value is not None and (not isinstance(value, str) or not value):
+                raise ServingRecordError(
+                    f"{where}: field {key!r} must be a non-empty string when present, got {value!r}"
+                )
+            optional[key] = value
+        return cls(metricValue=float(metric), vocab=optional["vocab"], validationData=optional["validationData"],
+                   **values)
 
 
 class ServingRecordStore:

@@ -32,6 +32,7 @@ def judge_from_env() -> Judge:
         bus=EventBus(config.event_bus_name),
         detector=DetectorConfig.from_json(config.detector_config),
         stop_on_divergence=config.stop_on_divergence,
+        finish_within_epochs=config.finish_diverged_within_epochs,
     )
 
 

@@ -2,12 +2,15 @@
 
 * ``Failed`` is never overfitting: it becomes ``TrainingFailed`` with a category (capacity,
   algorithm_error, client_error, internal_error, unknown), which NotifyOperators sends to SNS.
-* A job already tagged ``o2v:diverged`` (the monitor reported it, or an earlier delivery of this
-  event did) is not reported again, and not offered for promotion either.
-* Otherwise the detector judges the whole curve: a divergence becomes ``ValidationLossDiverged``
-  (the job already finished, so ``stoppedJob`` is false); a healthy or undecided curve becomes
-  ``TrainingSucceeded`` with the model artifact and the best and final values. A job with no
-  per-epoch validation metric, or no model artifact, cannot be judged or promoted and becomes
+* The detector judges the whole curve: a divergence becomes ``ValidationLossDiverged`` (the job
+  already finished, so ``stoppedJob`` is false), unless the job is already tagged
+  ``o2v:diverged`` (the monitor reported it, or an earlier delivery of this event did).
+* A healthy or undecided curve becomes ``TrainingSucceeded`` with the model artifact and the best
+  and final values. So does a diverged one whose job is promotable (``Completed``: ended by its
+  own early stopping or budget, its artifact holds its best epoch, reference section 10d; or a
+  ``Stopped`` job tagged as holding its best epoch), with ``diverged`` true: an overfitted
+  attempt is both a reason to retrain and a promotion candidate. A job with no per-epoch
+  validation metric, or no model artifact, cannot be judged or promoted and becomes
   ``TrainingFailed`` (category ``no_validation_metric`` / ``no_model_artifact``).
 * Once the verdict's event is put, the job is tagged ``o2v:evaluated`` (never before: a crash in
   between means a retry or the reconciler judges it again, and the duplicate is harmless).
@@ -20,7 +23,8 @@ from dataclasses import dataclass
 from aws_lambda_powertools import Logger
 from o2v_core.detector import Decision, DetectorConfig
 from o2v_core.events import FINISHED_STATUSES, MalformedEvent, TrainingFailed, TrainingSucceeded
-from o2v_core.metric_series import decide_series
+from o2v_core.metric_series import MetricSeries, decide_series
+from o2v_core.naming import Lineage
 
 from control_plane.aws.event_bus import EventBus
 from control_plane.aws.training_jobs import TrainingJobs
@@ -34,6 +38,7 @@ from control_plane.logic.jobs import (
     read_curve,
     report_divergence,
 )
+from control_plane.logic.promotion import status_veto
 from control_plane.logic.sagemaker_event import TrainingJobStateChange
 
 logger = Logger(child=True)
@@ -60,7 +65,9 @@ def classify_failure(reason: str) -> str:
 @dataclass(frozen=True)
 class Evaluation:
     job: str
-    action: str  # "diverged" | "succeeded" | "failed" | "already_reported"
+    # "diverged" | "diverged_candidate" (also offered for promotion) | "succeeded" | "failed" |
+    # "already_reported" (diverged, reported before, not promotable)
+    action: str
     detail: str
 
     def as_dict(self) -> dict[str, str]:
@@ -93,14 +100,24 @@ def judge_and_report(
     reconciler on a finished job that carries neither ``o2v:diverged`` nor ``o2v:evaluated``
     (the evaluator's invocation died, or its retries ended in the DLQ).
     """
-    if TAG_DIVERGED in job.tags:
-        logger.info("divergence already reported", extra={"job": job.name, "tag": job.tags[TAG_DIVERGED]})
-        return Evaluation(job.name, "already_reported", job.tags[TAG_DIVERGED])
     lineage = lineage_of(job, deployment)
     verdict = judge(job, deployment, logs=logs, detector=detector)
     if isinstance(verdict, Diverged):
-        report_divergence(job, lineage, verdict.decision, verdict.metric, jobs=jobs, bus=bus, stop=False)
-        return Evaluation(job.name, "diverged", verdict.decision.reason)
+        # Reported once (the monitor may have done it in flight); then, when the job is
+        # promotable, its best epoch is offered like a healthy job's.
+        reported = report_divergence(job, lineage, verdict.decision, verdict.metric, jobs=jobs, bus=bus, stop=False)
+        if not reported:
+            logger.info("divergence already reported", extra={"job": job.name, "tag": job.tags.get(TAG_DIVERGED)})
+        why = job.tags.get(TAG_DIVERGED) or f"{verdict.decision.reason} epoch {verdict.decision.detected_at_epoch}"
+        candidate = verdict.candidate
+        if candidate is None or status_veto(job.status, dict(job.tags)) is not None:
+            action = "diverged" if reported else "already_reported"
+            jobs.add_tags(job.arn, {TAG_EVALUATED: action})
+            return Evaluation(job.name, action, why)
+        bus.publish(candidate)
+        jobs.add_tags(job.arn, {TAG_EVALUATED: EVALUATED_DIVERGED_CANDIDATE})
+        summary = f"{candidate.metricName} best {candidate.bestValue:g} at epoch {candidate.bestEpoch}"
+        return Evaluation(job.name, EVALUATED_DIVERGED_CANDIDATE, f"{why}; offered for promotion: {summary}")
     bus.publish(verdict)
     if isinstance(verdict, TrainingFailed):
         evaluation = Evaluation(job.name, "failed", verdict.category)
@@ -115,6 +132,13 @@ def judge_and_report(
 class Diverged:
     decision: Decision
     metric: str
+    # The job's model as a candidate (diverged=True), None when it has no validation value or artifact.
+    candidate: TrainingSucceeded | None = None
+
+
+EVALUATED_DIVERGED_CANDIDATE = "diverged_candidate"
+# o2v:evaluated values of jobs whose TrainingSucceeded was put (the reconciler repairs their promotion).
+OFFERED_FOR_PROMOTION = ("succeeded", EVALUATED_DIVERGED_CANDIDATE)
 
 
 def judge(
@@ -129,7 +153,15 @@ def judge(
     series = read_curve(job, logs)
     decision = decide_series(series, detector)
     if decision.diverged:
-        return Diverged(decision, series.metric)
+        candidate = _candidate(job, deployment, lineage, series, decision)
+        return Diverged(decision, series.metric, candidate if isinstance(candidate, TrainingSucceeded) else None)
+    return _candidate(job, deployment, lineage, series, decision)
+
+
+def _candidate(
+    job: Job, deployment: str, lineage: Lineage, series: MetricSeries, decision: Decision
+) -> TrainingSucceeded | TrainingFailed:
+    status = job.status
     if not series.validation or decision.best_epoch is None or decision.best_value is None:
         reason = f"the job logged no per-epoch {series.metric} lines, so it cannot be judged or promoted"
         return TrainingFailed(deployment, job.name, reason, "no_validation_metric")
@@ -148,4 +180,5 @@ def judge(
         finalValue=series.validation[-1][1],
         modelArtifact=str(artifact),
         trainingJobStatus=status,
+        diverged=decision.diverged,
     )

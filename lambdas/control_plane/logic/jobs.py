@@ -89,7 +89,8 @@ def read_curve(job: Job, logs: TrainingLogs) -> MetricSeries:
 
 
 def report_divergence(
-    job: Job, lineage: Lineage, decision: Decision, metric: str, *, jobs: TrainingJobs, bus: EventBus, stop: bool
+    job: Job, lineage: Lineage, decision: Decision, metric: str, *, jobs: TrainingJobs, bus: EventBus, stop: bool,
+    epochs_saved: int = 0,
 ) -> bool:
     """Put ``ValidationLossDiverged``, then tag, then stop the job when ``stop``. False when already reported.
 
@@ -108,6 +109,7 @@ def report_divergence(
         metricName=metric,
         stoppedJob=stop,
         decision=decision.to_detail(),
+        epochsSaved=epochs_saved if stop else 0,
     )
     event_id = bus.publish(event)
     jobs.add_tags(job.arn, {TAG_DIVERGED: f"{decision.reason} epoch {decision.detected_at_epoch}"})

@@ -32,9 +32,15 @@ logger = Logger(child=True)
 class JudgeResult:
     job: str
     verdict: Verdict | str
+    # A diverged job's stop-or-finish choice (o2v_core.early_stopping.choose_stop): "stopped, <n>
+    # epochs saved" or "left to finish: <why>"; empty when no choice was made.
+    choice: str = ""
 
     def as_dict(self) -> dict[str, str]:
-        return {"job": self.job, "verdict": self.verdict}
+        data = {"job": self.job, "verdict": self.verdict}
+        if self.choice:
+            data["choice"] = self.choice
+        return data
 
 
 def job_of_stream(log_stream: str) -> str:
@@ -61,6 +67,7 @@ def judge_batch(judge: Judge, batch: LogBatch) -> JudgeResult:
         return JudgeResult(job, "other_deployment")
     if not has_validation_epoch(batch):
         return JudgeResult(job, "no_validation_line")
-    verdict = judge_job(judge, job)
+    choices: list[str] = []
+    verdict = judge_job(judge, job, on_choice=lambda _, choice: choices.append(choice.summary))
     logger.info("judged training job", extra={"job": job, "verdict": verdict, "lines": len(batch.log_events)})
-    return JudgeResult(job, verdict)
+    return JudgeResult(job, verdict, "".join(choices))

@@ -6,9 +6,15 @@ monitor (:func:`run_monitor`, the slow safety net) calls it for each in-progress
 deployment (name prefix, confirmed by the ``o2v:deployment`` tag).
 
 A job is judged from its ``#quality_metric`` lines in CloudWatch Logs. On a divergence it is reported
-once (see :mod:`control_plane.logic.jobs`) and stopped when ``stop_on_divergence``: every epoch past
-divergence is wasted GPU time. A job already tagged as diverged that is still running (its stop
-failed, or stopping is off) is only stopped again, never reported twice.
+once (see :mod:`control_plane.logic.jobs`): the retrain launcher starts the next attempt at once.
+Whether the diverged job is also stopped is :func:`o2v_core.early_stopping.choose_stop`'s choice:
+only when ``stop_on_divergence`` and more than ``finish_within_epochs`` epochs would otherwise be
+paid before the job's own early stopping (or its epoch budget) ends it. A job left to finish ends
+Completed with its best epoch in its artifact (reference section 10d), a promotion candidate; a
+stopped Object2Vec job may keep none (unconfirmed, 10d). A job already tagged as diverged that is
+still running (left to finish, or its stop failed) is judged again and stopped once that choice
+says so, never reported twice. Each choice is logged (:data:`STOP_CHOICE_LOG_MESSAGE`, with
+``epochsSaved``).
 
 The monitor's run is bounded: it stops taking new jobs once less than :data:`RESERVE_MS` of the
 invocation remain, and it starts each run at a different place in the job list (the run's minute),
@@ -26,7 +32,9 @@ from typing import Literal
 
 from aws_lambda_powertools import Logger
 from o2v_core.detector import DetectorConfig
-from o2v_core.metric_series import decide_series
+from o2v_core.early_stopping import STOP_CHOICE_LOG_MESSAGE, StopChoice, choose_stop
+from o2v_core.hyperparameters import SCHEMA, validate_partial
+from o2v_core.metric_series import MetricSeries, decide_series
 from o2v_core.naming import TAG_DEPLOYMENT, job_prefix
 
 from control_plane.aws.event_bus import EventBus
@@ -53,6 +61,10 @@ class MonitorReport:
     checked: list[str] = field(default_factory=list)
     diverged: list[str] = field(default_factory=list)
     stopped_again: list[str] = field(default_factory=list)
+    # Stop-or-finish choices: "<job>: <why>" for diverged jobs left to finish, "<job>: <epochs>"
+    # (saved, at least) for those stopped.
+    left_to_finish: list[str] = field(default_factory=list)
+    epochs_saved: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     deferred: list[str] = field(default_factory=list)  # left for the next run: time ran short
@@ -66,6 +78,9 @@ class MonitorReport:
         if verdict in ("diverged", "stopped_again", "skipped"):
             getattr(self, verdict).append(name)
 
+    def note(self, name: str, choice: StopChoice) -> None:
+        (self.epochs_saved if choice.stop else self.left_to_finish).append(f"{name}: {choice.summary}")
+
 
 @dataclass(frozen=True)
 class Judge:
@@ -77,10 +92,20 @@ class Judge:
     bus: EventBus
     detector: DetectorConfig
     stop_on_divergence: bool
+    # A diverged job whose own early stopping or budget ends it within this many more epochs is
+    # left to finish (settings' finish_diverged_within_epochs).
+    finish_within_epochs: int
+
+    @property
+    def finish_within(self) -> int | None:
+        return self.finish_within_epochs if self.stop_on_divergence else None
 
 
-def judge_job(judge: Judge, name: str, arn: str | None = None) -> Verdict:
-    """Judge one job's curve so far; report and stop it on a divergence. See the module doc."""
+def judge_job(
+    judge: Judge, name: str, arn: str | None = None, *, on_choice: Callable[[str, StopChoice], None] | None = None
+) -> Verdict:
+    """Judge one job's curve so far; report it on a divergence, and stop it when :func:`stop_choice`
+    says so (``on_choice`` hears that choice). See the module doc."""
     description = None
     if arn is None:  # the metric-line judge knows only the name
         description = judge.jobs.describe(name)
@@ -90,9 +115,8 @@ def judge_job(judge: Judge, name: str, arn: str | None = None) -> Verdict:
     tags = judge.jobs.tags(arn)
     if tags.get(TAG_DEPLOYMENT) != judge.deployment:
         return "skipped"  # the prefix matched, but the job is not ours
-    stop = judge.stop_on_divergence
-    if TAG_DIVERGED in tags:
-        return "stopped_again" if stop and judge.jobs.stop(name) else "already_reported"
+    if TAG_DIVERGED in tags and judge.finish_within is None:
+        return "already_reported"
     description = description or judge.jobs.describe(name)
     if description is None:
         return "gone"  # deleted between List and Describe
@@ -100,13 +124,42 @@ def judge_job(judge: Judge, name: str, arn: str | None = None) -> Verdict:
         return "not_running"  # the finished-job evaluator judges the whole curve
     job = Job(name, arn, description, tags)
     series = read_curve(job, judge.logs)
+    if TAG_DIVERGED in tags:  # reported already: left to finish, or its stop did not take
+        choice = stop_choice(job, series, judge.finish_within)
+        if choice.stop and judge.jobs.stop(name):
+            _heard(on_choice, name, choice)
+            return "stopped_again"
+        return "already_reported"
     decision = decide_series(series, judge.detector)
     if not decision.diverged:
         return "checked"
     lineage = lineage_of(job, judge.deployment)
-    if report_divergence(job, lineage, decision, series.metric, jobs=judge.jobs, bus=judge.bus, stop=stop):
+    choice = stop_choice(job, series, judge.finish_within)
+    if report_divergence(job, lineage, decision, series.metric, jobs=judge.jobs, bus=judge.bus, stop=choice.stop,
+                         epochs_saved=choice.epochs_saved):
+        _heard(on_choice, name, choice)
         return "diverged"
     return "checked"
+
+
+def stop_choice(job: Job, series: MetricSeries, finish_within: int | None) -> StopChoice:
+    """Stop this diverged job now? Its own early-stopping settings and budget say how long it would go on."""
+    keys = ("early_stopping_patience", "early_stopping_tolerance", "epochs")
+    given = validate_partial({key: value for key, value in job.hyperparameters.items() if key in keys},
+                             where=f"training job {job.name} HyperParameters")
+    patience, tolerance, epochs = (given.get(key, SCHEMA[key].default) for key in keys)
+    assert isinstance(patience, int) and isinstance(tolerance, float) and isinstance(epochs, int)
+    losses = [value for _, value in series.validation]
+    return choose_stop(losses, patience=patience, tolerance=tolerance, epochs=epochs,
+                       finish_within_epochs=finish_within)
+
+
+def _heard(on_choice: Callable[[str, StopChoice], None] | None, name: str, choice: StopChoice) -> None:
+    logger.info(STOP_CHOICE_LOG_MESSAGE, extra={"job": name, "stop": choice.stop, "epochsSaved": choice.epochs_saved,
+                                                "epochsToOwnStop": choice.epochs_to_own_stop,
+                                                "reason": choice.reason})
+    if on_choice is not None:
+        on_choice(name, choice)
 
 
 def run_monitor(
@@ -126,7 +179,7 @@ def run_monitor(
                            extra={"deferred": len(report.deferred)})
             break
         try:
-            report.add(summary.name, judge_job(judge, summary.name, summary.arn))
+            report.add(summary.name, judge_job(judge, summary.name, summary.arn, on_choice=report.note))
         except Exception as error:  # keep checking the other jobs; raised below
             logger.exception("could not check training job", extra={"job": summary.name})
             report.errors.append(f"{summary.name}: {error}")

@@ -8,13 +8,23 @@ Rules (``docs/promotion.md`` explains them with examples):
   whether SageMaker's Object2Vec does is unconfirmed, so an untagged stopped job's artifact may
   hold the weights of a diverged epoch. Every other status is never promotable.
 * **The candidate's number.** The value that describes the artifact: the best validation value
-  when the artifact holds the best epoch (tag above), else the final validation value.
+  when the artifact holds the best epoch, else the final validation value. A ``Completed`` job's
+  artifact holds its best epoch, early-stopped or not (reference section 10d); a ``Stopped``
+  one's only with the tag above.
+* **Overfitted attempts are candidates too.** A job that diverged but ended on its own (its early
+  stopping, or its budget) keeps its best epoch, which may be the best of its lineage: the
+  evaluator offers it like a healthy one, so the endpoint ends up serving the best model across
+  a lineage's attempts.
 * **Margin (relative).** With served value ``s`` and candidate ``c`` of a loss metric, promote
   iff ``s - c > margin * |s|``; for a score (``accuracy``) iff ``c - s > margin * |s|``. So
   ``margin = 0`` promotes any strict improvement and never an equal one; ``0.02`` asks for 2 %.
   Relative, because cross-entropy and mean squared error live on different scales.
 * **Comparable metrics only.** A candidate measured with another metric than the served model
   is skipped (reason names both); the operator decides.
+* **Comparable data only.** Validation values are compared only when measured on the same
+  validation channel (the S3 URI; the record keeps the served model's): the attempts of a
+  lineage share it. A candidate validated on another dataset is skipped with a reason naming
+  both datasets. A record written before it kept the channel is compared as before.
 * **Exactly one deployment per job.** Model and endpoint-config names are deterministic from the
   job name; "already exists" means a duplicate or a retry got there first, and we carry on with
   the existing resource. Only the invocation whose CreateEndpoint/UpdateEndpoint call succeeds
@@ -39,6 +49,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -85,6 +96,7 @@ DEFERRED_REASON_PREFIX = "deferred: "
 # (with o2v_core.served_assets.TAG_TRAINING_JOB, which `o2v embed --endpoint` reads too).
 TAG_METRIC_NAME = "o2v:metric-name"
 TAG_METRIC_VALUE = "o2v:metric-value"
+TAG_VALIDATION_DATA = "o2v:validation-data"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -186,9 +198,14 @@ def status_veto(status: str, tags: dict[str, str]) -> str | None:
     return f"training job status is {status!r}; only Completed (or tagged Stopped) jobs are promotable"
 
 
-def candidate_value(event: TrainingSucceeded, tags: dict[str, str]) -> float:
-    """The validation value that describes the model artifact."""
-    return event.bestValue if artifact_holds_best_epoch(tags) else event.finalValue
+def candidate_value(event: TrainingSucceeded, status: str, tags: Mapping[str, str]) -> float:
+    """The validation value that describes the model artifact.
+
+    A Completed job's artifact holds its best epoch (reference section 10d: "Best model based on
+    epoch M" is what Object2Vec serializes); a Stopped one's only when tagged so.
+    """
+    holds_best = status == "Completed" or artifact_holds_best_epoch(dict(tags))
+    return event.bestValue if holds_best else event.finalValue
 
 
 @dataclass(frozen=True)
@@ -198,8 +215,11 @@ class Verdict:
     threshold: float | None = None  # the value the candidate had to beat
 
 
-def compare(candidate: float, metric_name: str, serving: ServingRecord | None, margin: float) -> Verdict:
-    """Does ``candidate`` beat the served model by the relative margin?"""
+def compare(
+    candidate: float, metric_name: str, serving: ServingRecord | None, margin: float, *,
+    validation_data: str | None = None,
+) -> Verdict:
+    """Does ``candidate`` beat the served model by the relative margin, on the same data?"""
     if not math.isfinite(candidate):
         return Verdict(False, f"candidate {metric_name} is not finite ({candidate!r})")
     if serving is None:
@@ -208,6 +228,13 @@ def compare(candidate: float, metric_name: str, serving: ServingRecord | None, m
         return Verdict(
             False,
             f"not comparable: the served model was measured by {serving.metricName}, the candidate by {metric_name}",
+        )
+    if serving.validationData and validation_data != serving.validationData:
+        return Verdict(
+            False,
+            f"not comparable: the served model ({serving.trainingJobName}) was validated on "
+            f"{serving.validationData}, the candidate on {validation_data or 'no validation channel'}; "
+            "validation values of different datasets say nothing about which model is better",
         )
     served = serving.metricValue
     needed = margin * abs(served)
@@ -356,7 +383,7 @@ class Promoter:
                     "jobArtifact": job.model_data_url,
                 },
             )
-        candidate = candidate_value(event, job.tags)
+        candidate = candidate_value(event, job.status, job.tags)
         veto = status_veto(job.status, job.tags) or rollback_veto(job.tags)
         if veto is not None:
             return self._skip(event, veto, candidate, serving, job=job)
@@ -377,7 +404,8 @@ class Promoter:
                 f"{endpoint.config_name!r}"
             )
             return self._skip(event, reason, candidate, serving, job=job, deferred=True)
-        verdict = compare(candidate, event.metricName, serving, self.settings.margin)
+        verdict = compare(candidate, event.metricName, serving, self.settings.margin,
+                          validation_data=job.validation_data)
         if not verdict.promote:
             return self._skip(event, verdict.reason, candidate, serving, job=job)
         return self._deploy(event, job, job.model_data_url, candidate, serving, verdict, endpoint)
@@ -419,7 +447,7 @@ class Promoter:
             model_name=model_name,
             instance_type=settings.instance_type,
             settings=config_settings,
-            tags={**tags, **served_model_tags(job.name, event.metricName, candidate)},
+            tags={**tags, **served_model_tags(job.name, event.metricName, candidate, job.validation_data)},
         )
         record = ServingRecord(
             modelDataUrl=model_data_url,
@@ -429,6 +457,7 @@ class Promoter:
             modelName=model_name,
             endpointConfigName=config_name,
             vocab=vocab,
+            validationData=job.validation_data,
         )
 
         if endpoint is None:
@@ -529,9 +558,14 @@ class Promoter:
         )
 
 
-def served_model_tags(job_name: str, metric_name: str, value: float) -> dict[str, str]:
+def served_model_tags(
+    job_name: str, metric_name: str, value: float, validation_data: str | None = None
+) -> dict[str, str]:
     """The endpoint config's tags that let the reconciler rebuild the record from the endpoint."""
-    return {TAG_TRAINING_JOB: job_name, TAG_METRIC_NAME: metric_name, TAG_METRIC_VALUE: repr(value)}
+    tags = {TAG_TRAINING_JOB: job_name, TAG_METRIC_NAME: metric_name, TAG_METRIC_VALUE: repr(value)}
+    if validation_data:
+        tags[TAG_VALIDATION_DATA] = validation_data
+    return tags
 
 
 def rollback_veto(tags: dict[str, str]) -> str | None:

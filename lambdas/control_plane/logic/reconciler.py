@@ -51,7 +51,7 @@ from control_plane.aws.event_bus import EventBus
 from control_plane.aws.serving import EndpointState, ServedConfig, ServingRecord
 from control_plane.aws.training_jobs import RecentJob, TrainingJobs
 from control_plane.aws.training_logs import TrainingLogs
-from control_plane.logic.evaluator import judge, judge_and_report
+from control_plane.logic.evaluator import OFFERED_FOR_PROMOTION, Diverged, judge, judge_and_report
 from control_plane.logic.jobs import (
     TAG_DIVERGED,
     TAG_EVALUATED,
@@ -65,7 +65,9 @@ from control_plane.logic.promotion import (
     PROMOTION_DEFERRED,
     TAG_METRIC_NAME,
     TAG_METRIC_VALUE,
+    TAG_VALIDATION_DATA,
     Promoter,
+    candidate_value,
     lower_is_better,
     promoter_from_config,
 )
@@ -215,27 +217,29 @@ class Reconciler:
         tags = self.jobs.tags(summary.arn)
         if tags.get("o2v:deployment") != self.deployment:
             return
-        if TAG_DIVERGED not in tags and TAG_EVALUATED not in tags:
+        judged_now = TAG_EVALUATED not in tags
+        if judged_now:  # a diverged job too: its model may be a candidate (evaluator docstring)
             job = self._load(summary, tags)
             judge_and_report(job, self.deployment, jobs=self.jobs, logs=self.logs, bus=self.bus,
                              detector=self.detector)
             report.judged.append(summary.name)
-            return
-        if TAG_DIVERGED in tags:
-            if TAG_RETRAINING_EXHAUSTED in tags:
-                return
+            tags = self.jobs.tags(summary.arn)
+        if TAG_DIVERGED in tags and TAG_RETRAINING_EXHAUSTED not in tags:
             job = self._load(summary, tags)
             lineage = lineage_of(job, self.deployment)
-            if self.jobs.describe(lineage.next_attempt(job.name).job_name()) is not None:
-                return
-            continued = continue_lineage(job, lineage, self.deployment, jobs=self.jobs, bus=self.bus,
-                                         policy=self.policy)
-            report.continued.append(f"{summary.name}: {continued.action}")
+            if self.jobs.describe(lineage.next_attempt(job.name).job_name()) is None:
+                continued = continue_lineage(job, lineage, self.deployment, jobs=self.jobs, bus=self.bus,
+                                             policy=self.policy)
+                report.continued.append(f"{summary.name}: {continued.action}")
+        if judged_now:  # its TrainingSucceeded (if any) is on its way to the promoter
             return
-        if tags.get(TAG_EVALUATED) != "succeeded" or tags.get(TAG_PROMOTION) not in (None, PROMOTION_DEFERRED):
+        if tags.get(TAG_EVALUATED) not in OFFERED_FOR_PROMOTION or tags.get(TAG_PROMOTION) not in (
+            None, PROMOTION_DEFERRED
+        ):
             return
         job = self._load(summary, tags)
-        verdict = judge(job, self.deployment, logs=self.logs, detector=self.detector)
+        judged = judge(job, self.deployment, logs=self.logs, detector=self.detector)
+        verdict = judged.candidate if isinstance(judged, Diverged) else judged
         if not isinstance(verdict, TrainingSucceeded):
             return  # judged differently now (a changed detector): the recorded verdict stands
         if tags.get(TAG_PROMOTION) == PROMOTION_DEFERRED:
@@ -248,8 +252,8 @@ class Reconciler:
         """Best candidate first; stop at the first promotion (the endpoint is busy again)."""
 
         def rank(item: tuple[Job, TrainingSucceeded]) -> float:
-            event = item[1]
-            value = event.bestValue if item[0].tags.get("o2v:artifact-holds-best-epoch") == "true" else event.finalValue
+            job, event = item
+            value = candidate_value(event, job.status, job.tags)
             if not math.isfinite(value):
                 return math.inf
             return value if lower_is_better(event.metricName) else -value
@@ -315,4 +319,5 @@ def record_of(served: ServedConfig) -> ServingRecord | None:
         modelName=served.model_name,
         endpointConfigName=served.name,
         vocab=served.model_tags.get(TAG_VOCAB) or None,
+        validationData=served.tags.get(TAG_VALIDATION_DATA) or None,
     )
