@@ -50,6 +50,10 @@ BASE_HYPERPARAMETERS = {
 # 0.1 = the median of epochs 2-4).
 DIVERGING = [(0, 0.2, 0.21), (1, 0.15, 0.14), (2, 0.12, 0.1), (3, 0.1, 0.08), (4, 0.095, 0.06),
              (5, 0.106, 0.045), (6, 0.112, 0.035), (7, 0.121, 0.027), (8, 0.132, 0.02)]
+# Early-stopping patience 5: at DIVERGING's epoch 7 (bad epochs 4-7, none 0.01 below the previous 5
+# epochs' minimum) Object2Vec's own rule would still run 2 more epochs (reference 10c); with the
+# default patience 3 it has already ended the job there, so stopping it would save nothing.
+PATIENT = {**BASE_HYPERPARAMETERS, "early_stopping_patience": "5"}
 HEALTHY = [(0, 0.2, 0.21), (1, 0.15, 0.14), (2, 0.12, 0.11), (3, 0.1, 0.095), (4, 0.092, 0.088),
            (5, 0.088, 0.083), (6, 0.086, 0.08)]
 

@@ -12,7 +12,15 @@ from o2v_core.events import SOURCE, VALIDATION_LOSS_DIVERGED, ValidationLossDive
 from o2v_core.naming import TAG_ATTEMPT, TAG_PARENT, job_name
 
 from tests.control_plane import moto_ext
-from tests.control_plane.cloud import BASE_HYPERPARAMETERS, DEPLOYMENT, DIVERGING, Cloud, epoch_lines, log_header
+from tests.control_plane.cloud import (
+    BASE_HYPERPARAMETERS,
+    DEPLOYMENT,
+    DIVERGING,
+    PATIENT,
+    Cloud,
+    epoch_lines,
+    log_header,
+)
 
 SCHEDULED = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
 LINEAGE = "stsb-baseline"
@@ -35,11 +43,6 @@ def run_monitor_each_epoch(cloud: Cloud, job: str) -> int:
             assert report["diverged"] == [job]
             return index
     raise AssertionError("the monitor never fired")
-
-
-# Early-stopping patience 5: at epoch 7 (bad epochs 4-7, none 0.01 below the previous 5 epochs'
-# minimum) Object2Vec's own rule would still run 2 more epochs (reference 10c).
-PATIENT = {**BASE_HYPERPARAMETERS, "early_stopping_patience": "5"}
 
 
 def test_diverging_job_is_stopped_reported_once_and_retrained(cloud: Cloud, monkeypatch: pytest.MonkeyPatch) -> None:

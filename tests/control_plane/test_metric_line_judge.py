@@ -28,7 +28,7 @@ from o2v_core.naming import job_name
 from o2v_core.resource_names import TRAINING_JOB_LOG_GROUP as LOG_GROUP
 
 from tests.control_plane import moto_ext
-from tests.control_plane.cloud import DIVERGING, Cloud, epoch_lines, log_header
+from tests.control_plane.cloud import DIVERGING, PATIENT, Cloud, epoch_lines, log_header
 
 SCHEDULED = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
 
@@ -76,18 +76,20 @@ def test_a_broken_delivery_is_refused_by_name(event: dict[str, Any]) -> None:
 def test_judge_fires_on_the_line_of_the_decisive_epoch(
     cloud: Cloud, monkeypatch: pytest.MonkeyPatch, aws_calls: Counter[str]
 ) -> None:
-    cloud.use_config(monkeypatch)
-    job = cloud.create_job("stsb-baseline")
+    cloud.use_config(monkeypatch, finish_diverged_within_epochs=1)  # 2 epochs left > 1: stop
+    job = cloud.create_job("stsb-baseline", hyperparameters=PATIENT)
     cloud.write_log(job, log_header(job))
-    verdicts = []
+    results = []
     for point in DIVERGING:
         lines = epoch_lines([point], "mean_squared_error")
         cloud.write_log(job, lines)
-        verdicts.append(metric_line_judge.handler(delivery(job, lines), None)["verdict"])
-        if verdicts[-1] == "diverged":
+        results.append(metric_line_judge.handler(delivery(job, lines), None))
+        if results[-1]["verdict"] == "diverged":
             break
+    verdicts = [result["verdict"] for result in results]
     # The same epoch the every-minute monitor fires on (test_flow): epoch 7, judged on its own line.
     assert verdicts == ["checked"] * 7 + ["diverged"]
+    assert results[-1]["choice"] == "stopped, 2 epochs saved"
     assert cloud.sm.describe_training_job(TrainingJobName=job)["TrainingJobStatus"] == "Stopped"
     assert len(cloud.delivered("retrain_launcher")) == 1
     # Per line: DescribeTrainingJob, ListTags, DescribeLogStreams, FilterLogEvents; never a listing.

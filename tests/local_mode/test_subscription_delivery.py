@@ -24,7 +24,7 @@ from o2v_core.log_subscription import DATA_MESSAGE, decode
 from o2v_core.resource_names import TRAINING_JOB_LOG_GROUP
 
 from tests.control_plane import moto_ext
-from tests.control_plane.cloud import DIVERGING, Cloud, epoch_lines, log_header
+from tests.control_plane.cloud import DIVERGING, PATIENT, Cloud, epoch_lines, log_header
 from tests.control_plane.conftest import cloud  # noqa: F401  (the moto fixture; moto_endpoint is in tests/conftest.py)
 from training.local_cloud.jobs import Clients
 from training.local_cloud.log_delivery import SubscriptionReader
@@ -35,7 +35,7 @@ pytestmark = pytest.mark.timeout(180)
 
 @pytest.fixture
 def pump(cloud: Cloud, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[EventPump]:  # noqa: F811
-    config = cloud.use_config(monkeypatch)
+    config = cloud.use_config(monkeypatch, finish_diverged_within_epochs=1)  # PATIENT jobs: 2 epochs left > 1
     sns = boto3.client("sns")
     sns.create_topic(Name=config.notification_topic_arn.rsplit(":", 1)[1])
     clients = Clients(s3=boto3.client("s3"), logs=boto3.client("logs"), cloudwatch=boto3.client("cloudwatch"),
@@ -64,7 +64,7 @@ def wait_for(condition: Callable[[], list[Delivery]], what: str, timeout: float 
 def test_a_diverging_epoch_line_becomes_validation_loss_diverged_through_the_judge(
     cloud: Cloud, pump: EventPump,  # noqa: F811
 ) -> None:
-    job = cloud.create_job("stsb-baseline")
+    job = cloud.create_job("stsb-baseline", hyperparameters=PATIENT)
     cloud.write_log(job, log_header(job))  # no #quality_metric line: nothing is delivered for it
 
     def judged() -> list[Delivery]:

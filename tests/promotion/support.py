@@ -130,7 +130,6 @@ class Aws:
         if inputs:
             channels["InputDataConfig"] = inputs
         self.sagemaker.create_training_job(
-            **channels,
             TrainingJobName=name,
             **channels,
             AlgorithmSpecification={"TrainingImage": IMAGE, "TrainingInputMode": "File"},
