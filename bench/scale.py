@@ -146,7 +146,7 @@ class World:
 
     def __init__(self, jobs: int, clock: Clock) -> None:
         from tests.control_plane import moto_ext
-        from tests.control_plane.cloud import job_request
+        from tests.control_plane.cloud import PATIENT, job_request
 
         self.sm = boto3.client("sagemaker")
         self.logs = boto3.client("logs")  # the bench's own clients: not counted
@@ -156,7 +156,7 @@ class World:
         self.lines: list[Line] = []
         self.diverging: set[str] = set()
         for index in range(jobs):
-            request = job_request(f"scale-{index:03d}", deployment=DEPLOYMENT)
+            request = job_request(f"scale-{index:03d}", deployment=DEPLOYMENT, hyperparameters=PATIENT)
             name = str(request["TrainingJobName"])
             self.sm.create_training_job(**request)
             moto_ext.set_status(name, "InProgress")
@@ -238,7 +238,10 @@ def _judge() -> Any:
     from control_plane.logic.monitor import Judge
 
     return Judge(deployment=DEPLOYMENT, jobs=TrainingJobs(), logs=TrainingLogs(), bus=EventBus(BUS),
-                 detector=DetectorConfig(), stop_on_divergence=True)
+                 detector=DetectorConfig(), stop_on_divergence=True,
+                 # Stop at detection (the jobs' patience 5 leaves epochs to save): the stop call
+                 # marks when the divergence was acted on (Clock.stopped).
+                 finish_within_epochs=0)
 
 
 def _monitor_run(world: World, start: float, timeout: float, *, bounded: bool) -> float:
