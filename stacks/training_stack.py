@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from aws_cdk import CfnOutput, Fn, Stack
+from aws_cdk import Annotations, CfnOutput, Fn, Stack
 from constructs import Construct
 from o2v_core import resource_names as names
 from o2v_core.naming import job_prefix
@@ -23,6 +23,18 @@ EXPORTED_OUTPUTS = (
     names.OUTPUT_EVENT_BUS_ARN,
     names.OUTPUT_NOTIFICATION_TOPIC,
 )
+
+
+NO_SUBSCRIBER_WARNING_ID = "o2v:NoAlarmSubscriber"
+
+
+def no_subscriber_warning(env_name: str) -> str:
+    return (
+        f"environments.{env_name} retains its data (removal_policy retain) but has no notification_email: "
+        "alarms, failed jobs and exhausted retraining reach nobody. Set "
+        f"environments.{env_name}.notification_email in cdk.json, or subscribe to the topic in output "
+        f"{names.OUTPUT_NOTIFICATION_TOPIC} yourself (README, 'Getting the alarms')."
+    )
 
 
 @dataclass(frozen=True)
@@ -56,6 +68,11 @@ class TrainingStack(Stack):
             training_role_arn=self.training_role.role_arn,
             image_uri=self.image.image_uri,
         )
+
+        if settings.retain_data and settings.notification_email is None:
+            Annotations.of(self.control_plane.topic).add_warning_v2(
+                NO_SUBSCRIBER_WARNING_ID, no_subscriber_warning(settings.env_name)
+            )
 
         bus = self.control_plane.event_bus
         outputs = {

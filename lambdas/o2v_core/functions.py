@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from o2v_core import events
 from o2v_core.metric_lines import FILTER_PATTERN
 from o2v_core.resource_names import TRAINING_JOB_LOG_GROUP
 
@@ -36,6 +37,9 @@ class FunctionSpec:
     timeout_seconds: int
     schedule: str | None = None  # EventBridge schedule expression, when it runs on a timer
     subscription: LogSubscription | None = None  # when CloudWatch Logs invokes it with log lines
+    # The detail types it puts on the project bus (always with source events.SOURCE); the stacks
+    # allow its events:PutEvents for exactly these (events:source / events:detail-type keys).
+    emits: tuple[str, ...] = ()
 
     @property
     def module(self) -> str:
@@ -55,6 +59,7 @@ DIVERGENCE_MONITOR = FunctionSpec(
     # The metric-line judge reacts to each line within seconds; this sweep only catches what a lost
     # or failed delivery missed, so it runs rarely (docs/scale.md sizes it against the quotas).
     schedule="rate(10 minutes)",
+    emits=(events.VALIDATION_LOSS_DIVERGED,),
 )
 METRIC_LINE_JUDGE = FunctionSpec(
     "metric_line_judge",
@@ -63,24 +68,28 @@ METRIC_LINE_JUDGE = FunctionSpec(
     "ValidationLossDiverged when it diverged",
     timeout_seconds=60,
     subscription=LogSubscription(TRAINING_JOB_LOG_GROUP, FILTER_PATTERN),
+    emits=(events.VALIDATION_LOSS_DIVERGED,),
 )
 FINISHED_JOB_EVALUATOR = FunctionSpec(
     "finished_job_evaluator",
     "control_plane.handlers.finished_job_evaluator.handler",
     "On a finished training job: evaluate its whole curve, emit ValidationLossDiverged/TrainingSucceeded",
     timeout_seconds=60,
+    emits=(events.VALIDATION_LOSS_DIVERGED, events.TRAINING_SUCCEEDED, events.TRAINING_FAILED),
 )
 RETRAIN_LAUNCHER = FunctionSpec(
     "retrain_launcher",
     "control_plane.handlers.retrain_launcher.handler",
     "On ValidationLossDiverged: launch the next attempt with more dropout, or emit RetrainingExhausted",
     timeout_seconds=60,
+    emits=(events.RETRAINING_EXHAUSTED,),
 )
 PROMOTER = FunctionSpec(
     "promoter",
     "control_plane.handlers.promoter.handler",
     "On TrainingSucceeded: promote the model to the endpoint when it beats the served one",
     timeout_seconds=120,
+    emits=(events.MODEL_PROMOTED, events.PROMOTION_SKIPPED),
 )
 RECONCILER = FunctionSpec(
     "reconciler",
@@ -89,6 +98,16 @@ RECONCILER = FunctionSpec(
     "the served-model record after a rollback)",
     timeout_seconds=300,
     schedule="rate(5 minutes)",
+    # It redoes the others' steps (a lost verdict, a lost decision), so it emits their events too.
+    emits=(
+        events.VALIDATION_LOSS_DIVERGED,
+        events.TRAINING_SUCCEEDED,
+        events.TRAINING_FAILED,
+        events.RETRAINING_EXHAUSTED,
+        events.MODEL_PROMOTED,
+        events.PROMOTION_SKIPPED,
+        events.MODEL_ROLLED_BACK,
+    ),
 )
 FUNCTIONS = (DIVERGENCE_MONITOR, METRIC_LINE_JUDGE, FINISHED_JOB_EVALUATOR, RETRAIN_LAUNCHER, PROMOTER, RECONCILER)
 # Functions that need the promotion settings live in the serving stack; the rest in the training stack.

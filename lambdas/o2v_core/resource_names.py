@@ -106,3 +106,21 @@ def serving_model_data_url_parameter(deployment: str) -> str:
 
 TRAINING_JOB_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 TRAINING_JOB_METRICS_NAMESPACE = "/aws/sagemaker/TrainingJobs"
+
+
+# Log groups of this deployment's Lambda functions: named below one prefix, so that the data key's
+# policy can let CloudWatch Logs use the key for exactly these groups (encryption context).
+
+
+def log_group_prefix(deployment: str) -> str:
+    return f"/o2v/{deployment}/"
+
+
+def function_log_group_name(deployment: str, function_id: str) -> str:
+    """Log group of one Lambda function (a control-plane function or a custom-resource handler)."""
+    return f"{log_group_prefix(deployment)}{function_id}"
+
+
+# Artifact bucket: SageMaker's OutputDataConfig.S3OutputPath of every training job (stacks/s3_layout.py
+# re-exports it); the promoter promotes only artifacts below it.
+TRAINING_OUTPUT_PREFIX = "training-jobs/"

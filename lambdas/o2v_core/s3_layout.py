@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from o2v_core.resource_names import TRAINING_OUTPUT_PREFIX
+
 # Dataset bucket: {DATASET_PREFIX}{lineage}/{train,validation,test,auxiliary}/...
 DATASET_PREFIX = "datasets/"
 # Artifact bucket: SageMaker's OutputDataConfig.S3OutputPath, and endpoint data capture.
-TRAINING_OUTPUT_PREFIX = "training-jobs/"
+__all__ = ["TRAINING_OUTPUT_PREFIX"]  # defined with the other names the Lambdas share
 DATA_CAPTURE_PREFIX = "data-capture/"
 # Access-log bucket: one prefix per logged bucket.
 DATASET_ACCESS_LOG_PREFIX = "datasets/"

@@ -81,6 +81,8 @@ class ServingSettings:
     max_capacity: int
     target_invocations_per_instance: int
     data_capture_sampling_percentage: int
+    # Captured requests and responses (users' text) expire this many days after capture.
+    data_capture_expiration_days: int
     # Rollback alarm threshold of a blue/green update: average ModelLatency above this rolls back.
     max_model_latency_ms: int
     # The model artifact served before the first promotion; None until one is trained.
@@ -246,6 +248,7 @@ def _parse_serving(section: _Section) -> ServingSettings:
         max_capacity=max_capacity,
         target_invocations_per_instance=section.integer("target_invocations_per_instance", 1, 1_000_000),
         data_capture_sampling_percentage=section.integer("data_capture_sampling_percentage", 0, 100),
+        data_capture_expiration_days=section.integer("data_capture_expiration_days", 1, 3650),
         max_model_latency_ms=section.integer("max_model_latency_ms", 1, 60_000),
         initial_model_data_url=section.optional_string(
             "initial_model_data_url", pattern=_S3_URI, allowed="an S3 URI such as s3://bucket/path/model.tar.gz"

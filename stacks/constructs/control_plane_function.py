@@ -13,15 +13,18 @@ from pathlib import Path
 
 from aws_cdk import Duration, Fn, RemovalPolicy
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
+from o2v_core.events import SOURCE
 from o2v_core.functions import FunctionSpec
 
+from stacks.constructs.encrypted_log_group import encrypted_log_group
 from stacks.constructs.project_event_bus import control_plane_role_path
 from stacks.grants import KEY_ACTIONS, Grant, allow, function_basics, role_with_grants
-from stacks.nag import acknowledge
+from stacks.guardrails import put_events_conditions
+from stacks.nag import acknowledge, skip_lambda_checks
 
 LAMBDA_ASSET = Path(__file__).resolve().parents[2] / "lambdas"
 ASSET_EXCLUDES = ["**/__pycache__", "**/*.pyc", "**/.mypy_cache", "**/.pytest_cache", "**/.ruff_cache", "*.egg-info"]
@@ -36,6 +39,25 @@ ASYNC_MAX_EVENT_AGE = Duration.hours(6)
 
 def powertools_layer_arn(version: int) -> str:
     return Fn.sub(f"{POWERTOOLS_LAYER}:{version}")
+
+
+DLQ_REASON = (
+    "Failed asynchronous invocations go to the on-failure destination (an SQS queue), which keeps the "
+    "error and the original event; a dead-letter queue as well would receive the same failures twice."
+)
+
+
+def scope_put_events(spec: FunctionSpec, grants: Sequence[Grant]) -> None:
+    """Limit every events:PutEvents grant to the source and detail types the function emits, so a
+    faulty function cannot put another's event (say, the one that starts GPU retraining)."""
+    for grant in grants:
+        if "events:PutEvents" in grant.statement.actions:
+            try:
+                conditions = put_events_conditions(SOURCE, spec.emits)
+            except ValueError as error:
+                raise ValueError(f"{spec.function_id}: {error}") from None
+            for operator, values in conditions.items():
+                grant.statement.add_condition(operator, values)
 
 
 class ControlPlaneFunction(Construct):
@@ -56,16 +78,22 @@ class ControlPlaneFunction(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.spec = spec
-        self.log_group = logs.LogGroup(self, "Logs", removal_policy=removal_policy)
-        retention = self.log_group.node.default_child
-        assert isinstance(retention, logs.CfnLogGroup)
-        retention.retention_in_days = log_retention_days
+        self.log_group = encrypted_log_group(
+            self,
+            "Logs",
+            deployment=deployment,
+            function_id=spec.function_id,
+            key_arn=key_arn,
+            retention_days=log_retention_days,
+            removal_policy=removal_policy,
+        )
 
         own = [
             *function_basics(self.log_group.log_group_arn),
             allow("SendAsyncFailures", ["sqs:SendMessage"], [failure_queue.queue_arn]),
             allow("UseDataKey", KEY_ACTIONS, [key_arn]),
         ]
+        scope_put_events(spec, grants)
         self.role = role_with_grants(
             self,
             "Role",
@@ -96,6 +124,9 @@ class ControlPlaneFunction(Construct):
                 )
             ],
             environment={**environment, "POWERTOOLS_SERVICE_NAME": spec.function_id},
+            # The variables hold names and ARNs, no secrets; the data key encrypts them at rest
+            # anyway (the role's UseDataKey grant covers the decrypt at start).
+            environment_encryption=kms.Key.from_key_arn(self, "EnvironmentKey", key_arn),
         )
         self.event_invoke_config = lambda_.CfnEventInvokeConfig(
             self,
@@ -114,12 +145,8 @@ class ControlPlaneFunction(Construct):
         unscoped = [g.wildcard_reason for g in grants if "*" in g.statement.resources and g.wildcard_reason]
         if unscoped:
             acknowledge(self.role, "Serverless-LambdaStarPermissions", " ".join(dict.fromkeys(unscoped)))
-        acknowledge(
-            self.function,
-            "Serverless-LambdaDLQ",
-            "Failed asynchronous invocations go to the on-failure destination (an SQS queue), which keeps the "
-            "error and the original event; a dead-letter queue as well would receive the same failures twice.",
-        )
+        skip_lambda_checks(self.function, DLQ_REASON)
+        acknowledge(self.function, "Serverless-LambdaDLQ", DLQ_REASON)
         acknowledge(
             self.function,
             "Serverless-LambdaLatestVersion",

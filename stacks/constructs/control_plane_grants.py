@@ -15,6 +15,12 @@ from aws_cdk import Aws
 from o2v_core.resource_names import TRAINING_JOB_LOG_GROUP
 
 from stacks.grants import Grant, allow, log_group_arn
+from stacks.guardrails import (
+    TrainingJobLimits,
+    endpoint_config_conditions,
+    network_isolated,
+    training_job_conditions,
+)
 
 
 def sagemaker_arn(resource: str) -> str:
@@ -32,6 +38,7 @@ class ControlPlaneScope:
     job_prefix: str
     training_role_arn: str
     event_bus_arn: str
+    training_limits: TrainingJobLimits
 
     @property
     def training_jobs_arn(self) -> str:
@@ -84,6 +91,9 @@ def create_jobs(scope: ControlPlaneScope) -> list[Grant]:
             "CreateTrainingJobs",
             ["sagemaker:CreateTrainingJob"],
             [scope.training_jobs_arn],
+            # Network-isolated, on the configured instance types, within the configured runtime,
+            # output encrypted with the data key (stacks/guardrails.py cites the keys).
+            conditions=training_job_conditions(scope.training_limits),
             wildcard_reason=PREFIX_REASON,
         ),
         allow(
@@ -148,6 +158,7 @@ class PromotionScope:
     # config until the first promotion, whose KmsKeyId and DataCaptureConfig the promoter copies.
     stack_endpoint_config_arn: str
     key_arn: str  # the data key: endpoint storage volumes and data capture
+    endpoint_instance_types: tuple[str, ...]  # what a promoted endpoint config may run on
     stack_model_arn: str = ""  # the serving stack's model (Ref of AWS::SageMaker::Model), read by the reconciler
     rollback_alarm_arns: tuple[str, ...] = ()  # UpdateEndpoint's AutoRollbackConfiguration alarms
 
@@ -179,11 +190,18 @@ def promoter_grants(scope: PromotionScope) -> list[Grant]:
             [scope.training_jobs_arn],
             wildcard_reason=PREFIX_REASON,
         ),
-        allow("CreateModels", ["sagemaker:CreateModel"], [scope.models_arn], wildcard_reason=named),
+        allow(
+            "CreateModels",
+            ["sagemaker:CreateModel"],
+            [scope.models_arn],
+            conditions=network_isolated(),
+            wildcard_reason=named,
+        ),
         allow(
             "CreateEndpointConfigs",
             ["sagemaker:CreateEndpointConfig"],
             [scope.endpoint_configs_arn],
+            conditions=endpoint_config_conditions(scope.endpoint_instance_types),
             wildcard_reason=named,
         ),
         allow(

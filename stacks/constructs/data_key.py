@@ -6,7 +6,18 @@ from aws_cdk import Aws, Duration, RemovalPolicy
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
+from o2v_core.resource_names import log_group_prefix
 
+# The doc's Encrypt*, Decrypt*, ReEncrypt*, GenerateDataKey*, Describe*, spelled out.
+LOGS_KEY_ACTIONS = [
+    "kms:Decrypt",
+    "kms:DescribeKey",
+    "kms:Encrypt",
+    "kms:GenerateDataKey",
+    "kms:GenerateDataKeyWithoutPlaintext",
+    "kms:ReEncryptFrom",
+    "kms:ReEncryptTo",
+]
 MESSAGE_DELIVERY_SERVICES = ("events.amazonaws.com", "cloudwatch.amazonaws.com", "sns.amazonaws.com")
 
 
@@ -37,6 +48,23 @@ class DataKey(Construct):
                 actions=["kms:Decrypt", "kms:GenerateDataKey"],
                 resources=["*"],
                 conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
+            )
+        )
+        # CloudWatch Logs encrypts this deployment's Lambda log groups with the key, and only
+        # those: the encryption context names the group (AWS doc
+        # https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/encrypt-log-data-kms.html).
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowLogGroupsOfThisDeployment",
+                principals=[iam.ServicePrincipal(f"logs.{Aws.REGION}.amazonaws.com")],
+                actions=LOGS_KEY_ACTIONS,
+                resources=["*"],
+                conditions={
+                    "ArnLike": {
+                        "kms:EncryptionContext:aws:logs:arn": f"arn:{Aws.PARTITION}:logs:{Aws.REGION}:"
+                        f"{Aws.ACCOUNT_ID}:log-group:{log_group_prefix(deployment)}*"
+                    }
+                },
             )
         )
 

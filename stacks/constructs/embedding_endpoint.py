@@ -45,6 +45,8 @@ class EmbeddingEndpoint(Construct):
             self,
             "Model",
             execution_role_arn=model_role.role_arn,
+            # Object2Vec inference needs no outbound network access (the promoter's models match).
+            enable_network_isolation=True,
             primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(
                 image=image_uri,
                 model_data_url=model_data_url,

@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from aws_cdk import Duration
+from aws_cdk import Aws, Duration
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
@@ -35,9 +36,34 @@ def function_target(function: lambda_.IFunction, dlq: sqs.IQueue) -> events.IRul
     )
 
 
-def topic_target(topic: sns.ITopic, dlq: sqs.IQueue) -> events.IRuleTarget:
+def topic_target(scope: Construct, topic: sns.ITopic, dlq: sqs.IQueue) -> events.IRuleTarget:
+    """The topic as a rule target, without CDK's own unconditioned topic-policy statement.
+
+    ``targets.SnsTopic`` grants ``events.amazonaws.com`` sns:Publish with no source condition:
+    any EventBridge rule of any account could then publish. It is handed a reference to the topic
+    by ARN instead (on which CDK adds no policy); :func:`allow_rule_to_publish` then allows exactly
+    this rule of this account.
+    """
+    reference = sns.Topic.from_topic_arn(scope, "TopicRef", topic.topic_arn)
     return targets.SnsTopic(
-        topic, dead_letter_queue=dlq, retry_attempts=TARGET_RETRY_ATTEMPTS, max_event_age=TARGET_MAX_EVENT_AGE
+        reference, dead_letter_queue=dlq, retry_attempts=TARGET_RETRY_ATTEMPTS, max_event_age=TARGET_MAX_EVENT_AGE
+    )
+
+
+def allow_rule_to_publish(topic: sns.ITopic, rule: events.Rule, sid: str) -> None:
+    """Confused-deputy guard: EventBridge may publish for this rule of this account only
+    (https://docs.aws.amazon.com/sns/latest/dg/sns-access-policy-use-cases.html, aws:SourceArn)."""
+    topic.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid=sid,
+            principals=[iam.ServicePrincipal("events.amazonaws.com")],
+            actions=["sns:Publish"],
+            resources=[topic.topic_arn],
+            conditions={
+                "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
+                "ArnEquals": {"aws:SourceArn": rule.rule_arn},
+            },
+        )
     )
 
 
@@ -59,7 +85,7 @@ class EventRules(Construct):
         self.rules: dict[str, events.Rule] = {}
         for spec in specs:
             if spec.target == NOTIFICATIONS and topic is not None:
-                target = topic_target(topic, dlq)
+                target = topic_target(Construct(self, f"{spec.rule_id}Target"), topic, dlq)
             elif spec.target in functions:
                 target = function_target(functions[spec.target], dlq)
             else:
@@ -72,6 +98,8 @@ class EventRules(Construct):
                 event_pattern=event_pattern(spec.pattern),
                 targets=[target],
             )
+            if spec.target == NOTIFICATIONS and topic is not None:
+                allow_rule_to_publish(topic, self.rules[spec.rule_id], sid=f"AllowRule{spec.rule_id}")
 
 
 class ScheduledFunctions(Construct):

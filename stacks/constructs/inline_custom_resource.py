@@ -14,11 +14,16 @@ from pathlib import Path
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from stacks.constructs.encrypted_log_group import encrypted_log_group
 from stacks.grants import Grant, function_basics, role_with_grants
-from stacks.nag import acknowledge
+from stacks.nag import acknowledge, skip_lambda_checks
+
+CUSTOM_RESOURCE_DLQ_REASON = (
+    "CloudFormation invokes this custom resource and waits for its answer; a failure fails the "
+    "deployment visibly, so there is nothing for a dead-letter queue to keep."
+)
 
 
 def inline_custom_resource_function(
@@ -31,12 +36,23 @@ def inline_custom_resource_function(
     grants: Sequence[Grant],
     removal_policy: RemovalPolicy,
     log_retention_days: int,
+    deployment: str,
+    log_name: str,
+    key_arn: str,
 ) -> lambda_.Function:
-    """A python3.13 function running ``source``'s ``handler`` with ``grants``, its own logs and traces."""
-    log_group = logs.LogGroup(scope, "Logs", removal_policy=removal_policy)
-    cfn_log_group = log_group.node.default_child
-    assert isinstance(cfn_log_group, logs.CfnLogGroup)
-    cfn_log_group.retention_in_days = log_retention_days
+    """A python3.13 function running ``source``'s ``handler`` with ``grants``, its own logs and traces.
+
+    Its logs go to ``/o2v/<deployment>/<log_name>``, encrypted with the data key like the
+    control-plane functions' (encrypted_log_group)."""
+    log_group = encrypted_log_group(
+        scope,
+        "Logs",
+        deployment=deployment,
+        function_id=log_name,
+        key_arn=key_arn,
+        retention_days=log_retention_days,
+        removal_policy=removal_policy,
+    )
     role = role_with_grants(
         scope,
         "Role",
@@ -74,10 +90,6 @@ def inline_custom_resource_function(
             "python3.13 keeps this custom resource on the same runtime as the control-plane functions, "
             "which follow the Powertools python313 layer.",
         )
-    acknowledge(
-        function,
-        "Serverless-LambdaDLQ",
-        "CloudFormation invokes this custom resource and waits for its answer; a failure fails the "
-        "deployment visibly, so there is nothing for a dead-letter queue to keep.",
-    )
+    skip_lambda_checks(function, CUSTOM_RESOURCE_DLQ_REASON)
+    acknowledge(function, "Serverless-LambdaDLQ", CUSTOM_RESOURCE_DLQ_REASON)
     return function

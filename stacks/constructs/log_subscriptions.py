@@ -28,7 +28,7 @@ class ExistingLogGroups(Construct):
 
     def __init__(
         self, scope: Construct, construct_id: str, *, names: list[str], removal_policy: RemovalPolicy,
-        log_retention_days: int,
+        log_retention_days: int, deployment: str, key_arn: str,
     ) -> None:
         super().__init__(scope, construct_id)
         function = inline_custom_resource_function(
@@ -50,6 +50,9 @@ class ExistingLogGroups(Construct):
             ],
             removal_policy=removal_policy,
             log_retention_days=log_retention_days,
+            deployment=deployment,
+            log_name="ensure-log-groups",
+            key_arn=key_arn,
         )
         self.resources = {
             name: CustomResource(
@@ -73,12 +76,19 @@ class LogSubscriptions(Construct):
         functions: Mapping[str, tuple[FunctionSpec, lambda_.IFunction]],
         removal_policy: RemovalPolicy,
         log_retention_days: int,
+        key_arn: str,
     ) -> None:
         super().__init__(scope, construct_id)
         subscribed = {fid: (spec, fn) for fid, (spec, fn) in functions.items() if spec.subscription is not None}
         names = sorted({spec.subscription.log_group for spec, _ in subscribed.values() if spec.subscription})
         self.log_groups = ExistingLogGroups(
-            self, "LogGroups", names=names, removal_policy=removal_policy, log_retention_days=log_retention_days
+            self,
+            "LogGroups",
+            names=names,
+            removal_policy=removal_policy,
+            log_retention_days=log_retention_days,
+            deployment=deployment,
+            key_arn=key_arn,
         )
         self.filters: dict[str, logs.SubscriptionFilter] = {}
         for function_id, (spec, function) in subscribed.items():

@@ -26,6 +26,7 @@ from stacks.constructs.event_rules import EventRules, ScheduledFunctions
 from stacks.constructs.failure_alarms import FailureAlarms
 from stacks.constructs.secure_queue import ControlPlaneQueues
 from stacks.data_stack import DataRefs
+from stacks.guardrails import TrainingJobLimits
 from stacks.serving_record import parameter_arn, serving_model_data_url_parameter, serving_model_parameter
 from stacks.training_stack import TrainingRefs
 
@@ -92,11 +93,17 @@ class Promotion(Construct):
             key_arn=data.key_arn,
             stack_model_arn=stack_model_arn,
             rollback_alarm_arns=tuple(alarm_arn(name) for name in rollback_alarm_names),
+            endpoint_instance_types=(settings.serving.instance_type,),
         )
         training_scope = ControlPlaneScope(
             job_prefix=job_prefix(deployment),
             training_role_arn=training.training_role_arn,
             event_bus_arn=training.event_bus_arn,
+            training_limits=TrainingJobLimits(
+                instance_types=(settings.training.instance_type,),
+                max_runtime_seconds=settings.training.max_runtime_seconds,
+                output_key_arn=data.key_arn,
+            ),
         )
         self.promoter = ControlPlaneFunction(
             self,

@@ -29,6 +29,7 @@ from stacks.constructs.project_event_bus import ProjectEventBus
 from stacks.constructs.retraining_dashboard import RetrainingDashboard
 from stacks.constructs.secure_queue import ControlPlaneQueues
 from stacks.data_stack import DataRefs
+from stacks.guardrails import TrainingJobLimits
 
 # The promoter needs the endpoint, so the serving stack owns it (and its rule).
 TRAINING_FUNCTIONS = tuple(spec for spec in FUNCTIONS if spec not in SERVING_FUNCTIONS)
@@ -80,6 +81,11 @@ class RetrainingControlPlane(Construct):
             job_prefix=job_prefix(deployment),
             training_role_arn=training_role_arn,
             event_bus_arn=self.event_bus.event_bus_arn,
+            training_limits=TrainingJobLimits(
+                instance_types=(settings.training.instance_type,),
+                max_runtime_seconds=settings.training.max_runtime_seconds,
+                output_key_arn=data.key_arn,
+            ),
         )
         self.functions: dict[str, ControlPlaneFunction] = {
             spec.function_id: ControlPlaneFunction(
@@ -122,6 +128,7 @@ class RetrainingControlPlane(Construct):
             functions={fid: (f.spec, f.function) for fid, f in self.functions.items()},
             removal_policy=removal,
             log_retention_days=settings.log_retention_days,
+            key_arn=data.key_arn,
         ).filters
 
         queues = dict(self.queues.all)

@@ -10,6 +10,7 @@ from o2v_core.resource_names import TRAINING_JOB_LOG_GROUP, TRAINING_JOB_METRICS
 
 from stacks.data_stack import DataRefs
 from stacks.grants import Grant, log_group_arn, role_with_grants
+from stacks.guardrails import sagemaker_source_conditions
 
 ENDPOINT_LOG_GROUP_PREFIX = "/aws/sagemaker/Endpoints/"
 ENDPOINT_METRICS_NAMESPACE = "/aws/sagemaker/Endpoints"
@@ -55,7 +56,7 @@ def service_role(
     return role_with_grants(
         scope,
         construct_id,
-        assumed_by=iam.ServicePrincipal(SAGEMAKER_PRINCIPAL),
+        assumed_by=iam.ServicePrincipal(SAGEMAKER_PRINCIPAL, conditions=sagemaker_source_conditions()),
         description=description,
         policy_name=policy_name,
         grants=grants,

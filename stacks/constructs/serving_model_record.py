@@ -31,6 +31,7 @@ class ServingModelRecord(Construct):
         initial_model_data_url: str | None,
         removal_policy: RemovalPolicy,
         log_retention_days: int,
+        key_arn: str,
     ) -> None:
         super().__init__(scope, construct_id)
         self.url_parameter = serving_model_data_url_parameter(deployment)
@@ -50,6 +51,9 @@ class ServingModelRecord(Construct):
             ],
             removal_policy=removal_policy,
             log_retention_days=log_retention_days,
+            deployment=deployment,
+            log_name="serving-model-record",
+            key_arn=key_arn,
         )
         self.resource = CustomResource(
             self,

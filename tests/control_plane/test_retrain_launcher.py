@@ -361,6 +361,7 @@ def test_child_request_from_a_full_describe_is_valid_and_complete() -> None:
         "TensorBoardOutputConfig": {"S3OutputPath": "s3://o2v-dev-artifacts/tensorboard/"},
         "ExperimentConfig": {"ExperimentName": "stsb"},
         "FinalMetricDataList": [],
+        "EnableNetworkIsolation": False,  # a parent launched without isolation
     }
     del described["Tags"]
     parent_tags = {"team": "search", "aws:cloudformation:stack-name": "x", "o2v:diverged": "validation_rise epoch 7",
@@ -374,6 +375,8 @@ def test_child_request_from_a_full_describe_is_valid_and_complete() -> None:
                 "VpcConfig", "CheckpointConfig", "EnableManagedSpotTraining", "StoppingCondition"):
         assert key in request, key
     assert request["CheckpointConfig"]["S3Uri"].endswith(f"/checkpoints/{child}/")
+    # Isolated even though the parent was not: the launcher's CreateTrainingJob permission requires it.
+    assert request["EnableNetworkIsolation"] is True
     assert {tag["Key"] for tag in request["Tags"]} == {"team", "o2v:deployment", "o2v:lineage", "o2v:attempt",
                                                        "o2v:parent"}
 

@@ -116,8 +116,19 @@ def install(monkeypatch: pytest.MonkeyPatch) -> ServingLog:
         log.retained_variant_properties.append(bool(self._get_param("RetainAllVariantProperties")))
         return ActionResult({"EndpointArn": arn})
 
+    original_model_response = SageMakerResponse.create_model
+
+    def create_model_response(self: SageMakerResponse) -> ActionResult:
+        # moto 5.2.5 ignores EnableNetworkIsolation; SageMaker keeps it and DescribeModel returns
+        # it (botocore's sagemaker service model, DescribeModelOutput.EnableNetworkIsolation).
+        result = original_model_response(self)
+        model = self.sagemaker_backend._models[self._get_param("ModelName")]
+        model.enable_network_isolation = bool(self._get_param("EnableNetworkIsolation"))
+        return result
+
     monkeypatch.setattr(SageMakerResponse, "call_action", contract_checked(SageMakerResponse.call_action))
     monkeypatch.setattr(SageMakerModelBackend, "create_model", create_model)
+    monkeypatch.setattr(SageMakerResponse, "create_model", create_model_response)
     monkeypatch.setattr(SageMakerModelBackend, "create_endpoint_config", create_endpoint_config)
     monkeypatch.setattr(SageMakerModelBackend, "create_endpoint", create_endpoint)
     monkeypatch.setattr(SageMakerModelBackend, "update_endpoint", update_endpoint, raising=False)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, cast
 import boto3
 from o2v_core.events import SOURCE, TRAINING_SUCCEEDED, TrainingSucceeded, to_detail
 from o2v_core.naming import Lineage, job_name, tag_list
+from o2v_core.resource_names import TRAINING_OUTPUT_PREFIX
 from o2v_core.runtime_config import ControlPlaneConfig
 
 from tests.promotion import moto_serving
@@ -108,9 +109,16 @@ class Aws:
         return config.get("KmsKeyId") or None, cast(dict[str, Any], config.get("DataCaptureConfig")) or None
 
     def training_job(
-        self, lineage: str, attempt: int, *, status: str = "Completed", tags: dict[str, str] | None = None,
+        self,
+        lineage: str,
+        attempt: int,
+        *,
+        status: str = "Completed",
+        tags: dict[str, str] | None = None,
         auxiliary: str | None = None,
         validation: str | None = None,
+        role_arn: str = CONFIG.training_role_arn,
+        output_path: str = f"s3://{CONFIG.artifact_bucket}/{TRAINING_OUTPUT_PREFIX}",
     ) -> str:
         """A finished training job of this deployment, with lineage tags (and extra tags), and an
         ``auxiliary`` channel at that S3 prefix when given (as `o2v launch` sends), and a
@@ -133,8 +141,8 @@ class Aws:
             TrainingJobName=name,
             **channels,
             AlgorithmSpecification={"TrainingImage": IMAGE, "TrainingInputMode": "File"},
-            RoleArn=CONFIG.training_role_arn,
-            OutputDataConfig={"S3OutputPath": "s3://demo-artifacts/jobs"},
+            RoleArn=role_arn,
+            OutputDataConfig={"S3OutputPath": output_path},
             ResourceConfig={"InstanceType": "ml.m5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 10},
             StoppingCondition={"MaxRuntimeInSeconds": 3600},
             Tags=[{"Key": t["Key"], "Value": t["Value"]} for t in tag_list(all_tags)],

@@ -79,6 +79,7 @@ def test_first_model_creates_the_endpoint_and_the_record(aws: Aws) -> None:
     assert model["PrimaryContainer"]["ModelDataUrl"] == artifact
     assert model["ExecutionRoleArn"].endswith(":role/demo-model")
     assert model["PrimaryContainer"]["Environment"] == {"INFERENCE_PREFERRED_MODE": "embedding"}
+    assert model["EnableNetworkIsolation"] is True  # the promoter's CreateModel permission requires it
     model_tags = {t["Key"]: t["Value"] for t in aws.sagemaker.list_tags(ResourceArn=model["ModelArn"])["Tags"]}
     assert model_tags[TAG_VOCAB] == "s3://demo-data/datasets/sts/auxiliary/vocab.json"  # its auxiliary channel
     assert model_tags["o2v:deployment"] == DEPLOYMENT
@@ -188,6 +189,31 @@ def test_failed_job_is_skipped(aws: Aws) -> None:
 
     assert result["outcome"] == PROMOTION_SKIPPED
     assert "'Failed'" in str(result["reason"])
+    assert aws.log.endpoint_creates == []
+    assert aws.record() is None
+    assert only_event(aws)["detail-type"] == PROMOTION_SKIPPED
+
+
+@pytest.mark.parametrize(
+    ("job_settings", "reason"),
+    [
+        (
+            {"role_arn": f"arn:aws:iam::{moto_serving.ACCOUNT}:role/someone-else"},
+            "ran with role 'arn:aws:iam::123456789012:role/someone-else', not this deployment's training role",
+        ),
+        ({"output_path": "s3://demo-artifacts/elsewhere/"}, "is not below s3://demo-artifacts/training-jobs/"),
+        ({"output_path": "s3://other-bucket/training-jobs/"}, "is not below s3://demo-artifacts/training-jobs/"),
+    ],
+)
+def test_a_job_of_another_role_or_artifact_location_is_skipped(
+    aws: Aws, job_settings: dict[str, str], reason: str
+) -> None:
+    job = aws.training_job("sts", 1, **job_settings)  # type: ignore[arg-type]
+
+    result = promote(aws, job, 0.1)
+
+    assert result["outcome"] == PROMOTION_SKIPPED
+    assert reason in str(result["reason"])
     assert aws.log.endpoint_creates == []
     assert aws.record() is None
     assert only_event(aws)["detail-type"] == PROMOTION_SKIPPED

@@ -28,6 +28,7 @@ from control_plane.logic.reconciler import reconciler_from_config
 from o2v_core.events import MODEL_PROMOTED, MODEL_ROLLED_BACK, PROMOTION_SKIPPED
 from o2v_core.functions import RECONCILER
 from o2v_core.naming import Lineage, job_name, tag_list
+from o2v_core.resource_names import TRAINING_OUTPUT_PREFIX
 
 from tests.aws_calls import attributed_to
 from tests.control_plane.cloud import HEALTHY, epoch_lines, log_header
@@ -158,7 +159,7 @@ def healthy_job(aws: Aws, lineage: str) -> str:
         AlgorithmSpecification={"TrainingImage": IMAGE, "TrainingInputMode": "File"},
         RoleArn=CONFIG.training_role_arn,
         HyperParameters={"output_layer": "mean_squared_error"},
-        OutputDataConfig={"S3OutputPath": "s3://demo-artifacts/jobs"},
+        OutputDataConfig={"S3OutputPath": f"s3://{CONFIG.artifact_bucket}/{TRAINING_OUTPUT_PREFIX}"},
         ResourceConfig={"InstanceType": "ml.m5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 10},
         StoppingCondition={"MaxRuntimeInSeconds": 3600},
         Tags=[{"Key": t["Key"], "Value": t["Value"]} for t in tag_list(tags)],

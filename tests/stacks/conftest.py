@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -103,3 +105,51 @@ def prod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synthesized]:
 def synthesized(request: pytest.FixtureRequest) -> Synthesized:
     result: Synthesized = request.getfixturevalue(request.param)
     return result
+
+
+# Checkov runs from its own virtual environment inside .venv (Makefile target `checkov`, which
+# `make setup` and `make test` run): its pinned boto3 would otherwise downgrade the project's.
+CHECKOV = Path(sys.prefix) / "checkov" / "bin" / "checkov"
+CHECKOV_MISSING = (
+    "checkov is not installed at {path}: the compliance tests need it (they fail rather than skip). "
+    "Run `make checkov` (or `make test`, which installs it) in the repository root."
+)
+
+
+@dataclass(frozen=True)
+class CheckovReport:
+    """One checkov pass over every synthesized template of both environments."""
+
+    failed: list[dict[str, Any]]
+    skipped: list[dict[str, Any]]
+    passed_count: int
+    files: list[str]
+
+
+def run_checkov(paths: list[Path]) -> CheckovReport:
+    if not CHECKOV.exists():
+        pytest.fail(CHECKOV_MISSING.format(path=CHECKOV))
+    command = [str(CHECKOV), "--framework", "cloudformation", "--output", "json", "--compact",
+               "--skip-download", "--no-fail-on-crash"]  # fmt: skip
+    for path in paths:
+        command += ["--file", str(path)]
+    # --skip-download: offline, no Prisma Cloud guidelines; exit code 1 just means failed checks.
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
+    if done.returncode not in (0, 1) or not done.stdout.strip():
+        pytest.fail(f"checkov did not run (exit {done.returncode}): {done.stderr[-3000:]}")
+    answer = json.loads(done.stdout)
+    reports = answer if isinstance(answer, list) else [answer]
+    failed: list[dict[str, Any]] = []
+    skipped: list[dict[str, Any]] = []
+    passed = 0
+    for report in reports:
+        failed += report["results"].get("failed_checks", [])
+        skipped += report["results"].get("skipped_checks", [])
+        passed += len(report["results"].get("passed_checks", []))
+    return CheckovReport(failed, skipped, passed, [str(path) for path in paths])
+
+
+@pytest.fixture(scope="session")
+def checkov(dev: Synthesized, prod: Synthesized) -> CheckovReport:
+    """Checkov is slow (tens of seconds): one pass per test session over both environments."""
+    return run_checkov([*dev.template_paths(), *prod.template_paths()])

@@ -1,7 +1,8 @@
-"""cdk-nag (AwsSolutions, Serverless) and cfn-lint on every synthesized template: zero findings."""
+"""cdk-nag (AwsSolutions, Serverless), cfn-lint and checkov on every synthesized template: zero findings."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,9 @@ from cfnlint.api import lint
 from constructs import IConstruct
 
 import stacks.nag
-from tests.stacks.conftest import Synthesized, synthesize
+import tests.stacks.conftest
+from stacks.training_stack import NO_SUBSCRIBER_WARNING_ID
+from tests.stacks.conftest import CheckovReport, Synthesized, run_checkov, synthesize
 
 # Lint for a few commercial regions: resource specs differ per region.
 LINT_REGIONS = ["us-east-1", "eu-west-1", "ap-southeast-2"]
@@ -27,6 +30,8 @@ def test_cdk_nag_reports_no_unacknowledged_findings(synthesized: Synthesized) ->
         for plugin in report["pluginReports"]
         for violation in plugin.get("violations", [])
         for construct in violation["violatingConstructs"]
+        # The intended no-subscriber warning (tests/stacks/test_hardening.py) is not a finding.
+        if NO_SUBSCRIBER_WARNING_ID not in json.dumps(violation)
     ]
     assert findings == []
 
@@ -112,3 +117,42 @@ def test_every_acknowledgment_answers_a_finding_that_would_otherwise_fail(
         if not any(rule == ack_rule and path.startswith(f"{ack_path}/") for ack_path, ack_rule in acknowledged)
     }
     assert unanswered == set()
+
+
+def test_checkov_reports_no_unacknowledged_failures(checkov: CheckovReport) -> None:
+    assert checkov.passed_count > 100  # it really checked the templates
+    failures = [f"{item['check_id']} {item['resource']} in {Path(item['file_path']).name}" for item in checkov.failed]
+    assert failures == []
+
+
+def test_a_missing_checkov_fails_and_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    missing = tmp_path / "checkov" / "bin" / "checkov"
+    monkeypatch.setattr(tests.stacks.conftest, "CHECKOV", missing)
+    with pytest.raises(pytest.fail.Exception) as failed:  # a failure, never a skip
+        run_checkov([])
+    assert str(missing) in str(failed.value) and "make checkov" in str(failed.value)
+
+
+def _checkov_skips(synthesized: Synthesized) -> dict[tuple[str, str, str], str]:
+    """{(template file name, resource logical id, check id) ...: reason} from the resources' Metadata."""
+    skips: dict[tuple[str, str, str], str] = {}
+    for path in synthesized.template_paths():
+        for logical_id, resource in json.loads(path.read_text())["Resources"].items():
+            for entry in resource.get("Metadata", {}).get("checkov", {}).get("skip", []):
+                skips[(path.name, f"{resource['Type']}.{logical_id}", entry["id"])] = entry["comment"]
+    return skips
+
+
+def test_every_checkov_skip_is_on_one_resource_with_a_real_reason_and_answers_a_check(
+    synthesized: Synthesized, checkov: CheckovReport
+) -> None:
+    skips = _checkov_skips(synthesized)
+    assert skips, "expected the documented checkov skips"
+    applied = {(Path(item["file_path"]).name, item["resource"], item["check_id"]) for item in checkov.skipped}
+    for (file_name, resource, check_id), reason in skips.items():
+        where = f"{check_id} on {resource} in {file_name}"
+        assert len(reason) >= 40 and "todo" not in reason.lower(), f"{where}: {reason!r}"
+        # A skip that checkov did not need (the check passes or does not apply) is stale.
+        assert (file_name, resource, check_id) in applied, f"{where}: checkov skipped no such failure"

@@ -89,6 +89,14 @@ def test_env_is_chosen_by_context_and_unknown_env_names_the_allowed_ones() -> No
             r"serving\.min_capacity: 0 is not valid; allowed: an integer in \[1, 100\]",
         ),
         (
+            lambda e: e["serving"].update(data_capture_expiration_days=0),
+            r"serving\.data_capture_expiration_days: 0 is not valid; allowed: an integer in \[1, 3650\]",
+        ),
+        (
+            lambda e: e["serving"].pop("data_capture_expiration_days"),
+            r"environments\.dev\.serving\.data_capture_expiration_days is missing",
+        ),
+        (
             lambda e: e.update(removal_policy="snapshot"),
             r"removal_policy: 'snapshot' is not allowed; allowed: retain, destroy",
         ),

@@ -12,10 +12,21 @@ from sagemaker.core import image_uris
 
 from stacks.constructs.object2vec_image import Object2VecImage, UnsupportedRegionError, sdk_images
 from tests.stacks.conftest import Synthesized
-from tests.stacks.iam_helpers import as_list, imported, inline_policy, joined, statements_by_sid
+from tests.stacks.iam_helpers import arn, as_list, imported, inline_policy, joined, statements_by_sid
 
 SAGEMAKER_TRUST = {
-    "Statement": [{"Action": "sts:AssumeRole", "Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}}],
+    "Statement": [
+        {
+            "Action": "sts:AssumeRole",
+            "Effect": "Allow",
+            "Principal": {"Service": "sagemaker.amazonaws.com"},
+            # Confused-deputy guard: SageMaker acting for this account's resources only.
+            "Condition": {
+                "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
+                "ArnLike": {"aws:SourceArn": arn("sagemaker", "*")},
+            },
+        }
+    ],
     "Version": "2012-10-17",
 }
 MAPPING = "Object2VecImageByRegion"

@@ -100,6 +100,7 @@ def test_sdk_request_and_created_job(deployed: boto3.Session) -> None:
     plan = plan_launch(deployed, deployment=DEPLOYMENT, lineage="stsb-1", dataset="stsb", layers=[])
     request = build_request(deployed, plan)
     assert request["training_job_name"] == "o2v-dev--stsb-1-a1"  # exact: no SDK timestamp suffix
+    assert request["enable_network_isolation"] is True  # the control plane relaunches only isolated jobs
     arn = submit(deployed, plan)
     assert arn.endswith(":training-job/o2v-dev--stsb-1-a1")
     sagemaker = deployed.client("sagemaker")
@@ -107,6 +108,7 @@ def test_sdk_request_and_created_job(deployed: boto3.Session) -> None:
     assert job["AlgorithmSpecification"]["TrainingImage"] == image_uris.retrieve("object2vec", REGION)
     assert job["AlgorithmSpecification"]["TrainingInputMode"] == "File"
     assert job["RoleArn"] == plan.role_arn
+    assert job["EnableNetworkIsolation"] is True
     assert job["HyperParameters"] == plan.hyperparameters
     channels = {item["ChannelName"]: (item["DataSource"]["S3DataSource"]["S3Uri"], item["ContentType"])
                 for item in job["InputDataConfig"]}

@@ -200,7 +200,7 @@ def _role_validation(enabled: bool) -> Iterator[None]:
 def build_request(session: boto3.Session, plan: LaunchPlan, *, validate_role: bool = False) -> dict[str, Any]:
     """The SDK's CreateTrainingJob request for ``plan`` (SageMaker Core shapes, snake_case)."""
     from sagemaker.core.helper.session_helper import Session
-    from sagemaker.core.training.configs import Compute, InputData, OutputDataConfig, StoppingCondition
+    from sagemaker.core.training.configs import Compute, InputData, Networking, OutputDataConfig, StoppingCondition
     from sagemaker.train import ModelTrainer
 
     with _role_validation(validate_role):
@@ -211,6 +211,9 @@ def build_request(session: boto3.Session, plan: LaunchPlan, *, validate_role: bo
             base_job_name=plan.job_name,
             compute=Compute(instance_type=plan.instance_type, instance_count=1, volume_size_in_gb=plan.volume_size_gb),
             stopping_condition=StoppingCondition(max_runtime_in_seconds=plan.max_runtime_seconds),
+            # Object2Vec makes no outbound calls; the control plane's CreateTrainingJob permission
+            # requires sagemaker:NetworkIsolation, so a relaunched attempt is isolated too.
+            networking=Networking(enable_network_isolation=True),
             output_data_config=OutputDataConfig(s3_output_path=plan.output_path, kms_key_id=plan.kms_key_arn,
                                                 compression_type="GZIP"),
             hyperparameters=plan.hyperparameters,

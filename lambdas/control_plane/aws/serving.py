@@ -74,6 +74,7 @@ class TrainingJob:
     tags: dict[str, str]
     vocab_uri: str | None = None  # its auxiliary channel's vocab.json (o2v_core.served_assets)
     validation_data: str | None = None  # S3Uri of the job's "validation" channel
+    role_arn: str = ""
 
 
 @dataclass(frozen=True)
@@ -149,6 +150,7 @@ class SageMakerServing:
             tags=self._tags_of(arn),
             vocab_uri=vocab_uri(job),
             validation_data=validation_channel(job),
+            role_arn=job["RoleArn"],
         )
 
     def create_model(
@@ -166,6 +168,9 @@ class SageMakerServing:
             ModelName=name,
             ExecutionRoleArn=role_arn,
             PrimaryContainer={"Image": image_uri, "ModelDataUrl": model_data_url, "Environment": dict(environment)},
+            # Object2Vec inference makes no outbound calls; the promoter's CreateModel permission
+            # requires sagemaker:NetworkIsolation.
+            EnableNetworkIsolation=True,
             Tags=_tags(tags),
         ))
 

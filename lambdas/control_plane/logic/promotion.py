@@ -65,6 +65,7 @@ from o2v_core.naming import (
     TAG_DEPLOYMENT,
     job_prefix,
 )
+from o2v_core.resource_names import TRAINING_OUTPUT_PREFIX
 from o2v_core.runtime_config import PREFIX, ConfigError, ControlPlaneConfig
 from o2v_core.served_assets import TAG_TRAINING_JOB, TAG_VOCAB
 
@@ -115,6 +116,9 @@ class PromotionSettings:
     event_bus_name: str
     rollback_alarm_names: tuple[str, ...]
     serving_model_data_url_parameter: str = ""
+    # Provenance: only jobs that ran as this role, with an artifact below this S3 prefix.
+    training_role_arn: str = ""
+    training_output_uri: str = ""
     # KmsKeyId and DataCaptureConfig of the first endpoint's config (later ones copy the live config's).
     first_endpoint_config: EndpointConfigSettings = dataclasses.field(default_factory=EndpointConfigSettings)
 
@@ -125,7 +129,15 @@ class PromotionSettings:
         def env(field: str) -> str:
             return PREFIX + field.upper()
 
-        required = ("endpoint_name", "serving_model_parameter", "model_role_arn", "image_uri", "endpoint_instance_type")
+        required = (
+            "endpoint_name",
+            "serving_model_parameter",
+            "model_role_arn",
+            "image_uri",
+            "endpoint_instance_type",
+            "training_role_arn",
+            "artifact_bucket",
+        )
         for field in required:
             if not getattr(config, field):
                 raise ConfigError(f"environment variable {env(field)} must be set for the promoter")
@@ -166,6 +178,8 @@ class PromotionSettings:
             event_bus_name=config.event_bus_name,
             rollback_alarm_names=alarms,
             serving_model_data_url_parameter=config.serving_model_data_url_parameter,
+            training_role_arn=config.training_role_arn,
+            training_output_uri=f"s3://{config.artifact_bucket}/{TRAINING_OUTPUT_PREFIX}",
             first_endpoint_config=EndpointConfigSettings(config.endpoint_kms_key_arn or None, capture),
         )
 
@@ -196,6 +210,24 @@ def status_veto(status: str, tags: dict[str, str]) -> str | None:
             f"(no {TAG_BEST_EPOCH_ARTIFACT}=true tag)"
         )
     return f"training job status is {status!r}; only Completed (or tagged Stopped) jobs are promotable"
+
+
+def provenance_veto(job: TrainingJob, *, training_role_arn: str, training_output_uri: str) -> str | None:
+    """Why a job is not this deployment's to promote, or None: it must have run as the training
+    role, and its artifact must lie below the artifact bucket's training prefix (where only that
+    role may write). A job started by anyone else, or pointing at another artifact, never serves."""
+    if job.role_arn != training_role_arn:
+        return (
+            f"training job ran with role {job.role_arn!r}, not this deployment's training role "
+            f"{training_role_arn!r}; only its jobs are promotable"
+        )
+    if job.model_data_url is not None and not job.model_data_url.startswith(training_output_uri):
+        return (
+            f"model artifact {job.model_data_url!r} is not below {training_output_uri}, where this "
+            "deployment's training jobs write; only those artifacts are promotable"
+        )
+    return None
+
 
 
 def candidate_value(event: TrainingSucceeded, status: str, tags: Mapping[str, str]) -> float:
@@ -389,6 +421,13 @@ class Promoter:
             return self._skip(event, veto, candidate, serving, job=job)
         if job.model_data_url is None:
             return self._skip(event, "training job has no model artifact", candidate, serving, job=job)
+        foreign = provenance_veto(
+            job,
+            training_role_arn=self.settings.training_role_arn,
+            training_output_uri=self.settings.training_output_uri,
+        )
+        if foreign is not None:
+            return self._skip(event, foreign, candidate, serving, job=job)
         endpoint = self.sagemaker.describe_endpoint(self.settings.endpoint_name)
         config_name = serving_name(self.settings.deployment, job.name, "config")
         if endpoint is not None and endpoint.targets(config_name):

@@ -130,6 +130,9 @@ def build_child_request(
         # SageMaker filled these in itself and refuses them on Create for built-in images (10a).
         algorithm.pop("MetricDefinitions", None)
     request["TrainingJobName"] = name
+    # Always isolated, even for a parent launched without it: the retrain launcher's
+    # CreateTrainingJob permission requires sagemaker:NetworkIsolation (stacks/guardrails.py).
+    request["EnableNetworkIsolation"] = True
     request["HyperParameters"] = dict(hyperparameters)
     request["Tags"] = tag_list(tags)
     return request
