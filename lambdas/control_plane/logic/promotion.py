@@ -229,7 +229,6 @@ def provenance_veto(job: TrainingJob, *, training_role_arn: str, training_output
     return None
 
 
-
 def candidate_value(event: TrainingSucceeded, status: str, tags: Mapping[str, str]) -> float:
     """The validation value that describes the model artifact.
 
