@@ -13,7 +13,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 from o2v_core.events import rules
-from o2v_core.functions import DIVERGENCE_MONITOR, FUNCTIONS, METRIC_LINE_JUDGE, RETRAIN_LAUNCHER, SERVING_FUNCTIONS
+from o2v_core.functions import DIVERGENCE_MONITOR, FUNCTIONS, METRIC_LINE_JUDGE, SERVING_FUNCTIONS
 from o2v_core.metric_lines import LOSS_METRIC
 from o2v_core.naming import job_prefix
 from o2v_core.runtime_config import ControlPlaneConfig
@@ -141,7 +141,6 @@ class RetrainingControlPlane(Construct):
             deployment=deployment,
             job_prefix=job_prefix(deployment),
             metric_name=validation_metric_name(settings),
-            retrain_launcher=lambdas[RETRAIN_LAUNCHER.function_id],
             judging_logs=[self.functions[spec.function_id].log_group
                           for spec in (METRIC_LINE_JUDGE, DIVERGENCE_MONITOR)],
             functions=lambdas,

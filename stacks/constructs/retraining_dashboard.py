@@ -1,5 +1,5 @@
-"""A dashboard of the retraining loop: validation loss per attempt, retrains, epochs saved by
-stopping diverged jobs, failure queues."""
+"""A dashboard of the retraining loop: validation loss per attempt, what the loop did (business
+metrics), epochs saved by stopping diverged jobs, failure queues."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
+from o2v_core import business_metrics
 from o2v_core.early_stopping import epochs_saved_query
 from o2v_core.resource_names import TRAINING_JOB_METRICS_NAMESPACE
 
@@ -35,7 +36,6 @@ class RetrainingDashboard(Construct):
         deployment: str,
         job_prefix: str,
         metric_name: str,
-        retrain_launcher: lambda_.IFunction,
         judging_logs: Sequence[logs.ILogGroup],
         functions: Mapping[str, lambda_.IFunction],
         queues: Mapping[str, sqs.IQueue],
@@ -58,12 +58,24 @@ class RetrainingDashboard(Construct):
                 left_y_axis=cloudwatch.YAxisProps(label=metric_name, show_units=False),
             )
         )
-        self.dashboard.add_widgets(
+        # What the loop did (o2v_core.business_metrics, counted by the handlers), not invocations,
+        # which also count the runs that did nothing.
+        self.dashboard.add_widgets(*(
             cloudwatch.GraphWidget(
-                title="Retrains launched (retrain launcher invocations)",
+                title=title,
                 width=8,
-                left=[retrain_launcher.metric_invocations(period=hour, statistic="Sum", label="retrains")],
-            ),
+                left=[
+                    cloudwatch.Metric(
+                        namespace=business_metrics.NAMESPACE, metric_name=name,
+                        dimensions_map={business_metrics.DIMENSION: deployment},
+                        period=hour, statistic="Sum", label=name,
+                    )
+                    for name in names
+                ],
+            )
+            for title, names in business_metrics.DASHBOARD_GROUPS
+        ))
+        self.dashboard.add_widgets(
             cloudwatch.LogQueryWidget(
                 title="Epochs saved by stopping diverged jobs (at least; 0: left to finish with their best epoch)",
                 width=8,

@@ -48,6 +48,7 @@ from o2v_core.retrain_policy import RetrainPolicy
 from tests.aws_calls import attributed_to
 from tests.control_plane import moto_ext
 from tests.control_plane.cloud import BUS, DIVERGING, IMAGE, ROLE, Cloud, epoch_lines, log_header
+from tests.lambda_context import lambda_context
 
 LINEAGE = "stsb-baseline"
 MODES = ("kill-before", "kill-after", "error-before", "error-after")
@@ -111,7 +112,7 @@ def invoke_async(
         injector.calls = 0
         with injected(injector):
             try:
-                handler(event, None)
+                handler(event, lambda_context())
                 return True
             except (Killed, Exception):
                 continue

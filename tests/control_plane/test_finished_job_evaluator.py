@@ -23,6 +23,7 @@ from o2v_core.events import (
 
 from tests.control_plane import moto_ext
 from tests.control_plane.cloud import BASE_HYPERPARAMETERS, DIVERGING, HEALTHY, Cloud, epoch_lines, log_header
+from tests.lambda_context import lambda_context
 
 SOFTMAX = {**BASE_HYPERPARAMETERS, "output_layer": "softmax", "num_classes": "3"}
 
@@ -44,7 +45,7 @@ def test_a_healthy_completed_job_succeeds_with_its_artifact(cloud: Cloud, monkey
     lines += epoch_lines(accuracy, "accuracy")
     cloud.write_log(job, lines)
 
-    result = finished_job_evaluator.handler(finish(cloud, job), None)
+    result = finished_job_evaluator.handler(finish(cloud, job), lambda_context())
 
     assert result["action"] == "succeeded"
     routed = cloud.delivered("promoter")  # the PromoteOnSuccess rule's target
@@ -65,7 +66,7 @@ def test_a_job_stopped_by_someone_else_is_judged_like_a_completed_one(
     job = cloud.create_job("manual-stop", status="Stopped")
     cloud.write_log(job, log_header(job) + epoch_lines(HEALTHY[:3], "mean_squared_error"))
 
-    assert finished_job_evaluator.handler(finish(cloud, job), None)["action"] == "succeeded"
+    assert finished_job_evaluator.handler(finish(cloud, job), lambda_context())["action"] == "succeeded"
     succeeded = parse_event(cloud.delivered("promoter")[0], TrainingSucceeded)
     assert succeeded.trainingJobStatus == "Stopped"  # the promoter decides what a stopped job may serve
 
@@ -76,8 +77,8 @@ def test_a_job_that_diverged_between_checks_is_reported_once(cloud: Cloud, monke
     cloud.write_log(job, log_header(job) + epoch_lines(DIVERGING, "mean_squared_error"))
     event = finish(cloud, job)
 
-    first = finished_job_evaluator.handler(event, None)
-    duplicate = finished_job_evaluator.handler(event, None)  # SageMaker may send an event twice
+    first = finished_job_evaluator.handler(event, lambda_context())
+    duplicate = finished_job_evaluator.handler(event, lambda_context())  # SageMaker may send an event twice
 
     # Reported once: a reason to retrain ...
     routed = cloud.delivered("retrain_launcher")
@@ -103,7 +104,7 @@ def test_a_stopped_diverged_job_without_its_best_epoch_is_not_offered(
     job = cloud.create_job("fast", status="Stopped")
     cloud.write_log(job, log_header(job) + epoch_lines(DIVERGING, "mean_squared_error"))
 
-    result = finished_job_evaluator.handler(finish(cloud, job), None)
+    result = finished_job_evaluator.handler(finish(cloud, job), lambda_context())
 
     assert result["action"] == "diverged"
     assert len(cloud.delivered("retrain_launcher")) == 1
@@ -130,7 +131,7 @@ def test_failures_notify_operators_and_are_never_overfitting(
     # Even with a curve that diverged before the failure, a failed job is not retrained.
     cloud.write_log(job, log_header(job) + epoch_lines(DIVERGING, "mean_squared_error"))
 
-    assert finished_job_evaluator.handler(finish(cloud, job), None) == {
+    assert finished_job_evaluator.handler(finish(cloud, job), lambda_context()) == {
         "job": job, "action": "failed", "detail": category,
     }
     notified = cloud.delivered("notifications")  # NotifyOperators -> SNS in AWS
@@ -146,7 +147,7 @@ def test_a_job_without_validation_metrics_cannot_be_judged(cloud: Cloud, monkeyp
     job = cloud.create_job("no-validation", status="Completed")
     cloud.write_log(job, [*log_header(job), "#quality_metric: host=algo-1, test mean_squared_error <loss>=0.1"])
 
-    assert finished_job_evaluator.handler(finish(cloud, job), None)["detail"] == "no_validation_metric"
+    assert finished_job_evaluator.handler(finish(cloud, job), lambda_context())["detail"] == "no_validation_metric"
     assert parse_event(cloud.delivered("notifications")[0], TrainingFailed).category == "no_validation_metric"
 
 
@@ -197,7 +198,7 @@ def test_malformed_events_raise_and_name_the_field(
     for case, bad, expected in cases:
         log_records()
         with pytest.raises(MalformedEvent) as raised:
-            finished_job_evaluator.handler(bad, None)
+            finished_job_evaluator.handler(bad, lambda_context())
         assert expected in str(raised.value), (case, str(raised.value))
         errors = [entry for entry in log_records() if entry["level"] == "ERROR"]
         assert len(errors) == 1 and expected in errors[0]["error"], case
@@ -216,7 +217,7 @@ def test_a_garbled_metric_line_is_skipped_counted_and_named(
     lines.append("#quality_metric: host=algo-1, epoch=8, validation mean_squared_error <loss>=")  # cut off
     cloud.write_log(job, lines)
 
-    result = finished_job_evaluator.handler(finish(cloud, job), None)
+    result = finished_job_evaluator.handler(finish(cloud, job), lambda_context())
 
     assert result["action"] == "succeeded"
     assert len(cloud.delivered("promoter")) == 1

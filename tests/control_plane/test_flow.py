@@ -21,6 +21,7 @@ from tests.control_plane.cloud import (
     epoch_lines,
     log_header,
 )
+from tests.lambda_context import lambda_context
 
 SCHEDULED = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
 LINEAGE = "stsb-baseline"
@@ -37,7 +38,7 @@ def run_monitor_each_epoch(cloud: Cloud, job: str) -> int:
     cloud.write_log(job, log_header(job))
     for index, point in enumerate(DIVERGING):
         cloud.write_log(job, epoch_lines([point], "mean_squared_error"))
-        report = divergence_monitor.handler(SCHEDULED, None)
+        report = divergence_monitor.handler(SCHEDULED, lambda_context())
         assert report["errors"] == []
         if report["diverged"]:
             assert report["diverged"] == [job]
@@ -73,15 +74,15 @@ def test_diverging_job_is_stopped_reported_once_and_retrained(cloud: Cloud, monk
     assert (diverged.decision.detected_at_epoch, diverged.decision.last_value) == (7, 0.121)
 
     # Neither another monitor run nor SageMaker's "Stopped" state change reports it again.
-    assert divergence_monitor.handler(SCHEDULED, None)["diverged"] == []
+    assert divergence_monitor.handler(SCHEDULED, lambda_context())["diverged"] == []
     cloud.put_on_default_bus(cloud.sagemaker_state_change(parent))
     finished = cloud.delivered("finished_job_evaluator")
     assert len(finished) == 1, "the FinishedTrainingJob rule must match SageMaker's Stopped event"
-    assert finished_job_evaluator.handler(finished[0], None)["action"] == "already_reported"
+    assert finished_job_evaluator.handler(finished[0], lambda_context())["action"] == "already_reported"
     assert cloud.delivered("retrain_launcher") == []
     assert cloud.delivered("promoter") == []
 
-    outcome = retrain_launcher.handler(event, None)
+    outcome = retrain_launcher.handler(event, lambda_context())
 
     child = job_name(DEPLOYMENT, LINEAGE, 2)
     assert outcome == {"action": "launched", "parent": parent, "child": child, "detail": "dropout 0.2 -> 0.3"}
@@ -136,7 +137,7 @@ def test_monitor_leaves_healthy_and_foreign_jobs_alone(cloud: Cloud, monkeypatch
     other = cloud.create_job("other", deployment="prod")
     cloud.write_log(other, log_header(other) + epoch_lines(DIVERGING, "mean_squared_error"))
 
-    report = divergence_monitor.handler(SCHEDULED, None)
+    report = divergence_monitor.handler(SCHEDULED, lambda_context())
 
     assert report["checked"] == [healthy]
     assert report["skipped"] == [foreign]
@@ -154,8 +155,8 @@ def test_monitor_without_stopping_reports_once_and_leaves_the_job_running(
     job = cloud.create_job(LINEAGE)
     cloud.write_log(job, log_header(job) + epoch_lines(DIVERGING, "mean_squared_error"))
 
-    first = divergence_monitor.handler(SCHEDULED, None)
-    second = divergence_monitor.handler(SCHEDULED, None)
+    first = divergence_monitor.handler(SCHEDULED, lambda_context())
+    second = divergence_monitor.handler(SCHEDULED, lambda_context())
 
     assert first["diverged"] == [job] and second["diverged"] == []
     assert cloud.sm.describe_training_job(TrainingJobName=job)["TrainingJobStatus"] == "InProgress"
@@ -172,11 +173,11 @@ def test_a_failed_put_events_sets_no_marker_so_the_next_run_reports(
     moto_ext.FAULTS.put_events_failures = 1
 
     with pytest.raises(RuntimeError, match="PutEvents rejected ValidationLossDiverged"):
-        divergence_monitor.handler(SCHEDULED, None)
+        divergence_monitor.handler(SCHEDULED, lambda_context())
 
     assert "o2v:diverged" not in cloud.tags(job)
     assert cloud.sm.describe_training_job(TrainingJobName=job)["TrainingJobStatus"] == "InProgress"
-    assert divergence_monitor.handler(SCHEDULED, None)["diverged"] == [job]
+    assert divergence_monitor.handler(SCHEDULED, lambda_context())["diverged"] == [job]
     assert len(cloud.delivered("retrain_launcher")) == 1
 
 
@@ -189,7 +190,7 @@ def test_a_diverged_job_still_running_is_stopped_again_but_not_reported_again(
     job = cloud.create_job(LINEAGE, hyperparameters=PATIENT, extra_tags={"o2v:diverged": "validation_rise epoch 7"})
     cloud.write_log(job, log_header(job) + epoch_lines(DIVERGING[:8], "mean_squared_error"))
 
-    report = divergence_monitor.handler(SCHEDULED, None)
+    report = divergence_monitor.handler(SCHEDULED, lambda_context())
 
     assert report["stopped_again"] == [job] and report["diverged"] == []
     assert cloud.sm.describe_training_job(TrainingJobName=job)["TrainingJobStatus"] == "Stopped"
@@ -208,7 +209,7 @@ def test_by_default_a_diverged_job_its_own_early_stopping_ends_soon_is_left_to_f
     ending = cloud.create_job("ending")
     cloud.write_log(ending, log_header(ending) + epoch_lines(DIVERGING[:8], "mean_squared_error"))
 
-    report = divergence_monitor.handler(SCHEDULED, None)
+    report = divergence_monitor.handler(SCHEDULED, lambda_context())
 
     assert sorted(report["diverged"]) == sorted([patient, ending]) and report["epochs_saved"] == []
     assert sorted(report["left_to_finish"]) == sorted([
@@ -224,7 +225,7 @@ def test_by_default_a_diverged_job_its_own_early_stopping_ends_soon_is_left_to_f
 
     # A later run, still within the 2 epochs: still left alone, never reported twice.
     cloud.write_log(patient, epoch_lines(DIVERGING[8:], "mean_squared_error"))
-    again = divergence_monitor.handler(SCHEDULED, None)
+    again = divergence_monitor.handler(SCHEDULED, lambda_context())
     assert again["diverged"] == [] and again["stopped_again"] == []
     assert moto_ext.CALLS["StopTrainingJob"] == 0
 
@@ -236,11 +237,11 @@ def test_a_diverged_job_that_would_run_on_past_the_limit_is_stopped_on_a_later_r
     cloud.use_config(monkeypatch)
     job = cloud.create_job(LINEAGE, hyperparameters=PATIENT)
     cloud.write_log(job, log_header(job) + epoch_lines(DIVERGING[:8], "mean_squared_error"))
-    assert divergence_monitor.handler(SCHEDULED, None)["diverged"] == [job]
+    assert divergence_monitor.handler(SCHEDULED, lambda_context())["diverged"] == [job]
 
     # Epoch 8 beats the previous 5 epochs' minimum (0.095) by 0.015: good, the count resets.
     cloud.write_log(job, epoch_lines([(8, 0.08, 0.02)], "mean_squared_error"))
-    report = divergence_monitor.handler(SCHEDULED, None)
+    report = divergence_monitor.handler(SCHEDULED, lambda_context())
 
     assert report["stopped_again"] == [job] and report["epochs_saved"] == [f"{job}: stopped, 6 epochs saved"]
     assert cloud.sm.describe_training_job(TrainingJobName=job)["TrainingJobStatus"] == "Stopped"
@@ -262,7 +263,7 @@ def test_a_garbled_metric_line_is_skipped_and_the_rest_of_the_curve_still_decide
     )
     cloud.write_log(softmax, log_header(softmax) + epoch_lines(DIVERGING, "cross_entropy"))
 
-    report = divergence_monitor.handler(SCHEDULED, None)
+    report = divergence_monitor.handler(SCHEDULED, lambda_context())
 
     assert report["errors"] == [] and sorted(report["diverged"]) == sorted([garbled, softmax])
     events = cloud.delivered("retrain_launcher")

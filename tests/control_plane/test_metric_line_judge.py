@@ -29,6 +29,7 @@ from o2v_core.resource_names import TRAINING_JOB_LOG_GROUP as LOG_GROUP
 
 from tests.control_plane import moto_ext
 from tests.control_plane.cloud import DIVERGING, PATIENT, Cloud, epoch_lines, log_header
+from tests.lambda_context import lambda_context
 
 SCHEDULED = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
 
@@ -83,7 +84,7 @@ def test_judge_fires_on_the_line_of_the_decisive_epoch(
     for point in DIVERGING:
         lines = epoch_lines([point], "mean_squared_error")
         cloud.write_log(job, lines)
-        results.append(metric_line_judge.handler(delivery(job, lines), None))
+        results.append(metric_line_judge.handler(delivery(job, lines), lambda_context()))
         if results[-1]["verdict"] == "diverged":
             break
     verdicts = [result["verdict"] for result in results]
@@ -96,9 +97,9 @@ def test_judge_fires_on_the_line_of_the_decisive_epoch(
     assert aws_calls["ListTrainingJobs"] == 0
     assert aws_calls["FilterLogEvents"] == len(verdicts)
     # A later line of the stopped job, and the safety net, report nothing twice.
-    assert metric_line_judge.handler(delivery(job, epoch_lines([DIVERGING[-1]], "mean_squared_error")), None)[
+    assert metric_line_judge.handler(delivery(job, epoch_lines([DIVERGING[-1]], "mean_squared_error")), lambda_context())[
         "verdict"] in ("not_running", "already_reported", "stopped_again")
-    assert divergence_monitor.handler(SCHEDULED, None)["diverged"] == []
+    assert divergence_monitor.handler(SCHEDULED, lambda_context())["diverged"] == []
     assert len(cloud.delivered("retrain_launcher")) == 0
 
 
@@ -119,7 +120,7 @@ def test_lines_it_need_not_judge_cost_no_aws_call(
     job: str, lines: list[str], message_type: str, verdict: str,
 ) -> None:
     cloud.use_config(monkeypatch)
-    result = metric_line_judge.handler(delivery(job, lines, message_type=message_type), None)
+    result = metric_line_judge.handler(delivery(job, lines, message_type=message_type), lambda_context())
     assert result == {"job": job, "verdict": verdict}
     assert sum(aws_calls.values()) == 0
 

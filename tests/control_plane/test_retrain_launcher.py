@@ -32,6 +32,7 @@ from o2v_core.naming import Lineage, job_name
 
 from tests.control_plane import moto_ext
 from tests.control_plane.cloud import BASE_HYPERPARAMETERS, DEPLOYMENT, IMAGE, Cloud, as_delivered, job_request
+from tests.lambda_context import lambda_context
 
 LINEAGE = "stsb-baseline"
 DECISION = DivergenceDecisionDetail(True, "validation_rise", 4, 0.095, 7, 0.121)
@@ -72,7 +73,7 @@ def test_fifty_concurrent_duplicate_deliveries_start_exactly_one_job(
 
     def deliver(_: int) -> dict[str, Any]:
         start.wait()
-        return retrain_launcher.handler(json.loads(json.dumps(event)), None)
+        return retrain_launcher.handler(json.loads(json.dumps(event)), lambda_context())
 
     with ThreadPoolExecutor(max_workers=50) as pool:
         outcomes = list(pool.map(deliver, range(50)))
@@ -106,7 +107,7 @@ def test_losing_the_create_race_is_success_not_a_second_job(cloud: Cloud, monkey
     parent = stopped_parent(cloud)
     moto_ext.FAULTS.lose_create_race = True
 
-    outcome = retrain_launcher.handler(diverged_event(parent), None)
+    outcome = retrain_launcher.handler(diverged_event(parent), lambda_context())
 
     assert outcome["action"] == "already_launched"
     assert outcome["detail"] == "CreateTrainingJob: ResourceInUse"
@@ -116,10 +117,10 @@ def test_losing_the_create_race_is_success_not_a_second_job(cloud: Cloud, monkey
 def test_a_redelivery_after_the_child_exists_starts_nothing(cloud: Cloud, monkeypatch: pytest.MonkeyPatch) -> None:
     cloud.use_config(monkeypatch)
     parent = stopped_parent(cloud)
-    assert retrain_launcher.handler(diverged_event(parent), None)["action"] == "launched"
+    assert retrain_launcher.handler(diverged_event(parent), lambda_context())["action"] == "launched"
     calls = moto_ext.CALLS["CreateTrainingJob"]
 
-    assert retrain_launcher.handler(diverged_event(parent), None)["action"] == "already_launched"
+    assert retrain_launcher.handler(diverged_event(parent), lambda_context())["action"] == "already_launched"
     assert moto_ext.CALLS["CreateTrainingJob"] == calls
 
 
@@ -140,7 +141,7 @@ def test_throttling_is_retried_by_the_sdk_then_raised(cloud: Cloud, monkeypatch:
     before = moto_ext.CALLS["CreateTrainingJob"]
 
     with pytest.raises(ClientError) as raised:
-        retrain_launcher.handler(diverged_event(parent), None)
+        retrain_launcher.handler(diverged_event(parent), lambda_context())
 
     assert raised.value.response["Error"]["Code"] == "ThrottlingException"
     assert moto_ext.CALLS["CreateTrainingJob"] - before == 2  # the SDK retried once, then gave up
@@ -155,7 +156,7 @@ def test_a_single_throttle_is_absorbed_by_the_sdk_retry(cloud: Cloud, monkeypatc
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
     moto_ext.FAULTS.create_training_job = [moto_ext.ThrottlingException]
 
-    assert retrain_launcher.handler(diverged_event(parent), None)["action"] == "launched"
+    assert retrain_launcher.handler(diverged_event(parent), lambda_context())["action"] == "launched"
 
 
 def test_resource_limit_exceeded_raises_and_starts_nothing(cloud: Cloud, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -164,7 +165,7 @@ def test_resource_limit_exceeded_raises_and_starts_nothing(cloud: Cloud, monkeyp
     moto_ext.FAULTS.create_training_job = [moto_ext.ResourceLimitExceeded]
 
     with pytest.raises(ClientError) as raised:
-        retrain_launcher.handler(diverged_event(parent), None)
+        retrain_launcher.handler(diverged_event(parent), lambda_context())
 
     assert raised.value.response["Error"]["Code"] == "ResourceLimitExceeded"
     assert cloud.training_jobs() == [parent]
@@ -236,7 +237,7 @@ def test_malformed_events_raise_name_the_field_and_start_no_job(
     for case, event, field in _malformed_cases(parent):
         log_records()
         with pytest.raises(MalformedEvent) as raised:
-            retrain_launcher.handler(event, None)
+            retrain_launcher.handler(event, lambda_context())
         assert f"'{field}'" in str(raised.value), (case, str(raised.value))
         logged = log_records()
         errors = [entry for entry in logged if entry["level"] == "ERROR"]
@@ -252,7 +253,7 @@ def test_a_job_without_lineage_tags_is_refused(cloud: Cloud, monkeypatch: pytest
     cloud.sm.create_training_job(**request)
 
     with pytest.raises(MalformedEvent, match="'o2v:attempt'"):
-        retrain_launcher.handler(diverged_event(request["TrainingJobName"]), None)
+        retrain_launcher.handler(diverged_event(request["TrainingJobName"]), lambda_context())
     assert cloud.training_jobs() == [request["TrainingJobName"]]
 
 
@@ -266,8 +267,8 @@ def test_max_attempts_reached_notifies_operators_and_starts_nothing(
     cloud.use_config(monkeypatch, retrain_policy='{"max_attempts": 4}')
     parent = stopped_parent(cloud, attempt=4, hyperparameters={**BASE_HYPERPARAMETERS, "dropout": "0.4"})
 
-    outcome = retrain_launcher.handler(diverged_event(parent, attempt=4), None)
-    again = retrain_launcher.handler(diverged_event(parent, attempt=4), None)
+    outcome = retrain_launcher.handler(diverged_event(parent, attempt=4), lambda_context())
+    again = retrain_launcher.handler(diverged_event(parent, attempt=4), lambda_context())
 
     assert outcome["action"] == "exhausted" and outcome["child"] is None
     assert again["action"] == "already_exhausted"
@@ -283,7 +284,7 @@ def test_dropout_at_its_cap_is_exhausted_too(cloud: Cloud, monkeypatch: pytest.M
     cloud.use_config(monkeypatch, retrain_policy='{"dropout_cap": 0.4}')
     parent = stopped_parent(cloud, attempt=2, hyperparameters={**BASE_HYPERPARAMETERS, "dropout": "0.4"})
 
-    assert retrain_launcher.handler(diverged_event(parent, attempt=2), None)["action"] == "exhausted"
+    assert retrain_launcher.handler(diverged_event(parent, attempt=2), lambda_context())["action"] == "exhausted"
     notified = cloud.delivered("notifications")
     assert "dropout_cap=0.4" in notified[0]["detail"]["reason"]
     assert cloud.training_jobs() == [parent]
@@ -293,7 +294,7 @@ def test_the_policy_comes_from_config(cloud: Cloud, monkeypatch: pytest.MonkeyPa
     cloud.use_config(monkeypatch, retrain_policy='{"dropout_step": [0.25], "weight_decay_step": 0.001, '
                                                  '"weight_decay_cap": 0.01}')
     parent = stopped_parent(cloud)
-    retrain_launcher.handler(diverged_event(parent), None)
+    retrain_launcher.handler(diverged_event(parent), lambda_context())
     child = cloud.sm.describe_training_job(TrainingJobName=job_name(DEPLOYMENT, LINEAGE, 2))
     assert child["HyperParameters"]["dropout"] == "0.45"
     assert child["HyperParameters"]["weight_decay"] == "0.001"
@@ -387,7 +388,7 @@ def test_a_long_lineage_still_gives_a_valid_distinct_child_name(cloud: Cloud, mo
     parent = cloud.create_job(lineage, status="Stopped")
     event = diverged_event(parent, lineage=lineage)
 
-    outcome = retrain_launcher.handler(event, None)
+    outcome = retrain_launcher.handler(event, lambda_context())
 
     child = outcome["child"]
     assert outcome["action"] == "launched" and child is not None

@@ -18,6 +18,7 @@ from o2v_core.naming import NamingError, job_name, job_prefix
 
 from tests.control_plane import moto_ext
 from tests.control_plane.cloud import DIVERGING, Cloud, epoch_lines, log_header
+from tests.lambda_context import lambda_context
 
 SCHEDULED = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
 # Names that are prefixes of one another, with and without hyphens at the joint.
@@ -70,7 +71,7 @@ def test_the_monitor_does_not_even_list_another_deployments_jobs(cloud: Cloud, m
     other = cloud.create_job("run", deployment="dev-x")
     cloud.write_log(other, log_header(other) + epoch_lines(DIVERGING, "mean_squared_error"))
 
-    report = divergence_monitor.handler(SCHEDULED, None)
+    report = divergence_monitor.handler(SCHEDULED, lambda_context())
 
     assert other not in report["checked"] + report["skipped"] + report["diverged"]
     assert report["errors"] == []

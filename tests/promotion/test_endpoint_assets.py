@@ -10,6 +10,7 @@ import pytest
 from control_plane.handlers.promoter import handler
 from o2v_core import served_assets
 
+from tests.lambda_context import lambda_context
 from tests.promotion import moto_serving
 from tests.promotion.support import ENDPOINT, Aws, succeeded
 from training.data import tokenizer as tokenizer_module
@@ -37,7 +38,8 @@ def test_the_file_names_the_promoter_records_are_the_ones_o2v_prepare_writes() -
 def test_a_promoted_model_s_vocabulary_is_found_from_the_endpoint_name(aws: Aws) -> None:
     upload_auxiliary(aws)
     job = aws.training_job("sts", 1, auxiliary=AUXILIARY)  # no o2v:vocab tag: SageMaker jobs have none
-    assert handler(succeeded(job, artifact=aws.model_artifact(job), best=0.4), None)["outcome"] == "ModelPromoted"
+    event = succeeded(job, artifact=aws.model_artifact(job), best=0.4)
+    assert handler(event, lambda_context())["outcome"] == "ModelPromoted"
     moto_serving.settle()
 
     found = endpoint_assets(aws.sagemaker, aws.client("s3"), ENDPOINT)

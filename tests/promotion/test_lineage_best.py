@@ -19,6 +19,7 @@ from o2v_core.events import SAGEMAKER_SOURCE, TRAINING_JOB_STATE_CHANGE, TRAININ
 from o2v_core.resource_names import TRAINING_JOB_LOG_GROUP
 
 from tests.control_plane.cloud import DIVERGING, epoch_lines, log_header
+from tests.lambda_context import lambda_context
 from tests.promotion import moto_serving
 from tests.promotion.support import PARAMETER, Aws
 
@@ -57,10 +58,10 @@ def test_the_endpoint_serves_the_lineages_best_attempt_even_when_it_is_the_one_t
 
     decisions = []
     for job in (second, first):  # the order they end in
-        finished_job_evaluator.handler(finished(aws, job), None)
+        finished_job_evaluator.handler(finished(aws, job), lambda_context())
         for event in aws.events():
             if event["detail-type"] == TRAINING_SUCCEEDED:
-                decisions.append(promoter.handler(event, None))
+                decisions.append(promoter.handler(event, lambda_context()))
                 moto_serving.settle()  # the blue/green bake ends
 
     assert [(item["trainingJobName"], item["outcome"]) for item in decisions] == [
@@ -75,7 +76,7 @@ def test_an_overfitted_attempt_is_a_reason_to_retrain_and_a_candidate(aws: Aws) 
     first = aws.training_job("sts", 1, validation=VALIDATION)
     write_log(aws, first, DIVERGING[:8])
 
-    result = finished_job_evaluator.handler(finished(aws, first), None)
+    result = finished_job_evaluator.handler(finished(aws, first), lambda_context())
 
     assert result["action"] == "diverged_candidate"
     events = {event["detail-type"]: event["detail"] for event in aws.events()}

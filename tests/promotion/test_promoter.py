@@ -19,6 +19,7 @@ from o2v_core.naming import TAG_BEST_EPOCH_ARTIFACT
 from o2v_core.runtime_config import ConfigError
 from o2v_core.served_assets import TAG_VOCAB
 
+from tests.lambda_context import lambda_context
 from tests.promotion import moto_serving
 from tests.promotion.support import (
     ALARMS,
@@ -37,7 +38,7 @@ from tests.promotion.support import (
 
 
 def promote(aws: Aws, job: str, best: float, **kwargs: Any) -> dict[str, object]:
-    return handler(succeeded(job, artifact=aws.model_artifact(job), best=best, **kwargs), None)
+    return handler(succeeded(job, artifact=aws.model_artifact(job), best=best, **kwargs), lambda_context())
 
 
 def serve_first_model(aws: Aws, value: float = 0.5) -> str:
@@ -63,7 +64,7 @@ def test_first_model_creates_the_endpoint_and_the_record(aws: Aws) -> None:
     job = aws.training_job("sts", 1, auxiliary="s3://demo-data/datasets/sts/auxiliary/")
     artifact = aws.model_artifact(job)
 
-    result = handler(succeeded(job, artifact=artifact, best=0.41), None)
+    result = handler(succeeded(job, artifact=artifact, best=0.41), lambda_context())
 
     model_name = serving_name(DEPLOYMENT, job, "model")
     config_name = serving_name(DEPLOYMENT, job, "config")
@@ -285,7 +286,7 @@ def test_sequential_duplicate_is_skipped_as_already_serving(aws: Aws) -> None:
     job = aws.training_job("sts", 1)
     event = succeeded(job, artifact=aws.model_artifact(job), best=0.5)
 
-    first, second = handler(event, None), handler(event, None)
+    first, second = handler(event, lambda_context()), handler(event, lambda_context())
 
     assert (first["outcome"], second["outcome"]) == (MODEL_PROMOTED, PROMOTION_SKIPPED)
     assert second["reason"] == "already serving"
@@ -299,11 +300,11 @@ def test_retry_after_a_crash_before_the_record_deploys_nothing_twice_and_leaves_
     serve_first_model(aws, 0.5)
     job = aws.training_job("sts", 2)
     event = succeeded(job, artifact=aws.model_artifact(job), best=0.4)
-    handler(event, None)
+    handler(event, lambda_context())
     aws.ssm.delete_parameter(Name=PARAMETER)  # as if the first run died after UpdateEndpoint
     aws.events()
 
-    result = handler(event, None)
+    result = handler(event, lambda_context())
 
     assert result["outcome"] == PROMOTION_SKIPPED
     assert str(result["reason"]).startswith("already deploying (Updating)")
@@ -325,7 +326,7 @@ def test_concurrent_duplicates_promote_once(aws: Aws, endpoint_exists: bool) -> 
 
     def invoke(_: int) -> dict[str, object]:
         barrier.wait()
-        return handler(event, None)
+        return handler(event, lambda_context())
 
     with ThreadPoolExecutor(max_workers=copies) as pool:
         results = list(pool.map(invoke, range(copies)))
@@ -400,7 +401,7 @@ def test_malformed_event_raises_naming_the_field(aws: Aws, mutate: Any, field: s
     mutate(event)
 
     with pytest.raises(MalformedEvent, match=f"'{field}'"):
-        handler(event, None)
+        handler(event, lambda_context())
 
     assert aws.events() == []
     assert aws.log.endpoint_creates == []
@@ -410,14 +411,14 @@ def test_corrupt_serving_record_raises_naming_the_parameter(aws: Aws) -> None:
     aws.ssm.put_parameter(Name=PARAMETER, Value='{"trainingJobName": "x"}', Type="String")
 
     with pytest.raises(ServingRecordError, match=f"{PARAMETER}.*'modelDataUrl'"):
-        handler(_valid_event(aws), None)
+        handler(_valid_event(aws), lambda_context())
 
 
 def test_missing_endpoint_setting_raises_naming_the_variable(aws: Aws, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("O2V_ENDPOINT_NAME")
 
     with pytest.raises(ConfigError, match="O2V_ENDPOINT_NAME"):
-        handler(_valid_event(aws), None)
+        handler(_valid_event(aws), lambda_context())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -563,7 +564,7 @@ def test_a_failed_write_never_leaves_the_record_ahead_of_the_url_nor_deploys_twi
             real_client(service)
         )  # fmt: skip
         with pytest.raises(ClientError, match="Rate exceeded"):
-            handler(event, None)
+            handler(event, lambda_context())
 
     record = aws.record()
     assert record is not None and record["trainingJobName"] == first  # the record still names the old model
@@ -573,7 +574,7 @@ def test_a_failed_write_never_leaves_the_record_ahead_of_the_url_nor_deploys_twi
     announced = [e["detail-type"] for e in aws.events()]
     assert announced == ([] if failing == URL_PARAMETER else [MODEL_PROMOTED])
 
-    result = handler(event, None)  # Lambda's retry
+    result = handler(event, lambda_context())  # Lambda's retry
 
     assert result["outcome"] == PROMOTION_SKIPPED
     assert str(result["reason"]).startswith("already deploying (Updating)")

@@ -32,6 +32,7 @@ from o2v_core.resource_names import TRAINING_OUTPUT_PREFIX
 
 from tests.aws_calls import attributed_to
 from tests.control_plane.cloud import HEALTHY, epoch_lines, log_header
+from tests.lambda_context import lambda_context
 from tests.promotion import moto_serving
 from tests.promotion.support import CONFIG, DEPLOYMENT, IMAGE, Aws, succeeded
 
@@ -64,7 +65,7 @@ def run_reconciler() -> dict[str, object]:
 
 
 def promote(aws: Aws, job: str, best: float) -> dict[str, object]:
-    return handler(succeeded(job, artifact=aws.model_artifact(job), best=best), None)
+    return handler(succeeded(job, artifact=aws.model_artifact(job), best=best), lambda_context())
 
 
 def decided(lineage: str, attempt: int) -> dict[str, str]:  # the evaluator judged it a success
@@ -109,9 +110,9 @@ def test_a_promoter_killed_before_model_promoted_is_announced_once_by_the_reconc
     job = aws.training_job("sts", 2, tags=decided("sts", 2))
     event = succeeded(job, artifact=aws.model_artifact(job), best=0.4)
     with killed("events", "PutEvents"), contextlib.suppress(Killed):
-        handler(event, None)
+        handler(event, lambda_context())
     for _ in range(2):  # Lambda's two async retries
-        assert handler(event, None)["outcome"] == PROMOTION_SKIPPED
+        assert handler(event, lambda_context())["outcome"] == PROMOTION_SKIPPED
     assert (aws.record() or {})["trainingJobName"] != job
     moto_serving.settle()
 

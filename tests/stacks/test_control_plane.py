@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from o2v_core import business_metrics
 from o2v_core.early_stopping import STOP_CHOICE_LOG_MESSAGE
 from o2v_core.events import rules
 from o2v_core.functions import (
@@ -357,7 +358,7 @@ def _dashboard_body(synthesized: Synthesized) -> str:
     return "".join(p if isinstance(p, str) else json.dumps(p) for p in parts)
 
 
-def test_dashboard_shows_validation_loss_per_attempt_retrains_and_dlqs(synthesized: Synthesized) -> None:
+def test_dashboard_shows_validation_loss_per_attempt_business_metrics_and_dlqs(synthesized: Synthesized) -> None:
     body = _dashboard_body(synthesized)
     deployment = synthesized.settings.deployment
     search = (
@@ -368,7 +369,13 @@ def test_dashboard_shows_validation_loss_per_attempt_retrains_and_dlqs(synthesiz
     assert "{/aws/sagemaker/TrainingJobs,TrainingJobName}" in body
     assert "validation:mean_squared_error" in body
     assert f"TrainingJobName={deployment}" in body
-    assert "Retrains launched" in body and "Invocations" in body
+    assert "Invocations" not in body  # invocation counts also count runs that did nothing
+    graphed = [name for _, names in business_metrics.DASHBOARD_GROUPS for name in names]
+    assert set(graphed) >= {*business_metrics.METRIC_OF_EVENT.values(), business_metrics.ATTEMPTS_LAUNCHED,
+                            business_metrics.RECONCILER_REPAIRS}
+    for name in graphed:  # each as [namespace, metric, dimension, deployment]
+        metric = [business_metrics.NAMESPACE, name, business_metrics.DIMENSION, deployment]
+        assert json.dumps(metric, separators=(",", ":"))[1:-1] in body
     # Epochs saved: a Logs Insights table over the monitor's own log group, summing the field the
     # monitor logs with each stop-or-finish choice.
     assert "Epochs saved by stopping diverged jobs" in body and "sum(epochsSaved)" in body

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, cast
 from o2v_core.events import Detail, put_events_entry
 
 from control_plane.aws import clients
+from control_plane.observability import count_event
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
@@ -36,4 +37,5 @@ class EventBus:
                 f"PutEvents rejected {detail.detail_type} on bus {self.bus_name!r}: "
                 f"{result.get('ErrorCode', 'no event id')} {result.get('ErrorMessage', '')}".rstrip()
             )
+        count_event(detail.detail_type, detail.deployment)
         return result["EventId"]

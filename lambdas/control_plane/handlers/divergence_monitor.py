@@ -18,6 +18,7 @@ from control_plane.aws.event_bus import EventBus
 from control_plane.aws.training_jobs import TrainingJobs
 from control_plane.aws.training_logs import TrainingLogs
 from control_plane.logic.monitor import Judge, run_monitor
+from control_plane.observability import instrumented
 
 logger = Logger()
 
@@ -36,6 +37,7 @@ def judge_from_env() -> Judge:
     )
 
 
+@instrumented
 def handler(event: Mapping[str, Any], context: Any) -> dict[str, list[str]]:
     remaining = getattr(context, "get_remaining_time_in_millis", None)
     return run_monitor(judge_from_env(), remaining_ms=remaining).as_dict()

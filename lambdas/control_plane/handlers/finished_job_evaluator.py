@@ -21,10 +21,12 @@ from control_plane.aws.training_jobs import TrainingJobs
 from control_plane.aws.training_logs import TrainingLogs
 from control_plane.logic.evaluator import evaluate_finished_job
 from control_plane.logic.sagemaker_event import parse_training_job_state_change
+from control_plane.observability import instrumented
 
 logger = Logger()
 
 
+@instrumented
 def handler(event: Mapping[str, Any], context: object) -> dict[str, str]:
     config = ControlPlaneConfig.from_env()
     try:

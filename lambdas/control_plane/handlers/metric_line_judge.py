@@ -15,9 +15,11 @@ from o2v_core.log_subscription import decode
 
 from control_plane.handlers.divergence_monitor import judge_from_env
 from control_plane.logic.metric_line_judge import judge_batch
+from control_plane.observability import instrumented
 
 logger = Logger()
 
 
+@instrumented
 def handler(event: Mapping[str, Any], context: object) -> dict[str, str]:
     return judge_batch(judge_from_env(), decode(event)).as_dict()

@@ -17,10 +17,12 @@ from o2v_core.events import MalformedEvent, TrainingSucceeded, parse_event
 from o2v_core.runtime_config import ControlPlaneConfig
 
 from control_plane.logic.promotion import promoter_from_config
+from control_plane.observability import instrumented
 
 logger = Logger()
 
 
+@instrumented
 def handler(event: Mapping[str, Any], context: object) -> dict[str, object]:
     promoter = promoter_from_config(ControlPlaneConfig.from_env())
     try:

@@ -13,9 +13,11 @@ from aws_lambda_powertools import Logger
 from o2v_core.runtime_config import ControlPlaneConfig
 
 from control_plane.logic.reconciler import reconciler_from_config
+from control_plane.observability import instrumented
 
 logger = Logger()
 
 
+@instrumented
 def handler(event: Mapping[str, Any], context: object) -> dict[str, object]:
     return reconciler_from_config(ControlPlaneConfig.from_env()).run().as_dict()

@@ -19,10 +19,12 @@ from o2v_core.runtime_config import ControlPlaneConfig
 from control_plane.aws.event_bus import EventBus
 from control_plane.aws.training_jobs import TrainingJobs
 from control_plane.logic.retrain import launch_next_attempt
+from control_plane.observability import instrumented
 
 logger = Logger()
 
 
+@instrumented
 def handler(event: Mapping[str, Any], context: object) -> dict[str, str | None]:
     config = ControlPlaneConfig.from_env()
     try:

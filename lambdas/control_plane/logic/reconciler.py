@@ -40,6 +40,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools import Logger
+from o2v_core.business_metrics import RECONCILER_REPAIRS
 from o2v_core.detector import DetectorConfig
 from o2v_core.events import FINISHED_STATUSES, ModelPromoted, ModelRolledBack, TrainingSucceeded
 from o2v_core.naming import job_prefix
@@ -72,6 +73,7 @@ from control_plane.logic.promotion import (
     promoter_from_config,
 )
 from control_plane.logic.retrain import continue_lineage
+from control_plane.observability import count
 
 logger = Logger(child=True)
 
@@ -82,6 +84,9 @@ GRACE_SECONDS = 15 * 60
 WINDOW_DAYS = 14  # jobs created earlier are not looked at
 MAX_JOBS = 100
 MAX_ACTIONS = 10
+
+
+RECORD_REPAIRS = ("announced", "rolled_back")  # what the record outcomes count as a repair
 
 
 @dataclass
@@ -134,6 +139,7 @@ class Reconciler:
         free = endpoint is not None and endpoint.status == "InService" and report.record in ("unchanged",)
         if deferred and free and not report.capped:
             self._guard(report, "deferred candidates", lambda: self._decide_deferred(deferred, report))
+        count(RECONCILER_REPAIRS, self.deployment, report.actions + (report.record in RECORD_REPAIRS))
         logger.info("reconciler run finished", extra=report.as_dict())
         if report.errors:
             raise ReconcileError("; ".join(report.errors))

@@ -31,6 +31,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from o2v_core.builtin_algorithms import builtin_algorithm
+from o2v_core.business_metrics import ATTEMPTS_LAUNCHED
 from o2v_core.events import MalformedEvent, RetrainingExhausted, ValidationLossDiverged
 from o2v_core.naming import LINEAGE_TAG_KEYS, Lineage, job_prefix, tag_list
 from o2v_core.retrain_policy import Exhausted, RetrainPolicy
@@ -47,6 +48,7 @@ from control_plane.logic.jobs import (
     lineage_of,
     load_job,
 )
+from control_plane.observability import count
 
 logger = Logger(child=True)
 
@@ -199,5 +201,6 @@ def continue_lineage(
     }
     if not jobs.create(request):
         return RetrainOutcome("already_launched", parent.name, child_name, "CreateTrainingJob: ResourceInUse")
+    count(ATTEMPTS_LAUNCHED, deployment)
     logger.info("launched the next attempt", extra={"parent": parent.name, "child": child_name, "changes": changes})
     return RetrainOutcome("launched", parent.name, child_name, ", ".join(f"{k} {v}" for k, v in changes.items()))
