@@ -125,16 +125,11 @@ def test_lines_it_need_not_judge_cost_no_aws_call(
     assert sum(aws_calls.values()) == 0
 
 
-class _ShortOnTime:
-    def get_remaining_time_in_millis(self) -> int:
-        return 1_000
-
-
 def test_monitor_defers_jobs_instead_of_running_into_its_timeout(
     cloud: Cloud, monkeypatch: pytest.MonkeyPatch, aws_calls: Counter[str]
 ) -> None:
     cloud.use_config(monkeypatch)
     job = cloud.create_job("stsb-baseline")
-    report = divergence_monitor.handler(SCHEDULED, _ShortOnTime())
+    report = divergence_monitor.handler(SCHEDULED, lambda_context(timeout_seconds=1))  # 1 s left
     assert report["deferred"] == [job] and report["checked"] == []
     assert aws_calls["DescribeTrainingJob"] == 0 and aws_calls["FilterLogEvents"] == 0
