@@ -98,7 +98,8 @@ def test_judge_fires_on_the_line_of_the_decisive_epoch(
     assert aws_calls["FilterLogEvents"] == len(verdicts)
     # A later line of the stopped job, and the safety net, report nothing twice.
     later = delivery(job, epoch_lines([DIVERGING[-1]], "mean_squared_error"))
-    assert metric_line_judge.handler(later, lambda_context())["verdict"] in ("not_running", "already_reported", "stopped_again")
+    verdict = metric_line_judge.handler(later, lambda_context())["verdict"]
+    assert verdict in ("not_running", "already_reported", "stopped_again")
     assert divergence_monitor.handler(SCHEDULED, lambda_context())["diverged"] == []
     assert len(cloud.delivered("retrain_launcher")) == 0
 
