@@ -36,7 +36,8 @@ def count(metric: str, deployment: str, value: int = 1) -> None:
     """Add a business count for this deployment to the invocation's metrics."""
     if value <= 0:
         return
-    metrics.set_default_dimensions(**{DIMENSION: deployment})
+    if metrics.default_dimensions.get(DIMENSION) != deployment:  # set once: Powertools warns on a repeat
+        metrics.set_default_dimensions(**{DIMENSION: deployment})
     metrics.add_metric(name=metric, unit=MetricUnit.Count, value=value)
 
 
