@@ -1,0 +1,22 @@
+"""Builds the promoter from the function's environment: real clients, checked settings."""
+
+from __future__ import annotations
+
+from o2v_core.runtime_config import ControlPlaneConfig
+
+from control_plane.aws.event_bus import EventBus
+from control_plane.aws.serving import SageMakerServing, ServingRecordStore
+from control_plane.logic.promotion.settings import PromotionSettings
+from control_plane.logic.promotion.workflow import Promoter
+
+
+def promoter_from_config(config: ControlPlaneConfig) -> Promoter:
+    settings = PromotionSettings.from_config(config)
+    return Promoter(
+        settings=settings,
+        sagemaker=SageMakerServing(),
+        records=ServingRecordStore(
+            settings.serving_model_parameter, url_parameter_name=settings.serving_model_data_url_parameter or None
+        ),
+        bus=EventBus(settings.event_bus_name),
+    )
