@@ -9,6 +9,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from tests import aws_calls
+from tests.sagemaker_fake import sagemaker_fake, sagemaker_url  # noqa: F401  (fixtures for every package)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # Real public data sits beside the repo (see ../shared/data/README.md); it is never copied in.

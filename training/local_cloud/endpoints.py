@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from training.local_cloud import procs
-from training.local_cloud.jobs import ApiError, Clients, LogForwarder, split_s3_uri
+from training.local_cloud.jobs import ApiError, Clients, LogForwarder, page, split_s3_uri
 
 ServerCommand = Callable[[Path, int], list[str]]
 
@@ -74,6 +74,8 @@ class Endpoint:
     image: str = ""
     pending_config: str | None = None
     pending_since: float | None = None
+    last_deployment_config: dict[str, Any] | None = None
+    retain_variant_properties: bool = False  # the pending update's RetainAllVariantProperties
 
     def describe(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -84,7 +86,7 @@ class Endpoint:
             "CreationTime": self.created,
             "LastModifiedTime": self.modified,
         }
-        if self.server is not None and self.variant:
+        if self.variant:  # what a deployment put in service (a server, or a test's settle)
             count = int(self.variant.get("InitialInstanceCount", 1))
             out["ProductionVariants"] = [{
                 "VariantName": self.variant.get("VariantName", "AllTraffic"),
@@ -100,17 +102,37 @@ class Endpoint:
                 "EndpointConfigName": self.pending_config,
                 "StartTime": self.pending_since or self.modified,
             }
+        if self.last_deployment_config is not None:
+            out["LastDeploymentConfig"] = self.last_deployment_config
         if self.failure_reason:
             out["FailureReason"] = self.failure_reason
         return out
+
+    def put_in_service(self, config_name: str, variant: dict[str, Any], image: str) -> None:
+        """The pending deployment finished: ``config_name`` serves (the caller holds the lock).
+
+        With ``RetainAllVariantProperties`` the endpoint keeps its variant properties "such as the
+        instance count or the variant weight" instead of the new config's (UpdateEndpoint's
+        documentation in botocore's service model; the default is false)."""
+        served = dict(variant)
+        if self.retain_variant_properties and self.variant:
+            for key in ("InitialInstanceCount", "InitialVariantWeight"):
+                if key in self.variant:
+                    served[key] = self.variant[key]
+        self.config_name, self.variant, self.image = config_name, served, image
+        self.status, self.modified = "InService", time.time()
+        self.pending_config = self.pending_since = None
+        self.retain_variant_properties = False
 
 
 class EndpointManager:
     """Holds models, endpoint configs and endpoints; starts and stops the inference servers."""
 
     def __init__(self, clients: Clients, state_dir: Path, *, lock: threading.Lock, server_command: ServerCommand,
-                 ready_timeout: float = 120.0) -> None:
+                 ready_timeout: float = 120.0, deploy: bool = True) -> None:
+        """``deploy=False``: start no inference server; deployments wait for :meth:`settle`."""
         self.clients = clients
+        self.deploy = deploy
         self.state_dir = state_dir
         self.lock = lock
         self.server_command = server_command
@@ -166,10 +188,10 @@ class EndpointManager:
             if name in self.configs:
                 arn = self.arn("endpoint-config", name)
                 raise ApiError("ValidationException", f'Cannot create already existing endpoint configuration "{arn}".')
+            # DescribeEndpointConfig answers with the request's members (KmsKeyId, DataCaptureConfig, ...).
             self.configs[name] = {
-                "EndpointConfigName": name,
+                **{key: value for key, value in params.items() if key != "Tags"},
                 "EndpointConfigArn": self.arn("endpoint-config", name),
-                "ProductionVariants": variants,
                 "CreationTime": time.time(),
             }
             return {"EndpointConfigArn": self.configs[name]["EndpointConfigArn"]}
@@ -209,8 +231,7 @@ class EndpointManager:
             endpoint = Endpoint(name, self.arn("endpoint", name), config_name, pending_config=config_name,
                                 pending_since=time.time())
             self.endpoints[name] = endpoint
-        threading.Thread(target=self._deploy, args=(endpoint, config_name), name=f"endpoint:{name}",
-                         daemon=True).start()
+        self._start_deployment(endpoint, config_name)
         return {"EndpointArn": endpoint.arn}
 
     def update_endpoint(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -223,9 +244,42 @@ class EndpointManager:
             self._check_config(config_name)
             endpoint.status, endpoint.modified, endpoint.failure_reason = "Updating", time.time(), None
             endpoint.pending_config, endpoint.pending_since = config_name, time.time()
-        threading.Thread(target=self._deploy, args=(endpoint, config_name), name=f"endpoint:{name}",
-                         daemon=True).start()
+            endpoint.retain_variant_properties = bool(params.get("RetainAllVariantProperties"))
+            if params.get("DeploymentConfig"):  # DescribeEndpoint's LastDeploymentConfig
+                endpoint.last_deployment_config = params["DeploymentConfig"]
+        self._start_deployment(endpoint, config_name)
         return {"EndpointArn": endpoint.arn}
+
+    def _start_deployment(self, endpoint: Endpoint, config_name: str) -> None:
+        if self.deploy:
+            threading.Thread(target=self._deploy, args=(endpoint, config_name), name=f"endpoint:{endpoint.name}",
+                             daemon=True).start()
+
+    def settle(self) -> None:
+        """Scripted mode: every pending creation or update finishes; its config serves."""
+        with self.lock:
+            for endpoint in self.endpoints.values():
+                if endpoint.pending_config is not None:
+                    variant = dict(self.configs[endpoint.pending_config]["ProductionVariants"][0])
+                    container = self.models.get(variant.get("ModelName", ""), {}).get("PrimaryContainer", {})
+                    endpoint.put_in_service(endpoint.pending_config, variant, str(container.get("Image", "")))
+
+    def roll_back(self) -> None:
+        """Scripted mode: every pending update is rolled back; the former config serves, InService."""
+        with self.lock:
+            for endpoint in self.endpoints.values():
+                if endpoint.status == "Updating":
+                    endpoint.status, endpoint.modified = "InService", time.time()
+                    endpoint.pending_config = endpoint.pending_since = None
+                    endpoint.retain_variant_properties = False
+
+    def reset(self) -> None:
+        """Stop every server and forget every model, config and endpoint."""
+        self.shutdown()
+        with self.lock:
+            self.models.clear()
+            self.configs.clear()
+            self.endpoints.clear()
 
     def describe_endpoint(self, name: str) -> dict[str, Any]:
         with self.lock:
@@ -239,7 +293,8 @@ class EndpointManager:
                 for endpoint in self.endpoints.values()
                 if params.get("NameContains", "") in endpoint.name
             ]
-        return {"Endpoints": sorted(items, key=lambda item: item["CreationTime"], reverse=True)}
+        items.sort(key=lambda item: item["CreationTime"], reverse=True)
+        return page(items, params, "Endpoints", 10)
 
     def delete_endpoint(self, name: str) -> dict[str, Any]:
         with self.lock:
@@ -273,9 +328,7 @@ class EndpointManager:
             return
         with self.lock:
             old, endpoint.server = endpoint.server, server
-            endpoint.config_name, endpoint.variant, endpoint.image = config_name, variant, image
-            endpoint.status, endpoint.modified = "InService", time.time()
-            endpoint.pending_config = endpoint.pending_since = None
+            endpoint.put_in_service(config_name, variant, image)
             gone = endpoint.name not in self.endpoints
         if old is not None:
             old.stop()

@@ -289,6 +289,9 @@ class JobRunner:
         self._set("InProgress", "Starting", "Preparing the instances for training")
         self.thread.start()
 
+    def join(self, timeout: float) -> None:
+        self.thread.join(timeout=timeout)
+
     def stop(self, reason: str = "Stopped") -> None:
         with self.lock:
             if self.job.status != "InProgress":
@@ -515,6 +518,22 @@ def state_change_entry(job: TrainingJob, region: str) -> dict[str, Any]:
         "Detail": json.dumps(job.event_detail()),
         "Resources": [job.arn],
     }
+
+
+def page(items: list[Any], params: Mapping[str, Any], key: str, default_size: int) -> dict[str, Any]:
+    """One page of a List* answer: ``MaxResults`` items from ``NextToken`` on, and the next token.
+
+    The token is opaque to callers (botocore's paginators pass it back unchanged), so an offset
+    will do. ``default_size`` when the request has no MaxResults: ListEndpoints documents 10 ("This
+    value defaults to 10"); where an operation documents none, 10 as well, and no caller of ours
+    depends on it (they page until no NextToken comes back).
+    """
+    start = int(params.get("NextToken") or 0)
+    size = int(params.get("MaxResults") or default_size)
+    result: dict[str, Any] = {key: items[start : start + size]}
+    if start + size < len(items):
+        result["NextToken"] = str(start + size)
+    return result
 
 
 def tags_dict(tags: list[Mapping[str, str]] | None) -> dict[str, str]:

@@ -57,11 +57,13 @@ from training.local_cloud.jobs import (
     Clients,
     JobRunner,
     TrainingJob,
+    page,
     state_change_entry,
     tags_dict,
     trainer_command,
 )
 from training.local_cloud.sagemaker_contract import ContractViolation, check_request
+from training.local_cloud.sagemaker_control import SageMakerControl, ScriptedRunner
 
 INVOCATIONS = re.compile(r"^/endpoints/([^/]+)/invocations$")
 
@@ -70,16 +72,23 @@ class LocalSageMaker:
     """The state and operations behind the local SageMaker API."""
 
     def __init__(self, clients: Clients, state_dir: Path, *, stop_grace_seconds: float = 20.0,
-                 threads: int = 1) -> None:
+                 threads: int = 1, scripted: bool = False, emit_events: bool = True) -> None:
+        """``scripted``: train and serve nothing; jobs and endpoints move only when a test says so
+        (:mod:`training.local_cloud.sagemaker_control`, :attr:`control`). ``emit_events``: put
+        SageMaker's state-change events on the default bus (tests that script jobs put their own)."""
         self.clients = clients
+        self.scripted = scripted
+        self.emit_events = emit_events
+        self.control = SageMakerControl(self)
         self.state_dir = state_dir
         self.lock = threading.Lock()
         self.jobs: dict[str, TrainingJob] = {}
-        self.runners: dict[str, JobRunner] = {}
+        self.runners: dict[str, JobRunner | ScriptedRunner] = {}
         self.tags: dict[str, dict[str, str]] = {}
         self.stop_grace_seconds = stop_grace_seconds
         self.trainer_command = trainer_command(threads)
-        self.endpoints = EndpointManager(clients, state_dir, lock=self.lock, server_command=server_command(threads))
+        self.endpoints = EndpointManager(clients, state_dir, lock=self.lock, server_command=server_command(threads),
+                                         deploy=not scripted)
         self.model = botocore.session.get_session().get_service_model("sagemaker")
         self._audit_lock = threading.Lock()
         self._audit = (state_dir / "api-calls.jsonl").open("a", encoding="utf-8")
@@ -115,12 +124,15 @@ class LocalSageMaker:
                            f"local SageMaker does not implement {operation}; it implements "
                            + ", ".join(sorted(self.operations)))
         error: ApiError | None = None
+        self.control.calls[operation] += 1
         try:
             try:
                 check_request(operation, params)
             except ContractViolation as violation:
                 raise ApiError(violation.code, violation.message) from None
-            return handler(params)
+            result = handler(params)
+            self.control.serving_log.record(operation, params)
+            return result
         except ApiError as caught:
             error = caught
             raise
@@ -160,22 +172,43 @@ class LocalSageMaker:
 
     def create_training_job(self, params: dict[str, Any]) -> dict[str, Any]:
         name = params["TrainingJobName"]  # its pattern and length: checked by the contract already
-        _check_runnable(params)
+        if not self.scripted:  # a scripted job runs nothing, so any host settings will do
+            _check_runnable(params)
         arn = f"arn:aws:sagemaker:{self.clients.region}:{self.clients.account}:training-job/{name.lower()}"
         root = self.state_dir / "jobs" / name / "opt_ml"
+        faults = self.control.faults
         with self.lock:
+            if faults.create_training_job:
+                raise faults.create_training_job.pop(0).error()
+            if faults.lose_create_race:  # a concurrent caller's request for the same name wins
+                faults.lose_create_race = False
+                winner = self._new_job(params, arn, root)
+                threading.Thread(target=winner.start, daemon=True).start()  # once this call lets go of the lock
+            # "Training job names must be unique within an AWS account and region" (CreateTrainingJob's
+            # TrainingJobName in botocore's service model); a duplicate is ResourceInUse, one of the
+            # operation's modelled errors. The check and the insert hold one lock, as the service's do.
             if name in self.jobs:
                 raise ApiError("ResourceInUse", f"Training job names must be unique within an AWS account and "
                                                 f"region, and a training job with this name already exists ({arn})")
-            job = TrainingJob(request=json.loads(json.dumps(params)), arn=arn, root=root,
-                              tags=tags_dict(params.get("Tags")))
-            self.jobs[name] = job
-            self.tags[arn] = dict(job.tags)
-            runner = JobRunner(job, self.clients, on_change=self._emit, lock=self.lock,
-                               trainer_command=self.trainer_command, stop_grace_seconds=self.stop_grace_seconds)
-            self.runners[name] = runner
+            runner = self._new_job(params, arn, root)
         runner.start()
         return {"TrainingJobArn": arn}
+
+    def _new_job(self, params: dict[str, Any], arn: str, root: Path) -> JobRunner | ScriptedRunner:
+        """Record a new job and its runner (the caller holds the lock and starts the runner)."""
+        job = TrainingJob(request=json.loads(json.dumps(params)), arn=arn, root=root,
+                          tags=tags_dict(params.get("Tags")))
+        self.jobs[job.name] = job
+        self.tags[arn] = dict(job.tags)
+        on_change = self._emit if self.emit_events else _unobserved
+        runner: JobRunner | ScriptedRunner
+        if self.scripted:
+            runner = ScriptedRunner(job, lock=self.lock, on_change=on_change)
+        else:
+            runner = JobRunner(job, self.clients, on_change=on_change, lock=self.lock,
+                               trainer_command=self.trainer_command, stop_grace_seconds=self.stop_grace_seconds)
+        self.runners[job.name] = runner
+        return runner
 
     def list_training_jobs(self, params: dict[str, Any]) -> dict[str, Any]:
         with self.lock:
@@ -195,13 +228,9 @@ class LocalSageMaker:
             "Name": lambda job: job.name, "CreationTime": lambda job: job.created, "Status": lambda job: job.status}
         descending = params.get("SortOrder", "Ascending") != "Ascending"
         jobs.sort(key=keys.get(sort_by, keys["CreationTime"]), reverse=descending)
-        start = int(params.get("NextToken") or 0)
-        size = int(params.get("MaxResults", 10))
-        page = jobs[start : start + size]
-        result: dict[str, Any] = {"TrainingJobSummaries": [job.summary() for job in page]}
-        if start + size < len(jobs):
-            result["NextToken"] = str(start + size)
-        return result
+        with self.lock:
+            summaries = [job.summary() for job in jobs]
+        return page(summaries, params, "TrainingJobSummaries", 10)
 
     def stop_training_job(self, params: dict[str, Any]) -> dict[str, Any]:
         name = params["TrainingJobName"]
@@ -246,12 +275,7 @@ class LocalSageMaker:
         if tags is None:
             raise ApiError("ValidationException", f"Resource {params['ResourceArn']} not found.")
         items = [{"Key": key, "Value": value} for key, value in tags.items()]
-        start = int(params.get("NextToken") or 0)
-        size = int(params.get("MaxResults", 50))
-        result: dict[str, Any] = {"Tags": items[start : start + size]}
-        if start + size < len(items):
-            result["NextToken"] = str(start + size)
-        return result
+        return page(items, params, "Tags", 50)  # ListTags' MaxResults has min 50 (service model)
 
     def delete_tags(self, params: dict[str, Any]) -> dict[str, Any]:
         with self.lock:
@@ -262,7 +286,7 @@ class LocalSageMaker:
 
     # -- lifecycle
 
-    def shutdown(self) -> None:
+    def _stop_jobs(self) -> None:
         """Stop every running job (SIGTERM, grace, SIGKILL) and every inference server."""
         with self.lock:
             runners = list(self.runners.values())
@@ -271,10 +295,26 @@ class LocalSageMaker:
             if process is not None:
                 procs.stop_process(process, grace_seconds=5)
         for runner in runners:
-            runner.thread.join(timeout=10)
+            runner.join(timeout=10)
         self.endpoints.shutdown()
+
+    def reset(self) -> None:
+        """Forget every job, tag and serving resource (the test control's reset)."""
+        self._stop_jobs()
+        with self.lock:
+            self.jobs.clear()
+            self.runners.clear()
+            self.tags.clear()
+        self.endpoints.reset()
+
+    def shutdown(self) -> None:
+        self._stop_jobs()
         with self._audit_lock:
             self._audit.close()
+
+
+def _unobserved(job: TrainingJob) -> None:
+    return
 
 
 def _check_runnable(params: dict[str, Any]) -> None:
