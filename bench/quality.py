@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.stats import spearmanr
 
-from bench.serving import MiniLM, ServerClient, cosine
+from bench.serving import MiniLM, ServerClient
+from training.evaluation.sts import cosine_rows, scored_pairs, spearman
 
 # Published STS-B test Spearman x 100 (anchors quoted by the issue; not measured here).
 ANCHORS = {"Average GloVe embeddings": 58.0, "InferSent": 68.0, "all-MiniLM-L6-v2": 82.0}
@@ -27,16 +27,12 @@ REQUEST_BATCH = 64
 
 
 def test_pairs(shared: Path, limit: int | None = None) -> list[tuple[str, str, float]]:
-    from training.data.readers import Pair, read_stsb
-
-    pairs = [(row.text0, row.text1, float(row.label)) for row in read_stsb(shared / "stsbenchmark" / "sts-test.csv")
-             if isinstance(row, Pair) and row.label is not None]
-    return pairs[:limit] if limit else pairs
+    return scored_pairs(shared / "stsbenchmark" / "sts-test.csv", limit)
 
 
 def _spearman(predicted: Sequence[float], gold: Sequence[float]) -> float:
-    result = spearmanr(predicted, gold)
-    return 100.0 * float(result.statistic if hasattr(result, "statistic") else result[0])
+    """The product's STS-B score (training.evaluation.sts), x 100 as the published anchors are."""
+    return 100.0 * spearman(predicted, gold)
 
 
 def served_spearman(model: Path, pairs: Sequence[tuple[str, str, float]]) -> dict[str, Any]:
@@ -48,10 +44,10 @@ def served_spearman(model: Path, pairs: Sequence[tuple[str, str, float]]) -> dic
             left_rows.append(client.embed([left for left, _, _ in chunk]))
             right_rows.append(client.embed([right for _, right, _ in chunk]))
             pair_scores.extend(client.scores([(left, right) for left, right, _ in chunk]))
-    similarities = cosine(np.vstack(left_rows), np.vstack(right_rows))
+    similarities = cosine_rows(np.vstack(left_rows), np.vstack(right_rows))
     return {
         "pairs": len(pairs),
-        "spearman_cosine": _spearman(similarities.tolist(), gold),
+        "spearman_cosine": _spearman(similarities, gold),
         "spearman_pair_score": _spearman(pair_scores, gold),
     }
 
@@ -62,4 +58,4 @@ def minilm_spearman(minilm: MiniLM, pairs: Sequence[tuple[str, str, float]]) -> 
                       for i in range(0, len(pairs), REQUEST_BATCH)])
     right = np.vstack([minilm.embed([b for _, b, _ in pairs[i:i + REQUEST_BATCH]])
                        for i in range(0, len(pairs), REQUEST_BATCH)])
-    return {"pairs": len(pairs), "spearman_cosine": _spearman(cosine(left, right).tolist(), gold)}
+    return {"pairs": len(pairs), "spearman_cosine": _spearman(cosine_rows(left, right), gold)}

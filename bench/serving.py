@@ -152,8 +152,3 @@ def serving(model: Path, threads: int = 2) -> Iterator[ServerClient]:
         client.close()
 
 
-def cosine(left: Matrix, right: Matrix) -> npt.NDArray[np.float64]:
-    numerator = (left * right).sum(axis=1)
-    denominator = np.linalg.norm(left, axis=1) * np.linalg.norm(right, axis=1)
-    result: npt.NDArray[np.float64] = numerator / np.maximum(denominator, 1e-12)
-    return result

@@ -1,0 +1,1 @@
+"""How well embeddings match human similarity judgements: used by ``o2v demo`` and the bench."""
