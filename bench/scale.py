@@ -16,8 +16,11 @@ like AWS) on a virtual clock:
   killed at its 60 s timeout;
 * **subscription**: each job's epoch lines reach the metric-line judge at the line's second
   (CloudWatch Logs' delivery latency is not published and is not added; the local Logs' own is
-  about 0.25 s), judged one invocation after another in arrival order, plus the safety-net monitor
-  (rate(10 minutes), 120 s timeout) once in the window.
+  about 0.25 s), judged one invocation after another in arrival order on the curve store
+  (DynamoDB, no CloudWatch Logs call), plus the safety-net monitor (rate(10 minutes), 120 s
+  timeout, Logs calls paced to ``o2v_core.aws_quotas.SAFETY_NET_LOGS_SHARE``) once in the window;
+* **safety net alone** (every delivery lost): one run of the paced safety net over jobs the judge
+  never heard from, to show its pace and how many jobs one run covers.
 
 Delay: from the decisive validation line to the end of the run that reported the divergence.
 """
@@ -116,7 +119,7 @@ def counted(clock: Clock) -> Iterator[None]:
     """Hook our shared clients (control_plane.aws.clients) so each call goes through ``clock``."""
     from control_plane.aws import clients
 
-    made = [clients.sagemaker(), clients.logs(), clients.events()]
+    made = [clients.sagemaker(), clients.logs(), clients.events(), clients.dynamodb()]
 
     def before(model: Any, **_: Any) -> None:
         clock.before(model.name)
@@ -147,10 +150,12 @@ class World:
     def __init__(self, jobs: int, clock: Clock) -> None:
         from tests.control_plane import moto_ext
         from tests.control_plane.cloud import PATIENT, job_request
+        from training.local_cloud.curve_table import ensure_curve_table
 
         self.sm = boto3.client("sagemaker")
         self.logs = boto3.client("logs")  # the bench's own clients: not counted
         boto3.client("events").create_event_bus(Name=BUS)
+        ensure_curve_table(boto3.client("dynamodb"), DEPLOYMENT)
         self.logs.create_log_group(logGroupName=TRAINING_JOB_LOG_GROUP)
         self.names: list[str] = []
         self.lines: list[Line] = []
@@ -205,6 +210,7 @@ class DesignResult:
     runs_killed: int
     delays: list[float]
     missed: int  # diverging jobs not reported within the window
+    extra: dict[str, Any] = field(default_factory=dict)  # the subscription design's safety-net run
 
     def as_json(self) -> dict[str, Any]:
         minutes = range(max(self.calls, default=0) + 1)  # the last polling run starts at minute MINUTES
@@ -219,6 +225,7 @@ class DesignResult:
             "delay_p99_s": _percentile(self.delays, 99, self.missed),
             "detected": len(self.delays),
             "missed": self.missed,
+            **self.extra,
         }
 
 
@@ -231,33 +238,45 @@ def _percentile(values: list[float], pct: float, missed: int) -> float | None:
     return None if math.isinf(value) else round(value, 2)
 
 
-def _judge() -> Any:
+def _judge(world: World, *, paced: bool = False) -> Any:
+    from control_plane.aws.curve_store import CurveStore
     from control_plane.aws.event_bus import EventBus
     from control_plane.aws.training_jobs import TrainingJobs
-    from control_plane.aws.training_logs import TrainingLogs
+    from control_plane.aws.training_logs import Pacer, TrainingLogs
     from control_plane.logic.monitor import Judge
+    from o2v_core.resource_names import job_curve_table_name
 
-    return Judge(deployment=DEPLOYMENT, jobs=TrainingJobs(), logs=TrainingLogs(), bus=EventBus(BUS),
+    clock = world.clock
+
+    def sleep(seconds: float) -> None:  # the pacer waits on the virtual clock
+        clock.now += seconds
+
+    pacer = Pacer(aws_quotas.safety_net_logs_per_second(), clock=lambda: clock.now, sleep=sleep) if paced else None
+    return Judge(deployment=DEPLOYMENT, jobs=TrainingJobs(), logs=TrainingLogs(pacer=pacer), bus=EventBus(BUS),
+                 store=CurveStore(job_curve_table_name(DEPLOYMENT), clock=lambda: world.base_ms / 1000 + clock.now),
                  detector=DetectorConfig(), stop_on_divergence=True,
                  # Stop at detection (the jobs' patience 5 leaves epochs to save): the stop call
                  # marks when the divergence was acted on (Clock.stopped).
                  finish_within_epochs=0)
 
 
-def _monitor_run(world: World, start: float, timeout: float, *, bounded: bool) -> float:
-    """One monitor run from ``start``; ``bounded``: it watches its remaining time (the safety net)."""
+def _monitor_run(world: World, start: float, timeout: float, *, bounded: bool) -> tuple[float, dict[str, Any]]:
+    """One monitor run from ``start``; ``bounded``: the safety net (it watches its remaining time
+    and paces its Logs calls). Returns how long it took and its report (empty when killed)."""
     from control_plane.logic.monitor import MonitorError, run_monitor
 
     clock = world.clock
     clock.now, clock.deadline = start, start + timeout
     remaining = (lambda: int((clock.deadline - clock.now) * 1000)) if bounded else None
+    report: dict[str, Any] = {}
     try:
-        run_monitor(_judge(), remaining_ms=remaining, now=lambda: world.base_ms / 1000 + clock.now)
+        report = run_monitor(_judge(world, paced=bounded), remaining_ms=remaining,
+                             now=lambda: world.base_ms / 1000 + clock.now).as_dict()
     except (MonitorError, _Killed):
         pass  # a job's error, or the timeout: what it stopped before is in clock.stopped
     finally:
         clock.deadline = math.inf
-    return clock.now - start
+    return clock.now - start, report
 
 
 def polling(jobs: int) -> DesignResult:
@@ -266,7 +285,7 @@ def polling(jobs: int) -> DesignResult:
     longest, killed = 0.0, 0
     with counted(clock):
         for minute in range(1, MINUTES + 1):
-            took = _monitor_run(world, minute * 60.0, POLLING_TIMEOUT_S, bounded=False)
+            took, _ = _monitor_run(world, minute * 60.0, POLLING_TIMEOUT_S, bounded=False)
             killed += took >= POLLING_TIMEOUT_S
             longest = max(longest, min(took, POLLING_TIMEOUT_S))
     return _result(world, longest, POLLING_TIMEOUT_S, killed)
@@ -277,31 +296,53 @@ def subscription(jobs: int) -> DesignResult:
 
     clock = Clock()
     world = World(jobs, clock)
-    longest, killed, net_done = 0.0, 0, False
+    longest, killed, net_done, net_took = 0.0, 0, False, 0.0
     timeout = float(METRIC_LINE_JUDGE.timeout_seconds)
     net_timeout = float(DIVERGENCE_MONITOR.timeout_seconds)
     with counted(clock):
         for line in list(world.lines):
             if not net_done and line.at >= SAFETY_NET_AT_S:
                 net_done = True
-                took = _monitor_run(world, SAFETY_NET_AT_S, net_timeout, bounded=True)
-                killed += took >= net_timeout
+                net_took, _ = _monitor_run(world, SAFETY_NET_AT_S, net_timeout, bounded=True)
+                killed += net_took >= net_timeout
             if world.stopped(line.job):
                 continue  # a stopped job logs no more
             world.write_until(line.at)
             clock.now, clock.deadline = line.at, line.at + timeout
             stamp = world.base_ms + int(line.at * 1000)
             batch = LogBatch("123456789012", TRAINING_JOB_LOG_GROUP, world.stream(line.job), ("bench",),
-                             DATA_MESSAGE, tuple(LogEvent(str(i), stamp, m) for i, m in enumerate(line.messages)
-                                                 if "#quality_metric" in m))
+                             DATA_MESSAGE, tuple(LogEvent(f"{line.job}-{line.epoch}-{i}", stamp, m)
+                                                 for i, m in enumerate(line.messages) if "#quality_metric" in m))
             try:
-                judge_batch(_judge(), batch)
+                judge_batch(_judge(world), batch)
             except _Killed:
                 killed += 1
             finally:
                 clock.deadline = math.inf
             longest = max(longest, min(clock.now - line.at, timeout))
-    return _result(world, longest, timeout, killed)
+    result = _result(world, longest, timeout, killed)
+    result.extra = {"safety_net_run_s": round(net_took, 2), "safety_net_timeout_s": net_timeout}
+    return result
+
+
+def safety_net_alone(jobs: int) -> dict[str, Any]:
+    """Every delivery lost: one paced safety-net run over jobs the judge never heard from."""
+    clock = Clock()
+    world = World(jobs, clock)
+    timeout = float(DIVERGENCE_MONITOR.timeout_seconds)
+    with counted(clock):
+        world.write_until(SAFETY_NET_AT_S)
+        took, report = _monitor_run(world, SAFETY_NET_AT_S, timeout, bounded=True)
+    swept = len(report.get("checked", [])) + len(report.get("skipped", [])) + len(report.get("stopped_again", []))
+    minute = int(SAFETY_NET_AT_S // 60)
+    per_minute = {api: counts for api, counts in clock.asked.get(minute, Counter()).items()}
+    # The run spills into the next minute when it is long: its busiest minute is what a quota sees.
+    for api, count in clock.asked.get(minute + 1, Counter()).items():
+        per_minute[api] = max(per_minute.get(api, 0), count)
+    runs = math.ceil(jobs / swept) if swept else None
+    return {"run_s": round(took, 2), "timeout_s": timeout, "swept": swept, "deferred": len(report.get("deferred", [])),
+            "peak_calls_per_minute": per_minute, "runs_to_cover_all": runs,
+            "minutes_to_cover_all": None if runs is None else runs * 10}
 
 
 def _result(world: World, longest: float, timeout: float, killed: int) -> DesignResult:
@@ -336,6 +377,11 @@ def run_scale(job_counts: tuple[int, ...] = JOB_COUNTS, log: Callable[[str], Non
                     results["designs"].setdefault(design, {})[str(jobs)] = measured
                     log(f"scale: {design} at {jobs} jobs: p99 {measured['delay_p99_s']} s, longest run "
                         f"{measured['longest_run_s']} s ({measured['wall_s']} s wall)")
+            for jobs in job_counts:
+                with mock_aws():
+                    _reset_clients()
+                    results.setdefault("safety_net_alone", {})[str(jobs)] = net = safety_net_alone(jobs)
+                log(f"scale: safety net alone at {jobs} jobs: swept {net['swept']} in {net['run_s']} s")
         finally:
             moto_ext.uninstall()
             _reset_clients()
@@ -384,6 +430,7 @@ def score(results: dict[str, Any]) -> dict[str, Any]:
             "quotas_with_room": all(item["share"] <= ROOM for item in worst.values()),
             "quota_peaks": worst,
             "no_run_near_timeout": measured["longest_run_s"] <= NEAR_TIMEOUT * measured["timeout_s"]
+            and measured.get("safety_net_run_s", 0.0) <= NEAR_TIMEOUT * measured.get("safety_net_timeout_s", 1.0)
             and measured["runs_killed"] == 0,
             "p99_under_target": measured["delay_p99_s"] is not None and measured["delay_p99_s"] < DELAY_TARGET_S,
         }

@@ -7,10 +7,11 @@ from typing import Any
 from bench.report import _f, _table, _verdict
 
 DESIGN_NAMES = {
-    "polling": "polling monitor (every minute, 60 s timeout; before this change)",
-    "subscription": "subscription: metric-line judge per line + 10-minute safety net (now)",
+    "polling": "polling monitor (every minute over every job, 60 s timeout; the design before the subscription)",
+    "subscription": "subscription + curve store: judge per line on DynamoDB, paced 10-minute safety net (now)",
 }
-APIS = ("FilterLogEvents", "DescribeLogStreams", "DescribeTrainingJob", "ListTags", "ListTrainingJobs")
+APIS = ("FilterLogEvents", "DescribeLogStreams", "DescribeTrainingJob", "ListTags", "ListTrainingJobs",
+        "UpdateItem", "BatchGetItem")
 
 
 def _peak(measured: dict[str, Any], api: str) -> int:
@@ -35,12 +36,24 @@ def section_scale(results: dict[str, Any]) -> str:
             measured = by_jobs[jobs]
             calls = [f"{_peak(measured, api)} ({_quota_cell(scale, api)})" for api in APIS]
             p99 = _f(measured["delay_p99_s"], 1, " s") if measured["delay_p99_s"] is not None else "never (missed)"
+            runs = f"{_f(measured['longest_run_s'], 1, ' s')} / {measured['timeout_s']:.0f} s"
+            if "safety_net_run_s" in measured:
+                runs += (f"; safety net {_f(measured['safety_net_run_s'], 1, ' s')} / "
+                         f"{measured['safety_net_timeout_s']:.0f} s")
             rows.append([
-                DESIGN_NAMES.get(design, design), jobs, *calls,
-                f"{_f(measured['longest_run_s'], 1, ' s')} / {measured['timeout_s']:.0f} s", measured["runs_killed"],
+                DESIGN_NAMES.get(design, design), jobs, *calls, runs, measured["runs_killed"],
                 f"{_f(measured['delay_p50_s'], 1, ' s')} / {p99}",
                 f"{measured['detected']} of {measured['detected'] + measured['missed']}",
             ])
+    net_rows = []
+    for jobs, net in (scale.get("safety_net_alone") or {}).items():
+        peaks = ", ".join(f"{api} {net['peak_calls_per_minute'].get(api, 0)}" for api in APIS[:4])
+        cover = (f"{net['runs_to_cover_all']} runs ({net['minutes_to_cover_all']} min)"
+                 if net["runs_to_cover_all"] else "never")
+        net_rows.append([jobs, net["swept"], net["deferred"], f"{_f(net['run_s'], 1, ' s')} / {net['timeout_s']:.0f} s",
+                         peaks, cover])
+    net_table = _table(["Jobs", "Swept in one run", "Deferred", "Run / timeout", "Peak calls/min", "To cover all"],
+                       net_rows) if net_rows else "(not measured)"
     room = f"{scale['room']:.0%}"
     target_rows = []
     for design, scored in scale["targets"].items():
@@ -70,7 +83,15 @@ p99 delay under {scale['delay_target_s']:.0f} s):
 {_table(["Design", "Jobs", "Under every documented quota with room", "No run near its timeout",
          "p99 delay < 30 s"], target_rows)}
 
-SageMaker publishes no rate for DescribeTrainingJob, ListTags or ListTrainingJobs, so those
-columns are counts without a quota to score against. A run killed at its timeout asks for nothing
-more, so where runs were killed the counts understate the demand: the 500-job polling monitor
-wanted one call of each per job, 500 a minute, and reached about 300 before its timeout."""
+The safety net alone, when every delivery is lost (the judge never heard from any job): one run,
+its CloudWatch Logs calls paced to 1/s per API (20% of each 5/s quota), taking new jobs for 40% of
+its timeout, least recently seen first:
+
+{net_table}
+
+DynamoDB's quotas are per table (the deployment's own), sized here for the worst case of an item
+at the 400 KB limit (`o2v_core/aws_quotas.py`). SageMaker publishes no rate for DescribeTrainingJob,
+ListTags or ListTrainingJobs, so those columns are counts without a quota to score against. A run
+killed at its timeout asks for nothing more, so where runs were killed the counts understate the
+demand: the 500-job polling monitor wanted one call of each per job, 500 a minute, and reached
+about 300 before its timeout."""

@@ -48,7 +48,30 @@ DESCRIBE_TRAINING_JOB = ApiQuota("sagemaker", "DescribeTrainingJob", None, _SAGE
 LIST_TAGS = ApiQuota("sagemaker", "ListTags", None, _SAGEMAKER_UNPUBLISHED)
 LIST_TRAINING_JOBS = ApiQuota("sagemaker", "ListTrainingJobs", None, _SAGEMAKER_UNPUBLISHED)
 
-QUOTAS = (FILTER_LOG_EVENTS, DESCRIBE_LOG_STREAMS, DESCRIBE_TRAINING_JOB, LIST_TAGS, LIST_TRAINING_JOBS)
+# DynamoDB, on-demand: "40,000 read request units and 40,000 write request units" per table by
+# default (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ServiceQuotas.html,
+# "Throughput default quotas"). The quota counts request units, not calls: a write of an item up
+# to 1 KB is one unit, and an UpdateItem is charged for the larger of the item before and after
+# (same guide, "Read/write capacity mode"). Sized here for the worst case, an item at the 400 KB
+# item limit: 400 units per UpdateItem, 100 calls/s. A read unit reads 4 KB strongly consistent,
+# 8 KB eventually consistent (BatchGetItem's default): 400 KB is 50 units, 800 items/s; sized at
+# 100/s as well. The table is per deployment, so these are per deployment, not the account's.
+_DYNAMODB_TABLE = "https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ServiceQuotas.html"
+UPDATE_ITEM = ApiQuota("dynamodb", "UpdateItem", 40_000 / 400, _DYNAMODB_TABLE)
+BATCH_GET_ITEM = ApiQuota("dynamodb", "BatchGetItem", 40_000 / 400, _DYNAMODB_TABLE)
+
+QUOTAS = (FILTER_LOG_EVENTS, DESCRIBE_LOG_STREAMS, DESCRIBE_TRAINING_JOB, LIST_TAGS, LIST_TRAINING_JOBS,
+          UPDATE_ITEM, BATCH_GET_ITEM)
+
+# The safety net (scheduled monitor) paces each CloudWatch Logs API to this share of its account
+# quota: 1 call/s of the 5/s. The judge makes no Logs call, so a deployment's own demand on the
+# account's Logs quotas is this share plus the finished-job evaluator's two calls per finished job.
+SAFETY_NET_LOGS_SHARE = 0.2
+
+
+def safety_net_logs_per_second() -> float:
+    paced = [q.per_second for q in (FILTER_LOG_EVENTS, DESCRIBE_LOG_STREAMS) if q.per_second is not None]
+    return SAFETY_NET_LOGS_SHARE * min(paced)
 
 # "Each log group can have up to two subscription filters associated with it."
 # (PutSubscriptionFilter, https://docs.aws.amazon.com/sdkfornet/v3/apidocs/items/CloudWatchLogs/

@@ -55,7 +55,9 @@ DIVERGENCE_MONITOR = FunctionSpec(
     "control_plane.handlers.divergence_monitor.handler",
     "Safety net every 10 minutes: check in-progress jobs' validation curves, stop diverged jobs, "
     "emit ValidationLossDiverged",
-    timeout_seconds=120,
+    # Its CloudWatch Logs calls are paced (about 1 s per swept job) and it takes new jobs for 40% of
+    # this (control_plane.logic.monitor.RUN_SHARE): about 110 jobs a run. Mostly waiting, at 256 MB.
+    timeout_seconds=300,
     # The metric-line judge reacts to each line within seconds; this sweep only catches what a lost
     # or failed delivery missed, so it runs rarely (docs/scale.md sizes it against the quotas).
     schedule="rate(10 minutes)",

@@ -124,3 +124,11 @@ def function_log_group_name(deployment: str, function_id: str) -> str:
 # Artifact bucket: SageMaker's OutputDataConfig.S3OutputPath of every training job (stacks/s3_layout.py
 # re-exports it); the promoter promotes only artifacts below it.
 TRAINING_OUTPUT_PREFIX = "training-jobs/"
+
+
+# The per-job curve store of the metric-line judge (o2v_core.curve_store): one DynamoDB table per
+# deployment, created by the training stack and by local mode's pump.
+
+
+def job_curve_table_name(deployment: str) -> str:
+    return f"{deployment}-job-curves"

@@ -39,6 +39,7 @@ class ControlPlaneScope:
     training_role_arn: str
     event_bus_arn: str
     training_limits: TrainingJobLimits
+    curve_table_arn: str = ""  # the metric-line judge's curve store (stacks/constructs/job_curve_store.py)
 
     @property
     def training_jobs_arn(self) -> str:
@@ -120,6 +121,16 @@ def read_training_logs(scope: ControlPlaneScope) -> list[Grant]:
     ]
 
 
+def store_curves(scope: ControlPlaneScope) -> list[Grant]:
+    """What the judge calls on its curve store: one UpdateItem per delivery (returning the item)."""
+    return [allow("StoreJobCurves", ["dynamodb:UpdateItem"], [scope.curve_table_arn])]
+
+
+def triage_by_curves(scope: ControlPlaneScope) -> list[Grant]:
+    """What the safety net calls on the curve store: read its jobs' items, mark the ones it swept."""
+    return [allow("TriageByJobCurves", ["dynamodb:BatchGetItem", "dynamodb:UpdateItem"], [scope.curve_table_arn])]
+
+
 def publish(scope: ControlPlaneScope) -> list[Grant]:
     """Every control-plane function reports on the project bus (operators hear from the bus's rules)."""
     return [allow("PutProjectEvents", ["events:PutEvents"], [scope.event_bus_arn])]
@@ -128,9 +139,9 @@ def publish(scope: ControlPlaneScope) -> list[Grant]:
 Capability = Callable[[ControlPlaneScope], list[Grant]]
 
 TRAINING_FUNCTION_CAPABILITIES: dict[str, tuple[Capability, ...]] = {
-    "divergence_monitor": (list_jobs, read_jobs, tag_jobs, stop_jobs, read_training_logs, publish),
-    # Judges one job per delivered line: exactly the per-job calls of the monitor, no listing.
-    "metric_line_judge": (read_jobs, tag_jobs, stop_jobs, read_training_logs, publish),
+    "divergence_monitor": (list_jobs, read_jobs, tag_jobs, stop_jobs, read_training_logs, triage_by_curves, publish),
+    # Judges one job per delivered line on its stored curve: no listing and no log reading.
+    "metric_line_judge": (read_jobs, tag_jobs, stop_jobs, store_curves, publish),
     "finished_job_evaluator": (read_jobs, tag_jobs, read_training_logs, publish),  # a finished job needs no stop
     "retrain_launcher": (read_jobs, tag_jobs, create_jobs, publish),
 }

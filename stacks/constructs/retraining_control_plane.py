@@ -1,6 +1,7 @@
 """The retraining control plane of the training stack.
 
-Bus, topic, failure queues, one function per o2v_core.functions spec (except the promoter, which
+Bus, topic, failure queues, the metric-line judge's curve store (a DynamoDB table), one function
+per o2v_core.functions spec (except the promoter, which
 the serving stack owns), one rule per o2v_core.events.rules() spec that targets them, the
 monitor's schedule, the subscription filter that hands each ``#quality_metric`` line of SageMaker's
 training log group to the metric-line judge (with the group made sure to exist), alarms and a dashboard.
@@ -23,6 +24,7 @@ from stacks.constructs.control_plane_function import ControlPlaneFunction
 from stacks.constructs.control_plane_grants import ControlPlaneScope, grants_for
 from stacks.constructs.event_rules import EventRules, ScheduledFunctions
 from stacks.constructs.failure_alarms import FailureAlarms
+from stacks.constructs.job_curve_store import JobCurveStore
 from stacks.constructs.log_subscriptions import LogSubscriptions
 from stacks.constructs.notification_topic import NotificationTopic
 from stacks.constructs.project_event_bus import ProjectEventBus
@@ -77,6 +79,7 @@ class RetrainingControlPlane(Construct):
             image_uri=image_uri,
             artifact_bucket=data.artifact_bucket_name,
         )
+        self.curve_store = JobCurveStore(self, "JobCurveStore", deployment=deployment, key=key, removal_policy=removal)
         grant_scope = ControlPlaneScope(
             job_prefix=job_prefix(deployment),
             training_role_arn=training_role_arn,
@@ -86,6 +89,7 @@ class RetrainingControlPlane(Construct):
                 max_runtime_seconds=settings.training.max_runtime_seconds,
                 output_key_arn=data.key_arn,
             ),
+            curve_table_arn=self.curve_store.table.table_arn,
         )
         self.functions: dict[str, ControlPlaneFunction] = {
             spec.function_id: ControlPlaneFunction(

@@ -58,3 +58,16 @@ def test_both_designs_catch_the_diverging_job_and_the_judge_never_lists_jobs() -
     assert sum(subscription["calls_per_minute"]["ListTrainingJobs"]) == 1
     assert subscription["delay_p99_s"] < polling["delay_p99_s"]
     assert not math.isnan(subscription["longest_run_s"])
+    # the judge reads no log: only the safety net would, and it finds every job covered by the store
+    assert sum(subscription["calls_per_minute"].get("FilterLogEvents", [0])) == 0
+    assert sum(subscription["calls_per_minute"]["UpdateItem"]) >= 3 * scale.MINUTES
+    # every delivery lost: the paced safety net sweeps all three in one run, one Logs call each per API
+    alone = results["safety_net_alone"]["3"]
+    assert alone["swept"] == 3 and alone["peak_calls_per_minute"]["FilterLogEvents"] == 3
+
+
+def test_a_slow_safety_net_run_fails_the_timeout_target() -> None:
+    measured: dict[str, Any] = {"calls_per_minute": {}, "longest_run_s": 1.0, "timeout_s": 60.0, "runs_killed": 0,
+                                "delay_p99_s": 1.0, "safety_net_run_s": 200.0, "safety_net_timeout_s": 300.0}
+    results = {"job_counts": [5], "quotas": {}, "designs": {"d": {"5": measured}}}
+    assert scale.score(results)["d"]["no_run_near_timeout"] is False

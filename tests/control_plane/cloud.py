@@ -21,6 +21,7 @@ from o2v_core.resource_names import TRAINING_JOB_LOG_GROUP
 from o2v_core.runtime_config import ControlPlaneConfig
 
 from tests.control_plane import moto_ext
+from training.local_cloud.curve_table import ensure_curve_table
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
@@ -119,7 +120,9 @@ class Cloud:
         return config
 
     def wire_rules(self) -> None:
-        """The project bus and every rule of ``rules()``, each target replaced by an SQS queue."""
+        """The project bus and every rule of ``rules()``, each target replaced by an SQS queue; and the
+        judge's curve store table, as local mode creates it."""
+        ensure_curve_table(boto3.client("dynamodb"), self.deployment)
         self.events.create_event_bus(Name=BUS)
         for spec in rules(self.deployment):
             if spec.target not in self.queues:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -63,3 +64,21 @@ def log_records() -> Iterator[Callable[[], list[dict[str, Any]]]]:
     finally:
         for handler, old in zip(handlers, previous, strict=True):
             handler.setStream(old)
+
+
+@pytest.fixture
+def aws_calls(cloud: Cloud) -> Iterator[Counter[str]]:
+    """Every AWS call our handlers make, by API (a botocore event hook on the shared clients)."""
+    from control_plane.aws import clients
+
+    counts: Counter[str] = Counter()
+
+    def count(model: Any, **_: Any) -> None:
+        counts[model.name] += 1
+
+    made = [clients.sagemaker(), clients.logs(), clients.events(), clients.dynamodb()]
+    for client in made:
+        client.meta.events.register("before-call", count)
+    yield counts
+    for client in made:
+        client.meta.events.unregister("before-call", count)

@@ -9,11 +9,9 @@ import gzip
 import json
 import time
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from control_plane.aws import clients
 from control_plane.handlers import divergence_monitor, metric_line_judge
 from o2v_core.log_subscription import (
     CONTROL_MESSAGE,
@@ -41,22 +39,6 @@ def delivery(job: str, lines: list[str], *, message_type: str = DATA_MESSAGE) ->
         subscription_filters=("dev-metric-line-judge",), message_type=message_type,
         log_events=tuple(LogEvent(str(index), now, line) for index, line in enumerate(lines)),
     ))
-
-
-@pytest.fixture
-def aws_calls(cloud: Cloud) -> Iterator[Counter[str]]:
-    """Every AWS call our handlers make, by API (a botocore event hook on the shared clients)."""
-    counts: Counter[str] = Counter()
-
-    def count(model: Any, **_: Any) -> None:
-        counts[model.name] += 1
-
-    made = [clients.sagemaker(), clients.logs(), clients.events()]
-    for client in made:
-        client.meta.events.register("before-call", count)
-    yield counts
-    for client in made:
-        client.meta.events.unregister("before-call", count)
 
 
 def test_payload_round_trips_in_the_documented_encoding() -> None:
@@ -93,9 +75,11 @@ def test_judge_fires_on_the_line_of_the_decisive_epoch(
     assert results[-1]["choice"] == "stopped, 2 epochs saved"
     assert cloud.sm.describe_training_job(TrainingJobName=job)["TrainingJobStatus"] == "Stopped"
     assert len(cloud.delivered("retrain_launcher")) == 1
-    # Per line: DescribeTrainingJob, ListTags, DescribeLogStreams, FilterLogEvents; never a listing.
-    assert aws_calls["ListTrainingJobs"] == 0
-    assert aws_calls["FilterLogEvents"] == len(verdicts)
+    # Per line one UpdateItem on the curve store and no CloudWatch Logs call; SageMaker is asked on
+    # the job's first line (what judging needs, kept in the store) and on the divergence only.
+    assert aws_calls["FilterLogEvents"] == aws_calls["DescribeLogStreams"] == aws_calls["ListTrainingJobs"] == 0
+    assert aws_calls["DescribeTrainingJob"] == aws_calls["ListTags"] == 2
+    assert aws_calls["UpdateItem"] == len(verdicts) + 2  # + remember the job, + mark it reported
     # A later line of the stopped job, and the safety net, report nothing twice.
     later = delivery(job, epoch_lines([DIVERGING[-1]], "mean_squared_error"))
     verdict = metric_line_judge.handler(later, lambda_context())["verdict"]

@@ -1,6 +1,7 @@
 """The subscription path end to end through local mode: a diverging job's epoch line in the local
 Logs -> the local Logs' subscription delivery (Base64 GZIP JSON, one stream's ``logEvents`` batch)
--> the metric-line judge in its Lambda worker -> StopTrainingJob and ValidationLossDiverged on the
+-> the metric-line judge in its Lambda worker, on the curve store (the local DynamoDB table the pump
+creates, as the stack does) -> StopTrainingJob and ValidationLossDiverged on the
 project bus -> the RetrainOnDivergence rule.
 
 The pump runs as ``o2v demo`` runs it (rules, workers, subscription delivery) against a moto
@@ -18,10 +19,11 @@ from pathlib import Path
 
 import boto3
 import pytest
+from control_plane.aws.curve_store import CurveStore
 from o2v_core.events import VALIDATION_LOSS_DIVERGED
 from o2v_core.functions import METRIC_LINE_JUDGE
 from o2v_core.log_subscription import DATA_MESSAGE, decode
-from o2v_core.resource_names import TRAINING_JOB_LOG_GROUP
+from o2v_core.resource_names import TRAINING_JOB_LOG_GROUP, job_curve_table_name
 
 from tests.control_plane import moto_ext
 from tests.control_plane.cloud import DIVERGING, PATIENT, Cloud, epoch_lines, log_header
@@ -81,6 +83,11 @@ def test_a_diverging_epoch_line_becomes_validation_loss_diverged_through_the_jud
             break
     # The same epoch the monitor fires on (tests/control_plane/test_flow.py), judged on its own line.
     assert verdicts == ["checked"] * 7 + ["diverged"]
+    # Judged on the curve store the pump created on the local DynamoDB, as the stack's table:
+    # every delivered metric line of epochs 0-7 is in the job's item, marked reported.
+    stored = CurveStore(job_curve_table_name(cloud.deployment), boto3.client("dynamodb")).records([job])[job]
+    assert len(stored.lines) == 2 * 8 and stored.reported == "diverged"
+    assert stored.meta is not None and stored.meta.hyperparameters["early_stopping_patience"] == "5"
 
     # What the judge was handed is what CloudWatch Logs hands a Lambda destination.
     batch = decode(judged()[-1].event)

@@ -322,8 +322,15 @@ def test_monitor_has_exactly_its_permissions(synthesized: Synthesized) -> None:
         "TagTrainingJobs": ["sagemaker:AddTags"],
         "StopTrainingJobs": ["sagemaker:StopTrainingJob"],
         "ReadTrainingLogs": ["logs:DescribeLogStreams", "logs:FilterLogEvents"],
+        "TriageByJobCurves": ["dynamodb:BatchGetItem", "dynamodb:UpdateItem"],
         "PutProjectEvents": ["events:PutEvents"],
     }
+    (table_id,) = synthesized.resources("training", "AWS::DynamoDB::Table")
+    assert grants["TriageByJobCurves"]["Resource"] == {"Fn::GetAtt": [table_id, "Arn"]}  # its own table only
+    judge = _grants(synthesized, METRIC_LINE_JUDGE.function_id)
+    assert sorted(as_list(judge["StoreJobCurves"]["Action"])) == ["dynamodb:UpdateItem"]
+    assert judge["StoreJobCurves"]["Resource"] == {"Fn::GetAtt": [table_id, "Arn"]}
+    assert "ReadTrainingLogs" not in judge  # the judge reads no log
     for sid, rest in logs.items():
         assert grants[sid]["Resource"] == joined(
             "arn:", {"Ref": "AWS::Partition"}, ":logs:", {"Ref": "AWS::Region"}, ":", {"Ref": "AWS::AccountId"},

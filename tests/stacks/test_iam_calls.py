@@ -90,6 +90,11 @@ def required_resource_arns(call: Call) -> list[str]:
                 return fixed[name.lower()]
             key = name.lower().removesuffix("withoutleadingslash")
             key = REQUEST_MEMBER.get((call.service, key), key)
+            if key == "tablename" and "requestitems" in params:
+                # BatchGetItem/BatchWriteItem name their tables as the keys of RequestItems (botocore
+                # dynamodb model, BatchGetRequestMap); the tests' calls name one table each.
+                (table,) = params["requestitems"]
+                return str(table)
             if key in params:
                 value = str(params[key])
                 return value.lstrip("/") if name.endswith("WithoutLeadingSlash") else value
@@ -106,7 +111,7 @@ def required_resource_arns(call: Call) -> list[str]:
 
 def to_template_names(arn: str, tested: str, deployed: str) -> str:
     """The tests run deployment ``tested``; the template is for ``deployed``: rename its resources."""
-    for of in (job_prefix, names.endpoint_name, names.event_bus_name):
+    for of in (job_prefix, names.endpoint_name, names.event_bus_name, names.job_curve_table_name):
         arn = re.sub(rf"([/:]){re.escape(of(tested))}", rf"\g<1>{of(deployed)}", arn)
     for of in (names.serving_model_parameter, names.serving_model_data_url_parameter):
         arn = arn.replace(of(tested).lstrip("/"), of(deployed).lstrip("/"))

@@ -41,12 +41,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import boto3
 from o2v_core.events import RuleSpec, rules
 from o2v_core.functions import FUNCTIONS, FunctionSpec
 from o2v_core.log_subscription import encode
 from o2v_core.runtime_config import ControlPlaneConfig
 
 from training.local_cloud import procs
+from training.local_cloud.curve_table import ensure_curve_table
 from training.local_cloud.jobs import Clients, LogForwarder
 from training.local_cloud.log_delivery import SubscriptionReader
 
@@ -286,6 +288,7 @@ class EventPump:
         for scheduled in SCHEDULED_FUNCTIONS:
             self.events.put_rule(Name=self._schedule_rule_name(scheduled), ScheduleExpression=str(scheduled.schedule),
                                  State="ENABLED", Description=scheduled.description)
+        ensure_curve_table(boto3.client("dynamodb"), deployment)  # the judge's curve store, as the stack has it
         for subscribed in SUBSCRIBED_FUNCTIONS:
             reader = SubscriptionReader(subscribed, deployment, self.clients.logs, self.clients.account)
             reader.ensure_log_group()

@@ -19,6 +19,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_logs import CloudWatchLogsClient
     from mypy_boto3_sagemaker import SageMakerClient
@@ -68,6 +69,10 @@ def sagemaker() -> SageMakerClient:
 
 def logs() -> CloudWatchLogsClient:
     return cast("CloudWatchLogsClient", client("logs"))
+
+
+def dynamodb() -> DynamoDBClient:
+    return cast("DynamoDBClient", client("dynamodb"))
 
 
 def events() -> EventBridgeClient:

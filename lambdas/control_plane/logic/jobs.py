@@ -12,7 +12,7 @@ finds the tag (docs/guarantees.md).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,10 +79,15 @@ def lineage_of(job: Job, deployment: str) -> Lineage:
 
 def read_curve(job: Job, logs: TrainingLogs) -> MetricSeries:
     """The job's per-epoch validation loss (and train loss) from its CloudWatch Logs stream."""
+    return curve_of(job, logs.metric_lines(job.name), source=f"CloudWatch Logs of {job.name}")
+
+
+def curve_of(job: Job, lines: Sequence[str], *, source: str) -> MetricSeries:
+    """The job's curve from its ``#quality_metric`` lines in log order (from the logs or the curve store)."""
     output_layer = job.hyperparameters.get("output_layer", DEFAULT_OUTPUT_LAYER)
     metric = loss_metric_for(output_layer)
-    source = f"CloudWatch Logs of {job.name}, #quality_metric line"  # the number counts metric lines only
-    series = series_from_lines(logs.metric_lines(job.name), metric=metric, source=source)
+    # the number counts metric lines only
+    series = series_from_lines(lines, metric=metric, source=f"{source}, #quality_metric line")
     if series.skipped:  # one garbled line must not make the job unjudgeable: skip it, say so
         logger.warning(series.skipped_note(), extra={"job": job.name, "skipped_lines": list(series.skipped)})
     return series

@@ -16,29 +16,44 @@ still running (left to finish, or its stop failed) is judged again and stopped o
 says so, never reported twice. Each choice is logged (:data:`STOP_CHOICE_LOG_MESSAGE`, with
 ``epochsSaved``).
 
-The monitor's run is bounded: it stops taking new jobs once less than :data:`RESERVE_MS` of the
-invocation remain, and it starts each run at a different place in the job list (the run's minute),
-so a list longer than one run can judge is covered over consecutive runs instead of its tail being
-starved. One job's trouble (a corrupt log line, a throttled call) does not keep the others from
-being checked; the run raises at the end so the failure shows in the function's errors.
+The monitor is the safety net behind the metric-line judge, and it spends the account's
+CloudWatch Logs quota sparingly:
+
+* it first reads this deployment's curve store (BatchGetItem, 100 jobs a call) and leaves out
+  every job *covered* by the judge: heard from within :data:`COVERED_WITHIN_S` and with no
+  missing epoch in its stored curve (a gap means a delivery was lost). Those cost no Logs call;
+* it sweeps the others from the logs, least recently seen first (never-seen jobs first, then by
+  the later of the last delivery and the last sweep, which it records), so a list longer than one
+  run can judge is covered over consecutive runs and no job is always last;
+* its Logs calls are paced (:class:`control_plane.aws.training_logs.Pacer`, at
+  ``o2v_core.aws_quotas.SAFETY_NET_LOGS_SHARE`` of each API's quota) instead of bursting;
+* the run is bounded: it takes new jobs for :data:`RUN_SHARE` of the invocation's time (leaving
+  at least :data:`RESERVE_MS`), listing the rest as ``deferred`` for the next run.
+
+One job's trouble (a corrupt log line, a throttled call) does not keep the others from being
+checked; the run raises at the end so the failure shows in the function's errors.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
+from itertools import pairwise
 from typing import Literal
 
 from aws_lambda_powertools import Logger
+from o2v_core.curve_store import JobRecord
 from o2v_core.detector import DetectorConfig
 from o2v_core.early_stopping import STOP_CHOICE_LOG_MESSAGE, StopChoice, choose_stop
 from o2v_core.hyperparameters import SCHEMA, validate_partial
+from o2v_core.metric_lines import MetricLine, parse_line
 from o2v_core.metric_series import MetricSeries, decide_series
 from o2v_core.naming import TAG_DEPLOYMENT, job_prefix
 
+from control_plane.aws.curve_store import CurveStore
 from control_plane.aws.event_bus import EventBus
-from control_plane.aws.training_jobs import IN_PROGRESS, TrainingJobs
+from control_plane.aws.training_jobs import IN_PROGRESS, JobSummary, TrainingJobs
 from control_plane.aws.training_logs import TrainingLogs
 from control_plane.logic.jobs import TAG_DIVERGED, Job, lineage_of, read_curve, report_divergence
 
@@ -48,6 +63,10 @@ logger = Logger(child=True)
 # (ListTags, DescribeTrainingJob, DescribeLogStreams, FilterLogEvents, and on a divergence
 # AddTags, PutEvents, StopTrainingJob) fit with room for throttling backoff.
 RESERVE_MS = 20_000
+RUN_SHARE = 0.4  # of the invocation's time a run may spend taking new jobs: no run near its timeout
+# A job heard from this recently, with no gap in its stored curve, is the judge's: not swept. One
+# schedule interval (rate(10 minutes)): a job whose lines stop arriving is swept in the next run.
+COVERED_WITHIN_S = 600.0
 
 Verdict = Literal["checked", "diverged", "stopped_again", "already_reported", "skipped", "gone", "not_running"]
 
@@ -68,6 +87,7 @@ class MonitorReport:
     skipped: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     deferred: list[str] = field(default_factory=list)  # left for the next run: time ran short
+    covered: list[str] = field(default_factory=list)  # judged on their own lines (curve store): not swept
 
     def as_dict(self) -> dict[str, list[str]]:
         return asdict(self)
@@ -90,6 +110,7 @@ class Judge:
     jobs: TrainingJobs
     logs: TrainingLogs
     bus: EventBus
+    store: CurveStore
     detector: DetectorConfig
     stop_on_divergence: bool
     # A diverged job whose own early stopping or budget ends it within this many more epochs is
@@ -102,10 +123,12 @@ class Judge:
 
 
 def judge_job(
-    judge: Judge, name: str, arn: str | None = None, *, on_choice: Callable[[str, StopChoice], None] | None = None
+    judge: Judge, name: str, arn: str | None = None, *, series: MetricSeries | None = None,
+    on_choice: Callable[[str, StopChoice], None] | None = None,
 ) -> Verdict:
     """Judge one job's curve so far; report it on a divergence, and stop it when :func:`stop_choice`
-    says so (``on_choice`` hears that choice). See the module doc."""
+    says so (``on_choice`` hears that choice). See the module doc. ``series``: the curve as the
+    curve store has it (the metric-line judge); without it, the curve is read from the logs."""
     description = None
     if arn is None:  # the metric-line judge knows only the name
         description = judge.jobs.describe(name)
@@ -123,7 +146,7 @@ def judge_job(
     if description.get("TrainingJobStatus") != IN_PROGRESS:
         return "not_running"  # the finished-job evaluator judges the whole curve
     job = Job(name, arn, description, tags)
-    series = read_curve(job, judge.logs)
+    series = series if series is not None else read_curve(job, judge.logs)
     if TAG_DIVERGED in tags:  # reported already: left to finish, or its stop did not take
         choice = stop_choice(job, series, judge.finish_within)
         if choice.stop and judge.jobs.stop(name):
@@ -170,16 +193,18 @@ def run_monitor(
 ) -> MonitorReport:
     report = MonitorReport()
     first_error: Exception | None = None
+    reserve = RESERVE_MS if remaining_ms is None else max(RESERVE_MS, int(remaining_ms() * (1 - RUN_SHARE)))
     summaries = sorted(judge.jobs.in_progress(job_prefix(judge.deployment)), key=lambda s: s.name)
-    start = int(now() // 60) % len(summaries) if summaries else 0  # rotate: no job is always last
-    for index, summary in enumerate(summaries[start:] + summaries[:start]):
-        if remaining_ms is not None and remaining_ms() < RESERVE_MS:
-            report.deferred.extend(s.name for s in (summaries[start:] + summaries[:start])[index:])
+    due, report.covered = triage(summaries, judge.store.records(s.name for s in summaries), now())
+    for index, summary in enumerate(due):
+        if remaining_ms is not None and remaining_ms() < reserve:
+            report.deferred.extend(s.name for s in due[index:])
             logger.warning("monitor run out of time; the rest waits for the next run",
                            extra={"deferred": len(report.deferred)})
             break
         try:
             report.add(summary.name, judge_job(judge, summary.name, summary.arn, on_choice=report.note))
+            judge.store.mark_swept(summary.name)
         except Exception as error:  # keep checking the other jobs; raised below
             logger.exception("could not check training job", extra={"job": summary.name})
             report.errors.append(f"{summary.name}: {error}")
@@ -188,3 +213,37 @@ def run_monitor(
     if first_error is not None:
         raise MonitorError("; ".join(report.errors)) from first_error
     return report
+
+
+def triage(
+    summaries: list[JobSummary], records: Mapping[str, JobRecord], now: float
+) -> tuple[list[JobSummary], list[str]]:
+    """(jobs to sweep, least recently seen first; names of jobs the judge covers). See the module doc."""
+    due: list[JobSummary] = []
+    covered: list[str] = []
+    for summary in summaries:
+        record = records.get(summary.name)
+        if record is not None and now - record.heard < COVERED_WITHIN_S and not has_gap(record):
+            covered.append(summary.name)
+        else:
+            due.append(summary)
+    due.sort(key=lambda s: (records[s.name].last_seen if s.name in records else 0.0, s.name))
+    return due, covered
+
+
+def has_gap(record: JobRecord) -> bool:
+    """An epoch missing between two stored validation epochs: a delivery in between was lost."""
+    epochs = sorted({line.epoch for line in _parsed(record) if line.channel == "validation" and line.epoch is not None})
+    return any(after - before > 1 for before, after in pairwise(epochs))
+
+
+def _parsed(record: JobRecord) -> list[MetricLine]:
+    parsed = []
+    for message in record.messages:
+        try:
+            line = parse_line(message)
+        except ValueError:
+            continue
+        if line is not None:
+            parsed.append(line)
+    return parsed
