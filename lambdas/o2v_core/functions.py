@@ -9,8 +9,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from o2v_core import events
+from o2v_core.function_settings import (
+    EvaluatorSettings,
+    FromDeployment,
+    JudgeSettings,
+    LauncherSettings,
+    PromoterSettings,
+    ReconcilerSettings,
+    function_environment,
+)
 from o2v_core.metric_lines import FILTER_PATTERN
 from o2v_core.resource_names import TRAINING_JOB_LOG_GROUP
+from o2v_core.runtime_config import ControlPlaneConfig
 
 
 @dataclass(frozen=True)
@@ -35,11 +45,17 @@ class FunctionSpec:
     handler: str  # dotted path inside the asset directory `lambdas/`
     description: str
     timeout_seconds: int
+    # Its own typed settings: its environment holds exactly these fields (function_environment).
+    settings: type[FromDeployment]
     schedule: str | None = None  # EventBridge schedule expression, when it runs on a timer
     subscription: LogSubscription | None = None  # when CloudWatch Logs invokes it with log lines
     # The detail types it puts on the project bus (always with source events.SOURCE); the stacks
     # allow its events:PutEvents for exactly these (events:source / events:detail-type keys).
     emits: tuple[str, ...] = ()
+
+    def environment(self, config: ControlPlaneConfig) -> dict[str, str]:
+        """Its ``O2V_*`` variables, from the deployment's values (the stacks and local mode call this)."""
+        return function_environment(self.settings, config)
 
     @property
     def module(self) -> str:
@@ -58,6 +74,7 @@ DIVERGENCE_MONITOR = FunctionSpec(
     # Its CloudWatch Logs calls are paced (about 1 s per swept job) and it takes new jobs for 40% of
     # this (control_plane.logic.monitor.RUN_SHARE): about 110 jobs a run. Mostly waiting, at 256 MB.
     timeout_seconds=300,
+    settings=JudgeSettings,
     # The metric-line judge reacts to each line within seconds; this sweep only catches what a lost
     # or failed delivery missed, so it runs rarely (docs/scale.md sizes it against the quotas).
     schedule="rate(10 minutes)",
@@ -69,6 +86,7 @@ METRIC_LINE_JUDGE = FunctionSpec(
     "On a #quality_metric line (CloudWatch Logs subscription): judge that job's curve, stop it and emit "
     "ValidationLossDiverged when it diverged",
     timeout_seconds=60,
+    settings=JudgeSettings,
     subscription=LogSubscription(TRAINING_JOB_LOG_GROUP, FILTER_PATTERN),
     emits=(events.VALIDATION_LOSS_DIVERGED,),
 )
@@ -77,6 +95,7 @@ FINISHED_JOB_EVALUATOR = FunctionSpec(
     "control_plane.handlers.finished_job_evaluator.handler",
     "On a finished training job: evaluate its whole curve, emit ValidationLossDiverged/TrainingSucceeded",
     timeout_seconds=60,
+    settings=EvaluatorSettings,
     emits=(events.VALIDATION_LOSS_DIVERGED, events.TRAINING_SUCCEEDED, events.TRAINING_FAILED),
 )
 RETRAIN_LAUNCHER = FunctionSpec(
@@ -84,6 +103,7 @@ RETRAIN_LAUNCHER = FunctionSpec(
     "control_plane.handlers.retrain_launcher.handler",
     "On ValidationLossDiverged: launch the next attempt with more dropout, or emit RetrainingExhausted",
     timeout_seconds=60,
+    settings=LauncherSettings,
     emits=(events.RETRAINING_EXHAUSTED,),
 )
 PROMOTER = FunctionSpec(
@@ -91,6 +111,7 @@ PROMOTER = FunctionSpec(
     "control_plane.handlers.promoter.handler",
     "On TrainingSucceeded: promote the model to the endpoint when it beats the served one",
     timeout_seconds=120,
+    settings=PromoterSettings,
     emits=(events.MODEL_PROMOTED, events.PROMOTION_SKIPPED),
 )
 RECONCILER = FunctionSpec(
@@ -99,6 +120,7 @@ RECONCILER = FunctionSpec(
     "Every 5 minutes: repair what lost events left undone (next attempts, verdicts, promotion decisions, "
     "the served-model record after a rollback)",
     timeout_seconds=300,
+    settings=ReconcilerSettings,
     schedule="rate(5 minutes)",
     # It redoes the others' steps (a lost verdict, a lost decision), so it emits their events too.
     emits=(

@@ -1,8 +1,10 @@
-"""The control plane's runtime settings, passed to every handler as environment variables.
+"""The control plane's deployment-wide values, and the environment-variable codec of all settings.
 
-The CDK stacks build the Lambda environment with :meth:`ControlPlaneConfig.to_env`; local mode
-sets the same variables for its event pump; handlers read them with
-:meth:`ControlPlaneConfig.from_env`. Variable names are defined here and nowhere else.
+:class:`ControlPlaneConfig` holds every value the stacks (or local mode) know about one
+deployment's control plane. No handler reads it: each function gets only its own typed settings
+(:mod:`o2v_core.function_settings`), built from it by :func:`o2v_core.function_settings.function_environment`,
+the one builder that the stacks and local mode both call. Variable names are defined here
+(``PREFIX`` + the field name, upper case) and nowhere else.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, fields
+from typing import Self
 
 PREFIX = "O2V_"
 
@@ -18,8 +21,56 @@ class ConfigError(ValueError):
     """A runtime setting is missing or malformed; the message names the variable."""
 
 
+class EnvironmentSettings:
+    """Dataclass settings that travel as ``O2V_<FIELD>`` environment variables (str, bool, int, float)."""
+
+    def to_env(self) -> dict[str, str]:
+        env = {}
+        for item in fields(self):  # type: ignore[arg-type]
+            value = getattr(self, item.name)
+            env[PREFIX + item.name.upper()] = str(value).lower() if isinstance(value, bool) else str(value)
+        return env
+
+    @classmethod
+    def variable_names(cls) -> frozenset[str]:
+        """The environment variables this class reads."""
+        return frozenset(PREFIX + item.name.upper() for item in fields(cls))  # type: ignore[arg-type]
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
+        """Read this class's fields (and only those) from ``environ`` (default: ``os.environ``)."""
+        env = os.environ if environ is None else environ
+        kwargs: dict[str, object] = {}
+        for item in fields(cls):  # type: ignore[arg-type]
+            key = PREFIX + item.name.upper()
+            if key not in env:
+                if item.default is not MISSING:
+                    continue
+                raise ConfigError(f"environment variable {key} is not set")
+            kwargs[item.name] = _parse(key, env[key], item.type)
+        return cls(**kwargs)
+
+
+def _parse(key: str, raw: str, kind: object) -> object:
+    if kind in ("bool", bool):
+        if raw.lower() not in ("true", "false"):
+            raise ConfigError(f"environment variable {key} must be true or false, got {raw!r}")
+        return raw.lower() == "true"
+    if kind in ("int", int):
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(f"environment variable {key} must be an integer, got {raw!r}") from None
+    if kind in ("float", float):
+        try:
+            return float(raw)
+        except ValueError:
+            raise ConfigError(f"environment variable {key} must be a number, got {raw!r}") from None
+    return raw
+
+
 @dataclass(frozen=True)
-class ControlPlaneConfig:
+class ControlPlaneConfig(EnvironmentSettings):
     deployment: str
     event_bus_name: str
     notification_topic_arn: str
@@ -49,39 +100,3 @@ class ControlPlaneConfig:
     data_capture_s3_uri: str = ""  # empty: no DataCaptureConfig
     data_capture_sampling_percentage: int = 0  # 0-100; 0 keeps the config with capture disabled
     data_capture_kms_key_arn: str = ""
-
-    def to_env(self) -> dict[str, str]:
-        env = {}
-        for item in fields(self):
-            value = getattr(self, item.name)
-            env[PREFIX + item.name.upper()] = str(value).lower() if isinstance(value, bool) else str(value)
-        return env
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> ControlPlaneConfig:
-        env = os.environ if environ is None else environ
-        kwargs: dict[str, object] = {}
-        for item in fields(cls):
-            key = PREFIX + item.name.upper()
-            if key not in env:
-                if item.default is not MISSING:
-                    continue
-                raise ConfigError(f"environment variable {key} is not set")
-            raw = env[key]
-            if item.type in ("bool", bool):
-                if raw.lower() not in ("true", "false"):
-                    raise ConfigError(f"environment variable {key} must be true or false, got {raw!r}")
-                kwargs[item.name] = raw.lower() == "true"
-            elif item.type in ("int", int):
-                try:
-                    kwargs[item.name] = int(raw)
-                except ValueError:
-                    raise ConfigError(f"environment variable {key} must be an integer, got {raw!r}") from None
-            elif item.type in ("float", float):
-                try:
-                    kwargs[item.name] = float(raw)
-                except ValueError:
-                    raise ConfigError(f"environment variable {key} must be a number, got {raw!r}") from None
-            else:
-                kwargs[item.name] = raw
-        return cls(**kwargs)  # type: ignore[arg-type]

@@ -8,7 +8,7 @@ front of that, on each rule target (see :mod:`stacks.constructs.event_rules`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from aws_cdk import Duration, Fn, RemovalPolicy
@@ -19,6 +19,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 from o2v_core.events import SOURCE
 from o2v_core.functions import FunctionSpec
+from o2v_core.runtime_config import ControlPlaneConfig
 
 from stacks.constructs.encrypted_log_group import encrypted_log_group
 from stacks.constructs.project_event_bus import control_plane_role_path
@@ -68,7 +69,7 @@ class ControlPlaneFunction(Construct):
         *,
         spec: FunctionSpec,
         deployment: str,
-        environment: Mapping[str, str],
+        config: ControlPlaneConfig,
         grants: Sequence[Grant],
         key_arn: str,
         failure_queue: sqs.IQueue,
@@ -123,7 +124,8 @@ class ControlPlaneFunction(Construct):
                     self, "Powertools", powertools_layer_arn(powertools_layer_version)
                 )
             ],
-            environment={**environment, "POWERTOOLS_SERVICE_NAME": spec.function_id},
+            # Only this function's own settings (o2v_core.function_settings), as local mode sets them.
+            environment={**spec.environment(config), "POWERTOOLS_SERVICE_NAME": spec.function_id},
             # The variables hold names and ARNs, no secrets; the data key encrypts them at rest
             # anyway (the role's UseDataKey grant covers the decrypt at start).
             environment_encryption=kms.Key.from_key_arn(self, "EnvironmentKey", key_arn),

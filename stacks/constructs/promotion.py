@@ -9,9 +9,9 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 from o2v_core import s3_layout
 from o2v_core.events import rules
+from o2v_core.function_settings import deployment_config
 from o2v_core.functions import PROMOTER, RECONCILER
 from o2v_core.naming import job_prefix
-from o2v_core.runtime_config import ControlPlaneConfig
 from o2v_core.settings import Settings
 
 from stacks.constructs.control_plane_function import ControlPlaneFunction
@@ -58,21 +58,15 @@ class Promotion(Construct):
 
         record = serving_model_parameter(deployment)
         url = serving_model_data_url_parameter(deployment)
-        self.config = ControlPlaneConfig(
-            deployment=deployment,
+        self.config = deployment_config(
+            settings,
             event_bus_name=training.event_bus_name,
             notification_topic_arn=training.notification_topic_arn,
             training_role_arn=training.training_role_arn,
-            detector_config=settings.detector.to_json(),
-            retrain_policy=settings.retrain_policy.to_json(),
-            stop_on_divergence=settings.stop_on_divergence,
-            finish_diverged_within_epochs=settings.finish_diverged_within_epochs,
             endpoint_name=endpoint_name,
             serving_model_parameter=record,
             model_role_arn=model_role_arn,
             image_uri=image_uri,
-            promotion_margin=settings.promotion_margin,
-            endpoint_instance_type=settings.serving.instance_type,
             artifact_bucket=data.artifact_bucket_name,
             rollback_alarm_names=",".join(rollback_alarm_names),
             serving_model_data_url_parameter=url,
@@ -80,7 +74,6 @@ class Promotion(Construct):
             # key and data capture as the serving stack's endpoint config (EmbeddingEndpoint).
             endpoint_kms_key_arn="" if settings.serving.instance_has_local_storage else data.key_arn,
             data_capture_s3_uri=s3_layout.s3_uri(data.artifact_bucket_name, s3_layout.DATA_CAPTURE_PREFIX),
-            data_capture_sampling_percentage=settings.serving.data_capture_sampling_percentage,
             data_capture_kms_key_arn=data.key_arn,
         )
         promotion_scope = PromotionScope(
@@ -110,7 +103,7 @@ class Promotion(Construct):
             PROMOTER.function_id,
             spec=PROMOTER,
             deployment=deployment,
-            environment=self.config.to_env(),
+            config=self.config,
             grants=promoter_grants(promotion_scope),
             key_arn=data.key_arn,
             failure_queue=self.queues.async_failure_queue,
@@ -124,7 +117,7 @@ class Promotion(Construct):
             RECONCILER.function_id,
             spec=RECONCILER,
             deployment=deployment,
-            environment=self.config.to_env(),
+            config=self.config,
             grants=reconciler_grants(promotion_scope, training_scope),
             key_arn=data.key_arn,
             failure_queue=self.queues.async_failure_queue,

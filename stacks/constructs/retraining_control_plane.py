@@ -14,10 +14,10 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 from o2v_core.events import rules
+from o2v_core.function_settings import deployment_config
 from o2v_core.functions import DIVERGENCE_MONITOR, FUNCTIONS, METRIC_LINE_JUDGE, SERVING_FUNCTIONS
 from o2v_core.metric_lines import LOSS_METRIC
 from o2v_core.naming import job_prefix
-from o2v_core.runtime_config import ControlPlaneConfig
 from o2v_core.settings import Settings
 
 from stacks.constructs.control_plane_function import ControlPlaneFunction
@@ -67,15 +67,11 @@ class RetrainingControlPlane(Construct):
             self, "EventBus", deployment=deployment, archive_retention_days=settings.log_retention_days
         ).bus
 
-        self.config = ControlPlaneConfig(
-            deployment=deployment,
+        self.config = deployment_config(
+            settings,
             event_bus_name=self.event_bus.event_bus_name,
             notification_topic_arn=self.topic.topic_arn,
             training_role_arn=training_role_arn,
-            detector_config=settings.detector.to_json(),
-            retrain_policy=settings.retrain_policy.to_json(),
-            stop_on_divergence=settings.stop_on_divergence,
-            finish_diverged_within_epochs=settings.finish_diverged_within_epochs,
             image_uri=image_uri,
             artifact_bucket=data.artifact_bucket_name,
         )
@@ -97,7 +93,7 @@ class RetrainingControlPlane(Construct):
                 spec.function_id,
                 spec=spec,
                 deployment=deployment,
-                environment=self.config.to_env(),
+                config=self.config,
                 grants=grants_for(spec.function_id, grant_scope),
                 key_arn=data.key_arn,
                 failure_queue=self.queues.async_failure_queue,

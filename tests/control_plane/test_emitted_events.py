@@ -54,6 +54,8 @@ def constructed_detail_types(module: str, entry: str) -> set[str]:
         seen.add(where)
         defs, imports = _definitions(where[0])
         if where[1] not in defs:
+            if where[1] in imports:  # re-exported by a package's __init__: follow it to its module
+                pending.append(imports[where[1]])
             continue  # a constant or type alias, no code
         for node in ast.walk(defs[where[1]]):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in DETAIL_CLASSES:

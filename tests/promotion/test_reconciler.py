@@ -26,6 +26,7 @@ from control_plane.aws import clients
 from control_plane.handlers.promoter import handler
 from control_plane.logic.reconciler import reconciler_from_config
 from o2v_core.events import MODEL_PROMOTED, MODEL_ROLLED_BACK, PROMOTION_SKIPPED
+from o2v_core.function_settings import ReconcilerSettings
 from o2v_core.functions import RECONCILER
 from o2v_core.naming import Lineage, job_name, tag_list
 from o2v_core.resource_names import TRAINING_OUTPUT_PREFIX
@@ -61,7 +62,7 @@ def killed(service: str, operation: str, *, when: str = "before") -> Iterator[No
 
 def run_reconciler() -> dict[str, object]:
     with attributed_to(RECONCILER.function_id):  # its handler's logic, with the clock moved on
-        return reconciler_from_config(CONFIG, now=lambda: LATER).run().as_dict()
+        return reconciler_from_config(ReconcilerSettings.from_config(CONFIG), now=lambda: LATER).run().as_dict()
 
 
 def promote(aws: Aws, job: str, best: float) -> dict[str, object]:

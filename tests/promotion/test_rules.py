@@ -17,6 +17,8 @@ from control_plane.logic.promotion import (
 from hypothesis import given
 from hypothesis import strategies as st
 from o2v_core.endpoint_deployment import data_capture_config, deployment_config
+from o2v_core.function_settings import PromoterSettings
+from o2v_core.functions import PROMOTER
 from o2v_core.naming import JOB_NAME_PATTERN, MAX_JOB_NAME, TAG_BEST_EPOCH_ARTIFACT, job_name, job_prefix
 from o2v_core.runtime_config import ConfigError, ControlPlaneConfig
 
@@ -127,11 +129,12 @@ def test_blue_green_without_alarms_has_no_rollback_section() -> None:
 )
 def test_settings_errors_name_the_variable(change: dict[str, object], variable: str) -> None:
     with pytest.raises(ConfigError, match=variable):
-        PromotionSettings.from_config(replace(CONFIG, **change))  # type: ignore[arg-type]
+        PromotionSettings.from_config(PromoterSettings.from_config(replace(CONFIG, **change)))  # type: ignore[arg-type]
 
 
 def test_first_endpoint_settings_round_trip_through_the_environment() -> None:
-    settings = PromotionSettings.from_config(ControlPlaneConfig.from_env(CONFIG.to_env()))
+    # What the promoter's Lambda environment holds (the stacks' and local mode's one builder).
+    settings = PromotionSettings.from_config(PromoterSettings.from_env(PROMOTER.environment(CONFIG)))
     assert settings.serving_model_data_url_parameter == CONFIG.serving_model_data_url_parameter
     capture = data_capture_config(CONFIG.data_capture_s3_uri, 20, CONFIG.data_capture_kms_key_arn)
     assert settings.first_endpoint_config == EndpointConfigSettings(CONFIG.endpoint_kms_key_arn, capture)
@@ -141,7 +144,8 @@ def test_first_endpoint_settings_round_trip_through_the_environment() -> None:
 
 def test_without_capture_or_key_settings_the_first_config_has_neither() -> None:
     bare = replace(CONFIG, endpoint_kms_key_arn="", data_capture_s3_uri="", data_capture_sampling_percentage=0)
-    assert PromotionSettings.from_config(bare).first_endpoint_config == EndpointConfigSettings(None, None)
+    settings = PromotionSettings.from_config(PromoterSettings.from_config(bare))
+    assert settings.first_endpoint_config == EndpointConfigSettings(None, None)
 
 
 def test_data_capture_at_zero_percent_is_configured_but_off() -> None:
@@ -150,7 +154,8 @@ def test_data_capture_at_zero_percent_is_configured_but_off() -> None:
 
 
 def test_alarm_names_are_split_and_trimmed() -> None:
-    settings = PromotionSettings.from_config(replace(CONFIG, rollback_alarm_names=" a, ,b "))
+    spaced = replace(CONFIG, rollback_alarm_names=" a, ,b ")
+    settings = PromotionSettings.from_config(PromoterSettings.from_config(spaced))
     assert settings.rollback_alarm_names == ("a", "b")
 
 

@@ -10,6 +10,7 @@ import pytest
 from o2v_core import business_metrics
 from o2v_core.early_stopping import STOP_CHOICE_LOG_MESSAGE
 from o2v_core.events import rules
+from o2v_core.function_settings import LauncherSettings
 from o2v_core.functions import (
     DIVERGENCE_MONITOR,
     FUNCTIONS,
@@ -21,7 +22,6 @@ from o2v_core.functions import (
 from o2v_core.metric_lines import FILTER_PATTERN
 from o2v_core.naming import job_prefix
 from o2v_core.resource_names import TRAINING_JOB_LOG_GROUP
-from o2v_core.runtime_config import ControlPlaneConfig
 
 from stacks.constructs import training_log_group_handler as log_group_handler
 from tests.stacks.conftest import Synthesized
@@ -166,25 +166,31 @@ def test_functions_come_from_the_specs(synthesized: Synthesized) -> None:
         ]
 
 
-def test_function_environment_is_the_runtime_config(synthesized: Synthesized) -> None:
+def test_each_function_environment_holds_exactly_its_own_settings(synthesized: Synthesized) -> None:
+    """No function gets a variable its handler does not read (o2v_core.function_settings)."""
+    functions = resources(synthesized, "AWS::Lambda::Function")
+    for spec in (spec for spec in FUNCTIONS if spec not in SERVING_FUNCTIONS):
+        env = functions[function_ids(synthesized)[spec.function_id]]["Properties"]["Environment"]["Variables"]
+        assert set(env) == spec.settings.variable_names() | {"POWERTOOLS_SERVICE_NAME"}, spec.function_id
+    assert "O2V_NOTIFICATION_TOPIC_ARN" not in env  # read by no handler: SNS is a rule target
+
+
+def test_launcher_environment_carries_the_settings(synthesized: Synthesized) -> None:
     settings = synthesized.settings
     env = resources(synthesized, "AWS::Lambda::Function")[function_ids(synthesized)["retrain_launcher"]]["Properties"][
         "Environment"
     ]["Variables"]
-    expected_keys = set(ControlPlaneConfig("d", "b", "t", "r").to_env()) | {"POWERTOOLS_SERVICE_NAME"}
-    assert set(env) == expected_keys
-    config = ControlPlaneConfig.from_env({k: v for k, v in env.items() if isinstance(v, str)} | {
-        "O2V_EVENT_BUS_NAME": "x", "O2V_NOTIFICATION_TOPIC_ARN": "x", "O2V_TRAINING_ROLE_ARN": "x",
-        "O2V_IMAGE_URI": "x", "O2V_ARTIFACT_BUCKET": "x",
+    config = LauncherSettings.from_env({k: v for k, v in env.items() if isinstance(v, str)} | {
+        "O2V_EVENT_BUS_NAME": "x",
     })  # fmt: skip
     assert config.deployment == settings.deployment
-    assert config.detector_config == settings.detector.to_json()
     assert config.retrain_policy == settings.retrain_policy.to_json()
-    assert config.stop_on_divergence is settings.stop_on_divergence
-    assert config.finish_diverged_within_epochs == settings.finish_diverged_within_epochs == 2
     assert env["O2V_EVENT_BUS_NAME"] == {"Ref": only_id(synthesized, "AWS::Events::EventBus")}
-    assert env["O2V_NOTIFICATION_TOPIC_ARN"] == {"Ref": only_id(synthesized, "AWS::SNS::Topic")}
-    assert env["O2V_TRAINING_ROLE_ARN"]["Fn::GetAtt"][1] == "Arn"
+    judge = resources(synthesized, "AWS::Lambda::Function")[function_ids(synthesized)["metric_line_judge"]]
+    judge_env = judge["Properties"]["Environment"]["Variables"]
+    assert judge_env["O2V_DETECTOR_CONFIG"] == settings.detector.to_json()
+    assert judge_env["O2V_STOP_ON_DIVERGENCE"] == str(settings.stop_on_divergence).lower()
+    assert judge_env["O2V_FINISH_DIVERGED_WITHIN_EPOCHS"] == "2"
 
 
 def test_code_asset_is_the_lambdas_directory_without_caches(synthesized: Synthesized) -> None:

@@ -232,6 +232,11 @@ def test_promoter_is_the_promoter_spec_with_the_promotion_env(synthesized: Synth
     alarms = alarm_ids(synthesized)
     assert function["Handler"] == PROMOTER.handler
     assert function["Timeout"] == PROMOTER.timeout_seconds
+    # Exactly its own settings (o2v_core.function_settings); the reconciler's add the detector and policy.
+    assert set(env) == PROMOTER.settings.variable_names() | {"POWERTOOLS_SERVICE_NAME"}
+    reconciler_env = serving_function(synthesized, RECONCILER.handler)[1]["Environment"]["Variables"]
+    assert set(reconciler_env) == RECONCILER.settings.variable_names() | {"POWERTOOLS_SERVICE_NAME"}
+    assert reconciler_env["O2V_DETECTOR_CONFIG"] == settings.detector.to_json()
     assert env["O2V_ENDPOINT_NAME"] == f"{settings.deployment}-embeddings"
     assert env["O2V_SERVING_MODEL_PARAMETER"] == record_parameter(synthesized)
     assert env["O2V_SERVING_MODEL_DATA_URL_PARAMETER"] == url_parameter(synthesized)
@@ -392,7 +397,12 @@ def test_reconciler_runs_on_its_schedule_with_the_promotion_env_a_dlq_and_an_ala
     def settings(env: dict[str, Any]) -> dict[str, Any]:
         return {key: value for key, value in env.items() if key.startswith("O2V_")}
 
-    assert settings(function["Environment"]["Variables"]) == settings(promoter_function["Environment"]["Variables"])
+    # The promoter's settings, plus the detector and the retrain policy (it redoes their steps).
+    reconciler_only = RECONCILER.settings.variable_names() - PROMOTER.settings.variable_names()
+    assert reconciler_only == {"O2V_DETECTOR_CONFIG", "O2V_RETRAIN_POLICY"}
+    shared = {key: value for key, value in settings(function["Environment"]["Variables"]).items()
+              if key not in reconciler_only}
+    assert shared == settings(promoter_function["Environment"]["Variables"])
     (schedule,) = [r["Properties"] for r in serving(synthesized, "AWS::Events::Rule").values()
                    if "ScheduleExpression" in r["Properties"]]
     assert schedule["ScheduleExpression"] == RECONCILER.schedule

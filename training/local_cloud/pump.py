@@ -299,7 +299,7 @@ class EventPump:
             name = function_name(deployment, function)
             env = {
                 **self.env,
-                **config.to_env(),
+                **function.environment(config),
                 "AWS_LAMBDA_FUNCTION_NAME": name,
                 "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
                 "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256",

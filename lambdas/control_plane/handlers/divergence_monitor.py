@@ -14,8 +14,8 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from o2v_core.aws_quotas import safety_net_logs_per_second
 from o2v_core.detector import DetectorConfig
+from o2v_core.function_settings import JudgeSettings
 from o2v_core.resource_names import job_curve_table_name
-from o2v_core.runtime_config import ControlPlaneConfig
 
 from control_plane.aws.curve_store import CurveStore
 from control_plane.aws.event_bus import EventBus
@@ -29,7 +29,7 @@ logger = Logger()
 
 def judge_from_env(logs: TrainingLogs | None = None) -> Judge:
     """The per-job judge over this deployment's AWS data access (both judging handlers use it)."""
-    config = ControlPlaneConfig.from_env()
+    config = JudgeSettings.from_env()
     return Judge(
         deployment=config.deployment,
         jobs=TrainingJobs(),

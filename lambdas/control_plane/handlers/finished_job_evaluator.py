@@ -14,7 +14,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from o2v_core.detector import DetectorConfig
 from o2v_core.events import MalformedEvent
-from o2v_core.runtime_config import ControlPlaneConfig
+from o2v_core.function_settings import EvaluatorSettings
 
 from control_plane.aws.event_bus import EventBus
 from control_plane.aws.training_jobs import TrainingJobs
@@ -28,7 +28,7 @@ logger = Logger()
 
 @instrumented
 def handler(event: Mapping[str, Any], context: object) -> dict[str, str]:
-    config = ControlPlaneConfig.from_env()
+    config = EvaluatorSettings.from_env()
     try:
         change = parse_training_job_state_change(event, config.deployment)
         evaluation = evaluate_finished_job(

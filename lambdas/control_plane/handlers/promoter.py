@@ -14,7 +14,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from o2v_core.events import MalformedEvent, TrainingSucceeded, parse_event
-from o2v_core.runtime_config import ControlPlaneConfig
+from o2v_core.function_settings import PromoterSettings
 
 from control_plane.logic.promotion import promoter_from_config
 from control_plane.observability import instrumented
@@ -24,7 +24,7 @@ logger = Logger()
 
 @instrumented
 def handler(event: Mapping[str, Any], context: object) -> dict[str, object]:
-    promoter = promoter_from_config(ControlPlaneConfig.from_env())
+    promoter = promoter_from_config(PromoterSettings.from_env())
     try:
         outcome = promoter.handle(parse_event(event, TrainingSucceeded))
     except MalformedEvent as error:

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from o2v_core.runtime_config import ControlPlaneConfig
+from o2v_core.function_settings import ReconcilerSettings
 
 from control_plane.logic.reconciler import reconciler_from_config
 from control_plane.observability import instrumented
@@ -20,4 +20,4 @@ logger = Logger()
 
 @instrumented
 def handler(event: Mapping[str, Any], context: object) -> dict[str, object]:
-    return reconciler_from_config(ControlPlaneConfig.from_env()).run().as_dict()
+    return reconciler_from_config(ReconcilerSettings.from_env()).run().as_dict()

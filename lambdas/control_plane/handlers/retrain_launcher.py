@@ -13,8 +13,8 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from o2v_core.events import MalformedEvent, ValidationLossDiverged, parse_event
+from o2v_core.function_settings import LauncherSettings
 from o2v_core.retrain_policy import RetrainPolicy
-from o2v_core.runtime_config import ControlPlaneConfig
 
 from control_plane.aws.event_bus import EventBus
 from control_plane.aws.training_jobs import TrainingJobs
@@ -26,7 +26,7 @@ logger = Logger()
 
 @instrumented
 def handler(event: Mapping[str, Any], context: object) -> dict[str, str | None]:
-    config = ControlPlaneConfig.from_env()
+    config = LauncherSettings.from_env()
     try:
         diverged = parse_event(event, ValidationLossDiverged)
         outcome = launch_next_attempt(

@@ -43,9 +43,9 @@ from aws_lambda_powertools import Logger
 from o2v_core.business_metrics import RECONCILER_REPAIRS
 from o2v_core.detector import DetectorConfig
 from o2v_core.events import FINISHED_STATUSES, ModelPromoted, ModelRolledBack, TrainingSucceeded
+from o2v_core.function_settings import ReconcilerSettings
 from o2v_core.naming import job_prefix
 from o2v_core.retrain_policy import RetrainPolicy
-from o2v_core.runtime_config import ControlPlaneConfig
 from o2v_core.served_assets import TAG_TRAINING_JOB, TAG_VOCAB
 
 from control_plane.aws.event_bus import EventBus
@@ -287,7 +287,7 @@ class Reconciler:
             return None
 
 
-def reconciler_from_config(config: ControlPlaneConfig, **overrides: Any) -> Reconciler:
+def reconciler_from_config(config: ReconcilerSettings, **overrides: Any) -> Reconciler:
     """The reconciler with plain AWS data access, as the handler runs it (tests may set ``now``)."""
     return Reconciler(
         deployment=config.deployment,

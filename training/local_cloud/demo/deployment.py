@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from o2v_core import resource_names, s3_layout
+from o2v_core.function_settings import deployment_config
 from o2v_core.runtime_config import ControlPlaneConfig
 from o2v_core.settings import Settings, settings_from_cdk_json
 
@@ -73,15 +74,6 @@ def load_settings(env_name: str) -> Settings:
     return settings_from_cdk_json(REPO_ROOT / "cdk.json", env_name)
 
 
-def _as_json(value: object) -> str:
-    """A settings value (a config object with ``to_json`` or a mapping) as a JSON document."""
-    to_json = getattr(value, "to_json", None)
-    if callable(to_json):
-        return str(to_json())
-    return json.dumps(value, sort_keys=True)
-
-
-
 @dataclass(frozen=True)
 class LocalDeployment:
     """What :func:`deploy` created: the control plane's settings and the two roles."""
@@ -105,21 +97,16 @@ def deploy(session: Any, settings: Settings, names: LocalNames, region: str) -> 
         for kind in ("training", "model")
     )
     topic = sns.create_topic(Name=names.topic)["TopicArn"]
-    config = ControlPlaneConfig(
-        deployment=deployment,
+    # The same builder as the stacks': what comes from cdk.json is derived there, once.
+    config = deployment_config(
+        settings,
         event_bus_name=names.event_bus,
         notification_topic_arn=topic,
         training_role_arn=training_role,
-        detector_config=_as_json(settings.detector),
-        retrain_policy=_as_json(settings.retrain_policy),
-        stop_on_divergence=settings.stop_on_divergence,
-        finish_diverged_within_epochs=settings.finish_diverged_within_epochs,
         endpoint_name=names.endpoint,
         serving_model_parameter=names.serving_parameter,
         model_role_arn=model_role,
         image_uri=training_image(region),
-        promotion_margin=settings.promotion_margin,
-        endpoint_instance_type=settings.serving.instance_type,
         artifact_bucket=names.artifact_bucket,
         serving_model_data_url_parameter=names.serving_url_parameter,
     )

@@ -7,8 +7,9 @@ import math
 from dataclasses import dataclass
 
 from o2v_core.endpoint_deployment import MAX_ROLLBACK_ALARMS, data_capture_config
+from o2v_core.function_settings import PromoterSettings
 from o2v_core.resource_names import TRAINING_OUTPUT_PREFIX
-from o2v_core.runtime_config import PREFIX, ConfigError, ControlPlaneConfig
+from o2v_core.runtime_config import PREFIX, ConfigError
 
 from control_plane.aws.serving import EndpointConfigSettings
 
@@ -32,7 +33,7 @@ class PromotionSettings:
     first_endpoint_config: EndpointConfigSettings = dataclasses.field(default_factory=EndpointConfigSettings)
 
     @classmethod
-    def from_config(cls, config: ControlPlaneConfig) -> PromotionSettings:
+    def from_config(cls, config: PromoterSettings) -> PromotionSettings:
         """Check the promotion settings; raises ConfigError naming the environment variable."""
 
         def env(field: str) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from o2v_core.runtime_config import ControlPlaneConfig
+from o2v_core.function_settings import PromoterSettings
 
 from control_plane.aws.event_bus import EventBus
 from control_plane.aws.serving import SageMakerServing, ServingRecordStore
@@ -10,7 +10,7 @@ from control_plane.logic.promotion.settings import PromotionSettings
 from control_plane.logic.promotion.workflow import Promoter
 
 
-def promoter_from_config(config: ControlPlaneConfig) -> Promoter:
+def promoter_from_config(config: PromoterSettings) -> Promoter:
     settings = PromotionSettings.from_config(config)
     return Promoter(
         settings=settings,
