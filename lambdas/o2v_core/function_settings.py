@@ -94,11 +94,12 @@ def deployment_config(
     event_bus_name: str,
     notification_topic_arn: str,
     training_role_arn: str,
-    **resources: str,
+    **resources: str | int,
 ) -> ControlPlaneConfig:
     """The deployment's values: those that come from ``cdk.json`` (``settings``) derived here, once,
     for the training stack, the serving stack and local mode; ``resources`` are the names and ARNs
-    each of them knows (the serving stack knows the endpoint, the training stack does not)."""
+    each of them knows (the serving stack knows the endpoint and its data capture, the training stack
+    and local mode do not)."""
     return ControlPlaneConfig(
         deployment=settings.deployment,
         event_bus_name=event_bus_name,
@@ -110,6 +111,5 @@ def deployment_config(
         finish_diverged_within_epochs=settings.finish_diverged_within_epochs,
         promotion_margin=settings.promotion_margin,
         endpoint_instance_type=settings.serving.instance_type,
-        data_capture_sampling_percentage=settings.serving.data_capture_sampling_percentage,
         **resources,  # type: ignore[arg-type]
     )

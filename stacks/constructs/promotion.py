@@ -74,6 +74,7 @@ class Promotion(Construct):
             # key and data capture as the serving stack's endpoint config (EmbeddingEndpoint).
             endpoint_kms_key_arn="" if settings.serving.instance_has_local_storage else data.key_arn,
             data_capture_s3_uri=s3_layout.s3_uri(data.artifact_bucket_name, s3_layout.DATA_CAPTURE_PREFIX),
+            data_capture_sampling_percentage=settings.serving.data_capture_sampling_percentage,
             data_capture_kms_key_arn=data.key_arn,
         )
         promotion_scope = PromotionScope(
