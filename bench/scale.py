@@ -3,8 +3,9 @@
 Simulated jobs each log one epoch per simulated minute (job ``i`` of ``n`` at second ``60 i / n``
 of the minute); one job in ten diverges (decisive validation line at epoch 7, as
 ``tests/control_plane/cloud.py``'s DIVERGING curve), the rest keep improving. Our real handler
-logic runs against moto in-process (``tests/control_plane/moto_ext`` makes its SageMaker behave
-like AWS) on a virtual clock:
+logic runs against moto in-process for every service but SageMaker, whose stand-in is the tests'
+one SageMaker fake (``tests/sagemaker_fake.py``: the local SageMaker API, scripted, over HTTP on
+loopback), on a virtual clock:
 
 * each AWS call of our code takes the wall time moto took, and a call of an API with a documented
   per-second quota (``o2v_core.aws_quotas``) waits for its slot under that quota, shared by every
@@ -28,11 +29,14 @@ Delay: from the decisive validation line to the end of the run that reported the
 from __future__ import annotations
 
 import math
+import os
+import tempfile
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -148,7 +152,7 @@ class World:
     """n simulated jobs in moto, their epoch lines written as the virtual clock passes them."""
 
     def __init__(self, jobs: int, clock: Clock) -> None:
-        from tests.control_plane import moto_ext
+        from tests import sagemaker_fake
         from tests.control_plane.cloud import PATIENT, job_request
         from training.local_cloud.curve_table import ensure_curve_table
 
@@ -164,7 +168,7 @@ class World:
             request = job_request(f"scale-{index:03d}", deployment=DEPLOYMENT, hyperparameters=PATIENT)
             name = str(request["TrainingJobName"])
             self.sm.create_training_job(**request)
-            moto_ext.set_status(name, "InProgress")
+            sagemaker_fake.set_status(name, "InProgress")
             self.logs.create_log_stream(logGroupName=TRAINING_JOB_LOG_GROUP, logStreamName=self.stream(name))
             self.names.append(name)
             diverging = index % DIVERGE_EVERY == 0
@@ -354,7 +358,7 @@ def _result(world: World, longest: float, timeout: float, killed: int) -> Design
 def run_scale(job_counts: tuple[int, ...] = JOB_COUNTS, log: Callable[[str], None] = print) -> dict[str, Any]:
     from moto import mock_aws
 
-    from tests.control_plane import moto_ext
+    from tests import sagemaker_fake
 
     results: dict[str, Any] = {
         "job_counts": list(job_counts), "minutes": MINUTES, "diverge_every": DIVERGE_EVERY, "room": ROOM,
@@ -362,15 +366,16 @@ def run_scale(job_counts: tuple[int, ...] = JOB_COUNTS, log: Callable[[str], Non
         "quotas": {q.api: {"per_minute": q.per_minute, "source": q.source} for q in aws_quotas.QUOTAS},
         "designs": {},
     }
-    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": moto_ext.REGION,
-           "AWS_REGION": moto_ext.REGION, "POWERTOOLS_LOG_LEVEL": "WARNING"}
-    with _environment(env):
-        moto_ext.install()
+    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "AWS_DEFAULT_REGION": sagemaker_fake.REGION, "AWS_REGION": sagemaker_fake.REGION,
+           "POWERTOOLS_LOG_LEVEL": "WARNING"}
+    with _environment(env), tempfile.TemporaryDirectory(prefix="o2v-scale-") as state:
         try:
             for design, simulate in (("polling", polling), ("subscription", subscription)):
                 for jobs in job_counts:
                     tick = time.monotonic()
-                    with mock_aws():
+                    with mock_aws(), sagemaker_fake.serving(sagemaker_fake.moto_clients(None), Path(state)) as url:
+                        os.environ["AWS_ENDPOINT_URL_SAGEMAKER"] = url  # mock_aws lets loopback calls through
                         _reset_clients()
                         measured = simulate(jobs).as_json()
                     measured["wall_s"] = round(time.monotonic() - tick, 1)
@@ -383,7 +388,6 @@ def run_scale(job_counts: tuple[int, ...] = JOB_COUNTS, log: Callable[[str], Non
                     results.setdefault("safety_net_alone", {})[str(jobs)] = net = safety_net_alone(jobs)
                 log(f"scale: safety net alone at {jobs} jobs: swept {net['swept']} in {net['run_s']} s")
         finally:
-            moto_ext.uninstall()
             _reset_clients()
     results["targets"] = score(results)
     return results
@@ -398,11 +402,10 @@ def _reset_clients() -> None:
 
 @contextmanager
 def _environment(values: dict[str, str]) -> Iterator[None]:
-    import os
-
-    saved = {key: os.environ.get(key) for key in [*values, "AWS_ENDPOINT_URL", "AWS_PROFILE"]}
+    cleared = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SAGEMAKER", "AWS_PROFILE")
+    saved = {key: os.environ.get(key) for key in [*values, *cleared]}
     os.environ.update(values)
-    for key in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+    for key in cleared:
         os.environ.pop(key, None)
     try:
         yield

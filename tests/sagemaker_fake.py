@@ -15,6 +15,7 @@ one fake: :func:`set_status`, :func:`settle`, :func:`roll_back`, :data:`FAULTS` 
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -62,6 +63,11 @@ CALLS: Counter[str] = Counter()
 SERVING_LOG = ServingLog()
 
 
+def reset() -> None:
+    """Empty the fake: no job, tag or serving resource, no armed fault, no count, no log entry."""
+    _api().control.reset()
+
+
 def set_status(name: str, status: str, secondary: str | None = None, failure_reason: str | None = None) -> None:
     _api().control.set_status(name, status, secondary, failure_reason)
 
@@ -74,13 +80,12 @@ def roll_back() -> None:
     _api().control.roll_back()
 
 
-def serve(moto_endpoint: str, state_dir: Path) -> Iterator[str]:
-    """Run a scripted local SageMaker API on a free loopback port for as long as the generator lives."""
-    kwargs = {"endpoint_url": moto_endpoint, "region_name": REGION, "aws_access_key_id": "testing",
-              "aws_secret_access_key": "testing"}
-    clients = Clients(s3=boto3.client("s3", **kwargs), logs=boto3.client("logs", **kwargs),  # type: ignore[call-overload]
-                      cloudwatch=boto3.client("cloudwatch", **kwargs),  # type: ignore[call-overload]
-                      events=boto3.client("events", **kwargs), account=ACCOUNT, region=REGION)  # type: ignore[call-overload]
+@contextlib.contextmanager
+def serving(clients: Clients, state_dir: Path) -> Iterator[str]:
+    """Run a scripted local SageMaker API on a free loopback port for the block; its URL.
+
+    ``clients``: the other services it uses (moto's). The module-level control names act on it.
+    """
     api = LocalSageMaker(clients, state_dir, scripted=True, emit_events=False)
     api.control.faults, api.control.calls, api.control.serving_log = FAULTS, CALLS, SERVING_LOG
     server = ThreadingHTTPServer((procs.LOOPBACK, 0), make_handler(api))
@@ -98,15 +103,25 @@ def serve(moto_endpoint: str, state_dir: Path) -> Iterator[str]:
         server.server_close()
 
 
+def moto_clients(moto_endpoint: str | None) -> Clients:
+    """Clients of the moto services at ``moto_endpoint`` (None: boto3's default, e.g. under mock_aws)."""
+    kwargs = {"endpoint_url": moto_endpoint, "region_name": REGION, "aws_access_key_id": "testing",
+              "aws_secret_access_key": "testing"}
+    return Clients(s3=boto3.client("s3", **kwargs), logs=boto3.client("logs", **kwargs),  # type: ignore[call-overload]
+                   cloudwatch=boto3.client("cloudwatch", **kwargs),  # type: ignore[call-overload]
+                   events=boto3.client("events", **kwargs), account=ACCOUNT, region=REGION)  # type: ignore[call-overload]
+
+
 @pytest.fixture(scope="session")
 def sagemaker_url(moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The session's one scripted SageMaker fake (its other services: the session's moto server)."""
-    yield from serve(moto_endpoint, tmp_path_factory.mktemp("sagemaker-fake"))
+    with serving(moto_clients(moto_endpoint), tmp_path_factory.mktemp("sagemaker-fake")) as url:
+        yield url
 
 
 @pytest.fixture
 def sagemaker_fake(sagemaker_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """The fake, emptied, with every boto3 SageMaker client of the test sent to it; its URL."""
-    _api().control.reset()
+    reset()
     monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER", sagemaker_url)
     return sagemaker_url

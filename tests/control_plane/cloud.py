@@ -1,5 +1,6 @@
-"""The fake cloud the control-plane tests run against: a moto server over HTTP, set up the way
-the training stack sets up AWS (project bus, the rules from ``o2v_core.events.rules()``, one SQS
+"""The fake cloud the control-plane tests run against, over HTTP: the SageMaker fake
+(tests/sagemaker_fake.py) and a moto server for the other services, set up the way the training
+stack sets up AWS (project bus, the rules from ``o2v_core.events.rules()``, one SQS
 queue standing in for each rule's target), plus realistic Object2Vec training jobs and logs."""
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from o2v_core.naming import Lineage, job_name, tag_list
 from o2v_core.resource_names import TRAINING_JOB_LOG_GROUP
 from o2v_core.runtime_config import ControlPlaneConfig
 
+from tests import sagemaker_fake
 from tests.control_plane import moto_ext
 from training.local_cloud.curve_table import ensure_curve_table
 
@@ -31,8 +33,8 @@ if TYPE_CHECKING:
 
 DEPLOYMENT = "dev"
 BUS = "o2v-dev-bus"
-ROLE = f"arn:aws:iam::{moto_ext.ACCOUNT}:role/o2v-dev-training"
-KMS_KEY = f"arn:aws:kms:{moto_ext.REGION}:{moto_ext.ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+ROLE = f"arn:aws:iam::{sagemaker_fake.ACCOUNT}:role/o2v-dev-training"
+KMS_KEY = f"arn:aws:kms:{sagemaker_fake.REGION}:{sagemaker_fake.ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 IMAGE = "382416733822.dkr.ecr.us-east-1.amazonaws.com/object2vec:1"
 BASE_HYPERPARAMETERS = {
     "enc0_max_seq_len": "40",
@@ -63,8 +65,8 @@ def as_delivered(detail: Detail) -> dict[str, Any]:
     """The event as EventBridge hands it to a target (a Lambda function, or an SQS queue here)."""
     return {
         "version": "0", "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718", "detail-type": detail.detail_type,
-        "source": SOURCE, "account": moto_ext.ACCOUNT, "time": "2026-11-26T10:00:00Z",
-        "region": moto_ext.REGION, "resources": [], "detail": to_detail(detail),
+        "source": SOURCE, "account": sagemaker_fake.ACCOUNT, "time": "2026-11-26T10:00:00Z",
+        "region": sagemaker_fake.REGION, "resources": [], "detail": to_detail(detail),
     }
 
 
@@ -107,7 +109,8 @@ class Cloud:
         values: dict[str, Any] = {
             "deployment": self.deployment,
             "event_bus_name": BUS,
-            "notification_topic_arn": f"arn:aws:sns:{moto_ext.REGION}:{moto_ext.ACCOUNT}:o2v-dev-notifications",
+            "notification_topic_arn":
+                f"arn:aws:sns:{sagemaker_fake.REGION}:{sagemaker_fake.ACCOUNT}:o2v-dev-notifications",
             "training_role_arn": ROLE,
         }
         values.update(overrides)
@@ -165,7 +168,7 @@ class Cloud:
         return {
             "version": "0", "id": "844e2571-85d4-695f-b930-0153b71dcb42",
             "detail-type": TRAINING_JOB_STATE_CHANGE, "source": SAGEMAKER_SOURCE,
-            "account": moto_ext.ACCOUNT, "time": "2026-11-26T10:00:00Z", "region": moto_ext.REGION,
+            "account": sagemaker_fake.ACCOUNT, "time": "2026-11-26T10:00:00Z", "region": sagemaker_fake.REGION,
             "resources": [job["TrainingJobArn"]], "detail": detail,
         }
 
@@ -187,8 +190,8 @@ class Cloud:
     ) -> str:
         request = self.job_request(lineage, attempt, **kwargs)
         self.sm.create_training_job(**request)
-        if status != "Completed":
-            moto_ext.set_status(request["TrainingJobName"], status, failure_reason=failure_reason)
+        # SageMaker decides when a job moves on; in the fake, the test does.
+        sagemaker_fake.set_status(request["TrainingJobName"], status, failure_reason=failure_reason)
         return str(request["TrainingJobName"])
 
     def write_log(self, job: str, lines: Sequence[str], *, host: str = "algo-1") -> None:
@@ -206,7 +209,8 @@ class Cloud:
         assert "rejectedLogEventsInfo" not in answer, answer
 
     def training_jobs(self) -> list[str]:
-        return sorted(summary["TrainingJobName"] for summary in self.sm.list_training_jobs()["TrainingJobSummaries"])
+        pages = self.sm.get_paginator("list_training_jobs").paginate()
+        return sorted(summary["TrainingJobName"] for page in pages for summary in page["TrainingJobSummaries"])
 
     def tags(self, name: str) -> dict[str, str]:
         arn = self.sm.describe_training_job(TrainingJobName=name)["TrainingJobArn"]
@@ -217,6 +221,7 @@ class Cloud:
         with urllib.request.urlopen(request, timeout=10):
             pass
         moto_ext.reset()
+        sagemaker_fake.reset()
 
 
 def job_request(

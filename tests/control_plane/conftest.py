@@ -1,4 +1,5 @@
-"""Fixtures for the control-plane tests: the session's moto server (tests/conftest.py), reset per test."""
+"""Fixtures for the control-plane tests: the session's SageMaker fake and moto server (tests/conftest.py),
+reset per test."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests import sagemaker_fake as fake
 from tests.control_plane import moto_ext
 from tests.control_plane.cloud import Cloud
 
@@ -19,16 +21,16 @@ logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request 
 
 
 @pytest.fixture
-def cloud(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:
-    """Every boto3 client created in the test (ours included) talks to the moto server, whose
-    SageMaker behaves like AWS where moto differs (moto_ext; patched for this test only)."""
+def cloud(moto_endpoint: str, sagemaker_fake: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:
+    """Every boto3 client created in the test (ours included) talks to the SageMaker fake
+    (tests/sagemaker_fake.py, emptied) for SageMaker and to the moto server for the rest."""
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_RETRY_MODE", "AWS_MAX_ATTEMPTS"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", moto_ext.REGION)
-    monkeypatch.setenv("AWS_REGION", moto_ext.REGION)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", fake.REGION)
+    monkeypatch.setenv("AWS_REGION", fake.REGION)
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "o2v-control-plane-test")
     moto_ext.install()
     try:

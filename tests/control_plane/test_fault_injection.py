@@ -46,7 +46,6 @@ from o2v_core.naming import job_name
 from o2v_core.retrain_policy import RetrainPolicy
 
 from tests.aws_calls import attributed_to
-from tests.control_plane import moto_ext
 from tests.control_plane.cloud import BUS, DIVERGING, IMAGE, ROLE, Cloud, epoch_lines, log_header
 from tests.lambda_context import lambda_context
 
@@ -162,9 +161,6 @@ def run_world(cloud: Cloud, fault: Injector | None, *, stage: str, every_attempt
                               every_attempt=every_attempt)
             dead += not ok
             fault = None if stage == "launcher" else fault  # the fault hits one delivery
-        child = job_name(cloud.deployment, LINEAGE, 2)
-        if child in cloud.training_jobs():
-            moto_ext.set_status(child, "InProgress")  # moto finishes jobs at once; a real one trains
         if round_ == 0:
             with attributed_to(RECONCILER.function_id):  # its handler's logic, with the clock moved on
                 reconciler(cloud).run()

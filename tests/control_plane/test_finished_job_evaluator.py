@@ -21,7 +21,7 @@ from o2v_core.events import (
     parse_event,
 )
 
-from tests.control_plane import moto_ext
+from tests import sagemaker_fake
 from tests.control_plane.cloud import BASE_HYPERPARAMETERS, DIVERGING, HEALTHY, Cloud, epoch_lines, log_header
 from tests.lambda_context import lambda_context
 
@@ -85,7 +85,7 @@ def test_a_job_that_diverged_between_checks_is_reported_once(cloud: Cloud, monke
     assert len(routed) == 1 and routed[0]["detail-type"] == VALIDATION_LOSS_DIVERGED
     assert routed[0]["detail"]["stoppedJob"] is False and routed[0]["detail"]["epochsSaved"] == 0
     assert routed[0]["detail"]["decision"]["detected_at_epoch"] == 7
-    assert moto_ext.CALLS["StopTrainingJob"] == 0
+    assert sagemaker_fake.CALLS["StopTrainingJob"] == 0
     # ... and, Completed (its artifact holds its best epoch, reference 10d), a promotion candidate
     # on its best value. The duplicate offers it again (the promoter absorbs duplicates).
     assert first["action"] == duplicate["action"] == "diverged_candidate"

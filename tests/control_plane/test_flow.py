@@ -11,6 +11,7 @@ from control_plane.handlers import divergence_monitor, finished_job_evaluator, r
 from o2v_core.events import SOURCE, VALIDATION_LOSS_DIVERGED, ValidationLossDiverged, parse_event
 from o2v_core.naming import TAG_ATTEMPT, TAG_PARENT, job_name
 
+from tests import sagemaker_fake
 from tests.control_plane import moto_ext
 from tests.control_plane.cloud import (
     BASE_HYPERPARAMETERS,
@@ -30,6 +31,7 @@ PER_JOB_FIELDS = {
     "TrainingJobName", "TrainingJobArn", "HyperParameters", "CreationTime", "LastModifiedTime",
     "TrainingStartTime", "TrainingEndTime", "TrainingJobStatus", "SecondaryStatus",
     "SecondaryStatusTransitions", "ModelArtifacts", "FinalMetricDataList", "CheckpointConfig",
+    "TrainingTimeInSeconds", "BillableTimeInSeconds", "FailureReason",
 }
 
 
@@ -57,7 +59,7 @@ def test_diverging_job_is_stopped_reported_once_and_retrained(cloud: Cloud, monk
     assert DIVERGING[fired_at][0] == 7
     described = cloud.sm.describe_training_job(TrainingJobName=parent)
     assert described["TrainingJobStatus"] == "Stopped"
-    assert moto_ext.CALLS["StopTrainingJob"] == 1
+    assert sagemaker_fake.CALLS["StopTrainingJob"] == 1
     assert cloud.tags(parent)["o2v:diverged"] == "validation_rise epoch 7"
 
     # The RetrainOnDivergence rule (the pattern from o2v_core.events.rules()) routed one event.
@@ -142,7 +144,7 @@ def test_monitor_leaves_healthy_and_foreign_jobs_alone(cloud: Cloud, monkeypatch
     assert report["checked"] == [healthy]
     assert report["skipped"] == [foreign]
     assert report["diverged"] == [] and report["errors"] == []
-    assert moto_ext.CALLS["StopTrainingJob"] == 0
+    assert sagemaker_fake.CALLS["StopTrainingJob"] == 0
     assert cloud.delivered("retrain_launcher") == []
     assert {cloud.sm.describe_training_job(TrainingJobName=n)["TrainingJobStatus"] for n in (healthy, foreign, other)} \
         == {"InProgress"}
@@ -218,7 +220,7 @@ def test_by_default_a_diverged_job_its_own_early_stopping_ends_soon_is_left_to_f
         f"{ending}: left to finish: its own early stopping or budget ends it within 0 epoch(s), at most 2 are "
         "paid to keep its best model",
     ])
-    assert moto_ext.CALLS["StopTrainingJob"] == 0
+    assert sagemaker_fake.CALLS["StopTrainingJob"] == 0
     events = cloud.delivered("retrain_launcher")  # the next attempts launch now, not when these end
     assert {event["detail"]["trainingJobName"] for event in events} == {patient, ending}
     assert all(event["detail"]["stoppedJob"] is False and event["detail"]["epochsSaved"] == 0 for event in events)
@@ -227,7 +229,7 @@ def test_by_default_a_diverged_job_its_own_early_stopping_ends_soon_is_left_to_f
     cloud.write_log(patient, epoch_lines(DIVERGING[8:], "mean_squared_error"))
     again = divergence_monitor.handler(SCHEDULED, lambda_context())
     assert again["diverged"] == [] and again["stopped_again"] == []
-    assert moto_ext.CALLS["StopTrainingJob"] == 0
+    assert sagemaker_fake.CALLS["StopTrainingJob"] == 0
 
 
 def test_a_diverged_job_that_would_run_on_past_the_limit_is_stopped_on_a_later_run(

@@ -25,7 +25,7 @@ from o2v_core.log_subscription import (
 from o2v_core.naming import job_name
 from o2v_core.resource_names import TRAINING_JOB_LOG_GROUP as LOG_GROUP
 
-from tests.control_plane import moto_ext
+from tests import sagemaker_fake
 from tests.control_plane.cloud import DIVERGING, PATIENT, Cloud, epoch_lines, log_header
 from tests.lambda_context import lambda_context
 
@@ -35,7 +35,7 @@ SCHEDULED = {"source": "aws.events", "detail-type": "Scheduled Event", "detail":
 def delivery(job: str, lines: list[str], *, message_type: str = DATA_MESSAGE) -> dict[str, Any]:
     now = int(time.time() * 1000)
     return encode(LogBatch(
-        owner=moto_ext.ACCOUNT, log_group=LOG_GROUP, log_stream=f"{job}/algo-1-1764150000",
+        owner=sagemaker_fake.ACCOUNT, log_group=LOG_GROUP, log_stream=f"{job}/algo-1-1764150000",
         subscription_filters=("dev-metric-line-judge",), message_type=message_type,
         log_events=tuple(LogEvent(str(index), now, line) for index, line in enumerate(lines)),
     ))

@@ -1,4 +1,4 @@
-"""The retrain launcher against a moto server: idempotence, errors that must propagate, malformed
+"""The retrain launcher against the SageMaker fake: idempotence, errors that must propagate, malformed
 events, exhaustion."""
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from o2v_core.events import (
 )
 from o2v_core.naming import Lineage, job_name
 
-from tests.control_plane import moto_ext
+from tests import sagemaker_fake
 from tests.control_plane.cloud import BASE_HYPERPARAMETERS, DEPLOYMENT, IMAGE, Cloud, as_delivered, job_request
 from tests.lambda_context import lambda_context
 
@@ -58,13 +58,12 @@ def stopped_parent(cloud: Cloud, attempt: int = 1, **kwargs: Any) -> str:
 def test_fifty_concurrent_duplicate_deliveries_start_exactly_one_job(
     cloud: Cloud, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """50 deliveries of one event, in 50 threads released together against the moto server.
+    """50 deliveries of one event, in 50 threads released together against the SageMaker fake.
 
     What this proves: every delivery succeeds (none raises, so none lands in the DLQ), exactly one
     reports "launched", and exactly one job exists with attempt 2's hyperparameters. It relies on
-    SageMaker's unique job names (ResourceInUse), which moto does not enforce by itself; the
-    fake enforces them as AWS does (moto_ext), see the next two tests for moto's own behaviour and
-    for the race path forced deterministically.
+    SageMaker's unique job names (ResourceInUse), which the SageMaker fake enforces as AWS does;
+    the next test forces the race path deterministically.
     """
     cloud.use_config(monkeypatch)
     parent = stopped_parent(cloud)
@@ -84,20 +83,8 @@ def test_fifty_concurrent_duplicate_deliveries_start_exactly_one_job(
     assert actions.count("already_launched") == 49
     assert {outcome["child"] for outcome in outcomes} == {child}
     assert cloud.training_jobs() == sorted([parent, child])
-    assert 1 <= moto_ext.CALLS["CreateTrainingJob"] - 1 <= 50  # minus the parent's own creation
+    assert 1 <= sagemaker_fake.CALLS["CreateTrainingJob"] - 1 <= 50  # minus the parent's own creation
     assert cloud.sm.describe_training_job(TrainingJobName=child)["HyperParameters"]["dropout"] == "0.3"
-
-
-def test_moto_by_itself_replaces_a_job_with_a_duplicate_name(cloud: Cloud) -> None:
-    """Documents moto 5.2.5: no ResourceInUse for a duplicate CreateTrainingJob name (AWS sends
-    one). If moto starts enforcing it, this fails and moto_ext's patch can go."""
-    request = cloud.job_request("dup")
-    with moto_ext.moto_duplicate_names():
-        cloud.sm.create_training_job(**request)
-        cloud.sm.create_training_job(**{**request, "HyperParameters": {**request["HyperParameters"], "dropout": "0.4"}})
-    assert cloud.training_jobs() == [request["TrainingJobName"]]
-    described = cloud.sm.describe_training_job(TrainingJobName=request["TrainingJobName"])
-    assert described["HyperParameters"]["dropout"] == "0.4"  # silently replaced
 
 
 def test_losing_the_create_race_is_success_not_a_second_job(cloud: Cloud, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -105,7 +92,7 @@ def test_losing_the_create_race_is_success_not_a_second_job(cloud: Cloud, monkey
     before our CreateTrainingJob, which gets ResourceInUse: "already launched"."""
     cloud.use_config(monkeypatch)
     parent = stopped_parent(cloud)
-    moto_ext.FAULTS.lose_create_race = True
+    sagemaker_fake.FAULTS.lose_create_race = True
 
     outcome = retrain_launcher.handler(diverged_event(parent), lambda_context())
 
@@ -118,43 +105,38 @@ def test_a_redelivery_after_the_child_exists_starts_nothing(cloud: Cloud, monkey
     cloud.use_config(monkeypatch)
     parent = stopped_parent(cloud)
     assert retrain_launcher.handler(diverged_event(parent), lambda_context())["action"] == "launched"
-    calls = moto_ext.CALLS["CreateTrainingJob"]
+    calls = sagemaker_fake.CALLS["CreateTrainingJob"]
 
     assert retrain_launcher.handler(diverged_event(parent), lambda_context())["action"] == "already_launched"
-    assert moto_ext.CALLS["CreateTrainingJob"] == calls
+    assert sagemaker_fake.CALLS["CreateTrainingJob"] == calls
 
 
 # ---------------------------------------------------------------------------------------------
 # AWS errors propagate (Lambda retries, then the DLQ)
 
 
-THROTTLE_WARNING = "ignore:Exception.ThrottlingException.*:UserWarning"  # moto: not in SageMaker's error model
-
-
-@pytest.mark.filterwarnings(THROTTLE_WARNING)
 def test_throttling_is_retried_by_the_sdk_then_raised(cloud: Cloud, monkeypatch: pytest.MonkeyPatch) -> None:
     cloud.use_config(monkeypatch)
     parent = stopped_parent(cloud)
     monkeypatch.setenv("AWS_RETRY_MODE", "standard")
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
-    moto_ext.FAULTS.create_training_job = [moto_ext.ThrottlingException, moto_ext.ThrottlingException]
-    before = moto_ext.CALLS["CreateTrainingJob"]
+    sagemaker_fake.FAULTS.create_training_job = [sagemaker_fake.ThrottlingException, sagemaker_fake.ThrottlingException]
+    before = sagemaker_fake.CALLS["CreateTrainingJob"]
 
     with pytest.raises(ClientError) as raised:
         retrain_launcher.handler(diverged_event(parent), lambda_context())
 
     assert raised.value.response["Error"]["Code"] == "ThrottlingException"
-    assert moto_ext.CALLS["CreateTrainingJob"] - before == 2  # the SDK retried once, then gave up
+    assert sagemaker_fake.CALLS["CreateTrainingJob"] - before == 2  # the SDK retried once, then gave up
     assert cloud.training_jobs() == [parent]
 
 
-@pytest.mark.filterwarnings(THROTTLE_WARNING)
 def test_a_single_throttle_is_absorbed_by_the_sdk_retry(cloud: Cloud, monkeypatch: pytest.MonkeyPatch) -> None:
     cloud.use_config(monkeypatch)
     parent = stopped_parent(cloud)
     monkeypatch.setenv("AWS_RETRY_MODE", "standard")
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
-    moto_ext.FAULTS.create_training_job = [moto_ext.ThrottlingException]
+    sagemaker_fake.FAULTS.create_training_job = [sagemaker_fake.ThrottlingException]
 
     assert retrain_launcher.handler(diverged_event(parent), lambda_context())["action"] == "launched"
 
@@ -162,7 +144,7 @@ def test_a_single_throttle_is_absorbed_by_the_sdk_retry(cloud: Cloud, monkeypatc
 def test_resource_limit_exceeded_raises_and_starts_nothing(cloud: Cloud, monkeypatch: pytest.MonkeyPatch) -> None:
     cloud.use_config(monkeypatch)
     parent = stopped_parent(cloud)
-    moto_ext.FAULTS.create_training_job = [moto_ext.ResourceLimitExceeded]
+    sagemaker_fake.FAULTS.create_training_job = [sagemaker_fake.ResourceLimitExceeded]
 
     with pytest.raises(ClientError) as raised:
         retrain_launcher.handler(diverged_event(parent), lambda_context())
@@ -348,7 +330,7 @@ def test_a_custom_image_keeps_the_users_metric_definitions() -> None:
 
 
 def test_child_request_from_a_full_describe_is_valid_and_complete() -> None:
-    """A DescribeTrainingJob answer with every optional setting (more than moto keeps) becomes a
+    """A DescribeTrainingJob answer with every optional setting (more than the SageMaker fake echoes) becomes a
     CreateTrainingJob request that botocore's own validator accepts."""
     parent = "dev--stsb-baseline-a1"
     child = "dev--stsb-baseline-a2"

@@ -16,7 +16,7 @@ from control_plane.handlers import divergence_monitor
 from o2v_core.events import rules
 from o2v_core.naming import NamingError, job_name, job_prefix
 
-from tests.control_plane import moto_ext
+from tests import sagemaker_fake
 from tests.control_plane.cloud import DIVERGING, Cloud, epoch_lines, log_header
 from tests.lambda_context import lambda_context
 
@@ -75,4 +75,4 @@ def test_the_monitor_does_not_even_list_another_deployments_jobs(cloud: Cloud, m
 
     assert other not in report["checked"] + report["skipped"] + report["diverged"]
     assert report["errors"] == []
-    assert moto_ext.CALLS["StopTrainingJob"] == 0
+    assert sagemaker_fake.CALLS["StopTrainingJob"] == 0

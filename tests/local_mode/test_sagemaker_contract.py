@@ -2,23 +2,21 @@
 
 Each rule comes from the botocore service model of ``sagemaker`` (quoted below from the model
 itself, so a botocore upgrade that changes a constraint changes the expectation with it) or from
-reference section 10a. The same requests are then sent over HTTP to both fakes, the local
-SageMaker API of local mode and the tests' moto server, which must refuse them alike.
+reference section 10a. The same requests are then sent over HTTP to the one SageMaker fake, as local
+mode runs it and as the control-plane and promotion tests run it (scripted, tests/sagemaker_fake.py),
+which must refuse them alike.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from moto.server import ThreadedMotoServer
 from o2v_core.builtin_algorithms import METRIC_OVERRIDE_MESSAGE, builtin_metric_definitions
 
-from tests.control_plane import moto_ext
 from tests.local_mode.test_local_sagemaker import Local, _request
 from tests.local_mode.test_local_sagemaker import local as local  # the module fixture: local services
 from training.local_cloud.sagemaker_contract import (
@@ -99,28 +97,16 @@ def test_only_patterns_no_regex_engine_reads_are_unchecked_and_none_is_on_a_shap
     assert set(unchecked_patterns()) <= {"AthenaCatalog", "Catalog", "Database", "TableName"}
 
 
-@pytest.fixture(scope="module")
-def moto_sagemaker() -> Iterator[Any]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    moto_ext.install()
-    host, port = server.get_host_and_port()
-    try:
-        yield boto3.client("sagemaker", endpoint_url=f"http://{host}:{port}", region_name="us-east-1",
-                           aws_access_key_id="testing", aws_secret_access_key="testing")
-    finally:
-        moto_ext.uninstall()
-        server.stop()
-
-
 @pytest.mark.parametrize(("case", "path", "value", "named"), CASES, ids=[case[0] for case in CASES])
-def test_both_fakes_answer_a_refused_request_with_sagemakers_error(
-    local: Local, moto_sagemaker: Any, case: str, path: tuple[str | int, ...], value: Any, named: str
+def test_the_fake_answers_a_refused_request_with_sagemakers_error_in_local_mode_and_in_the_tests(
+    local: Local, sagemaker_fake: str, case: str, path: tuple[str | int, ...], value: Any, named: str
 ) -> None:
     if case in ("missing required member", "minimum value"):
         pytest.skip("boto3 refuses it before sending: botocore checks required members and minimums itself")
     request = bad(_request("o2v-dev--wire-a1", BUCKET), path, value)
-    for client in (local.client("sagemaker"), moto_sagemaker):
+    scripted = boto3.client("sagemaker", endpoint_url=sagemaker_fake, region_name="us-east-1",
+                            aws_access_key_id="testing", aws_secret_access_key="testing")
+    for client in (local.client("sagemaker"), scripted):
         with pytest.raises(ClientError) as raised:
             client.create_training_job(**request)
         assert raised.value.response["Error"]["Code"] == "ValidationException"

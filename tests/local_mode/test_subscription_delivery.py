@@ -4,8 +4,8 @@ Logs -> the local Logs' subscription delivery (Base64 GZIP JSON, one stream's ``
 creates, as the stack does) -> StopTrainingJob and ValidationLossDiverged on the
 project bus -> the RetrainOnDivergence rule.
 
-The pump runs as ``o2v demo`` runs it (rules, workers, subscription delivery) against a moto
-server whose SageMaker follows AWS where moto differs (``tests.control_plane.moto_ext``). Its
+The pump runs as ``o2v demo`` runs it (rules, workers, subscription delivery) against the
+SageMaker fake (``tests/sagemaker_fake.py``, the local SageMaker API, scripted) and a moto server. Its
 schedules are slowed to one local hour per minute, so the safety-net monitor never runs: whatever
 is detected here, the judge detected.
 """
@@ -25,9 +25,9 @@ from o2v_core.functions import METRIC_LINE_JUDGE
 from o2v_core.log_subscription import DATA_MESSAGE, decode
 from o2v_core.resource_names import TRAINING_JOB_LOG_GROUP, job_curve_table_name
 
-from tests.control_plane import moto_ext
+from tests import sagemaker_fake
 from tests.control_plane.cloud import DIVERGING, PATIENT, Cloud, epoch_lines, log_header
-from tests.control_plane.conftest import cloud  # noqa: F401  (the moto fixture; moto_endpoint is in tests/conftest.py)
+from tests.control_plane.conftest import cloud  # noqa: F401  (the fakes' fixture; moto_endpoint is in tests/conftest.py)
 from training.local_cloud.jobs import Clients
 from training.local_cloud.log_delivery import SubscriptionReader
 from training.local_cloud.pump import SCHEDULE, SUBSCRIPTION, Delivery, EventPump
@@ -41,7 +41,7 @@ def pump(cloud: Cloud, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Itera
     sns = boto3.client("sns")
     sns.create_topic(Name=config.notification_topic_arn.rsplit(":", 1)[1])
     clients = Clients(s3=boto3.client("s3"), logs=boto3.client("logs"), cloudwatch=boto3.client("cloudwatch"),
-                      events=cloud.events, account=moto_ext.ACCOUNT, region=moto_ext.REGION)
+                      events=cloud.events, account=sagemaker_fake.ACCOUNT, region=sagemaker_fake.REGION)
     env = {key: value for key, value in os.environ.items() if not key.startswith("O2V_")}
     pump = EventPump(config, env=env, clients=clients, sqs=cloud.sqs, events=cloud.events, sns=sns, run_dir=tmp_path,
                      minute_seconds=3600.0, subscription_poll_seconds=0.2, retry_delays=(0.5, 1.0))
@@ -91,7 +91,7 @@ def test_a_diverging_epoch_line_becomes_validation_loss_diverged_through_the_jud
 
     # What the judge was handed is what CloudWatch Logs hands a Lambda destination.
     batch = decode(judged()[-1].event)
-    assert batch.message_type == DATA_MESSAGE and batch.owner == moto_ext.ACCOUNT
+    assert batch.message_type == DATA_MESSAGE and batch.owner == sagemaker_fake.ACCOUNT
     assert batch.log_group == TRAINING_JOB_LOG_GROUP and batch.log_stream == f"{job}/algo-1-1764150000"
     subscription = METRIC_LINE_JUDGE.subscription
     assert subscription is not None
@@ -111,7 +111,7 @@ def test_a_diverging_epoch_line_becomes_validation_loss_diverged_through_the_jud
 
 
 def test_each_matching_line_is_delivered_once_even_when_flushed_late(cloud: Cloud) -> None:  # noqa: F811
-    reader = SubscriptionReader(METRIC_LINE_JUDGE, cloud.deployment, cloud.logs, moto_ext.ACCOUNT)
+    reader = SubscriptionReader(METRIC_LINE_JUDGE, cloud.deployment, cloud.logs, sagemaker_fake.ACCOUNT)
     reader.ensure_log_group()
     stream = "dev--x-a1/algo-1-1764150000"
     cloud.logs.create_log_stream(logGroupName=TRAINING_JOB_LOG_GROUP, logStreamName=stream)

@@ -13,7 +13,7 @@ from o2v_core.naming import Lineage, job_name, tag_list
 from o2v_core.resource_names import TRAINING_OUTPUT_PREFIX
 from o2v_core.runtime_config import ControlPlaneConfig
 
-from tests.promotion import moto_serving
+from tests import sagemaker_fake
 
 if TYPE_CHECKING:
     from mypy_boto3_sagemaker import SageMakerClient
@@ -24,7 +24,7 @@ BUS = "o2v-demo-bus"
 ENDPOINT = "demo-embeddings"
 PARAMETER = "/o2v/demo/serving-model"
 URL_PARAMETER = "/o2v/demo/serving-model-data-url"
-KEY_ARN = f"arn:aws:kms:us-east-1:{moto_serving.ACCOUNT}:key/11111111-2222-3333-4444-555555555555"
+KEY_ARN = f"arn:aws:kms:us-east-1:{sagemaker_fake.ACCOUNT}:key/11111111-2222-3333-4444-555555555555"
 CAPTURE_URI = "s3://demo-artifacts/data-capture/"
 IMAGE = "382416733822.dkr.ecr.us-east-1.amazonaws.com/object2vec:1"
 ALARMS = ("demo-embeddings-5xx", "demo-embeddings-latency")
@@ -33,11 +33,11 @@ METRIC = "validation:mean_squared_error"
 CONFIG = ControlPlaneConfig(
     deployment=DEPLOYMENT,
     event_bus_name=BUS,
-    notification_topic_arn=f"arn:aws:sns:us-east-1:{moto_serving.ACCOUNT}:demo-notifications",
-    training_role_arn=f"arn:aws:iam::{moto_serving.ACCOUNT}:role/demo-training",
+    notification_topic_arn=f"arn:aws:sns:us-east-1:{sagemaker_fake.ACCOUNT}:demo-notifications",
+    training_role_arn=f"arn:aws:iam::{sagemaker_fake.ACCOUNT}:role/demo-training",
     endpoint_name=ENDPOINT,
     serving_model_parameter=PARAMETER,
-    model_role_arn=f"arn:aws:iam::{moto_serving.ACCOUNT}:role/demo-model",
+    model_role_arn=f"arn:aws:iam::{sagemaker_fake.ACCOUNT}:role/demo-model",
     image_uri=IMAGE,
     promotion_margin=0.0,
     endpoint_instance_type="ml.m5.large",
@@ -55,12 +55,14 @@ CONFIG = ControlPlaneConfig(
 class Aws:
     """The emulated account, seen through plain boto3 clients."""
 
-    url: str
-    log: moto_serving.ServingLog
+    url: str  # the moto server
+    sagemaker_url: str  # the SageMaker fake
+    log: sagemaker_fake.ServingLog
     queue_url: str
 
     def client(self, service: str) -> Any:
-        return boto3.client(service, endpoint_url=self.url, region_name=moto_serving.REGION)  # type: ignore[call-overload]
+        url = self.sagemaker_url if service == "sagemaker" else self.url
+        return boto3.client(service, endpoint_url=url, region_name=sagemaker_fake.REGION)  # type: ignore[call-overload]
 
     @property
     def sagemaker(self) -> SageMakerClient:
@@ -147,8 +149,7 @@ class Aws:
             StoppingCondition={"MaxRuntimeInSeconds": 3600},
             Tags=[{"Key": t["Key"], "Value": t["Value"]} for t in tag_list(all_tags)],
         )
-        if status != "Completed":
-            moto_serving.set_training_job_status(name, status)
+        sagemaker_fake.set_status(name, status)  # SageMaker decides when a job ends; here the test does
         return name
 
     def tags_of_job(self, name: str) -> dict[str, str]:
@@ -189,9 +190,9 @@ def succeeded(
         "id": str(uuid.uuid4()),
         "detail-type": TRAINING_SUCCEEDED,
         "source": SOURCE,
-        "account": moto_serving.ACCOUNT,
+        "account": sagemaker_fake.ACCOUNT,
         "time": "2026-11-26T09:00:00Z",
-        "region": moto_serving.REGION,
+        "region": sagemaker_fake.REGION,
         "resources": [],
         "detail": to_detail(detail),
     }

@@ -10,8 +10,8 @@ import pytest
 from control_plane.handlers.promoter import handler
 from o2v_core import served_assets
 
+from tests import sagemaker_fake
 from tests.lambda_context import lambda_context
-from tests.promotion import moto_serving
 from tests.promotion.support import ENDPOINT, Aws, succeeded
 from training.data import tokenizer as tokenizer_module
 from training.data import vocab as vocab_module
@@ -40,7 +40,7 @@ def test_a_promoted_model_s_vocabulary_is_found_from_the_endpoint_name(aws: Aws)
     job = aws.training_job("sts", 1, auxiliary=AUXILIARY)  # no o2v:vocab tag: SageMaker jobs have none
     event = succeeded(job, artifact=aws.model_artifact(job), best=0.4)
     assert handler(event, lambda_context())["outcome"] == "ModelPromoted"
-    moto_serving.settle()
+    sagemaker_fake.settle()
 
     found = endpoint_assets(aws.sagemaker, aws.client("s3"), ENDPOINT)
 
@@ -97,4 +97,4 @@ def serve_without_tags(aws: Aws, model_data_url: str) -> None:
         "InstanceType": "ml.m5.large",
     }])
     sm.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName="stack-config")
-    moto_serving.settle()
+    sagemaker_fake.settle()

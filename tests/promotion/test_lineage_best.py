@@ -18,9 +18,9 @@ from control_plane.handlers import finished_job_evaluator, promoter
 from o2v_core.events import SAGEMAKER_SOURCE, TRAINING_JOB_STATE_CHANGE, TRAINING_SUCCEEDED, VALIDATION_LOSS_DIVERGED
 from o2v_core.resource_names import TRAINING_JOB_LOG_GROUP
 
+from tests import sagemaker_fake
 from tests.control_plane.cloud import DIVERGING, epoch_lines, log_header
 from tests.lambda_context import lambda_context
-from tests.promotion import moto_serving
 from tests.promotion.support import PARAMETER, Aws
 
 VALIDATION = "s3://demo-data/datasets/sts/validation/"
@@ -62,7 +62,7 @@ def test_the_endpoint_serves_the_lineages_best_attempt_even_when_it_is_the_one_t
         for event in aws.events():
             if event["detail-type"] == TRAINING_SUCCEEDED:
                 decisions.append(promoter.handler(event, lambda_context()))
-                moto_serving.settle()  # the blue/green bake ends
+                sagemaker_fake.settle()  # the blue/green bake ends
 
     assert [(item["trainingJobName"], item["outcome"]) for item in decisions] == [
         (second, "ModelPromoted"), (first, "ModelPromoted")]

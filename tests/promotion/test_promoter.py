@@ -1,4 +1,4 @@
-"""The promoter handler end to end against a moto server: decisions, deployments, duplicates."""
+"""The promoter handler end to end against the SageMaker fake and a moto server: decisions, deployments, duplicates."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ from o2v_core.naming import TAG_BEST_EPOCH_ARTIFACT
 from o2v_core.runtime_config import ConfigError
 from o2v_core.served_assets import TAG_VOCAB
 
+from tests import sagemaker_fake
 from tests.lambda_context import lambda_context
-from tests.promotion import moto_serving
 from tests.promotion.support import (
     ALARMS,
     CAPTURE_URI,
@@ -45,7 +45,7 @@ def serve_first_model(aws: Aws, value: float = 0.5) -> str:
     """A served model: the first job creates the endpoint, which then becomes InService."""
     job = aws.training_job("sts", 1)
     assert promote(aws, job, value)["outcome"] == MODEL_PROMOTED
-    moto_serving.settle()
+    sagemaker_fake.settle()
     aws.events()
     return job
 
@@ -199,7 +199,7 @@ def test_failed_job_is_skipped(aws: Aws) -> None:
     ("job_settings", "reason"),
     [
         (
-            {"role_arn": f"arn:aws:iam::{moto_serving.ACCOUNT}:role/someone-else"},
+            {"role_arn": f"arn:aws:iam::{sagemaker_fake.ACCOUNT}:role/someone-else"},
             "ran with role 'arn:aws:iam::123456789012:role/someone-else', not this deployment's training role",
         ),
         ({"output_path": "s3://demo-artifacts/elsewhere/"}, "is not below s3://demo-artifacts/training-jobs/"),
@@ -257,7 +257,7 @@ def test_a_candidate_validated_on_another_dataset_is_skipped_naming_both_dataset
     served_data, other_data = "s3://demo-data/datasets/sts/validation/", "s3://demo-data/datasets/sick/validation/"
     first = aws.training_job("sts", 1, validation=served_data)
     assert promote(aws, first, 0.5)["outcome"] == MODEL_PROMOTED
-    moto_serving.settle()
+    sagemaker_fake.settle()
     other = aws.training_job("sick", 1, validation=other_data)
 
     result = promote(aws, other, 0.1)  # a far lower loss, on other data: says nothing
@@ -271,7 +271,7 @@ def test_a_candidate_validated_on_the_same_data_is_compared(aws: Aws) -> None:
     data = "s3://demo-data/datasets/sts/validation/"
     first = aws.training_job("sts", 1, validation=data)
     assert promote(aws, first, 0.5)["outcome"] == MODEL_PROMOTED
-    moto_serving.settle()
+    sagemaker_fake.settle()
 
     result = promote(aws, aws.training_job("sts", 2, validation=data), 0.4)
 
@@ -450,11 +450,11 @@ def stack_endpoint(aws: Aws, *, kms_key_id: str | None, capture: dict[str, Any] 
         **extra,
     )
     aws.sagemaker.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName=config)
-    moto_serving.settle()
+    sagemaker_fake.settle()
     return config
 
 
-OTHER_KEY = f"arn:aws:kms:us-east-1:{moto_serving.ACCOUNT}:key/99999999-8888-7777-6666-555555555555"
+OTHER_KEY = f"arn:aws:kms:us-east-1:{sagemaker_fake.ACCOUNT}:key/99999999-8888-7777-6666-555555555555"
 LIVE_CAPTURE: dict[str, Any] = {
     "EnableCapture": True,
     "InitialSamplingPercentage": 37,
@@ -488,7 +488,7 @@ def test_later_promotions_keep_copying_from_the_config_the_promoter_deployed(aws
     stack_endpoint(aws, kms_key_id=OTHER_KEY, capture=LIVE_CAPTURE)
     first = aws.training_job("sts", 1)
     promote(aws, first, 0.5)
-    moto_serving.settle()
+    sagemaker_fake.settle()
     second = aws.training_job("sts", 2)
 
     assert promote(aws, second, 0.4)["outcome"] == MODEL_PROMOTED

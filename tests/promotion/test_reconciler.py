@@ -1,4 +1,4 @@
-"""The reconciler against the moto server: what lost events, crashed invocations and a blue/green
+"""The reconciler against the SageMaker fake and the moto server: what lost events, crashed invocations and a blue/green
 rollback leave behind is repaired once, and a second run changes nothing.
 
 AWS behaviour applied here, with sources:
@@ -8,8 +8,8 @@ AWS behaviour applied here, with sources:
   ``retries`` below re-run the handler twice with the same event.
 * A blue/green update whose alarm trips during the bake rolls back to the old fleet
   (https://docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails-configuration.html):
-  :func:`tests.promotion.moto_serving.roll_back`; one that succeeds becomes InService on the new
-  config: :func:`tests.promotion.moto_serving.settle`.
+  :func:`tests.sagemaker_fake.roll_back`; one that succeeds becomes InService on the new
+  config: :func:`tests.sagemaker_fake.settle`.
 * A crash is a ``BaseException`` raised from a botocore ``before-call``/``after-call`` hook
   (https://boto3.amazonaws.com/v1/documentation/api/latest/guide/events.html), so no
   ``except Exception`` in our code runs, as when Lambda kills an invocation (timeout, memory).
@@ -31,10 +31,10 @@ from o2v_core.functions import RECONCILER
 from o2v_core.naming import Lineage, job_name, tag_list
 from o2v_core.resource_names import TRAINING_OUTPUT_PREFIX
 
+from tests import sagemaker_fake
 from tests.aws_calls import attributed_to
 from tests.control_plane.cloud import HEALTHY, epoch_lines, log_header
 from tests.lambda_context import lambda_context
-from tests.promotion import moto_serving
 from tests.promotion.support import CONFIG, DEPLOYMENT, IMAGE, Aws, succeeded
 
 LATER = datetime.now(UTC) + timedelta(hours=1)  # past the reconciler's grace period
@@ -76,7 +76,7 @@ def decided(lineage: str, attempt: int) -> dict[str, str]:  # the evaluator judg
 def serve_first(aws: Aws) -> str:
     job = aws.training_job("sts", 1, tags=decided("sts", 1))
     assert promote(aws, job, 0.5)["outcome"] == MODEL_PROMOTED
-    moto_serving.settle()
+    sagemaker_fake.settle()
     aws.events()
     return job
 
@@ -88,7 +88,7 @@ def test_a_rollback_rewrites_the_record_notifies_once_and_the_rejected_model_is_
     assert (aws.record() or {})["trainingJobName"] == rejected  # written when the deployment started
     aws.events()
 
-    moto_serving.roll_back()
+    sagemaker_fake.roll_back()
     report = run_reconciler()
 
     assert report["record"] == "rolled_back"
@@ -115,7 +115,7 @@ def test_a_promoter_killed_before_model_promoted_is_announced_once_by_the_reconc
     for _ in range(2):  # Lambda's two async retries
         assert handler(event, lambda_context())["outcome"] == PROMOTION_SKIPPED
     assert (aws.record() or {})["trainingJobName"] != job
-    moto_serving.settle()
+    sagemaker_fake.settle()
 
     assert run_reconciler()["record"] == "announced"
     assert run_reconciler()["record"] == "unchanged"
@@ -137,7 +137,7 @@ def test_a_better_candidate_during_the_bake_is_deferred_then_promoted_once_the_e
     result = promote(aws, candidate, HEALTHY[-1][1])
     assert str(result["reason"]).startswith("deferred: ")
     assert run_reconciler()["deferred_decided"] == []  # still baking: nothing decided yet
-    moto_serving.settle()
+    sagemaker_fake.settle()
 
     report = run_reconciler()
 
@@ -145,7 +145,7 @@ def test_a_better_candidate_during_the_bake_is_deferred_then_promoted_once_the_e
     assert len(aws.log.endpoint_updates) == 2
     assert aws.log.endpoint_updates[-1][1].endswith("other-a1")
     assert aws.tags_of_job(candidate)["o2v:promotion"] == "decided"
-    moto_serving.settle()
+    sagemaker_fake.settle()
     assert run_reconciler()["deferred_decided"] == []
     assert [e["detail"]["trainingJobName"] for e in aws.events() if e["detail-type"] == MODEL_PROMOTED] == [
         candidate
@@ -166,6 +166,7 @@ def healthy_job(aws: Aws, lineage: str) -> str:
         StoppingCondition={"MaxRuntimeInSeconds": 3600},
         Tags=[{"Key": t["Key"], "Value": t["Value"]} for t in tag_list(tags)],
     )
+    sagemaker_fake.set_status(name, "Completed")
     logs = aws.client("logs")
     with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
         logs.create_log_group(logGroupName="/aws/sagemaker/TrainingJobs")
@@ -189,5 +190,5 @@ def test_a_success_whose_event_was_lost_is_promoted_by_the_reconciler_onto_a_new
     assert record is not None and record["trainingJobName"] == job
     assert [e["detail"]["trainingJobName"] for e in aws.events() if e["detail-type"] == MODEL_PROMOTED] == [job]
     assert aws.tags_of_job(job)["o2v:promotion"] == "decided"
-    moto_serving.settle()
+    sagemaker_fake.settle()
     assert run_reconciler()["record"] == "unchanged" and aws.events() == []

@@ -1,9 +1,9 @@
-"""SageMaker's request contract, as the service applies it, for every SageMaker fake we run.
+"""SageMaker's request contract, as the service applies it, for our one SageMaker fake.
 
-Both fakes apply it to every request before anything else: the local SageMaker API (local mode)
-and the moto server the control-plane and promotion tests run (tests/control_plane/moto_ext.py,
-tests/promotion/moto_serving.py install it). A request AWS would refuse is refused here too, with
-SageMaker's error code and message shape, so a test cannot pass on a request a real account rejects.
+The local SageMaker API applies it to every request before anything else, in local mode and in
+the tests, which run the same API scripted (tests/sagemaker_fake.py). A request AWS would refuse is
+refused here too, with SageMaker's error code and message shape, so a test cannot pass on a
+request a real account rejects.
 
 Sources, rule by rule:
 

@@ -6,9 +6,10 @@ test talks to the API over HTTP, as to AWS. In *scripted* mode the API trains an
 
 * a training job is created ``InProgress`` (``Starting``), as CreateTrainingJob leaves it, and stays
   there until :meth:`SageMakerControl.set_status` moves it (SageMaker decides when a job finishes,
-  so a test does); ``Completed`` gives it ``ModelArtifacts.S3ModelArtifacts`` at
-  ``<S3OutputPath>/<job>/output/model.tar.gz`` (the API reference's OutputDataConfig says only
-  that "SageMaker creates subfolders for model artifacts"; this layout is the one real jobs show,
+  so a test does). ``ModelArtifacts.S3ModelArtifacts``, a required member of DescribeTrainingJob's
+  answer (reference 10d: so its presence proves nothing), is
+  ``<S3OutputPath>/<job>/output/model.tar.gz`` (the API reference's OutputDataConfig says only that
+  "SageMaker creates subfolders for model artifacts"; this layout is the one real jobs show,
   docs/events.md, and the one the local runner uploads to).
   StopTrainingJob goes ``Stopping`` -> ``Stopped`` at once ("When it receives a StopTrainingJob
   request, SageMaker changes the status of the job to Stopping. After SageMaker stops the job, it
@@ -129,7 +130,7 @@ class ScriptedRunner:
                 job.started = job.started or now
             if failure_reason is not None:
                 job.failure_reason = failure_reason
-            if status == "Completed" and job.model_artifact is None:
+            if job.model_artifact is None:  # a required member of DescribeTrainingJob's answer (10d)
                 output = str(job.request["OutputDataConfig"]["S3OutputPath"]).rstrip("/")
                 job.model_artifact = f"{output}/{job.name}/output/model.tar.gz"
         self.on_change(job)
