@@ -355,9 +355,20 @@ def _result(world: World, longest: float, timeout: float, killed: int) -> Design
     return DesignResult(dict(world.clock.asked), longest, timeout, killed, delays, len(world.diverging) - len(delays))
 
 
-def run_scale(job_counts: tuple[int, ...] = JOB_COUNTS, log: Callable[[str], None] = print) -> dict[str, Any]:
+@contextmanager
+def _aws(state: Path) -> Iterator[None]:
+    """A fresh account: moto in-process, and the SageMaker fake over loopback HTTP (mock_aws lets it through)."""
     from moto import mock_aws
 
+    from tests import sagemaker_fake
+
+    with mock_aws(), sagemaker_fake.serving(sagemaker_fake.moto_clients(None), state) as url:
+        os.environ["AWS_ENDPOINT_URL_SAGEMAKER"] = url
+        _reset_clients()
+        yield
+
+
+def run_scale(job_counts: tuple[int, ...] = JOB_COUNTS, log: Callable[[str], None] = print) -> dict[str, Any]:
     from tests import sagemaker_fake
 
     results: dict[str, Any] = {
@@ -374,17 +385,14 @@ def run_scale(job_counts: tuple[int, ...] = JOB_COUNTS, log: Callable[[str], Non
             for design, simulate in (("polling", polling), ("subscription", subscription)):
                 for jobs in job_counts:
                     tick = time.monotonic()
-                    with mock_aws(), sagemaker_fake.serving(sagemaker_fake.moto_clients(None), Path(state)) as url:
-                        os.environ["AWS_ENDPOINT_URL_SAGEMAKER"] = url  # mock_aws lets loopback calls through
-                        _reset_clients()
+                    with _aws(Path(state)):
                         measured = simulate(jobs).as_json()
                     measured["wall_s"] = round(time.monotonic() - tick, 1)
                     results["designs"].setdefault(design, {})[str(jobs)] = measured
                     log(f"scale: {design} at {jobs} jobs: p99 {measured['delay_p99_s']} s, longest run "
                         f"{measured['longest_run_s']} s ({measured['wall_s']} s wall)")
             for jobs in job_counts:
-                with mock_aws():
-                    _reset_clients()
+                with _aws(Path(state)):
                     results.setdefault("safety_net_alone", {})[str(jobs)] = net = safety_net_alone(jobs)
                 log(f"scale: safety net alone at {jobs} jobs: swept {net['swept']} in {net['run_s']} s")
         finally:

@@ -25,7 +25,7 @@ from o2v_core.log_subscription import DATA_MESSAGE, LogBatch, LogEvent, encode
 from o2v_core.naming import TAG_DEPLOYMENT
 from o2v_core.resource_names import TRAINING_JOB_LOG_GROUP, job_curve_table_name
 
-from tests.control_plane import moto_ext
+from tests import sagemaker_fake
 from tests.control_plane.cloud import DIVERGING, PATIENT, Cloud, epoch_lines
 from tests.lambda_context import lambda_context
 
@@ -40,7 +40,7 @@ def delivery(job: str, epochs: list[int], *, base_ms: int) -> dict[str, Any]:
         for index, line in enumerate(epoch_lines([DIVERGING[epoch]], METRIC)):
             if "#quality_metric" in line:
                 events.append(LogEvent(f"{epoch}-{index}", base_ms + 1000 * epoch, line))
-    return encode(LogBatch(moto_ext.ACCOUNT, TRAINING_JOB_LOG_GROUP, f"{job}/algo-1-1764150000",
+    return encode(LogBatch(sagemaker_fake.ACCOUNT, TRAINING_JOB_LOG_GROUP, f"{job}/algo-1-1764150000",
                            ("dev-metric-line-judge",), DATA_MESSAGE, tuple(events)))
 
 
