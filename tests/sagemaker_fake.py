@@ -26,7 +26,7 @@ import boto3
 import pytest
 
 from training.local_cloud import procs
-from training.local_cloud.jobs import Clients
+from training.local_cloud.local_aws import Clients
 from training.local_cloud.sagemaker_api import LocalSageMaker, make_handler
 from training.local_cloud.sagemaker_control import RESOURCE_LIMIT_EXCEEDED, THROTTLING, Faults, ServingLog
 

@@ -16,7 +16,7 @@ import boto3
 import pytest
 
 from training.local_cloud.demo import Console, Demo, DemoOptions, run_demo
-from training.local_cloud.jobs import Clients, LogForwarder
+from training.local_cloud.local_aws import Clients, LogForwarder
 
 
 def test_the_log_forwarder_never_sends_an_empty_message(moto_endpoint: str, capsys: pytest.CaptureFixture[str]) -> None:

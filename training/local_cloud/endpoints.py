@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from training.local_cloud import procs
-from training.local_cloud.jobs import ApiError, Clients, LogForwarder, page, split_s3_uri
+from training.local_cloud.local_aws import ApiError, Clients, LogForwarder, page, split_s3_uri
 
 ServerCommand = Callable[[Path, int], list[str]]
 

@@ -49,7 +49,7 @@ from o2v_core.runtime_config import ControlPlaneConfig
 
 from training.local_cloud import procs
 from training.local_cloud.curve_table import ensure_curve_table
-from training.local_cloud.jobs import Clients, LogForwarder
+from training.local_cloud.local_aws import Clients, LogForwarder
 from training.local_cloud.log_delivery import SubscriptionReader
 
 if TYPE_CHECKING:

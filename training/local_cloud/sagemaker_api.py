@@ -53,15 +53,12 @@ from o2v_core.resource_names import TRAINING_JOB_LOG_GROUP
 from training.local_cloud import procs
 from training.local_cloud.endpoints import EndpointManager, server_command
 from training.local_cloud.jobs import (
-    ApiError,
-    Clients,
     JobRunner,
     TrainingJob,
-    page,
     state_change_entry,
-    tags_dict,
     trainer_command,
 )
+from training.local_cloud.local_aws import ApiError, Clients, page, tags_dict
 from training.local_cloud.sagemaker_contract import ContractViolation, check_request
 from training.local_cloud.sagemaker_control import SageMakerControl, ScriptedRunner
 

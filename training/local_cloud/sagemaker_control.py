@@ -36,7 +36,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from training.local_cloud.jobs import ApiError, TrainingJob
+from training.local_cloud.jobs import TrainingJob
+from training.local_cloud.local_aws import ApiError
 
 if TYPE_CHECKING:
     from training.local_cloud.sagemaker_api import LocalSageMaker
