@@ -1,4 +1,9 @@
-"""o2v launch against moto: stack outputs, dataset manifest, lineage name and tags, SDK v3 request."""
+"""o2v launch: stack outputs, dataset manifest, lineage name and tags, SDK v3 request.
+
+SageMaker is the tests' one SageMaker stand-in (``tests/sagemaker_fake.py``: the local SageMaker
+API, which checks every request against the whole botocore contract and reference section 10a, as
+AWS does); CloudFormation, IAM and S3 are moto's in-process mock.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from o2v_core.naming import TAG_BEST_EPOCH_ARTIFACT, Lineage, job_name
 from o2v_core.resource_names import data_stack_name, training_stack_name
 from sagemaker.core import image_uris
 
+from tests import sagemaker_fake
 from training.cli import main
 from training.data.upload import upload_dataset
 from training.launcher.launch import LaunchError, build_request, plan_launch, submit
@@ -35,7 +41,9 @@ def _stack(cloudformation: object, name: str, outputs: dict[str, str]) -> None:
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[boto3.Session]:
+def aws(monkeypatch: pytest.MonkeyPatch, sagemaker_fake: str) -> Iterator[boto3.Session]:
+    """moto for everything but SageMaker; SageMaker requests go over HTTP to the fake, whose URL
+    (``AWS_ENDPOINT_URL_SAGEMAKER``) matches none of moto's endpoints, so mock_aws lets them pass."""
     for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                        "AWS_DEFAULT_REGION": REGION}.items():
         monkeypatch.setenv(key, value)
@@ -103,6 +111,8 @@ def test_sdk_request_and_created_job(deployed: boto3.Session) -> None:
     assert request["enable_network_isolation"] is True  # the control plane relaunches only isolated jobs
     arn = submit(deployed, plan)
     assert arn.endswith(":training-job/o2v-dev--stsb-1-a1")
+    # The SDK's request reached the contract-checking fake (not moto) and was accepted.
+    assert sagemaker_fake.CALLS["CreateTrainingJob"] == 1
     sagemaker = deployed.client("sagemaker")
     job = sagemaker.describe_training_job(TrainingJobName="o2v-dev--stsb-1-a1")
     assert job["AlgorithmSpecification"]["TrainingImage"] == image_uris.retrieve("object2vec", REGION)
