@@ -5,6 +5,13 @@ with early stopping switched off, and its per-epoch ``#quality_metric`` lines ar
 :mod:`o2v_core.metric_series` (the monitor's own reader). Every strategy in section 2 is then a
 replay over these curves that pays only for the epochs it would have run.
 
+The same run with Object2Vec's early stopping on, as users run it (the recipe's
+``early_stopping_patience`` and ``early_stopping_tolerance``), is the first epochs of that curve:
+training is seeded and early stopping only decides when to stop, so each record also holds the
+epoch at which :mod:`o2v_core.early_stopping` (the rule the trainer applies) ends the job, and
+:meth:`RunRecord.curve_with_early_stopping` is that prefix (tests/bench checks it against a real
+run with early stopping on).
+
 Runs go to two worker processes with one torch thread each (the machine has 2 cores). Models
 (best epoch of the full run, as the trainer saves them) stay in the work directory for the
 quality and throughput sections.
@@ -25,6 +32,8 @@ from dataclasses import asdict, dataclass
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
+
+from o2v_core.early_stopping import stopping_epoch
 
 from bench.curves import Curve
 from training.local_cloud.demo import overfit_prone_recipe
@@ -70,11 +79,24 @@ class RunRecord:
     seconds: float
     saved_best_epoch: int
     model: str  # relative to the work directory
+    early_stopping_patience: int  # the recipe's, as users run it
+    early_stopping_tolerance: float
+    early_stopping_epoch: int | None  # the epoch after which that rule ends the job; None: it runs them all
 
     def curve(self) -> Curve:
-        params: dict[str, Any] = {**asdict(self.spec), "metric": self.metric, "config": self.spec.config_name}
+        """The whole curve (early stopping off)."""
+        params: dict[str, Any] = {**asdict(self.spec), "metric": self.metric, "config": self.spec.config_name,
+                                  "early_stopping": False}
         return Curve(f"recorded/{self.spec.key}", self.spec.dataset, "recorded", tuple(self.validation),
                       tuple(self.train), params)
+
+    def curve_with_early_stopping(self) -> Curve:
+        """The curve a user sees with Object2Vec's early stopping on: up to the epoch that ends the job."""
+        end = len(self.validation) if self.early_stopping_epoch is None else self.early_stopping_epoch + 1
+        params: dict[str, Any] = {**asdict(self.spec), "metric": self.metric, "config": self.spec.config_name,
+                                  "early_stopping": True}
+        return Curve(f"recorded_es/{self.spec.key}", self.spec.dataset, "recorded_es", tuple(self.validation[:end]),
+                      tuple(self.train[:end]), params)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -159,6 +181,7 @@ def run_one(spec: RunSpec, dataset: Path, work: Path) -> RunRecord:
     from training.trainer.loop import Channels, train
 
     hps = with_defaults(spec.hyperparameters(manifest_hyperparameters(dataset)), where=spec.key)
+    patience, tolerance = int(hps["early_stopping_patience"]), float(hps["early_stopping_tolerance"])
     hps["early_stopping_patience"] = spec.epochs + 1  # full budget: no early stopping while recording
     model_rel = Path("models") / spec.key
     model_dir = work / model_rel
@@ -170,15 +193,19 @@ def run_one(spec: RunSpec, dataset: Path, work: Path) -> RunRecord:
                        metric_streams=[stream], log=devnull, quiet=True)
     seconds = time.monotonic() - started
     series = series_from_lines(stream.getvalue().splitlines(), source=spec.key)
+    validation = [value for _, value in series.validation]
     return RunRecord(
         spec=spec,
         metric=series.metric,
-        validation=[value for _, value in series.validation],
+        validation=validation,
         train=[value for _, value in series.train],
         epoch_seconds=[round(item.seconds, 4) for item in result.epochs],
         seconds=round(seconds, 3),
         saved_best_epoch=result.best_epoch,
         model=model_rel.as_posix(),
+        early_stopping_patience=patience,
+        early_stopping_tolerance=tolerance,
+        early_stopping_epoch=stopping_epoch(validation, patience, tolerance),
     )
 
 

@@ -98,7 +98,7 @@ def summarize(outcomes: Sequence[Outcome]) -> Score:
     delays = [item.delay for item in outcomes if item.delay is not None]
     per_family: dict[str, dict[str, Any]] = {}
     for item in outcomes:
-        key = item.family if item.source == "synthetic" else f"recorded/{item.source}"
+        key = item.family if item.source == "synthetic" else f"{item.family}/{item.source}"
         entry = per_family.setdefault(key, {"curves": 0, "diverging": 0, "alarms": 0, "tp": 0, "fp": 0,
                                             "premature": 0, "fn": 0, "delays": []})
         entry["curves"] += 1
@@ -143,16 +143,23 @@ def candidate_configs(smoke: bool = False) -> list[DetectorConfig]:
         gaps = ((False, 0.1, 0.1), (True, 0.1, 0.1), (True, 0.1, 0.2), (True, 0.2, 0.1), (True, 0.1, 0.05))
         min_epochs_options = (3, 5)
         smoothings = (1, 3, 5)
+    # The noise-aware rule (a rise judged against the curve's own epoch-to-epoch noise) with a lower
+    # relative floor, without the gap rule: noise multiplier x relative rise.
+    noise_rises: tuple[float, ...] = (0.01, 0.02) if smoke else (0.0, 0.01, 0.02, 0.03)
+    noise_multipliers: tuple[float, ...] = (3.0,) if smoke else (2.0, 3.0, 4.0, 6.0)
+    plain = [(patience, rise, gap, min_epochs, smoothing, 0.0) for patience, rise, gap, min_epochs, smoothing
+             in itertools.product(patiences, rises, gaps, min_epochs_options, smoothings)]
+    noisy = [(patience, rise, (False, 0.1, 0.1), min_epochs, smoothing, multiplier)
+             for patience, rise, min_epochs, smoothing, multiplier
+             in itertools.product(patiences, noise_rises, min_epochs_options, smoothings, noise_multipliers)]
     configs: list[DetectorConfig] = []
     seen: set[str] = set()
-    for patience, rise, (use_gap, ratio, widening), min_epochs, smoothing in itertools.product(
-        patiences, rises, gaps, min_epochs_options, smoothings
-    ):
+    for patience, rise, (use_gap, ratio, widening), min_epochs, smoothing, multiplier in plain + noisy:
         floor = max(min_epochs, patience + 1, smoothing)
         config = DetectorConfig(
             min_epochs=floor, patience=patience, smoothing=smoothing, min_relative_rise=rise,
             plateau_tolerance=min(0.01, rise), use_generalization_gap=use_gap, gap_ratio_threshold=ratio,
-            gap_widening=widening,
+            gap_widening=widening, noise_multiplier=multiplier,
         )
         key = config.to_json()
         if key not in seen:

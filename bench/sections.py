@@ -9,12 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from o2v_core.detector import DetectorConfig
-from o2v_core.retrain_policy import RetrainPolicy
 from o2v_core.settings import Settings, settings_from_cdk_json
 
 from bench.baselines import alternatives, ours
 from bench.config import BenchConfig
-from bench.cost import replay
+from bench.cost import OwnStop, reference_best, replay
 from bench.curves import Curve, assign_splits, synthetic_suite
 from bench.record import RunRecord, prepare_datasets, record_runs
 from bench.scoring import StudyRow, candidate_configs, choose, evaluate, study, tier_of
@@ -68,6 +67,9 @@ def record(ctx: Context) -> None:
         "seeds": list(ctx.cfg.seeds),
         "dropouts": list(ctx.cfg.dropouts),
         "main_epochs": ctx.cfg.main_epochs,
+        "early_stopping": sorted({(item.early_stopping_patience, item.early_stopping_tolerance)
+                                  for item in ctx.records}),
+        "ended_by_early_stopping": sum(item.early_stopping_epoch is not None for item in ctx.records),
     }
 
 
@@ -75,8 +77,10 @@ def record(ctx: Context) -> None:
 
 
 def _suite(ctx: Context) -> list[Curve]:
+    """Synthetic curves, every recorded run's whole curve, and the same runs with early stopping on."""
     synthetic = synthetic_suite(ctx.cfg.synthetic_per_family, seed=SYNTHETIC_SEED)
-    return synthetic + [item.curve() for item in ctx.records]
+    return (synthetic + [item.curve() for item in ctx.records]
+            + [item.curve_with_early_stopping() for item in ctx.records])
 
 
 def detection(ctx: Context) -> None:
@@ -101,7 +105,8 @@ def detection(ctx: Context) -> None:
     for name, title, first_alarm in detectors:
         entry: dict[str, Any] = {"title": title}
         for subset_name, subset in (("all", suite), ("eval", held_out), ("tune", tune),
-                                    ("recorded", [c for c in suite if c.source != "synthetic"]),
+                                    ("recorded", [c for c in suite if c.family == "recorded"]),
+                                    ("recorded_es", [c for c in suite if c.family == "recorded_es"]),
                                     ("synthetic", [c for c in suite if c.source == "synthetic"])):
             score, found = evaluate(first_alarm, subset)
             entry[subset_name] = score.to_json()
@@ -149,28 +154,43 @@ def _recommended(ctx: Context) -> DetectorConfig:
 # -- 2. cost -----------------------------------------------------------------------------------------
 
 
-def _by_seed(ctx: Context) -> dict[int, dict[float, Curve]]:
+def _by_seed(ctx: Context, *, early_stopping: bool) -> dict[int, dict[float, Curve]]:
     result: dict[int, dict[float, Curve]] = {}
     for item in ctx.records:
         if item.spec.config_name == ctx.cfg.main_config:
-            result.setdefault(item.spec.seed, {})[item.spec.dropout] = item.curve()
+            curve = item.curve_with_early_stopping() if early_stopping else item.curve()
+            result.setdefault(item.spec.seed, {})[item.spec.dropout] = curve
     return result
 
 
-def _policy(ctx: Context) -> RetrainPolicy:
-    return _app_settings(ctx.repo).retrain_policy
-
-
 def cost(ctx: Context) -> None:
-    by_seed = _by_seed(ctx)
-    policy = _policy(ctx)
+    from bench.tuners import HYPERBAND_ETA, HYPERBAND_MIN_RESOURCE
+
+    full = _by_seed(ctx, early_stopping=False)
+    stopped = _by_seed(ctx, early_stopping=True)
+    references = {seed: reference_best(curves) for seed, curves in full.items()}  # the exhaustive grid's best
+    settings = _app_settings(ctx.repo)
+    policy = settings.retrain_policy
+    finish = settings.finish_diverged_within_epochs if settings.stop_on_divergence else None
     recommended = _recommended(ctx)
+    main = [item for item in ctx.records if item.spec.config_name == ctx.cfg.main_config]
+    patience = main[0].early_stopping_patience if main else 3
+    tolerance = main[0].early_stopping_tolerance if main else 0.01
+    own_on = OwnStop(True, patience, tolerance, finish)
+    own_off = OwnStop(False, ctx.cfg.main_epochs + 1, tolerance, finish)
     ctx.results["cost"] = {
         "config": ctx.cfg.main_config,
         "policy": json.loads(policy.to_json()),
         "detector": asdict(recommended),
-        "recommended": replay(by_seed, recommended, policy, draws=ctx.cfg.random_draws),
-        "default_detector": replay(by_seed, DetectorConfig(), policy, draws=ctx.cfg.random_draws)["summary"],
+        "finish_diverged_within_epochs": finish,
+        "hyperband": {"min_resource": HYPERBAND_MIN_RESOURCE, "max_resource": ctx.cfg.main_epochs,
+                      "eta": HYPERBAND_ETA},
+        "early_stopping_on": replay(stopped, recommended, policy, own_stop=own_on, references=references,
+                                    draws=ctx.cfg.random_draws),
+        "early_stopping_off": replay(full, recommended, policy, own_stop=own_off, references=references,
+                                     draws=ctx.cfg.random_draws),
+        "default_detector": replay(stopped, DetectorConfig(), policy, own_stop=own_on, references=references,
+                                   strategies=("ours",))["summary"],
     }
 
 
@@ -179,7 +199,7 @@ def cost(ctx: Context) -> None:
 
 def _loop_models(ctx: Context) -> dict[int, dict[str, Any]]:
     """Per seed: the run the loop promotes (lowest held validation loss) and attempt 1."""
-    found = ctx.results.get("cost", {}).get("recommended", {}).get("runs", [])
+    found = ctx.results.get("cost", {}).get("early_stopping_on", {}).get("runs", [])
     result: dict[int, dict[str, Any]] = {}
     for run in found:
         if run["strategy"] != "ours":

@@ -18,8 +18,13 @@ the reference epoch. (``best_epoch``/``best_value`` in the decision are the raw 
 ``validation_rise``
     At least ``patience`` epochs have passed since the reference epoch, and the last ``patience``
     epochs all lie above the reference by more than
-    ``max(min_relative_rise * reference, min_absolute_rise)``. One bump, a plateau, or a curve
-    that keeps making new minima never satisfies this.
+    ``max(min_relative_rise * reference, min_absolute_rise, noise_multiplier * noise)``. One bump,
+    a plateau, or a curve that keeps making new minima never satisfies this. ``noise`` is the
+    curve's own epoch-to-epoch noise (the *noise-aware* part, off while ``noise_multiplier`` is 0):
+    the robust standard deviation of the prefix's second differences,
+    ``1.4826 * median(|v[i] - 2 v[i-1] + v[i-2]|) / sqrt(6)``. Second differences cancel a linear
+    trend, so neither a steady descent nor a steady rise counts as noise, and the median ignores
+    the few strongly curved epochs at the start.
 ``generalization_gap`` (only with a train loss, when ``use_generalization_gap``)
     At least ``patience`` epochs have passed since the reference epoch, the validation loss is
     drifting up (the last value is above ``reference * (1 + plateau_tolerance)``), every epoch of
@@ -72,6 +77,7 @@ _FLOAT_RANGES = {
     "plateau_tolerance": 10.0,
     "gap_ratio_threshold": 100.0,
     "gap_widening": 100.0,
+    "noise_multiplier": 100.0,
 }
 
 
@@ -102,6 +108,8 @@ class DetectorConfig:
     use_generalization_gap: bool = False
     gap_ratio_threshold: float = 0.1
     gap_widening: float = 0.1
+    # 0: the rise bar is relative/absolute only; k > 0 also demands k times the curve's own noise.
+    noise_multiplier: float = 0.0
 
     def __post_init__(self) -> None:
         _FIELDS.integer("min_epochs", self.min_epochs, 2, 100)
@@ -233,7 +241,7 @@ def detect(
         explanation = (
             f"no sustained rise: best {best[1]:.6g} at epoch {best[0]}, latest {last[1]:.6g} at epoch {last[0]} "
             f"(fires when {cfg.patience} epochs in a row after the minimum are above "
-            f"{_threshold(_reference(val, cfg)[1][1], cfg):.6g})"
+            f"{_threshold(_reference(val, cfg)[1][1], cfg, _noise(val, cfg)):.6g})"
         )
     return _decision("healthy", REASON_HEALTHY, explanation, metric, best, None, last, len(val))
 
@@ -277,8 +285,22 @@ def _best(points: Sequence[Point]) -> Point | None:
     return min(points, key=lambda point: point[1])  # first occurrence of the minimum
 
 
-def _threshold(reference: float, cfg: DetectorConfig) -> float:
-    return reference + max(abs(reference) * cfg.min_relative_rise, cfg.min_absolute_rise)
+def _threshold(reference: float, cfg: DetectorConfig, noise: float = 0.0) -> float:
+    return reference + max(abs(reference) * cfg.min_relative_rise, cfg.min_absolute_rise,
+                           cfg.noise_multiplier * noise)
+
+
+# The median absolute deviation of a normal sample times this is its standard deviation.
+_MAD_TO_SIGMA = 1.4826
+
+
+def curve_noise(values: Sequence[float]) -> float:
+    """Robust epoch-to-epoch noise of a curve: the standard deviation of white noise that would give
+    these second differences (``v[i] - 2 v[i-1] + v[i-2]`` has variance 6 sigma^2); 0 below 3 values."""
+    second = [abs(values[i] - 2 * values[i - 1] + values[i - 2]) for i in range(2, len(values))]
+    if not second:
+        return 0.0
+    return _MAD_TO_SIGMA * statistics.median(second) / math.sqrt(6)
 
 
 def _reference(prefix: Sequence[Point], cfg: DetectorConfig) -> tuple[int, Point]:
@@ -289,17 +311,23 @@ def _reference(prefix: Sequence[Point], cfg: DetectorConfig) -> tuple[int, Point
     return index, (prefix[index][0], smoothed[index])
 
 
+def _noise(prefix: Sequence[Point], cfg: DetectorConfig) -> float:
+    return curve_noise([value for _, value in prefix]) if cfg.noise_multiplier else 0.0
+
+
 def _rise(prefix: Sequence[Point], cfg: DetectorConfig) -> tuple[str, str] | None:
     index, (ref_epoch, ref_value) = _reference(prefix, cfg)
     if len(prefix) - 1 - index < cfg.patience:
         return None
-    threshold = _threshold(ref_value, cfg)
+    noise = _noise(prefix, cfg)
+    threshold = _threshold(ref_value, cfg, noise)
     window = prefix[-cfg.patience:]
     if all(value > threshold for _, value in window):
+        noise_term = f", {cfg.noise_multiplier:g} x noise {noise:.3g}" if cfg.noise_multiplier else ""
         return REASON_VALIDATION_RISE, (
             f"validation loss rose after its smoothed minimum ({ref_value:.6g} at epoch {ref_epoch}, trailing median "
             f"of {cfg.smoothing} epochs): epochs {window[0][0]}-{window[-1][0]} are all above {threshold:.6g} "
-            f"(minimum + max({cfg.min_relative_rise:g} x minimum, {cfg.min_absolute_rise:g})); epoch "
+            f"(minimum + max({cfg.min_relative_rise:g} x minimum, {cfg.min_absolute_rise:g}{noise_term})); epoch "
             f"{window[-1][0]}: {window[-1][1]:.6g}"
         )
     return None

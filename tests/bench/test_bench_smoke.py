@@ -13,7 +13,7 @@ import pytest
 pytestmark = pytest.mark.slow
 
 # The server section has its own smoke test below (the two together would pass the time limit).
-SECTIONS = ("detection", "cost", "quality", "throughput", "synth", "scale")
+SECTIONS = ("record", "detection", "cost", "quality", "throughput", "synth", "scale")
 
 
 @pytest.mark.timeout(360)
@@ -40,9 +40,12 @@ def test_bench_smoke_runs_every_section(repo_root: Path, shared_data: Path, tmp_
     assert len(results["records"]) >= 2
     assert all(len(item["validation"]) == item["spec"]["epochs"] for item in results["records"])
 
-    cost = results["cost"]["recommended"]
-    assert {"ours", "grid", "random_search", "no_remediation"} <= set(cost["summary"])
-    assert cost["summary"]["grid"]["reached"] == cost["summary"]["grid"]["seeds"]  # the grid defines "good"
+    assert all(item["early_stopping_patience"] >= 1 for item in results["records"])
+    assert "recorded_es" in detection["scores"]["ours_recommended"]
+    full = results["cost"]["early_stopping_off"]
+    assert {"ours", "grid", "random_search", "hyperband", "median_rule", "no_remediation"} <= set(full["summary"])
+    assert full["summary"]["grid"]["reached"] == full["summary"]["grid"]["seeds"]  # the grid defines "good"
+    assert {"grid", "hyperband", "every_seed_good"} <= set(results["cost"]["early_stopping_on"]["targets"])
 
     assert results["quality"]["models"] and "spearman_cosine" in results["quality"]["minilm"]
     server = results["throughput"]["server"]
@@ -53,7 +56,8 @@ def test_bench_smoke_runs_every_section(repo_root: Path, shared_data: Path, tmp_
 
     doc = (work / "benchmarks.md").read_text(encoding="utf-8")
     assert set(results["scale"]["designs"]) == {"polling", "subscription"}
-    for heading in ("## 1. Divergence detection", "## 2. Cost", "## 3. Throughput", "## 4. Embedding quality",
+    for heading in ("## 1. Divergence detection", "## 2. Cost", "AMT Hyperband", "median rule", "## 3. Throughput",
+                    "## 4. Embedding quality",
                     "## Scale"):
         assert heading in doc
     assert (work / "img" / "curve_suite_synthetic.png").is_file()

@@ -8,9 +8,10 @@ from o2v_core.detector import DetectorConfig
 from o2v_core.retrain_policy import RetrainPolicy
 
 from bench.baselines import debugger_overfit, keras_early_stopping, object2vec_early_stopping
-from bench.cost import GOOD_MARGIN, run_grid, run_ours
+from bench.cost import GOOD_MARGIN, OwnStop, reference_best, run_grid, run_ours, run_sampled
 from bench.curves import SYNTHETIC_FAMILIES, Curve, label, synthetic_suite
 from bench.scoring import evaluate, outcome
+from bench.tuners import TunerHistory, brackets, hyperband_trial, median_rule_trial, random_trial, rungs
 
 
 def _curve(validation: list[float], train: list[float] | None = None, name: str = "c") -> Curve:
@@ -63,9 +64,70 @@ def test_replay_pays_only_for_epochs_each_strategy_runs() -> None:
     overfit = [1.0, 0.8, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2]
     regular = [1.0, 0.8, 0.7, 0.65, 0.62, 0.61, 0.6, 0.6]
     curves = {0.0: _curve(overfit, name="d0"), 0.1: _curve(regular, name="d1")}
-    ours = run_ours(curves, 0, DetectorConfig(min_epochs=3, patience=2), RetrainPolicy())
+    full = OwnStop(False, 9, 0.01, finish_within_epochs=0)
+    ref = reference_best(curves)
+    ours = run_ours(curves, 0, DetectorConfig(min_epochs=3, patience=2), RetrainPolicy(), reference=ref,
+                    own_stop=full)
     assert [run.dropout for run in ours.runs] == [0.0, 0.1]
     assert ours.runs[0].paid < len(overfit) and ours.runs[1].paid == len(regular)
-    grid = run_grid(curves, 0)
+    grid = run_grid(curves, 0, reference=ref, own_stop=full)
     assert grid.epochs_total == len(overfit) + len(regular)
     assert ours.held_value <= 0.6 * (1 + GOOD_MARGIN) and ours.epochs_total < grid.epochs_total
+
+
+def test_a_diverged_job_that_its_own_early_stopping_ends_soon_is_left_to_finish() -> None:
+    """The control plane's stop-or-finish choice: with early stopping on, a job whose own rule ends it
+    within finish_within_epochs finishes (its best model is kept) and pays those epochs."""
+    # patience 4: bad from epoch 3 on, its own rule ends the 10-epoch job at epoch 7; the detector fires at 5.
+    overfit = Curve("d0", "stsb", "recorded_es", (1.0, 0.8, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2), (0.9,) * 8,
+                    {"epochs": 10})
+    regular = Curve("d1", "stsb", "recorded_es", (1.0, 0.8, 0.7, 0.65, 0.62, 0.61, 0.6, 0.6, 0.6, 0.6),
+                    (0.5,) * 10, {"epochs": 10})
+    curves = {0.0: overfit, 0.1: regular}
+    detector = DetectorConfig(min_epochs=3, patience=2)
+    finish = run_ours(curves, 0, detector, RetrainPolicy(), reference=0.6,
+                      own_stop=OwnStop(True, 4, 0.01, finish_within_epochs=2))
+    stop = run_ours(curves, 0, detector, RetrainPolicy(), reference=0.6,
+                    own_stop=OwnStop(True, 4, 0.01, finish_within_epochs=1))
+    assert (finish.runs[0].paid, finish.runs[0].stopped_by) == (8, "detector, then early_stopping")
+    assert (stop.runs[0].paid, stop.runs[0].stopped_by) == (6, "detector")
+    assert finish.runs[1].stopped_by == "budget" and finish.epochs_total == stop.epochs_total + 2
+
+
+def test_hyperband_rungs_brackets_and_the_asha_cut() -> None:
+    assert rungs(1, 16, 3) == [1, 3, 9] and rungs(1, 16, 3, bracket=1) == [3, 9] and rungs(1, 16, 3, 2) == [9]
+    assert brackets(1, 16, 3) == 3 and brackets(5, 5, 3) == 1
+    trial = hyperband_trial(min_resource=1, eta=3)
+    history = TunerHistory()
+    good = _curve([1.0 - 0.01 * epoch for epoch in range(16)], name="good")
+    bad = _curve([2.0 - 0.01 * epoch for epoch in range(16)], name="bad")
+    # Jobs go to brackets 0, 1, 2, 0, ...: the first job of each rung has nothing to lose to.
+    assert [trial(good, history) for _ in range(3)] == [16, 16, 16]
+    assert trial(bad, history) == 1  # bracket 0: worse than the recorded job at rung 1 (epoch 1)
+    assert trial(bad, history) == 3  # bracket 1: its first rung is epoch 3
+    assert history.jobs == 5
+
+
+def test_median_rule_stops_a_job_worse_than_the_median_of_running_averages() -> None:
+    trial = median_rule_trial()
+    history = TunerHistory()
+    first = _curve([1.0, 0.9, 0.8, 0.7, 0.6], name="first")
+    assert trial(first, history) == 5  # nothing to compare with: it runs its whole curve
+    # Epoch 0 and 1 beat the first job's running averages (1.0, 0.95); epoch 2's 0.95 is worse than 0.9.
+    later = _curve([0.99, 0.94, 0.95, 0.5, 0.4], name="later")
+    assert trial(later, history) == 3
+    assert history.running[1] == [0.99, (0.99 + 0.94) / 2, (0.99 + 0.94 + 0.95) / 3]
+    assert random_trial()(first, TunerHistory()) == 5
+
+
+def test_sampled_strategies_share_their_draws_and_reach_the_grid_best() -> None:
+    curves = {0.0: _curve([1.0, 0.8, 0.9, 1.0], name="d0"), 0.5: _curve([1.2, 0.9, 0.7, 0.6], name="d5")}
+    ref = reference_best(curves)
+    random_run = run_sampled("random_search", random_trial, curves, 0, reference=ref, draws=50)
+    hyperband = run_sampled("hyperband", hyperband_trial, curves, 0, reference=ref, draws=50)
+    assert random_run.held_good and hyperband.held_good
+    assert random_run.epochs_to_good is not None and hyperband.epochs_to_good is not None
+    # Same draws. Hyperband cuts dropout 0.5 at its early rungs, where it still trails dropout 0's fast
+    # start, so it needs more jobs to let one run to the good epoch: the bias of early cuts on a
+    # regularization knob.
+    assert hyperband.epochs_to_good > random_run.epochs_to_good

@@ -19,6 +19,7 @@ from o2v_core.detector import (
     DetectorConfig,
     DetectorConfigError,
     Point,
+    curve_noise,
     detect,
 )
 
@@ -206,3 +207,24 @@ def test_config_errors_name_the_field_and_the_allowed_range(text: str, field: st
 def test_config_errors_are_detector_config_errors() -> None:
     with pytest.raises(DetectorConfigError):
         DetectorConfig(patience=0)
+
+
+def test_curve_noise_ignores_a_linear_trend_and_measures_the_jitter() -> None:
+    assert curve_noise([1.0 - 0.05 * epoch for epoch in range(10)]) == pytest.approx(0.0, abs=1e-12)
+    assert curve_noise([1.0, 0.9]) == 0.0  # too short to say
+    jitter = [1.0 + (0.02 if epoch % 2 else -0.02) for epoch in range(12)]
+    assert curve_noise(jitter) == pytest.approx(1.4826 * 0.08 / math.sqrt(6))
+
+
+def test_the_noise_aware_rule_raises_the_bar_on_a_noisy_curve_only() -> None:
+    """A rise judged against the curve's own epoch-to-epoch noise: 6% above the minimum fires the plain 5%
+    rule, but on a curve that jitters by 4% an epoch it is noise; on a smooth curve the same rise fires."""
+    noisy = [1.0, 0.8, 0.64, 0.6, 0.64, 0.56, 0.6, 0.56, 0.6, 0.636, 0.64, 0.638]
+    smooth = [1.0, 0.8, 0.7, 0.62, 0.6, 0.6, 0.601, 0.6, 0.636, 0.64, 0.638, 0.64]
+    plain, aware = DetectorConfig(), DetectorConfig(noise_multiplier=3.0)
+    assert detect(list(enumerate(noisy)), None, plain).diverged
+    quiet = detect(list(enumerate(noisy)), None, aware)
+    assert not quiet.diverged and "above" in quiet.explanation
+    fired = detect(list(enumerate(smooth)), None, aware)
+    assert fired.diverged and "x noise" in fired.explanation
+    assert DetectorConfig().noise_multiplier == 0.0  # off by default: bench/results decides (docs/benchmarks.md)

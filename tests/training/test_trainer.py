@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 from o2v_core.detector import DetectorConfig, detect
+from o2v_core.early_stopping import stopping_epoch
 from o2v_core.hyperparameters import HyperparameterError, with_defaults
 from o2v_core.metric_lines import parse_line
 from o2v_core.metric_series import read_metrics_file
@@ -133,6 +134,22 @@ def test_early_stopping_stops(stsb_dataset: Path, run_training: TrainFn) -> None
     # Object2Vec stops when the bad count exceeds the patience (section 10c): patience 1 -> 2 bad epochs.
     assert ran - 1 - result.best_epoch >= 2
     assert f"Early stopping criterion met! Stopping training at epoch: {ran - 1}" in run.stdout
+
+
+@pytest.mark.slow
+def test_a_run_with_early_stopping_is_the_first_epochs_of_the_same_run_without(stsb_dataset: Path,
+                                                                               run_training: TrainFn) -> None:
+    """What bench/record.py relies on to record each curve once: training is seeded and early stopping
+    only decides when to stop, so the run with it on is the prefix of the full run, ending at the epoch
+    o2v_core.early_stopping.stopping_epoch finds on the longer curve's printed losses."""
+    overrides = {"epochs": 12, "learning_rate": 0.02, "early_stopping_tolerance": 0.01}
+    stopped = run_training(stsb_dataset, {**overrides, "early_stopping_patience": 1}, seed=3)
+    # The schema caps the patience at 5 (bench/record.py sets epochs + 1 past the check to switch it off).
+    full = run_training(stsb_dataset, {**overrides, "early_stopping_patience": 5}, seed=3)
+    short, whole = stopped.losses("validation"), full.losses("validation")
+    assert stopped.result.stopped_early and len(short) < len(whole), (short, whole)
+    assert short == whole[: len(short)]
+    assert stopping_epoch(whole, 1, 0.01) == len(short) - 1
 
 
 @pytest.mark.slow
