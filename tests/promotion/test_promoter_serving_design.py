@@ -1,0 +1,192 @@
+"""The promoter and the serving stack's design, end to end against the SageMaker fake and a moto
+server: the URL parameter next to the record, and the live endpoint config's KMS key and data
+capture carried over to every config the promoter creates."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+from control_plane.aws import clients
+from control_plane.handlers.promoter import handler
+from control_plane.logic.promotion import serving_name
+from o2v_core.endpoint_deployment import data_capture_config
+from o2v_core.events import MODEL_PROMOTED, PROMOTION_SKIPPED
+
+from tests import sagemaker_fake
+from tests.lambda_context import lambda_context
+from tests.promotion.promoting import promote, serve_first_model
+from tests.promotion.support import (
+    CAPTURE_URI,
+    CONFIG,
+    DEPLOYMENT,
+    ENDPOINT,
+    IMAGE,
+    KEY_ARN,
+    PARAMETER,
+    URL_PARAMETER,
+    Aws,
+    succeeded,
+)
+
+# ---------------------------------------------------------------------------------------------
+# The serving stack's design: the URL parameter next to the record; the live config's KMS key
+# and data capture carried over
+
+
+def stack_endpoint(aws: Aws, *, kms_key_id: str | None, capture: dict[str, Any] | None) -> str:
+    """The endpoint as the serving stack deploys it: its own model and config (names chosen by
+    CloudFormation, outside the promoter's prefix), InService, with no record yet."""
+    job = aws.training_job("boot", 1)
+    model = "EmbeddingEndpointModel-X1Y2Z3"
+    config = "EmbeddingEndpointEndpointConfig-A1B2C3"
+    aws.sagemaker.create_model(
+        ModelName=model,
+        ExecutionRoleArn=CONFIG.model_role_arn,
+        PrimaryContainer={"Image": IMAGE, "ModelDataUrl": aws.model_artifact(job)},
+    )
+    extra: dict[str, Any] = {}
+    if kms_key_id:
+        extra["KmsKeyId"] = kms_key_id
+    if capture:
+        extra["DataCaptureConfig"] = capture
+    aws.sagemaker.create_endpoint_config(
+        EndpointConfigName=config,
+        ProductionVariants=[{
+            "VariantName": "AllTraffic", "ModelName": model, "InitialInstanceCount": 2, "InstanceType": "ml.m5.large"
+        }],
+        **extra,
+    )
+    aws.sagemaker.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName=config)
+    sagemaker_fake.settle()
+    return config
+
+
+OTHER_KEY = f"arn:aws:kms:us-east-1:{sagemaker_fake.ACCOUNT}:key/99999999-8888-7777-6666-555555555555"
+LIVE_CAPTURE: dict[str, Any] = {
+    "EnableCapture": True,
+    "InitialSamplingPercentage": 37,
+    "DestinationS3Uri": "s3://operator-bucket/capture/",
+    "KmsKeyId": OTHER_KEY,
+    "CaptureOptions": [{"CaptureMode": "Input"}],
+    "CaptureContentTypeHeader": {"CsvContentTypes": ["text/csv"]},
+}
+
+
+@pytest.mark.parametrize(
+    ("kms_key_id", "capture"),
+    [(OTHER_KEY, LIVE_CAPTURE), (None, None)],
+    ids=["key-and-capture", "neither (local-storage instance, capture off)"],
+)
+def test_new_config_copies_kms_key_and_data_capture_from_the_live_config(
+    aws: Aws, kms_key_id: str | None, capture: dict[str, Any] | None
+) -> None:
+    stack_endpoint(aws, kms_key_id=kms_key_id, capture=capture)
+    job = aws.training_job("sts", 1)
+
+    assert promote(aws, job, 0.4)["outcome"] == MODEL_PROMOTED
+
+    config_name = serving_name(DEPLOYMENT, job, "config")
+    assert aws.log.endpoint_updates[0][1] == config_name
+    # The live config's values, not the settings' (KEY_ARN, 20 % to CAPTURE_URI), and nothing added.
+    assert aws.config_settings(config_name) == (kms_key_id, capture)
+
+
+def test_later_promotions_keep_copying_from_the_config_the_promoter_deployed(aws: Aws) -> None:
+    stack_endpoint(aws, kms_key_id=OTHER_KEY, capture=LIVE_CAPTURE)
+    first = aws.training_job("sts", 1)
+    promote(aws, first, 0.5)
+    sagemaker_fake.settle()
+    second = aws.training_job("sts", 2)
+
+    assert promote(aws, second, 0.4)["outcome"] == MODEL_PROMOTED
+
+    assert aws.config_settings(serving_name(DEPLOYMENT, second, "config")) == (OTHER_KEY, LIVE_CAPTURE)
+
+
+def test_a_live_config_that_is_gone_falls_back_to_the_settings_with_a_warning(
+    aws: Aws, caplog: pytest.LogCaptureFixture
+) -> None:
+    live = stack_endpoint(aws, kms_key_id=OTHER_KEY, capture=LIVE_CAPTURE)
+    aws.sagemaker.delete_endpoint_config(EndpointConfigName=live)  # SageMaker allows it; the endpoint runs on
+    job = aws.training_job("sts", 1)
+
+    assert promote(aws, job, 0.4)["outcome"] == MODEL_PROMOTED
+
+    assert aws.config_settings(serving_name(DEPLOYMENT, job, "config")) == (
+        KEY_ARN,
+        data_capture_config(CAPTURE_URI, 20, KEY_ARN),
+    )
+    assert any("current config is gone" in r.getMessage() for r in caplog.records)
+
+
+def test_promotion_writes_the_url_parameter_and_the_record(aws: Aws) -> None:
+    aws.ssm.put_parameter(Name=URL_PARAMETER, Value="s3://demo-artifacts/first/model.tar.gz", Type="String")
+    stack_endpoint(aws, kms_key_id=None, capture=None)
+    job = aws.training_job("sts", 1)
+
+    promote(aws, job, 0.4)
+
+    record = aws.record()
+    assert record is not None and record["trainingJobName"] == job
+    assert aws.model_data_url() == record["modelDataUrl"] == aws.model_artifact(job)
+    assert aws.ssm.get_parameter(Name=URL_PARAMETER)["Parameter"]["Type"] == "String"
+
+
+def test_without_the_url_setting_only_the_record_is_written(aws: Aws, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("O2V_SERVING_MODEL_DATA_URL_PARAMETER", "")
+    job = serve_first_model(aws)
+
+    record = aws.record()
+    assert record is not None and record["trainingJobName"] == job
+    assert aws.model_data_url() is None
+
+
+class FailingPut:
+    """The SSM client, except that PutParameter on one name fails (throttled, say)."""
+
+    def __init__(self, real: Any, name: str) -> None:
+        self.real, self.name = real, name
+
+    def put_parameter(self, **kwargs: Any) -> Any:
+        if kwargs["Name"] == self.name:
+            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "PutParameter")
+        return self.real.put_parameter(**kwargs)
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(self.real, attribute)
+
+
+@pytest.mark.parametrize("failing", [URL_PARAMETER, PARAMETER], ids=["url-write-fails", "record-write-fails"])
+def test_a_failed_write_never_leaves_the_record_ahead_of_the_url_nor_deploys_twice(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch, failing: str
+) -> None:
+    first = serve_first_model(aws, 0.5)
+    first_artifact = aws.model_artifact(first)
+    job = aws.training_job("sts", 2)
+    event = succeeded(job, artifact=aws.model_artifact(job), best=0.4)
+    real_client = clients.client
+    with monkeypatch.context() as patch:
+        patch.setattr(
+            clients, "client", lambda service: FailingPut(real_client(service), failing) if service == "ssm" else
+            real_client(service)
+        )  # fmt: skip
+        with pytest.raises(ClientError, match="Rate exceeded"):
+            handler(event, lambda_context())
+
+    record = aws.record()
+    assert record is not None and record["trainingJobName"] == first  # the record still names the old model
+    # The URL parameter is at most one step ahead: it names the model SageMaker is deploying.
+    assert aws.model_data_url() == (first_artifact if failing == URL_PARAMETER else aws.model_artifact(job))
+    # ModelPromoted goes out before the record is written (the record marks it done), never after.
+    announced = [e["detail-type"] for e in aws.events()]
+    assert announced == ([] if failing == URL_PARAMETER else [MODEL_PROMOTED])
+
+    result = handler(event, lambda_context())  # Lambda's retry
+
+    assert result["outcome"] == PROMOTION_SKIPPED
+    assert str(result["reason"]).startswith("already deploying (Updating)")
+    assert len(aws.log.endpoint_updates) == 1
+    record = aws.record()  # the reconciler rewrites it once the endpoint serves the new config
+    assert record is not None and record["trainingJobName"] == first
