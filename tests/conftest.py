@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from moto.server import ThreadedMotoServer
 
-from tests import aws_calls
+from tests import aws_calls, moto_s3_conditional
 from tests.sagemaker_fake import sagemaker_fake, sagemaker_url  # noqa: F401  (fixtures for every package)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -41,11 +41,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
-    """One moto server in server mode (HTTP) for the session."""
+    """One moto server in server mode (HTTP) for the session, with S3's atomic conditional writes
+    (tests/moto_s3_conditional.py)."""
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
     try:
-        yield f"http://{host}:{port}"
+        with moto_s3_conditional.installed():
+            yield f"http://{host}:{port}"
     finally:
         server.stop()

@@ -9,6 +9,9 @@ DATASET_PREFIX = "datasets/"
 # Artifact bucket: SageMaker's OutputDataConfig.S3OutputPath, and endpoint data capture.
 __all__ = ["TRAINING_OUTPUT_PREFIX"]  # defined with the other names the Lambdas share
 DATA_CAPTURE_PREFIX = "data-capture/"
+# Artifact bucket: the control plane's announcement ledger ({prefix}{deployment}/claimed|sent/{key};
+# control_plane.aws.announcements), so that an operator notification is put once.
+ANNOUNCEMENTS_PREFIX = "control-plane/announcements/"
 # Access-log bucket: one prefix per logged bucket.
 DATASET_ACCESS_LOG_PREFIX = "datasets/"
 ARTIFACT_ACCESS_LOG_PREFIX = "artifacts/"

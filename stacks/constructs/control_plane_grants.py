@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from aws_cdk import Aws
+from o2v_core import s3_layout
 from o2v_core.resource_names import TRAINING_JOB_LOG_GROUP
 
 from stacks.grants import Grant, allow, log_group_arn
@@ -39,6 +40,8 @@ class ControlPlaneScope:
     training_role_arn: str
     event_bus_arn: str
     training_limits: TrainingJobLimits
+    artifact_bucket_arn: str
+    deployment: str
     curve_table_arn: str = ""  # the metric-line judge's curve store (stacks/constructs/job_curve_store.py)
 
     @property
@@ -131,6 +134,31 @@ def triage_by_curves(scope: ControlPlaneScope) -> list[Grant]:
     return [allow("TriageByJobCurves", ["dynamodb:BatchGetItem", "dynamodb:UpdateItem"], [scope.curve_table_arn])]
 
 
+def announcement_ledger(bucket_arn: str, deployment: str) -> list[Grant]:
+    """The create-only claims and their confirmations (control_plane.aws.announcements): PutObject
+    (If-None-Match needs no other permission), GetObject and ListBucket, below the deployment's
+    ledger prefix only."""
+    prefix = f"{s3_layout.ANNOUNCEMENTS_PREFIX}{deployment}/"
+    return [
+        allow(
+            "AnnouncementLedger",
+            ["s3:GetObject", "s3:PutObject"],
+            [s3_layout.objects_arn(bucket_arn, prefix)],
+            wildcard_reason="One object per announcement, created at run time below this deployment's ledger prefix.",
+        ),
+        allow(
+            "ListAnnouncementLedger",
+            ["s3:ListBucket"],
+            [bucket_arn],
+            conditions={"StringLike": {"s3:prefix": [f"{prefix}*"]}},
+        ),
+    ]
+
+
+def announce(scope: ControlPlaneScope) -> list[Grant]:
+    return announcement_ledger(scope.artifact_bucket_arn, scope.deployment)
+
+
 def publish(scope: ControlPlaneScope) -> list[Grant]:
     """Every control-plane function reports on the project bus (operators hear from the bus's rules)."""
     return [allow("PutProjectEvents", ["events:PutEvents"], [scope.event_bus_arn])]
@@ -143,7 +171,7 @@ TRAINING_FUNCTION_CAPABILITIES: dict[str, tuple[Capability, ...]] = {
     # Judges one job per delivered line on its stored curve: no listing and no log reading.
     "metric_line_judge": (read_jobs, tag_jobs, stop_jobs, store_curves, publish),
     "finished_job_evaluator": (read_jobs, tag_jobs, read_training_logs, publish),  # a finished job needs no stop
-    "retrain_launcher": (read_jobs, tag_jobs, create_jobs, publish),
+    "retrain_launcher": (read_jobs, tag_jobs, create_jobs, announce, publish),
 }
 
 
@@ -170,6 +198,8 @@ class PromotionScope:
     stack_endpoint_config_arn: str
     key_arn: str  # the data key: endpoint storage volumes and data capture
     endpoint_instance_types: tuple[str, ...]  # what a promoted endpoint config may run on
+    artifact_bucket_arn: str  # its announcement ledger (control_plane.aws.announcements)
+    deployment: str
     stack_model_arn: str = ""  # the serving stack's model (Ref of AWS::SageMaker::Model), read by the reconciler
     rollback_alarm_arns: tuple[str, ...] = ()  # UpdateEndpoint's AutoRollbackConfiguration alarms
 
@@ -266,6 +296,7 @@ def promoter_grants(scope: PromotionScope) -> list[Grant]:
         ),
         allow("ReadWriteServingRecord", ["ssm:GetParameter", "ssm:PutParameter"], list(scope.parameter_arns)),
         allow("PutProjectEvents", ["events:PutEvents"], [scope.event_bus_arn]),
+        *announcement_ledger(scope.artifact_bucket_arn, scope.deployment),
     ]
 
 

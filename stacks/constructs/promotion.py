@@ -88,6 +88,8 @@ class Promotion(Construct):
             stack_model_arn=stack_model_arn,
             rollback_alarm_arns=tuple(alarm_arn(name) for name in rollback_alarm_names),
             endpoint_instance_types=(settings.serving.instance_type,),
+            artifact_bucket_arn=data.artifact_bucket_arn,
+            deployment=deployment,
         )
         training_scope = ControlPlaneScope(
             job_prefix=job_prefix(deployment),
@@ -98,6 +100,8 @@ class Promotion(Construct):
                 max_runtime_seconds=settings.training.max_runtime_seconds,
                 output_key_arn=data.key_arn,
             ),
+            artifact_bucket_arn=data.artifact_bucket_arn,
+            deployment=deployment,
         )
         self.promoter = ControlPlaneFunction(
             self,

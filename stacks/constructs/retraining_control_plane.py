@@ -86,6 +86,8 @@ class RetrainingControlPlane(Construct):
                 output_key_arn=data.key_arn,
             ),
             curve_table_arn=self.curve_store.table.table_arn,
+            artifact_bucket_arn=data.artifact_bucket_arn,
+            deployment=deployment,
         )
         self.functions: dict[str, ControlPlaneFunction] = {
             spec.function_id: ControlPlaneFunction(

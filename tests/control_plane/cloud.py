@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 DEPLOYMENT = "dev"
 BUS = "o2v-dev-bus"
+ARTIFACT_BUCKET = "o2v-dev-artifacts"  # also the announcement ledger's (control_plane.aws.announcements)
 ROLE = f"arn:aws:iam::{sagemaker_fake.ACCOUNT}:role/o2v-dev-training"
 KMS_KEY = f"arn:aws:kms:{sagemaker_fake.REGION}:{sagemaker_fake.ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 IMAGE = "382416733822.dkr.ecr.us-east-1.amazonaws.com/object2vec:1"
@@ -112,6 +113,7 @@ class Cloud:
             "notification_topic_arn":
                 f"arn:aws:sns:{sagemaker_fake.REGION}:{sagemaker_fake.ACCOUNT}:o2v-dev-notifications",
             "training_role_arn": ROLE,
+            "artifact_bucket": ARTIFACT_BUCKET,
         }
         values.update(overrides)
         return ControlPlaneConfig(**values)
@@ -123,9 +125,10 @@ class Cloud:
         return config
 
     def wire_rules(self) -> None:
-        """The project bus and every rule of ``rules()``, each target replaced by an SQS queue; and the
-        judge's curve store table, as local mode creates it."""
+        """The project bus and every rule of ``rules()``, each target replaced by an SQS queue; the
+        judge's curve store table, as local mode creates it; and the artifact bucket (the data stack's)."""
         ensure_curve_table(boto3.client("dynamodb"), self.deployment)
+        boto3.client("s3").create_bucket(Bucket=ARTIFACT_BUCKET)
         self.events.create_event_bus(Name=BUS)
         for spec in rules(self.deployment):
             if spec.target not in self.queues:

@@ -32,11 +32,13 @@ from typing import Any
 
 import pytest
 from control_plane.aws import clients
+from control_plane.aws.announcements import Announcements
 from control_plane.aws.event_bus import EventBus
 from control_plane.aws.serving import SageMakerServing, ServingRecordStore
 from control_plane.aws.training_jobs import TrainingJobs
 from control_plane.aws.training_logs import TrainingLogs
 from control_plane.handlers import finished_job_evaluator, retrain_launcher
+from control_plane.logic.announce import Announcer
 from control_plane.logic.promotion import Promoter, PromotionSettings
 from control_plane.logic.reconciler import Reconciler
 from o2v_core.detector import DetectorConfig
@@ -46,12 +48,12 @@ from o2v_core.naming import job_name
 from o2v_core.retrain_policy import RetrainPolicy
 
 from tests.aws_calls import attributed_to
-from tests.control_plane.cloud import BUS, DIVERGING, IMAGE, ROLE, Cloud, epoch_lines, log_header
+from tests.control_plane.cloud import ARTIFACT_BUCKET, BUS, DIVERGING, IMAGE, ROLE, Cloud, epoch_lines, log_header
 from tests.lambda_context import lambda_context
 
 LINEAGE = "stsb-baseline"
 MODES = ("kill-before", "kill-after", "error-before", "error-after")
-SERVICES = ("sagemaker", "logs", "events")
+SERVICES = ("sagemaker", "logs", "events", "s3")
 LATER = datetime.now(UTC) + timedelta(hours=1)
 
 
@@ -129,7 +131,7 @@ def reconciler(cloud: Cloud) -> Reconciler:
         deployment=cloud.deployment, jobs=TrainingJobs(), logs=TrainingLogs(), bus=EventBus(BUS),
         detector=DetectorConfig(), policy=RetrainPolicy(),
         promoter=Promoter(settings, SageMakerServing(), ServingRecordStore(settings.serving_model_parameter),
-                          EventBus(BUS)),
+                          EventBus(BUS), Announcer(EventBus(BUS), Announcements(ARTIFACT_BUCKET, cloud.deployment))),
         now=lambda: LATER,
     )
 

@@ -35,6 +35,8 @@ def aws(moto_endpoint: str, sagemaker_fake: str, monkeypatch: pytest.MonkeyPatch
     client = boto3.client("events", endpoint_url=moto_url, region_name=fake.REGION)
     sqs = boto3.client("sqs", endpoint_url=moto_url, region_name=fake.REGION)
     client.create_event_bus(Name=BUS)
+    s3 = boto3.client("s3", endpoint_url=moto_url, region_name=moto_serving.REGION)
+    s3.create_bucket(Bucket=CONFIG.artifact_bucket)  # the data stack's; the announcement ledger's too
     queue_url = sqs.create_queue(QueueName="promotion-events")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     client.put_rule(Name="capture", EventBusName=BUS, EventPattern=json.dumps({"source": [SOURCE]}))

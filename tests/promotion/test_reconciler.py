@@ -24,6 +24,7 @@ from typing import Any
 
 from control_plane.aws import clients
 from control_plane.handlers.promoter import handler
+from control_plane.logic.promotion import serving_name
 from control_plane.logic.reconciler import reconciler_from_config
 from o2v_core.events import MODEL_PROMOTED, MODEL_ROLLED_BACK, PROMOTION_SKIPPED
 from o2v_core.function_settings import ReconcilerSettings
@@ -117,7 +118,11 @@ def test_a_promoter_killed_before_model_promoted_is_announced_once_by_the_reconc
     assert (aws.record() or {})["trainingJobName"] != job
     sagemaker_fake.settle()
 
-    assert run_reconciler()["record"] == "announced"
+    # Its claim was made before the kill: the reconciler puts the claimed event, and the record
+    # step finds the announcement made and only writes the record.
+    report = run_reconciler()
+    assert report["republished"] == [f"promoted/{serving_name(DEPLOYMENT, job, 'config')}"]
+    assert report["record"] == "record_written"
     assert run_reconciler()["record"] == "unchanged"
 
     promoted = [e for e in aws.events() if e["detail-type"] == MODEL_PROMOTED]
@@ -125,6 +130,51 @@ def test_a_promoter_killed_before_model_promoted_is_announced_once_by_the_reconc
     record = aws.record()
     assert record is not None and record["trainingJobName"] == job and record["metricValue"] == 0.4
     assert aws.model_data_url() == aws.model_artifact(job)
+
+
+def test_a_promoter_killed_after_model_promoted_is_not_announced_again(aws: Aws) -> None:
+    """Killed after ModelPromoted was put and confirmed, before the record write: the reconciler
+    writes the record from the endpoint and announces nothing (it did twice before the ledger)."""
+    serve_first(aws)
+    job = aws.training_job("sts", 2, tags=decided("sts", 2))
+    event = succeeded(job, artifact=aws.model_artifact(job), best=0.4)
+    with killed_after_the_event("ssm", "PutParameter"), contextlib.suppress(Killed):
+        handler(event, lambda_context())
+    for _ in range(2):  # Lambda's two async retries: the endpoint is deploying its config already
+        assert handler(event, lambda_context())["outcome"] == PROMOTION_SKIPPED
+    moto_serving.settle()
+
+    report = run_reconciler()
+
+    assert report["record"] == "record_written" and report["republished"] == []
+    promoted = [e for e in aws.events() if e["detail-type"] == MODEL_PROMOTED]
+    assert [e["detail"]["trainingJobName"] for e in promoted] == [job]
+    assert (aws.record() or {})["trainingJobName"] == job
+
+
+@contextlib.contextmanager
+def killed_after_the_event(service: str, operation: str) -> Iterator[None]:
+    """Kill the invocation at the first ``operation`` call after a successful PutEvents."""
+    put = {"done": False}
+    events_client = clients.client("events")
+    target = clients.client(service)
+    after_put = "after-call.eventbridge.PutEvents"
+    name = f"before-call.{target.meta.service_model.service_id.hyphenize()}.{operation}"
+
+    def mark(**_: Any) -> None:
+        put["done"] = True
+
+    def die(**_: Any) -> None:
+        if put["done"]:
+            raise Killed(f"killed before {operation}, after PutEvents")
+
+    events_client.meta.events.register(after_put, mark, unique_id="o2v-mark")
+    target.meta.events.register(name, die, unique_id="o2v-kill")
+    try:
+        yield
+    finally:
+        events_client.meta.events.unregister(after_put, unique_id="o2v-mark")
+        target.meta.events.unregister(name, unique_id="o2v-kill")
 
 
 def test_a_better_candidate_during_the_bake_is_deferred_then_promoted_once_the_endpoint_is_free(aws: Aws) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, cast
 
 from o2v_core.events import Detail, put_events_entry
@@ -29,13 +31,18 @@ class EventBus:
 
     def publish(self, detail: Detail) -> str:
         """Put one event; returns its id. Raises on any failure (nothing is dropped silently)."""
-        entry = cast("PutEventsRequestEntryTypeDef", put_events_entry(detail, self.bus_name))
+        return self.publish_entry(put_events_entry(detail, self.bus_name))
+
+    def publish_entry(self, raw: Mapping[str, str]) -> str:
+        """Put one PutEvents entry as built by ``put_events_entry`` (the announcement ledger keeps them)."""
+        entry = cast("PutEventsRequestEntryTypeDef", dict(raw))
+        detail_type = entry.get("DetailType", "?")
         answer = self._events.put_events(Entries=[entry])
         result = answer["Entries"][0] if answer.get("Entries") else {}
         if answer.get("FailedEntryCount", 0) or "EventId" not in result:
             raise PublishError(
-                f"PutEvents rejected {detail.detail_type} on bus {self.bus_name!r}: "
+                f"PutEvents rejected {detail_type} on bus {self.bus_name!r}: "
                 f"{result.get('ErrorCode', 'no event id')} {result.get('ErrorMessage', '')}".rstrip()
             )
-        count_event(detail.detail_type, detail.deployment)
+        count_event(detail_type, str(json.loads(entry.get("Detail", "{}")).get("deployment", "")))
         return result["EventId"]

@@ -16,8 +16,8 @@ from o2v_core.events import MalformedEvent, ValidationLossDiverged, parse_event
 from o2v_core.function_settings import LauncherSettings
 from o2v_core.retrain_policy import RetrainPolicy
 
-from control_plane.aws.event_bus import EventBus
 from control_plane.aws.training_jobs import TrainingJobs
+from control_plane.logic.announce import announcer_from_config
 from control_plane.logic.retrain import launch_next_attempt
 from control_plane.observability import instrumented
 
@@ -33,7 +33,7 @@ def handler(event: Mapping[str, Any], context: object) -> dict[str, str | None]:
             diverged,
             config.deployment,
             jobs=TrainingJobs(),
-            bus=EventBus(config.event_bus_name),
+            announcer=announcer_from_config(config),
             policy=RetrainPolicy.from_json(config.retrain_policy),
         )
     except MalformedEvent as error:

@@ -52,6 +52,7 @@ from control_plane.aws.event_bus import EventBus
 from control_plane.aws.serving import EndpointState, ServedConfig, ServingRecord
 from control_plane.aws.training_jobs import RecentJob, TrainingJobs
 from control_plane.aws.training_logs import TrainingLogs
+from control_plane.logic.announce import promoted_key, rolled_back_key
 from control_plane.logic.evaluator import OFFERED_FOR_PROMOTION, Diverged, judge, judge_and_report
 from control_plane.logic.jobs import (
     TAG_DIVERGED,
@@ -91,7 +92,9 @@ RECORD_REPAIRS = ("announced", "rolled_back")  # what the record outcomes count 
 
 @dataclass
 class ReconcileReport:
-    record: str = "unchanged"  # "unchanged" | "announced" | "rolled_back" | "no_endpoint" | "endpoint_busy"
+    # "unchanged" | "announced" | "record_written" (announced before) | "rolled_back" | "no_endpoint" | "endpoint_busy"
+    record: str = "unchanged"
+    republished: list[str] = field(default_factory=list)  # stale announcement claims put now
     judged: list[str] = field(default_factory=list)
     continued: list[str] = field(default_factory=list)
     decided: list[str] = field(default_factory=list)
@@ -101,7 +104,10 @@ class ReconcileReport:
 
     @property
     def actions(self) -> int:
-        return len(self.judged) + len(self.continued) + len(self.decided) + len(self.deferred_decided)
+        return (
+            len(self.republished) + len(self.judged) + len(self.continued) + len(self.decided)
+            + len(self.deferred_decided)
+        )
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -124,6 +130,7 @@ class Reconciler:
 
     def run(self) -> ReconcileReport:
         report = ReconcileReport()
+        self._guard(report, "announcements", lambda: self._republish(report))
         endpoint = self._guard(report, "served model", lambda: self.reconcile_served_model(report))
         recent = self.jobs.recent(
             job_prefix(self.deployment), since=self.now() - timedelta(days=WINDOW_DAYS), limit=MAX_JOBS
@@ -144,6 +151,11 @@ class Reconciler:
         if report.errors:
             raise ReconcileError("; ".join(report.errors))
         return report
+
+    def _republish(self, report: ReconcileReport) -> None:
+        """Announcements whose claimant died before confirming its event (control_plane.logic.announce)."""
+        before = self.now() - timedelta(seconds=GRACE_SECONDS)
+        report.republished = self.promoter.announcer.republish_stale(before, MAX_ACTIONS)
 
     # -- the served model ----------------------------------------------------------------------
 
@@ -170,7 +182,9 @@ class Reconciler:
             self._report_rollback(endpoint, record, served, served_record)
             report.record = "rolled_back"
         elif served_record is not None:
-            self.bus.publish(ModelPromoted(
+            # The promoter claimed this announcement before its ModelPromoted; when it did, the
+            # claim stands (its event was put, or the stale-claim step puts it) and nothing repeats.
+            announced = promoter.announcer.once(promoted_key(served_record.endpointConfigName), ModelPromoted(
                 deployment=self.deployment,
                 trainingJobName=served_record.trainingJobName,
                 endpointName=endpoint.name,
@@ -180,7 +194,7 @@ class Reconciler:
                 metricName=served_record.metricName,
             ))
             promoter.records.write(served_record)
-            report.record = "announced"
+            report.record = "announced" if announced else "record_written"
         logger.warning("served-model record corrected from the endpoint",
                        extra={"was": record.to_json() if record else None, "serving": endpoint.config_name,
                               "action": report.record})
@@ -197,7 +211,7 @@ class Reconciler:
         promoter = self.promoter
         rejected = promoter.sagemaker.describe_training_job(record.trainingJobName)
         if TAG_ROLLED_BACK not in rejected.tags:  # already reported by an earlier run otherwise
-            self.bus.publish(ModelRolledBack(
+            promoter.announcer.once(rolled_back_key(record.endpointConfigName), ModelRolledBack(
                 deployment=self.deployment,
                 endpointName=endpoint.name,
                 rejectedTrainingJobName=record.trainingJobName,
@@ -234,8 +248,8 @@ class Reconciler:
             job = self._load(summary, tags)
             lineage = lineage_of(job, self.deployment)
             if self.jobs.describe(lineage.next_attempt(job.name).job_name()) is None:
-                continued = continue_lineage(job, lineage, self.deployment, jobs=self.jobs, bus=self.bus,
-                                             policy=self.policy)
+                continued = continue_lineage(job, lineage, self.deployment, jobs=self.jobs,
+                                             announcer=self.promoter.announcer, policy=self.policy)
                 report.continued.append(f"{summary.name}: {continued.action}")
         if judged_now:  # its TrainingSucceeded (if any) is on its way to the promoter
             return

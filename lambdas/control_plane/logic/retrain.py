@@ -36,8 +36,8 @@ from o2v_core.events import MalformedEvent, RetrainingExhausted, ValidationLossD
 from o2v_core.naming import LINEAGE_TAG_KEYS, Lineage, job_prefix, tag_list
 from o2v_core.retrain_policy import Exhausted, RetrainPolicy
 
-from control_plane.aws.event_bus import EventBus
 from control_plane.aws.training_jobs import TrainingJobs
+from control_plane.logic.announce import Announcer, exhausted_key
 from control_plane.logic.jobs import (
     TAG_DIVERGED,
     TAG_EVALUATED,
@@ -145,7 +145,7 @@ def launch_next_attempt(
     deployment: str,
     *,
     jobs: TrainingJobs,
-    bus: EventBus,
+    announcer: Announcer,
     policy: RetrainPolicy,
 ) -> RetrainOutcome:
     if diverged.deployment != deployment:
@@ -168,11 +168,11 @@ def launch_next_attempt(
         raise MalformedEvent(
             f"field 'detail.attempt' is {diverged.attempt}, but job {parent.name!r} is tagged attempt {lineage.attempt}"
         )
-    return continue_lineage(parent, lineage, deployment, jobs=jobs, bus=bus, policy=policy)
+    return continue_lineage(parent, lineage, deployment, jobs=jobs, announcer=announcer, policy=policy)
 
 
 def continue_lineage(
-    parent: Job, lineage: Lineage, deployment: str, *, jobs: TrainingJobs, bus: EventBus, policy: RetrainPolicy
+    parent: Job, lineage: Lineage, deployment: str, *, jobs: TrainingJobs, announcer: Announcer, policy: RetrainPolicy
 ) -> RetrainOutcome:
     """After ``parent`` diverged: its child job, or ``RetrainingExhausted``. Idempotent.
 
@@ -184,8 +184,14 @@ def continue_lineage(
     if isinstance(outcome, Exhausted):
         if TAG_RETRAINING_EXHAUSTED in parent.tags:
             return RetrainOutcome("already_exhausted", parent.name, None, outcome.reason)
-        bus.publish(RetrainingExhausted(deployment, lineage.lineage, parent.name, lineage.attempt, outcome.reason))
+        # Once per lineage, also for concurrent deliveries: the ledger's create-only claim decides.
+        announced = announcer.once(
+            exhausted_key(parent.name),
+            RetrainingExhausted(deployment, lineage.lineage, parent.name, lineage.attempt, outcome.reason),
+        )
         jobs.add_tags(parent.arn, {TAG_RETRAINING_EXHAUSTED: "true"})
+        if not announced:
+            return RetrainOutcome("already_exhausted", parent.name, None, outcome.reason)
         logger.warning("retraining exhausted", extra={"job": parent.name, "reason": outcome.reason})
         return RetrainOutcome("exhausted", parent.name, None, outcome.reason)
 

@@ -6,6 +6,7 @@ from o2v_core.function_settings import PromoterSettings
 
 from control_plane.aws.event_bus import EventBus
 from control_plane.aws.serving import SageMakerServing, ServingRecordStore
+from control_plane.logic.announce import announcer_from_config
 from control_plane.logic.promotion.settings import PromotionSettings
 from control_plane.logic.promotion.workflow import Promoter
 
@@ -19,4 +20,5 @@ def promoter_from_config(config: PromoterSettings) -> Promoter:
             settings.serving_model_parameter, url_parameter_name=settings.serving_model_data_url_parameter or None
         ),
         bus=EventBus(settings.event_bus_name),
+        announcer=announcer_from_config(config),
     )

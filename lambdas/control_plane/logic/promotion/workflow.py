@@ -24,6 +24,7 @@ from control_plane.aws.serving import (
     ServingRecordStore,
     TrainingJob,
 )
+from control_plane.logic.announce import Announcer, promoted_key
 from control_plane.logic.jobs import TAG_PROMOTION
 from control_plane.logic.promotion.rules import (
     Verdict,
@@ -67,6 +68,7 @@ class Promoter:
     sagemaker: SageMakerServing
     records: ServingRecordStore
     bus: EventBus
+    announcer: Announcer  # ModelPromoted goes out once per served-model change (control_plane.logic.announce)
 
     def handle(self, event: TrainingSucceeded) -> Outcome:
         """Decide, promote at most once, log the decision and put it on the bus."""
@@ -86,7 +88,10 @@ class Promoter:
                 "endpointName": detail.endpointName,
             },
         )
-        self.bus.publish(detail)
+        if isinstance(detail, ModelPromoted) and outcome.record is not None:
+            self.announcer.once(promoted_key(outcome.record.endpointConfigName), detail)
+        else:
+            self.bus.publish(detail)
         # Marked done only now that the event exists: a crash before this line repeats the
         # decision on the retry (or the reconciler's run), never loses it.
         if outcome.record is not None:
