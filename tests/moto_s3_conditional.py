@@ -22,7 +22,7 @@ from typing import Any
 
 from moto.s3.responses import S3Response
 
-_LOCK = threading.Lock()
+_LOCK = threading.RLock()  # re-entrant: two moto servers of one process may both install it
 
 
 @contextmanager

@@ -307,7 +307,12 @@ def project_event_pattern(deployment: str, *detail_types: str) -> dict[str, Any]
 
 
 BusKind = Literal["default", "project"]
-TargetKind = Literal["finished_job_evaluator", "retrain_launcher", "promoter", "notifications"]
+TargetKind = Literal["finished_job_evaluator", "retrain_launcher", "promoter", "notifications", "announcement_witness"]
+# Operator announcements that go out once (control_plane.logic.announce), and the queue that keeps a
+# copy of each one put, so the reconciler can tell a claim whose event was put from one whose
+# claimant died before PutEvents (docs/guarantees.md).
+ANNOUNCED = (RETRAINING_EXHAUSTED, MODEL_PROMOTED, MODEL_ROLLED_BACK)
+ANNOUNCEMENT_WITNESS: Literal["announcement_witness"] = "announcement_witness"
 
 
 @dataclass(frozen=True)
@@ -351,5 +356,12 @@ def rules(deployment: str) -> list[RuleSpec]:
             "project",
             project_event_pattern(deployment, TRAINING_FAILED, RETRAINING_EXHAUSTED, MODEL_PROMOTED, MODEL_ROLLED_BACK),
             "notifications",
+        ),
+        RuleSpec(
+            "WitnessAnnouncements",
+            "Keep a copy of each announcement put, so the reconciler never puts one twice",
+            "project",
+            project_event_pattern(deployment, *ANNOUNCED),
+            ANNOUNCEMENT_WITNESS,
         ),
     ]

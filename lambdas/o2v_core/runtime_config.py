@@ -88,6 +88,9 @@ class ControlPlaneConfig(EnvironmentSettings):
     promotion_margin: float = 0.0
     endpoint_instance_type: str = "ml.m5.large"
     artifact_bucket: str = ""
+    # The WitnessAnnouncements rule's queue (o2v_core.events.ANNOUNCEMENT_WITNESS), read by the
+    # reconciler only; empty where no function reads it.
+    announcement_witness_queue_url: str = ""
     # Comma-separated CloudWatch alarm names that roll a blue/green endpoint update back.
     rollback_alarm_names: str = ""
     # SSM String parameter holding only the served model's ModelDataUrl: the serving stack reads it

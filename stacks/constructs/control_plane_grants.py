@@ -134,29 +134,35 @@ def triage_by_curves(scope: ControlPlaneScope) -> list[Grant]:
     return [allow("TriageByJobCurves", ["dynamodb:BatchGetItem", "dynamodb:UpdateItem"], [scope.curve_table_arn])]
 
 
-def announcement_ledger(bucket_arn: str, deployment: str) -> list[Grant]:
-    """The create-only claims and their confirmations (control_plane.aws.announcements): PutObject
-    (If-None-Match needs no other permission), GetObject and ListBucket, below the deployment's
-    ledger prefix only."""
+_LEDGER_OBJECTS = "One object per announcement, created at run time below this deployment's ledger prefix."
+
+
+def announcement_claims(bucket_arn: str, deployment: str) -> list[Grant]:
+    """The create-only claims and their ``sent`` marks (control_plane.aws.announcements): PutObject
+    below the deployment's ledger prefix only. If-None-Match needs no other permission
+    (https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html)."""
     prefix = f"{s3_layout.ANNOUNCEMENTS_PREFIX}{deployment}/"
     return [
-        allow(
-            "AnnouncementLedger",
-            ["s3:GetObject", "s3:PutObject"],
-            [s3_layout.objects_arn(bucket_arn, prefix)],
-            wildcard_reason="One object per announcement, created at run time below this deployment's ledger prefix.",
-        ),
-        allow(
-            "ListAnnouncementLedger",
-            ["s3:ListBucket"],
-            [bucket_arn],
-            conditions={"StringLike": {"s3:prefix": [f"{prefix}*"]}},
-        ),
+        allow("ClaimAnnouncements", ["s3:PutObject"], [s3_layout.objects_arn(bucket_arn, prefix)],
+              wildcard_reason=_LEDGER_OBJECTS),
+    ]
+
+
+def announcement_repairs(bucket_arn: str, deployment: str, witness_queue_arn: str) -> list[Grant]:
+    """What the reconciler adds to the claims: listing and reading the ledger, and reading and
+    deleting the witness queue's copies (control_plane.logic.announce.Announcer.repair)."""
+    prefix = f"{s3_layout.ANNOUNCEMENTS_PREFIX}{deployment}/"
+    return [
+        allow("ReadAnnouncementLedger", ["s3:GetObject"], [s3_layout.objects_arn(bucket_arn, prefix)],
+              wildcard_reason=_LEDGER_OBJECTS),
+        allow("ListAnnouncementLedger", ["s3:ListBucket"], [bucket_arn],
+              conditions={"StringLike": {"s3:prefix": [f"{prefix}*"]}}),
+        allow("ReadAnnouncementWitness", ["sqs:ReceiveMessage", "sqs:DeleteMessage"], [witness_queue_arn]),
     ]
 
 
 def announce(scope: ControlPlaneScope) -> list[Grant]:
-    return announcement_ledger(scope.artifact_bucket_arn, scope.deployment)
+    return announcement_claims(scope.artifact_bucket_arn, scope.deployment)
 
 
 def publish(scope: ControlPlaneScope) -> list[Grant]:
@@ -200,6 +206,7 @@ class PromotionScope:
     endpoint_instance_types: tuple[str, ...]  # what a promoted endpoint config may run on
     artifact_bucket_arn: str  # its announcement ledger (control_plane.aws.announcements)
     deployment: str
+    witness_queue_arn: str  # the announcement witness the reconciler reads
     stack_model_arn: str = ""  # the serving stack's model (Ref of AWS::SageMaker::Model), read by the reconciler
     rollback_alarm_arns: tuple[str, ...] = ()  # UpdateEndpoint's AutoRollbackConfiguration alarms
 
@@ -296,7 +303,7 @@ def promoter_grants(scope: PromotionScope) -> list[Grant]:
         ),
         allow("ReadWriteServingRecord", ["ssm:GetParameter", "ssm:PutParameter"], list(scope.parameter_arns)),
         allow("PutProjectEvents", ["events:PutEvents"], [scope.event_bus_arn]),
-        *announcement_ledger(scope.artifact_bucket_arn, scope.deployment),
+        *announcement_claims(scope.artifact_bucket_arn, scope.deployment),
     ]
 
 
@@ -317,6 +324,7 @@ def reconciler_grants(scope: PromotionScope, training: ControlPlaneScope) -> lis
         *read_training_logs(training),
         allow("PutProjectEvents", ["events:PutEvents"], [training.event_bus_arn]),
         *promoter,
+        *announcement_repairs(scope.artifact_bucket_arn, scope.deployment, scope.witness_queue_arn),
         allow(
             "ReadServedModel",
             ["sagemaker:DescribeModel", "sagemaker:ListTags"],

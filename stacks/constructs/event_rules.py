@@ -36,6 +36,39 @@ def function_target(function: lambda_.IFunction, dlq: sqs.IQueue) -> events.IRul
     )
 
 
+def queue_target(scope: Construct, queue: sqs.IQueue, dlq: sqs.IQueue) -> events.IRuleTarget:
+    """A queue a function reads itself (the announcement witness), as a rule target.
+
+    For a KMS-encrypted queue ``targets.SqsQueue`` allows ``events.amazonaws.com`` on the account
+    only (aws:SourceAccount). It is handed a reference to the queue instead (on which CDK adds no
+    policy), and :func:`allow_rule_to_send` allows exactly this rule, as for the topic. The
+    queue's key already lets EventBridge encrypt (stacks/constructs/data_key.py).
+    """
+    reference = sqs.Queue.from_queue_attributes(
+        scope, "QueueRef", queue_arn=queue.queue_arn, queue_url=queue.queue_url
+    )
+    return targets.SqsQueue(
+        reference, dead_letter_queue=dlq, retry_attempts=TARGET_RETRY_ATTEMPTS, max_event_age=TARGET_MAX_EVENT_AGE
+    )
+
+
+def allow_rule_to_send(queue: sqs.IQueue, rule: events.Rule, sid: str) -> None:
+    """Confused-deputy guard: EventBridge may send for this rule of this account only
+    (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-use-resource-based.html#eb-sqs-permissions)."""
+    queue.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid=sid,
+            principals=[iam.ServicePrincipal("events.amazonaws.com")],
+            actions=["sqs:SendMessage"],
+            resources=[queue.queue_arn],
+            conditions={
+                "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
+                "ArnEquals": {"aws:SourceArn": rule.rule_arn},
+            },
+        )
+    )
+
+
 def topic_target(scope: Construct, topic: sns.ITopic, dlq: sqs.IQueue) -> events.IRuleTarget:
     """The topic as a rule target, without CDK's own unconditioned topic-policy statement.
 
@@ -68,7 +101,8 @@ def allow_rule_to_publish(topic: sns.ITopic, rule: events.Rule, sid: str) -> Non
 
 
 class EventRules(Construct):
-    """One rule per spec whose target this stack owns: a function in ``functions``, or the topic."""
+    """One rule per spec whose target this stack owns: a function in ``functions``, a queue in
+    ``queues``, or the topic."""
 
     def __init__(
         self,
@@ -80,6 +114,7 @@ class EventRules(Construct):
         functions: Mapping[str, lambda_.IFunction],
         topic: sns.ITopic | None,
         dlq: sqs.IQueue,
+        queues: Mapping[str, sqs.IQueue] | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.rules: dict[str, events.Rule] = {}
@@ -88,6 +123,8 @@ class EventRules(Construct):
                 target = topic_target(Construct(self, f"{spec.rule_id}Target"), topic, dlq)
             elif spec.target in functions:
                 target = function_target(functions[spec.target], dlq)
+            elif queues and spec.target in queues:
+                target = queue_target(Construct(self, f"{spec.rule_id}Target"), queues[spec.target], dlq)
             else:
                 continue  # wired by the stack that owns this target
             self.rules[spec.rule_id] = events.Rule(
@@ -100,6 +137,8 @@ class EventRules(Construct):
             )
             if spec.target == NOTIFICATIONS and topic is not None:
                 allow_rule_to_publish(topic, self.rules[spec.rule_id], sid=f"AllowRule{spec.rule_id}")
+            if queues and spec.target in queues:
+                allow_rule_to_send(queues[spec.target], self.rules[spec.rule_id], sid=f"AllowRule{spec.rule_id}")
 
 
 class ScheduledFunctions(Construct):

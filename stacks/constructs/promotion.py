@@ -8,7 +8,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 from o2v_core import s3_layout
-from o2v_core.events import rules
+from o2v_core.events import ANNOUNCEMENT_WITNESS, rules
 from o2v_core.function_settings import deployment_config
 from o2v_core.functions import PROMOTER, RECONCILER
 from o2v_core.naming import job_prefix
@@ -24,7 +24,7 @@ from stacks.constructs.control_plane_grants import (
 )
 from stacks.constructs.event_rules import EventRules, ScheduledFunctions
 from stacks.constructs.failure_alarms import FailureAlarms
-from stacks.constructs.secure_queue import ControlPlaneQueues
+from stacks.constructs.secure_queue import ControlPlaneQueues, WitnessQueue
 from stacks.data_stack import DataRefs
 from stacks.guardrails import TrainingJobLimits
 from stacks.serving_record import parameter_arn, serving_model_data_url_parameter, serving_model_parameter
@@ -55,6 +55,8 @@ class Promotion(Construct):
         self.topic = sns.Topic.from_topic_arn(self, "Notifications", training.notification_topic_arn)
         bus = events.EventBus.from_event_bus_name(self, "EventBus", training.event_bus_name)
         self.queues = ControlPlaneQueues(self, "FailureQueues", key=key)
+        # The reconciler (here) reads it, so it lives here (control_plane.aws.announcements).
+        self.witness = WitnessQueue(self, "AnnouncementWitness", key=key).queue
 
         record = serving_model_parameter(deployment)
         url = serving_model_data_url_parameter(deployment)
@@ -68,6 +70,7 @@ class Promotion(Construct):
             model_role_arn=model_role_arn,
             image_uri=image_uri,
             artifact_bucket=data.artifact_bucket_name,
+            announcement_witness_queue_url=self.witness.queue_url,
             rollback_alarm_names=",".join(rollback_alarm_names),
             serving_model_data_url_parameter=url,
             # For an endpoint the promoter creates itself (there is none to copy from): the same
@@ -90,6 +93,7 @@ class Promotion(Construct):
             endpoint_instance_types=(settings.serving.instance_type,),
             artifact_bucket_arn=data.artifact_bucket_arn,
             deployment=deployment,
+            witness_queue_arn=self.witness.queue_arn,
         )
         training_scope = ControlPlaneScope(
             job_prefix=job_prefix(deployment),
@@ -145,6 +149,7 @@ class Promotion(Construct):
             functions={PROMOTER.function_id: self.promoter.function},
             topic=None,  # the training stack wires the notification rule
             dlq=self.queues.rule_target_dlq,
+            queues={ANNOUNCEMENT_WITNESS: self.witness},
         ).rules
         self.alarms = FailureAlarms(
             self,

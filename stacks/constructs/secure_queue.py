@@ -32,6 +32,31 @@ class FailureQueue(Construct):
         acknowledge(self.queue, "Serverless-SQSRedrivePolicy", reason)
 
 
+class WitnessQueue(Construct):
+    """The WitnessAnnouncements rule's queue: a copy of each operator announcement put, which the
+    reconciler reads and deletes (control_plane.aws.announcements). Kept 14 days, longer than any
+    reconciler outage it must bridge; undeliverable copies go to the rule-target DLQ."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, key: kms.IKey) -> None:
+        super().__init__(scope, construct_id)
+        self.queue = sqs.Queue(
+            self,
+            "Queue",
+            encryption=sqs.QueueEncryption.KMS,
+            encryption_master_key=key,
+            data_key_reuse=Duration.hours(1),
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        reason = (
+            "The reconciler reads this queue and deletes each message once its announcement is marked "
+            "sent; a message it cannot handle stays and is read again on the next run (its error alarm "
+            "fires), so a dead-letter queue behind it would only hide it."
+        )
+        acknowledge(self.queue, "AwsSolutions-SQS3", reason)
+        acknowledge(self.queue, "Serverless-SQSRedrivePolicy", reason)
+
+
 class ControlPlaneQueues(Construct):
     """The two failure queues of one stack's control plane."""
 

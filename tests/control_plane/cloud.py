@@ -15,7 +15,15 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
-from o2v_core.events import SAGEMAKER_SOURCE, SOURCE, TRAINING_JOB_STATE_CHANGE, Detail, rules, to_detail
+from o2v_core.events import (
+    ANNOUNCEMENT_WITNESS,
+    SAGEMAKER_SOURCE,
+    SOURCE,
+    TRAINING_JOB_STATE_CHANGE,
+    Detail,
+    rules,
+    to_detail,
+)
 from o2v_core.metric_lines import format_line
 from o2v_core.naming import Lineage, job_name, tag_list
 from o2v_core.resource_names import TRAINING_JOB_LOG_GROUP
@@ -114,6 +122,7 @@ class Cloud:
                 f"arn:aws:sns:{sagemaker_fake.REGION}:{sagemaker_fake.ACCOUNT}:o2v-dev-notifications",
             "training_role_arn": ROLE,
             "artifact_bucket": ARTIFACT_BUCKET,
+            "announcement_witness_queue_url": self.queues.get(ANNOUNCEMENT_WITNESS, ""),
         }
         values.update(overrides)
         return ControlPlaneConfig(**values)

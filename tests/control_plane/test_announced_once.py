@@ -15,22 +15,21 @@ import json
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from control_plane.aws import clients
+from control_plane.aws.announcements import Announcements
 from control_plane.handlers import retrain_launcher
 from o2v_core.events import RETRAINING_EXHAUSTED
 from o2v_core.functions import RECONCILER
 
 from tests.aws_calls import attributed_to
-from tests.control_plane.cloud import BASE_HYPERPARAMETERS, Cloud
+from tests.control_plane.cloud import ARTIFACT_BUCKET, BASE_HYPERPARAMETERS, Cloud
 from tests.control_plane.test_fault_injection import reconciler
 from tests.control_plane.test_retrain_launcher import diverged_event, stopped_parent
 from tests.lambda_context import lambda_context
-
-LATER = datetime.now(UTC) + timedelta(hours=1)
 
 
 class Killed(BaseException):
@@ -102,11 +101,11 @@ def test_a_killed_launcher_still_notifies_exactly_once(
     assert cloud.training_jobs() == [parent]
 
 
-def test_the_one_window_left_a_kill_between_put_events_and_its_confirmation_repeats_it(
+def test_a_kill_after_put_events_before_its_confirmation_is_not_announced_again(
     cloud: Cloud, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Documented in docs/guarantees.md: nothing can tell that PutEvents was applied, so the
-    reconciler puts the claimed event again (same detail): at least once, never lost."""
+    """The claim stays unconfirmed, but the witness queue holds the event's copy: the reconciler
+    marks it sent instead of putting it a second time."""
     parent = exhausted_parent(cloud, monkeypatch)
     event = diverged_event(parent, attempt=4)
     with killed("events", "PutEvents", when="after"), contextlib.suppress(Killed):
@@ -114,8 +113,36 @@ def test_the_one_window_left_a_kill_between_put_events_and_its_confirmation_repe
     retrain_launcher.handler(event, lambda_context())
     with attributed_to(RECONCILER.function_id):
         report = reconciler(cloud).run()
+        again = reconciler(cloud).run()
 
-    delivered = [e for e in cloud.delivered("notifications") if e["detail-type"] == RETRAINING_EXHAUSTED]
-    assert [e["detail-type"] for e in delivered] == [RETRAINING_EXHAUSTED] * 2
-    assert delivered[0]["detail"] == delivered[1]["detail"]
+    assert notified(cloud) == [RETRAINING_EXHAUSTED]
+    assert report.confirmed == [f"exhausted/{parent}"] and report.republished == []
+    assert again.confirmed == again.republished == []
+
+
+def test_a_claim_whose_claimant_died_before_put_events_is_put_once_after_the_grace_period(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parent = exhausted_parent(cloud, monkeypatch)
+    event = diverged_event(parent, attempt=4)
+    for _ in range(3):  # the first attempt and both retries die at the same point
+        with killed("events", "PutEvents", when="before"), contextlib.suppress(Killed):
+            retrain_launcher.handler(event, lambda_context())
+    assert notified(cloud) == []
+    with attributed_to(RECONCILER.function_id):
+        soon = reconciler(cloud, now=datetime.now(UTC)).run()  # within the grace period: not yet
+        report = reconciler(cloud).run()
+        again = reconciler(cloud).run()
+
+    assert soon.republished == []
     assert report.republished == [f"exhausted/{parent}"]
+    assert again.republished == [] and again.confirmed == [f"exhausted/{parent}"]  # the witness saw it
+    assert notified(cloud) == [RETRAINING_EXHAUSTED]
+
+
+def test_the_ledger_claim_is_create_only(cloud: Cloud) -> None:
+    """S3 (and the fake, tests/moto_s3_conditional.py) answers 412 to a second If-None-Match: * write."""
+    ledger = Announcements(ARTIFACT_BUCKET, cloud.deployment)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        claimed = list(pool.map(lambda _: ledger.claim("exhausted/x", {"Detail": "{}"}), range(8)))
+    assert sorted(claimed) == [False] * 7 + [True]

@@ -42,7 +42,7 @@ from control_plane.logic.announce import Announcer
 from control_plane.logic.promotion import Promoter, PromotionSettings
 from control_plane.logic.reconciler import Reconciler
 from o2v_core.detector import DetectorConfig
-from o2v_core.events import RETRAINING_EXHAUSTED, TRAINING_FAILED
+from o2v_core.events import ANNOUNCEMENT_WITNESS, RETRAINING_EXHAUSTED, TRAINING_FAILED
 from o2v_core.functions import RECONCILER
 from o2v_core.naming import job_name
 from o2v_core.retrain_policy import RetrainPolicy
@@ -120,7 +120,7 @@ def invoke_async(
     return False
 
 
-def reconciler(cloud: Cloud) -> Reconciler:
+def reconciler(cloud: Cloud, *, now: datetime = LATER) -> Reconciler:
     settings = PromotionSettings(
         deployment=cloud.deployment, endpoint_name=f"{cloud.deployment}-embeddings",
         # The diverged parent is Completed, so it is also a promotion candidate the reconciler decides.
@@ -131,8 +131,10 @@ def reconciler(cloud: Cloud) -> Reconciler:
         deployment=cloud.deployment, jobs=TrainingJobs(), logs=TrainingLogs(), bus=EventBus(BUS),
         detector=DetectorConfig(), policy=RetrainPolicy(),
         promoter=Promoter(settings, SageMakerServing(), ServingRecordStore(settings.serving_model_parameter),
-                          EventBus(BUS), Announcer(EventBus(BUS), Announcements(ARTIFACT_BUCKET, cloud.deployment))),
-        now=lambda: LATER,
+                          EventBus(BUS), Announcer(EventBus(BUS), Announcements(
+                              ARTIFACT_BUCKET, cloud.deployment,
+                              witness_queue_url=cloud.queues[ANNOUNCEMENT_WITNESS]))),
+        now=lambda: now,
     )
 
 

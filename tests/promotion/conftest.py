@@ -9,10 +9,10 @@ import os
 import boto3
 import pytest
 import requests
-from o2v_core.events import SOURCE
+from o2v_core.events import ANNOUNCEMENT_WITNESS, SOURCE, rules
 
 from tests import sagemaker_fake as fake
-from tests.promotion.support import BUS, CONFIG, Aws
+from tests.promotion.support import BUS, CONFIG, DEPLOYMENT, WITNESS_QUEUE, Aws
 
 
 @pytest.fixture
@@ -35,10 +35,16 @@ def aws(moto_endpoint: str, sagemaker_fake: str, monkeypatch: pytest.MonkeyPatch
     client = boto3.client("events", endpoint_url=moto_url, region_name=fake.REGION)
     sqs = boto3.client("sqs", endpoint_url=moto_url, region_name=fake.REGION)
     client.create_event_bus(Name=BUS)
-    s3 = boto3.client("s3", endpoint_url=moto_url, region_name=moto_serving.REGION)
+    s3 = boto3.client("s3", endpoint_url=moto_url, region_name=fake.REGION)
     s3.create_bucket(Bucket=CONFIG.artifact_bucket)  # the data stack's; the announcement ledger's too
     queue_url = sqs.create_queue(QueueName="promotion-events")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     client.put_rule(Name="capture", EventBusName=BUS, EventPattern=json.dumps({"source": [SOURCE]}))
     client.put_targets(Rule="capture", EventBusName=BUS, Targets=[{"Id": "queue", "Arn": queue_arn}])
+    # The WitnessAnnouncements rule, as deployed (o2v_core.events.rules()), into its queue.
+    witness = next(spec for spec in rules(DEPLOYMENT) if spec.target == ANNOUNCEMENT_WITNESS)
+    witness_url = sqs.create_queue(QueueName=WITNESS_QUEUE)["QueueUrl"]
+    witness_arn = sqs.get_queue_attributes(QueueUrl=witness_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    client.put_rule(Name=witness.rule_id, EventBusName=BUS, EventPattern=json.dumps(witness.pattern))
+    client.put_targets(Rule=witness.rule_id, EventBusName=BUS, Targets=[{"Id": "witness", "Arn": witness_arn}])
     return Aws(url=moto_url, sagemaker_url=sagemaker_fake, log=fake.SERVING_LOG, queue_url=queue_url)

@@ -29,6 +29,8 @@ CAPTURE_URI = "s3://demo-artifacts/data-capture/"
 IMAGE = "382416733822.dkr.ecr.us-east-1.amazonaws.com/object2vec:1"
 ALARMS = ("demo-embeddings-5xx", "demo-embeddings-latency")
 METRIC = "validation:mean_squared_error"
+# The WitnessAnnouncements rule's queue (the fixture creates it; moto finds a queue by the URL's last part).
+WITNESS_QUEUE = "demo-announcement-witness"
 
 CONFIG = ControlPlaneConfig(
     deployment=DEPLOYMENT,
@@ -42,6 +44,7 @@ CONFIG = ControlPlaneConfig(
     promotion_margin=0.0,
     endpoint_instance_type="ml.m5.large",
     artifact_bucket="demo-artifacts",
+    announcement_witness_queue_url=f"https://sqs.us-east-1.amazonaws.com/{moto_serving.ACCOUNT}/{WITNESS_QUEUE}",
     rollback_alarm_names=" , ".join(ALARMS),
     serving_model_data_url_parameter=URL_PARAMETER,
     endpoint_kms_key_arn=KEY_ARN,

@@ -24,7 +24,6 @@ from typing import Any
 
 from control_plane.aws import clients
 from control_plane.handlers.promoter import handler
-from control_plane.logic.promotion import serving_name
 from control_plane.logic.reconciler import reconciler_from_config
 from o2v_core.events import MODEL_PROMOTED, MODEL_ROLLED_BACK, PROMOTION_SKIPPED
 from o2v_core.function_settings import ReconcilerSettings
@@ -121,7 +120,7 @@ def test_a_promoter_killed_before_model_promoted_is_announced_once_by_the_reconc
     # Its claim was made before the kill: the reconciler puts the claimed event, and the record
     # step finds the announcement made and only writes the record.
     report = run_reconciler()
-    assert report["republished"] == [f"promoted/{serving_name(DEPLOYMENT, job, 'config')}"]
+    assert report["republished"] == [f"promoted/{job}"]
     assert report["record"] == "record_written"
     assert run_reconciler()["record"] == "unchanged"
 

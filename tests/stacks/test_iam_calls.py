@@ -28,6 +28,7 @@ from typing import Any
 
 import pytest
 from o2v_core import resource_names as names
+from o2v_core import s3_layout
 from o2v_core.functions import FUNCTIONS
 from o2v_core.naming import job_prefix
 
@@ -51,7 +52,11 @@ AUTHORIZED_ON_ITS_BEHALF: dict[str, str] = {
 }
 # The request member that names a resource, where the reference's ARN variable is named otherwise
 # (member names from the botocore service models, e.g. ssm PutParameterRequest.Name).
-REQUEST_MEMBER = {("ssm", "parametername"): "name"}
+REQUEST_MEMBER = {("ssm", "parametername"): "name", ("s3", "bucketname"): "bucket", ("s3", "objectname"): "key"}
+# API operations authorized by an action of another name (Service Authorization Reference, "Actions
+# defined by Amazon S3": ListObjectsV2 is authorized by s3:ListBucket; also the ListObjectsV2 API
+# reference, "you must have READ access ... s3:ListBucket").
+OPERATION_ACTION = {("s3", "ListObjectsV2"): "ListBucket"}
 # CloudWatch Logs authorizes most actions against the log group's ARN with a trailing ':*'; only
 # these three take the ARN without it ("Overview of managing access permissions to your CloudWatch
 # Logs resources", docs.aws.amazon.com/AmazonCloudWatch/latest/logs/iam-access-control-overview-cwl.html).
@@ -71,7 +76,8 @@ def service_definitions() -> dict[str, dict[str, Any]]:
 def required_resource_arns(call: Call) -> list[str]:
     """The call's ARNs for every resource type the reference marks required ('*'); ['*'] when none."""
     service = service_definitions()[call.service]
-    privilege = next((p for p in service["privileges"] if p["privilege"] == call.operation), None)
+    operation = OPERATION_ACTION.get((call.service, call.operation), call.operation)
+    privilege = next((p for p in service["privileges"] if p["privilege"] == operation), None)
     assert privilege is not None, f"{call.service}:{call.operation} is not in the Service Authorization Reference"
     templates = {resource["resource"]: resource["arn"] for resource in service["resources"]}
     required = [r["resource_type"][:-1] for r in privilege["resource_types"] if r["resource_type"].endswith("*")]
@@ -95,6 +101,8 @@ def required_resource_arns(call: Call) -> list[str]:
                 # dynamodb model, BatchGetRequestMap); the tests' calls name one table each.
                 (table,) = params["requestitems"]
                 return str(table)
+            if (call.service, key) == ("sqs", "queuename") and "queueurl" in params:
+                return str(params["queueurl"]).rsplit("/", 1)[-1]  # SQS names a queue by its URL
             if key in params:
                 value = str(params[key])
                 return value.lstrip("/") if name.endswith("WithoutLeadingSlash") else value
@@ -115,6 +123,8 @@ def to_template_names(arn: str, tested: str, deployed: str) -> str:
         arn = re.sub(rf"([/:]){re.escape(of(tested))}", rf"\g<1>{of(deployed)}", arn)
     for of in (names.serving_model_parameter, names.serving_model_data_url_parameter):
         arn = arn.replace(of(tested).lstrip("/"), of(deployed).lstrip("/"))
+    ledger = s3_layout.ANNOUNCEMENTS_PREFIX
+    arn = arn.replace(f"{ledger}{tested}/", f"{ledger}{deployed}/")
     return arn
 
 
@@ -147,7 +157,7 @@ def role_statements(synthesized: Synthesized, handler: str) -> list[dict[str, An
 
 
 def iam_action(call: Call) -> str:
-    return f"{call.service}:{call.operation}"
+    return f"{call.service}:{OPERATION_ACTION.get((call.service, call.operation), call.operation)}"
 
 
 def denied(calls: list[Call], statements: list[dict[str, Any]], deployed: str) -> list[str]:

@@ -10,7 +10,7 @@ from typing import Any, cast
 import pytest
 from botocore.exceptions import ClientError
 from o2v_core.endpoint_deployment import data_capture_config, deployment_config
-from o2v_core.events import rules
+from o2v_core.events import ANNOUNCEMENT_WITNESS, rules
 from o2v_core.functions import FUNCTIONS, PROMOTER, RECONCILER, SERVING_FUNCTIONS
 from o2v_core.naming import job_prefix
 
@@ -326,8 +326,7 @@ def test_promote_on_success_rule_targets_the_promoter(synthesized: Synthesized) 
     (spec,) = [s for s in rules(synthesized.settings.deployment) if s.target == PROMOTER.function_id]
     function_id, _ = promoter(synthesized)
     (rule,) = [r["Properties"] for r in serving(synthesized, "AWS::Events::Rule").values()
-               if "EventPattern" in r["Properties"]]
-    assert rule["EventPattern"] == spec.pattern
+               if r["Properties"].get("EventPattern") == spec.pattern]
     assert rule["EventBusName"] == imported(synthesized.stack_name("training"), "EventBusName")
     (target,) = rule["Targets"]
     assert target["Arn"] == {"Fn::GetAtt": [function_id, "Arn"]}
@@ -335,6 +334,29 @@ def test_promote_on_success_rule_targets_the_promoter(synthesized: Synthesized) 
     configs = serving(synthesized, "AWS::Lambda::EventInvokeConfig").values()
     (invoke_config,) = [c for c in configs if c["Properties"]["FunctionName"] == {"Ref": function_id}]
     assert "OnFailure" in invoke_config["Properties"]["DestinationConfig"]
+
+
+def test_the_announcement_witness_rule_fills_the_queue_only_the_reconciler_reads(synthesized: Synthesized) -> None:
+    """control_plane.aws.announcements: a copy of each announcement put, for the reconciler."""
+    (spec,) = [s for s in rules(synthesized.settings.deployment) if s.target == ANNOUNCEMENT_WITNESS]
+    (rule,) = [r["Properties"] for r in serving(synthesized, "AWS::Events::Rule").values()
+               if r["Properties"].get("EventPattern") == spec.pattern]
+    assert rule["EventBusName"] == imported(synthesized.stack_name("training"), "EventBusName")
+    (target,) = rule["Targets"]
+    queue_id = target["Arn"]["Fn::GetAtt"][0]
+    queue = serving(synthesized, "AWS::SQS::Queue")[queue_id]["Properties"]
+    assert "KmsMasterKeyId" in queue and "DeadLetterConfig" in target
+    (policy,) = [p["Properties"] for p in serving(synthesized, "AWS::SQS::QueuePolicy").values()
+                 if {"Ref": queue_id} in p["Properties"]["Queues"]]
+    (send,) = [s for s in policy["PolicyDocument"]["Statement"] if s["Action"] == "sqs:SendMessage"]
+    assert send["Principal"] == {"Service": "events.amazonaws.com"} and "aws:SourceArn" in json.dumps(send)
+    _, function = serving_function(synthesized, RECONCILER.handler)
+    assert function["Environment"]["Variables"]["O2V_ANNOUNCEMENT_WITNESS_QUEUE_URL"] == {"Ref": queue_id}
+    readers = [
+        role for role in serving(synthesized, "AWS::IAM::Role").values()
+        if "sqs:ReceiveMessage" in json.dumps(role["Properties"].get("Policies", []))
+    ]
+    assert len(readers) == 1  # the reconciler's
 
 
 # -- wiring across stacks ----------------------------------------------------------------------------

@@ -17,7 +17,9 @@ Lambda target goes to that function's warm worker process
 retried twice, as Lambda retries asynchronous invocations (delays compressed), then moved to
 the dead-letter queue with the error, and reported: never dropped. A message for the
 ``notifications`` target is printed and published to the local SNS topic the stacks subscribe
-operators to. One thread per scheduled function fires its schedule with EventBridge's "Scheduled
+operators to. The announcement witness's queue (``WitnessAnnouncements``) is not delivered
+anywhere: the reconciler reads it itself, as in AWS, and its URL goes into the functions' config.
+One thread per scheduled function fires its schedule with EventBridge's "Scheduled
 Event", compressed to ``minute_seconds`` per minute (the monitor's ``rate(10 minutes)`` every 10 s
 by default). One thread per function with a log subscription plays CloudWatch Logs' part
 (:mod:`training.local_cloud.log_delivery`): it hands the function each stream's new matching lines
@@ -36,13 +38,13 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
-from o2v_core.events import RuleSpec, rules
+from o2v_core.events import ANNOUNCEMENT_WITNESS, RuleSpec, rules
 from o2v_core.functions import FUNCTIONS, FunctionSpec
 from o2v_core.log_subscription import encode
 from o2v_core.runtime_config import ControlPlaneConfig
@@ -283,6 +285,10 @@ class EventPump:
                 "Id": spec.target, "Arn": queue_arn,
                 "InputTransformer": {"InputPathsMap": _INPUT_PATHS, "InputTemplate": _INPUT_TEMPLATE},
             }])
+            if spec.target == ANNOUNCEMENT_WITNESS:
+                # Not delivered to a function: the reconciler reads this queue itself, as in AWS.
+                self.config = replace(self.config, announcement_witness_queue_url=queue_url)
+                continue
             self.routes.append(_Route(spec, rule_name, queue_url, bus))
         # Each schedule exists as a rule too (moto does not fire schedules; the pump does).
         for scheduled in SCHEDULED_FUNCTIONS:
@@ -299,7 +305,7 @@ class EventPump:
             name = function_name(deployment, function)
             env = {
                 **self.env,
-                **function.environment(config),
+                **function.environment(self.config),  # with the witness queue URL
                 "AWS_LAMBDA_FUNCTION_NAME": name,
                 "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
                 "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256",

@@ -7,10 +7,15 @@ PutEvents entry at ``announcements/claimed/<key>`` in the artifact bucket. S3 wr
 only if no object has that key, and of concurrent conditional writes of one key exactly one
 succeeds; the others get ``412 Precondition Failed`` (or ``409 ConditionalRequestConflict``, to
 be retried) (https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html). Only
-the claimant puts the event, then writes ``announcements/sent/<key>``. A claim without its
-``sent`` object, older than the reconciler's grace period, is an announcement whose claimant died
-before or during PutEvents: the reconciler puts the stored entry (:meth:`stale_claims`).
-docs/guarantees.md says which windows remain.
+the claimant puts the event, then writes ``announcements/sent/<key>``.
+
+A claim without its ``sent`` object is ambiguous: its claimant died before PutEvents, or after
+EventBridge accepted the event and before the ``sent`` write. The WitnessAnnouncements rule
+(o2v_core.events) copies every announcement put into an SQS queue, the *witness*: an event that
+was put is in it, one that was not is not. The reconciler first confirms what the witness holds
+(:meth:`witnessed`, then ``sent`` and :meth:`forget`), then puts the stored entry of each claim
+still unconfirmed after its grace period (:meth:`stale_claims`). docs/guarantees.md says which
+window remains.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import ClientError
 from o2v_core.s3_layout import ANNOUNCEMENTS_PREFIX
@@ -28,6 +33,7 @@ from control_plane.aws import clients
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs import SQSClient
 
 CLAIMED = "claimed/"
 SENT = "sent/"
@@ -45,17 +51,30 @@ class Claim:
     claimed_at: datetime
 
 
+@dataclass(frozen=True)
+class Witnessed:
+    receipt: str  # the witness queue's receipt handle, for :meth:`Announcements.forget`
+    event: dict[str, Any]  # the event as EventBridge delivered it (detail-type, detail, ...)
+
+
 class Announcements:
-    def __init__(self, bucket: str, deployment: str, client: S3Client | None = None) -> None:
+    def __init__(
+        self, bucket: str, deployment: str, client: S3Client | None = None, *, witness_queue_url: str = ""
+    ) -> None:
         if not bucket:
             raise ValueError("the announcement ledger needs the artifact bucket (O2V_ARTIFACT_BUCKET)")
         self.bucket = bucket
         self.prefix = f"{ANNOUNCEMENTS_PREFIX}{deployment}/"
+        self.witness_queue_url = witness_queue_url
         self._given = client
 
     @property
     def _s3(self) -> S3Client:
         return self._given or cast("S3Client", clients.client("s3"))
+
+    @property
+    def _sqs(self) -> SQSClient:
+        return cast("SQSClient", clients.client("sqs"))
 
     def claim(self, key: str, entry: Mapping[str, str]) -> bool:
         """True when this caller now owns the announcement ``key``; False when another did already."""
@@ -90,6 +109,25 @@ class Announcements:
             body = self._s3.get_object(Bucket=self.bucket, Key=self._key(CLAIMED, key))["Body"].read()
             found.append(Claim(key, json.loads(body), when))
         return found
+
+    def witnessed(self, limit: int) -> list[Witnessed]:
+        """Up to ``limit`` announcements the witness queue holds (each one was put)."""
+        if not self.witness_queue_url:
+            raise ValueError("the reconciler needs the witness queue (O2V_ANNOUNCEMENT_WITNESS_QUEUE_URL)")
+        found: list[Witnessed] = []
+        while len(found) < limit:
+            answer = self._sqs.receive_message(
+                QueueUrl=self.witness_queue_url, MaxNumberOfMessages=min(10, limit - len(found)), WaitTimeSeconds=0,
+            )
+            messages = answer.get("Messages", [])
+            if not messages:
+                break
+            found.extend(Witnessed(m["ReceiptHandle"], json.loads(m["Body"])) for m in messages)
+        return found
+
+    def forget(self, witnessed: Witnessed) -> None:
+        """Delete a witnessed announcement once its ``sent`` object exists (a repeat is harmless)."""
+        self._sqs.delete_message(QueueUrl=self.witness_queue_url, ReceiptHandle=witnessed.receipt)
 
     def _key(self, kind: str, key: str) -> str:
         return f"{self.prefix}{kind}{key}"

@@ -1,23 +1,35 @@
 """Operator notifications that go out once: claim in the ledger, put the event, confirm.
 
-Keys are deterministic, one per outcome that must be announced once:
+Keys are deterministic, one per outcome that must be announced once, and derived from the event's
+own detail (:func:`key_of`), so that the witness queue's copy names its claim:
 
-* ``promoted/<endpoint config>``: ``ModelPromoted`` for one change of the served model (a config is
-  deployed at most once: its name is derived from the job, and a rolled-back job is never
-  redeployed);
+* ``promoted/<training job>``: ``ModelPromoted`` for one change of the served model (a job's model
+  is deployed at most once: its model and config names are derived from the job, and a
+  rolled-back job is never redeployed);
 * ``exhausted/<last job of the lineage>``: ``RetrainingExhausted`` for one lineage;
-* ``rolled-back/<endpoint config>``: ``ModelRolledBack`` for one rejected deployment.
+* ``rolled-back/<rejected training job>``: ``ModelRolledBack`` for one rejected deployment.
 
 docs/guarantees.md explains what is exactly once and the one window that is at least once.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from aws_lambda_powertools import Logger
-from o2v_core.events import Detail, put_events_entry
+from o2v_core.events import (
+    MODEL_PROMOTED,
+    MODEL_ROLLED_BACK,
+    RETRAINING_EXHAUSTED,
+    ModelPromoted,
+    ModelRolledBack,
+    RetrainingExhausted,
+    put_events_entry,
+    to_detail,
+)
 from o2v_core.runtime_config import ControlPlaneConfig
 
 from control_plane.aws.announcements import Announcements
@@ -25,17 +37,25 @@ from control_plane.aws.event_bus import EventBus
 
 logger = Logger(child=True)
 
+WITNESS_BATCH = 100  # far more announcements than a deployment makes in a reconciler interval
+# detail-type -> (key kind, the detail field that names the outcome)
+_KEYS = {
+    MODEL_PROMOTED: ("promoted", "trainingJobName"),
+    RETRAINING_EXHAUSTED: ("exhausted", "lastTrainingJobName"),
+    MODEL_ROLLED_BACK: ("rolled-back", "rejectedTrainingJobName"),
+}
 
-def promoted_key(endpoint_config_name: str) -> str:
-    return f"promoted/{endpoint_config_name}"
+
+def key_of(detail_type: str, detail: Mapping[str, Any]) -> str:
+    """The announcement key of an event, from its detail-type and detail."""
+    if detail_type not in _KEYS:
+        raise ValueError(f"{detail_type!r} is not announced once (o2v_core.events.ANNOUNCED)")
+    kind, name_field = _KEYS[detail_type]
+    return f"{kind}/{detail[name_field]}"
 
 
-def exhausted_key(job_name: str) -> str:
-    return f"exhausted/{job_name}"
-
-
-def rolled_back_key(endpoint_config_name: str) -> str:
-    return f"rolled-back/{endpoint_config_name}"
+def announcement_key(detail: ModelPromoted | RetrainingExhausted | ModelRolledBack) -> str:
+    return key_of(detail.detail_type, to_detail(detail))
 
 
 @dataclass(frozen=True)
@@ -43,13 +63,14 @@ class Announcer:
     bus: EventBus
     ledger: Announcements
 
-    def once(self, key: str, detail: Detail) -> bool:
-        """Put ``detail`` unless ``key`` was claimed before; True when this call put it.
+    def once(self, detail: ModelPromoted | RetrainingExhausted | ModelRolledBack) -> bool:
+        """Put ``detail`` unless its announcement was claimed before; True when this call put it.
 
         Claimed before the event, so that a retry or a concurrent delivery never puts it twice;
         a claimant that dies before the event leaves a claim without ``sent``, which
-        :meth:`republish_stale` (the reconciler) puts later.
+        :meth:`repair` (the reconciler) puts later, unless the witness shows it was put.
         """
+        key = announcement_key(detail)
         entry = put_events_entry(detail, self.bus.bus_name)
         if not self.ledger.claim(key, entry):
             logger.info("already announced (or being announced)", extra={"key": key, "detailType": detail.detail_type})
@@ -58,17 +79,31 @@ class Announcer:
         self.ledger.mark_sent(key)
         return True
 
-    def republish_stale(self, before: datetime, limit: int) -> list[str]:
-        """Put the events of claims older than ``before`` that were never confirmed; their keys."""
-        done = []
+    def repair(self, before: datetime, limit: int) -> tuple[list[str], list[str]]:
+        """Confirm the announcements the witness saw put (every one put reaches it, so up to
+        :data:`WITNESS_BATCH` a run), then put at most ``limit`` of those claimed before
+        ``before`` and still unconfirmed. Returns (confirmed keys, republished keys)."""
+        confirmed = []
+        for witnessed in self.ledger.witnessed(WITNESS_BATCH):
+            event = witnessed.event
+            key = key_of(str(event.get("detail-type")), event.get("detail") or {})
+            self.ledger.mark_sent(key)  # before forgetting it: a crash in between only repeats this
+            self.ledger.forget(witnessed)
+            confirmed.append(key)
+        republished = []
         for claim in self.ledger.stale_claims(before, limit):
             self.bus.publish_entry(claim.entry)
             self.ledger.mark_sent(claim.key)
-            logger.warning("announced a claim its claimant never confirmed", extra={"key": claim.key})
-            done.append(claim.key)
-        return done
+            logger.warning("announced a claim whose claimant died before its event", extra={"key": claim.key})
+            republished.append(claim.key)
+        return confirmed, republished
 
 
 def announcer_from_config(config: ControlPlaneConfig) -> Announcer:
     """The project bus and the ledger in the artifact bucket, as the handlers use them."""
-    return Announcer(EventBus(config.event_bus_name), Announcements(config.artifact_bucket, config.deployment))
+    return Announcer(
+        EventBus(config.event_bus_name),
+        Announcements(config.artifact_bucket, config.deployment,
+                      witness_queue_url=config.announcement_witness_queue_url),
+    )
+

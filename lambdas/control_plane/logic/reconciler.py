@@ -52,7 +52,6 @@ from control_plane.aws.event_bus import EventBus
 from control_plane.aws.serving import EndpointState, ServedConfig, ServingRecord
 from control_plane.aws.training_jobs import RecentJob, TrainingJobs
 from control_plane.aws.training_logs import TrainingLogs
-from control_plane.logic.announce import promoted_key, rolled_back_key
 from control_plane.logic.evaluator import OFFERED_FOR_PROMOTION, Diverged, judge, judge_and_report
 from control_plane.logic.jobs import (
     TAG_DIVERGED,
@@ -87,14 +86,15 @@ MAX_JOBS = 100
 MAX_ACTIONS = 10
 
 
-RECORD_REPAIRS = ("announced", "rolled_back")  # what the record outcomes count as a repair
+RECORD_REPAIRS = ("announced", "record_written", "rolled_back")  # what the record outcomes count as a repair
 
 
 @dataclass
 class ReconcileReport:
     # "unchanged" | "announced" | "record_written" (announced before) | "rolled_back" | "no_endpoint" | "endpoint_busy"
     record: str = "unchanged"
-    republished: list[str] = field(default_factory=list)  # stale announcement claims put now
+    confirmed: list[str] = field(default_factory=list)  # announcements the witness saw put, now marked sent
+    republished: list[str] = field(default_factory=list)  # claims whose claimant died before PutEvents, put now
     judged: list[str] = field(default_factory=list)
     continued: list[str] = field(default_factory=list)
     decided: list[str] = field(default_factory=list)
@@ -153,9 +153,10 @@ class Reconciler:
         return report
 
     def _republish(self, report: ReconcileReport) -> None:
-        """Announcements whose claimant died before confirming its event (control_plane.logic.announce)."""
+        """Announcements whose claimant died before marking them sent (control_plane.logic.announce):
+        confirmed from the witness queue when they were put, put now when they were not."""
         before = self.now() - timedelta(seconds=GRACE_SECONDS)
-        report.republished = self.promoter.announcer.republish_stale(before, MAX_ACTIONS)
+        report.confirmed, report.republished = self.promoter.announcer.repair(before, MAX_ACTIONS)
 
     # -- the served model ----------------------------------------------------------------------
 
@@ -184,7 +185,7 @@ class Reconciler:
         elif served_record is not None:
             # The promoter claimed this announcement before its ModelPromoted; when it did, the
             # claim stands (its event was put, or the stale-claim step puts it) and nothing repeats.
-            announced = promoter.announcer.once(promoted_key(served_record.endpointConfigName), ModelPromoted(
+            announced = promoter.announcer.once(ModelPromoted(
                 deployment=self.deployment,
                 trainingJobName=served_record.trainingJobName,
                 endpointName=endpoint.name,
@@ -211,7 +212,7 @@ class Reconciler:
         promoter = self.promoter
         rejected = promoter.sagemaker.describe_training_job(record.trainingJobName)
         if TAG_ROLLED_BACK not in rejected.tags:  # already reported by an earlier run otherwise
-            promoter.announcer.once(rolled_back_key(record.endpointConfigName), ModelRolledBack(
+            promoter.announcer.once(ModelRolledBack(
                 deployment=self.deployment,
                 endpointName=endpoint.name,
                 rejectedTrainingJobName=record.trainingJobName,

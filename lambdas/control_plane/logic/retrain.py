@@ -37,7 +37,7 @@ from o2v_core.naming import LINEAGE_TAG_KEYS, Lineage, job_prefix, tag_list
 from o2v_core.retrain_policy import Exhausted, RetrainPolicy
 
 from control_plane.aws.training_jobs import TrainingJobs
-from control_plane.logic.announce import Announcer, exhausted_key
+from control_plane.logic.announce import Announcer
 from control_plane.logic.jobs import (
     TAG_DIVERGED,
     TAG_EVALUATED,
@@ -186,7 +186,6 @@ def continue_lineage(
             return RetrainOutcome("already_exhausted", parent.name, None, outcome.reason)
         # Once per lineage, also for concurrent deliveries: the ledger's create-only claim decides.
         announced = announcer.once(
-            exhausted_key(parent.name),
             RetrainingExhausted(deployment, lineage.lineage, parent.name, lineage.attempt, outcome.reason),
         )
         jobs.add_tags(parent.arn, {TAG_RETRAINING_EXHAUSTED: "true"})

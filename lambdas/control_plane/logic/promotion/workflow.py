@@ -24,7 +24,7 @@ from control_plane.aws.serving import (
     ServingRecordStore,
     TrainingJob,
 )
-from control_plane.logic.announce import Announcer, promoted_key
+from control_plane.logic.announce import Announcer
 from control_plane.logic.jobs import TAG_PROMOTION
 from control_plane.logic.promotion.rules import (
     Verdict,
@@ -89,7 +89,7 @@ class Promoter:
             },
         )
         if isinstance(detail, ModelPromoted) and outcome.record is not None:
-            self.announcer.once(promoted_key(outcome.record.endpointConfigName), detail)
+            self.announcer.once(detail)
         else:
             self.bus.publish(detail)
         # Marked done only now that the event exists: a crash before this line repeats the
