@@ -1,13 +1,8 @@
 """Fault injection: kill or fail each AWS call of a handler, let AWS do what it does next, and check
 that the lineage still gets exactly one next attempt.
 
-For every AWS call the handler makes (counted across its clients with botocore's ``before-call``
-and ``after-call`` events, https://boto3.amazonaws.com/v1/documentation/api/latest/guide/events.html):
-
-* ``kill-before`` / ``kill-after``: a :class:`Killed` (a ``BaseException``, so no ``except
-  Exception`` runs, as when Lambda ends an invocation at its timeout or memory limit) before the
-  call reaches AWS, or after AWS applied it and before the reply is used;
-* ``error-before`` / ``error-after``: an ordinary exception at the same points.
+At every AWS call the evaluator or the launcher makes, the invocation is killed or fails, before
+the call or after AWS applied it (tests/faults.py).
 
 What AWS does next, with sources:
 
@@ -24,14 +19,10 @@ Then: exactly one attempt-2 job, no ``RetrainingExhausted``, and nothing left un
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
-from control_plane.aws import clients
 from control_plane.aws.announcements import Announcements
 from control_plane.aws.event_bus import EventBus
 from control_plane.aws.serving import SageMakerServing, ServingRecordStore
@@ -49,75 +40,10 @@ from o2v_core.retrain_policy import RetrainPolicy
 
 from tests.aws_calls import attributed_to
 from tests.control_plane.cloud import ARTIFACT_BUCKET, BUS, DIVERGING, IMAGE, ROLE, Cloud, epoch_lines, log_header
-from tests.lambda_context import lambda_context
+from tests.faults import MODES, Injector, invoke_async
 
 LINEAGE = "stsb-baseline"
-MODES = ("kill-before", "kill-after", "error-before", "error-after")
-SERVICES = ("sagemaker", "logs", "events", "s3")
 LATER = datetime.now(UTC) + timedelta(hours=1)
-
-
-class Killed(BaseException):
-    """The invocation ends (timeout / out of memory)."""
-
-
-class InjectedError(RuntimeError):
-    """An ordinary failure of an AWS call (throttling, a network error)."""
-
-
-@dataclass
-class Injector:
-    """Raises at the ``target``-th AWS call (0-based) of the current invocation, per ``mode``."""
-
-    target: int | None = None
-    mode: str = "kill-before"
-    calls: int = 0
-
-    def hook(self, point: str) -> Callable[..., None]:
-        def on_call(**_: Any) -> None:
-            index = self.calls if point == "before" else self.calls - 1
-            if point == "before":
-                self.calls += 1
-            if self.target is None or index != self.target or not self.mode.endswith(point):
-                return
-            if self.mode.startswith("kill"):
-                raise Killed(f"invocation killed {point} AWS call {index}")
-            raise InjectedError(f"AWS call {index} failed ({point})")
-
-        return on_call
-
-
-@contextlib.contextmanager
-def injected(injector: Injector) -> Iterator[None]:
-    registered = []
-    for service in SERVICES:
-        events = clients.client(service).meta.events
-        for point in ("before", "after"):
-            handler = injector.hook(point)
-            events.register(f"{point}-call", handler, unique_id=f"o2v-fault-{point}")
-            registered.append((events, point))
-    try:
-        yield
-    finally:
-        for events, point in registered:
-            events.unregister(f"{point}-call", unique_id=f"o2v-fault-{point}")
-
-
-def invoke_async(
-    handler: Callable[[Mapping[str, Any], object], object], event: Mapping[str, Any], fault: Injector | None,
-    *, every_attempt: bool,
-) -> bool:
-    """One async invocation with Lambda's two retries; False when the event ends in the DLQ."""
-    for attempt in range(3):
-        injector = fault if fault is not None and (attempt == 0 or every_attempt) else Injector()
-        injector.calls = 0
-        with injected(injector):
-            try:
-                handler(event, lambda_context())
-                return True
-            except (Killed, Exception):
-                continue
-    return False
 
 
 def reconciler(cloud: Cloud, *, now: datetime = LATER) -> Reconciler:

@@ -18,7 +18,6 @@ from tests.promotion.support import BUS, CONFIG, DEPLOYMENT, WITNESS_QUEUE, Aws
 @pytest.fixture
 def aws(moto_endpoint: str, sagemaker_fake: str, monkeypatch: pytest.MonkeyPatch) -> Aws:
     moto_url = moto_endpoint
-    requests.post(f"{moto_url}/moto-api/reset", timeout=10).raise_for_status()
     for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
         monkeypatch.delenv(key, raising=False)
     for key in [k for k in os.environ if k.startswith("AWS_ENDPOINT_URL")]:
@@ -31,7 +30,14 @@ def aws(moto_endpoint: str, sagemaker_fake: str, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("AWS_REGION", fake.REGION)
     for key, value in CONFIG.to_env().items():
         monkeypatch.setenv(key, value)
+    return fresh_account(moto_url, sagemaker_fake)
 
+
+def fresh_account(moto_url: str, sagemaker_url: str) -> Aws:
+    """An empty account again: the SageMaker fake reset; the bus, the capture and witness rules and
+    the artifact bucket on moto."""
+    requests.post(f"{moto_url}/moto-api/reset", timeout=10).raise_for_status()
+    fake.reset()
     client = boto3.client("events", endpoint_url=moto_url, region_name=fake.REGION)
     sqs = boto3.client("sqs", endpoint_url=moto_url, region_name=fake.REGION)
     client.create_event_bus(Name=BUS)
@@ -47,4 +53,4 @@ def aws(moto_endpoint: str, sagemaker_fake: str, monkeypatch: pytest.MonkeyPatch
     witness_arn = sqs.get_queue_attributes(QueueUrl=witness_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     client.put_rule(Name=witness.rule_id, EventBusName=BUS, EventPattern=json.dumps(witness.pattern))
     client.put_targets(Rule=witness.rule_id, EventBusName=BUS, Targets=[{"Id": "witness", "Arn": witness_arn}])
-    return Aws(url=moto_url, sagemaker_url=sagemaker_fake, log=fake.SERVING_LOG, queue_url=queue_url)
+    return Aws(url=moto_url, sagemaker_url=sagemaker_url, log=fake.SERVING_LOG, queue_url=queue_url)

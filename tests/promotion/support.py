@@ -124,6 +124,7 @@ class Aws:
         validation: str | None = None,
         role_arn: str = CONFIG.training_role_arn,
         output_path: str = f"s3://{CONFIG.artifact_bucket}/{TRAINING_OUTPUT_PREFIX}",
+        hyperparameters: dict[str, str] | None = None,
     ) -> str:
         """A finished training job of this deployment, with lineage tags (and extra tags), and an
         ``auxiliary`` channel at that S3 prefix when given (as `o2v launch` sends), and a
@@ -142,6 +143,8 @@ class Aws:
                 "S3DataType": "S3Prefix", "S3Uri": validation, "S3DataDistributionType": "FullyReplicated"}}})
         if inputs:
             channels["InputDataConfig"] = inputs
+        if hyperparameters:
+            channels["HyperParameters"] = hyperparameters
         self.sagemaker.create_training_job(
             TrainingJobName=name,
             **channels,

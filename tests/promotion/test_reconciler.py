@@ -18,7 +18,7 @@ AWS behaviour applied here, with sources:
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -216,16 +216,21 @@ def healthy_job(aws: Aws, lineage: str) -> str:
         Tags=[{"Key": t["Key"], "Value": t["Value"]} for t in tag_list(tags)],
     )
     sagemaker_fake.set_status(name, "Completed")
+    write_curve(aws, name, HEALTHY)
+    return name
+
+
+def write_curve(aws: Aws, name: str, curve: Sequence[tuple[int, float, float | None]]) -> None:
+    """The job's validation curve in its CloudWatch Logs stream, as Object2Vec writes it."""
     logs = aws.client("logs")
     with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
         logs.create_log_group(logGroupName="/aws/sagemaker/TrainingJobs")
     stream = f"{name}/algo-1-1764150000"
     logs.create_log_stream(logGroupName="/aws/sagemaker/TrainingJobs", logStreamName=stream)
     now = int(datetime.now(UTC).timestamp() * 1000)
-    lines = log_header(name) + epoch_lines(HEALTHY, "mean_squared_error")
+    lines = log_header(name) + epoch_lines(curve, "mean_squared_error")
     logs.put_log_events(logGroupName="/aws/sagemaker/TrainingJobs", logStreamName=stream,
                         logEvents=[{"timestamp": now, "message": line} for line in lines])
-    return name
 
 
 def test_a_success_whose_event_was_lost_is_promoted_by_the_reconciler_onto_a_new_endpoint(aws: Aws) -> None:

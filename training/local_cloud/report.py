@@ -19,7 +19,7 @@ RUN_FILE = "run.json"
 
 # Keys of the monitor's and the reconciler's reports that list actions (MonitorReport, ReconcileReport).
 SCHEDULED_ACTION_KEYS = ("diverged", "stopped_again", "epochs_saved", "left_to_finish", "errors", "judged",
-                         "continued", "decided", "deferred_decided")
+                         "continued", "decided", "deferred_decided", "republished")
 QUIET_RECORD_STATES = ("unchanged", "no_endpoint", "endpoint_busy")
 
 
