@@ -50,6 +50,7 @@ class LauncherSettings(FromDeployment):
     deployment: str
     event_bus_name: str
     retrain_policy: str = "{}"  # JSON, o2v_core.retrain_policy.RetrainPolicy
+    artifact_bucket: str = ""  # the announcement ledger's (control_plane.aws.announcements)
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ class ReconcilerSettings(PromoterSettings):
 
     detector_config: str = "{}"
     retrain_policy: str = "{}"
+    announcement_witness_queue_url: str = ""  # the WitnessAnnouncements rule's queue
 
 
 def function_environment(settings: type[FromDeployment], config: ControlPlaneConfig) -> dict[str, str]:

@@ -4,7 +4,7 @@ At every AWS call the promoter makes while it promotes a better candidate (SageM
 announcement ledger, EventBridge), the invocation is killed or fails, before the call or after
 AWS applied it (tests/faults.py); on the first attempt, or on every attempt (the event then ends
 in the on-failure queue, whose alarm fires). Then what AWS does next: Lambda's two retries, the
-endpoint settling (or rolling back, :func:`tests.promotion.moto_serving.roll_back`), EventBridge
+endpoint settling (or rolling back, :func:`tests.sagemaker_fake.roll_back`), EventBridge
 delivering to the rules' targets, and the reconciler's runs. Every case must end with:
 
 * the best healthy model served: the endpoint InService on the better candidate's config (or,
@@ -26,14 +26,15 @@ from dataclasses import dataclass, field
 
 import pytest
 from control_plane.handlers.promoter import handler
-from control_plane.logic.reconciler import reconciler_from_config
+from control_plane.logic.reconciler import Reconciler, reconciler_from_config
 from o2v_core.events import MODEL_PROMOTED, MODEL_ROLLED_BACK
+from o2v_core.function_settings import ReconcilerSettings
 from o2v_core.functions import RECONCILER
 
+from tests import sagemaker_fake
 from tests.aws_calls import attributed_to
 from tests.control_plane.cloud import HEALTHY
 from tests.faults import MODES, Injector, invoke_async, run_faulted
-from tests import sagemaker_fake
 from tests.promotion.conftest import fresh_account
 from tests.promotion.support import CONFIG, DEPLOYMENT, ENDPOINT, Aws, succeeded
 from tests.promotion.test_reconciler import LATER, decided, serve_first, write_curve
@@ -50,9 +51,13 @@ class Outcome:
     quiet: bool = True  # the last reconciler run found nothing to do
 
 
+def reconciler() -> Reconciler:
+    return reconciler_from_config(ReconcilerSettings.from_config(CONFIG), now=lambda: LATER)
+
+
 def reconcile() -> dict[str, object]:
     with attributed_to(RECONCILER.function_id):  # its handler's logic, with the clock moved on
-        return reconciler_from_config(CONFIG, now=lambda: LATER).run().as_dict()
+        return reconciler().run().as_dict()
 
 
 def settle_and_reconcile(aws: Aws, *, roll_back: bool = False) -> None:
@@ -161,7 +166,7 @@ def rolled_back_world(aws: Aws, fault: Injector | None) -> Outcome:
     events = aws.events()
     sagemaker_fake.roll_back()
     with attributed_to(RECONCILER.function_id):
-        run_faulted(lambda: reconciler_from_config(CONFIG, now=lambda: LATER).run(), fault or Injector())
+        run_faulted(lambda: reconciler().run(), fault or Injector())
     events += aws.events()
     settle_and_reconcile(aws, roll_back=True)
     return observe(aws, events, dead_letters=0)

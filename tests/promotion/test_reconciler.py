@@ -141,7 +141,7 @@ def test_a_promoter_killed_after_model_promoted_is_not_announced_again(aws: Aws)
         handler(event, lambda_context())
     for _ in range(2):  # Lambda's two async retries: the endpoint is deploying its config already
         assert handler(event, lambda_context())["outcome"] == PROMOTION_SKIPPED
-    moto_serving.settle()
+    sagemaker_fake.settle()
 
     report = run_reconciler()
 

@@ -421,7 +421,7 @@ def test_reconciler_runs_on_its_schedule_with_the_promotion_env_a_dlq_and_an_ala
 
     # The promoter's settings, plus the detector and the retrain policy (it redoes their steps).
     reconciler_only = RECONCILER.settings.variable_names() - PROMOTER.settings.variable_names()
-    assert reconciler_only == {"O2V_DETECTOR_CONFIG", "O2V_RETRAIN_POLICY"}
+    assert reconciler_only == {"O2V_DETECTOR_CONFIG", "O2V_RETRAIN_POLICY", "O2V_ANNOUNCEMENT_WITNESS_QUEUE_URL"}
     shared = {key: value for key, value in settings(function["Environment"]["Variables"]).items()
               if key not in reconciler_only}
     assert shared == settings(promoter_function["Environment"]["Variables"])

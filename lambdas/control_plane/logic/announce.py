@@ -30,7 +30,7 @@ from o2v_core.events import (
     put_events_entry,
     to_detail,
 )
-from o2v_core.runtime_config import ControlPlaneConfig
+from o2v_core.function_settings import LauncherSettings, PromoterSettings
 
 from control_plane.aws.announcements import Announcements
 from control_plane.aws.event_bus import EventBus
@@ -99,11 +99,12 @@ class Announcer:
         return confirmed, republished
 
 
-def announcer_from_config(config: ControlPlaneConfig) -> Announcer:
-    """The project bus and the ledger in the artifact bucket, as the handlers use them."""
+def announcer_from_config(config: LauncherSettings | PromoterSettings) -> Announcer:
+    """The project bus and the ledger in the artifact bucket, as the handlers use them (and the
+    witness queue, which only the reconciler's settings name)."""
     return Announcer(
         EventBus(config.event_bus_name),
         Announcements(config.artifact_bucket, config.deployment,
-                      witness_queue_url=config.announcement_witness_queue_url),
+                      witness_queue_url=getattr(config, "announcement_witness_queue_url", "")),
     )
 
