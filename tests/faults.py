@@ -108,3 +108,19 @@ def run_faulted(step: Callable[[], object], fault: Injector) -> bool:
             return True
         except (Killed, Exception):
             return False
+
+
+@contextlib.contextmanager
+def killed(service: str, operation: str, *, when: str = "before") -> Iterator[None]:
+    """Kill the invocation at the next ``operation`` call, before it reaches AWS or after AWS applied it."""
+    client = clients.client(service)
+    name = f"{when}-call.{client.meta.service_model.service_id.hyphenize()}.{operation}"
+
+    def die(**_: Any) -> None:
+        raise Killed(f"killed {when} {operation}")
+
+    client.meta.events.register(name, die, unique_id="o2v-kill")
+    try:
+        yield
+    finally:
+        client.meta.events.unregister(name, unique_id="o2v-kill")

@@ -10,20 +10,25 @@ from constructs import Construct
 from stacks.nag import acknowledge
 
 
+def _kept_encrypted_queue(scope: Construct, key: kms.IKey) -> sqs.Queue:
+    """KMS-encrypted with the data key, TLS only, messages kept 14 days (SQS's maximum)."""
+    return sqs.Queue(
+        scope,
+        "Queue",
+        encryption=sqs.QueueEncryption.KMS,
+        encryption_master_key=key,
+        data_key_reuse=Duration.hours(1),
+        enforce_ssl=True,
+        retention_period=Duration.days(14),
+    )
+
+
 class FailureQueue(Construct):
     """Where events and invocations land after their last retry; kept 14 days for redrive."""
 
     def __init__(self, scope: Construct, construct_id: str, *, key: kms.IKey, purpose: str) -> None:
         super().__init__(scope, construct_id)
-        self.queue = sqs.Queue(
-            self,
-            "Queue",
-            encryption=sqs.QueueEncryption.KMS,
-            encryption_master_key=key,
-            data_key_reuse=Duration.hours(1),
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-        )
+        self.queue = _kept_encrypted_queue(self, key)
         reason = (
             f"This queue is itself the final stop ({purpose}); messages wait here for an operator to "
             "inspect and redrive them, so another dead-letter queue behind it would add nothing."
@@ -39,15 +44,7 @@ class WitnessQueue(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, *, key: kms.IKey) -> None:
         super().__init__(scope, construct_id)
-        self.queue = sqs.Queue(
-            self,
-            "Queue",
-            encryption=sqs.QueueEncryption.KMS,
-            encryption_master_key=key,
-            data_key_reuse=Duration.hours(1),
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-        )
+        self.queue = _kept_encrypted_queue(self, key)
         reason = (
             "The reconciler reads this queue and deletes each message once its announcement is marked "
             "sent; a message it cannot handle stays and is read again on the next run (its error alarm "

@@ -13,13 +13,11 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from control_plane.aws import clients
 from control_plane.aws.announcements import Announcements
 from control_plane.handlers import retrain_launcher
 from o2v_core.events import RETRAINING_EXHAUSTED
@@ -29,26 +27,8 @@ from tests.aws_calls import attributed_to
 from tests.control_plane.cloud import ARTIFACT_BUCKET, BASE_HYPERPARAMETERS, Cloud
 from tests.control_plane.test_fault_injection import reconciler
 from tests.control_plane.test_retrain_launcher import diverged_event, stopped_parent
+from tests.faults import Killed, killed
 from tests.lambda_context import lambda_context
-
-
-class Killed(BaseException):
-    """The invocation ends (timeout / out of memory)."""
-
-
-@contextlib.contextmanager
-def killed(service: str, operation: str, *, when: str) -> Iterator[None]:
-    client = clients.client(service)
-    name = f"{when}-call.{client.meta.service_model.service_id.hyphenize()}.{operation}"
-
-    def die(**_: Any) -> None:
-        raise Killed(f"killed {when} {operation}")
-
-    client.meta.events.register(name, die, unique_id="o2v-kill")
-    try:
-        yield
-    finally:
-        client.meta.events.unregister(name, unique_id="o2v-kill")
 
 
 def exhausted_parent(cloud: Cloud, monkeypatch: pytest.MonkeyPatch) -> str:

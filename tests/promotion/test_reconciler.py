@@ -34,30 +34,11 @@ from o2v_core.resource_names import TRAINING_OUTPUT_PREFIX
 from tests import sagemaker_fake
 from tests.aws_calls import attributed_to
 from tests.control_plane.cloud import HEALTHY, epoch_lines, log_header
+from tests.faults import Killed, killed
 from tests.lambda_context import lambda_context
 from tests.promotion.support import CONFIG, DEPLOYMENT, IMAGE, Aws, succeeded
 
 LATER = datetime.now(UTC) + timedelta(hours=1)  # past the reconciler's grace period
-
-
-class Killed(BaseException):
-    """The invocation dies (Lambda timeout / out of memory): no except-Exception block runs."""
-
-
-@contextlib.contextmanager
-def killed(service: str, operation: str, *, when: str = "before") -> Iterator[None]:
-    """Kill the invocation at the next ``operation`` call, before it reaches AWS or after AWS applied it."""
-    client = clients.client(service)
-    name = f"{when}-call.{client.meta.service_model.service_id.hyphenize()}.{operation}"
-
-    def die(**_: Any) -> None:
-        raise Killed(f"killed {when} {operation}")
-
-    client.meta.events.register(name, die, unique_id="o2v-kill")
-    try:
-        yield
-    finally:
-        client.meta.events.unregister(name, unique_id="o2v-kill")
 
 
 def run_reconciler() -> dict[str, object]:
