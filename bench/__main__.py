@@ -3,6 +3,7 @@
     python -m bench                       # everything (~20 minutes on 2 cores)
     python -m bench --smoke               # a tiny version of everything (tests/bench, under a minute)
     python -m bench --only detection,cost # some sections (merged into the existing results file)
+    python -m bench --only cost --reuse-records  # replay the curves already recorded, no training
     python -m bench.report                # rewrite docs/benchmarks.md from bench/results/results.json
 
 Sections: record, detection, cost, quality, throughput, synth, server, scale. Training runs are recorded
@@ -26,6 +27,7 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = ("record", "detection", "cost", "quality", "throughput", "synth", "server", "scale")
 NEEDS_RECORDS = {"detection", "cost", "quality", "throughput"}
+REPLAY_ONLY = {"detection", "cost"}  # need the recorded curves, not the trained models
 DEFAULT_RESULTS = REPO_ROOT / "bench" / "results" / "results.json"
 DEFAULT_DOC = REPO_ROOT / "docs" / "benchmarks.md"
 DEFAULT_IMG = REPO_ROOT / "docs" / "img"
@@ -50,6 +52,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-doc", action="store_true", help="write the results JSON only")
     parser.add_argument("--shared", type=Path, default=REPO_ROOT.parent / "shared" / "data",
                         help="shared data directory (default: ../shared/data beside the repo)")
+    parser.add_argument("--reuse-records", action="store_true",
+                        help="replay the recorded curves already in the results file instead of training them again "
+                        "(only for sections that replay curves: detection, cost)")
     parser.add_argument("--workers", type=int, help="training processes for recorded runs (default: 2)")
     args = parser.parse_args(argv)
     chosen = [part.strip() for part in args.only.split(",") if part.strip()] or list(SECTIONS)
@@ -119,7 +124,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     context = sections.Context(cfg=cfg, repo=REPO_ROOT, shared=args.shared, work=args.work, results=results, log=_log)
     chosen = list(args.sections)
-    if NEEDS_RECORDS & set(chosen) and "record" not in chosen:
+    if args.reuse_records:
+        if "record" in chosen or not set(chosen) <= REPLAY_ONLY or not results.get("records"):
+            raise SystemExit(f"--reuse-records: needs recorded runs in {args.out} and only sections "
+                             f"{', '.join(sorted(REPLAY_ONLY))}")
+        from bench.record import RunRecord
+
+        context.records = [RunRecord.from_json(item) for item in results["records"]]
+        _log(f"replaying {len(context.records)} recorded runs from {args.out}")
+    elif NEEDS_RECORDS & set(chosen) and "record" not in chosen:
         chosen.insert(0, "record")  # the recorded curves the other sections replay
     for name in chosen:
         tick = time.monotonic()

@@ -98,8 +98,14 @@ def ours(config: DetectorConfig | None = None) -> FirstAlarm:
     return first_alarm
 
 
-def alarm_epoch(validation: Sequence[float], train: Sequence[float], config: DetectorConfig) -> int | None:
-    decision = detect(list(enumerate(validation)), list(enumerate(train)) or None, config)
+def alarm_epoch(
+    validation: Sequence[float], train: Sequence[float], config: DetectorConfig, *,
+    ended_by_early_stopping: bool = False,
+) -> int | None:
+    """The detector's first alarm on a curve (``ended_by_early_stopping``: judged as a finished job's
+    curve that Object2Vec's own early stopping ended, as the finished-job evaluator does)."""
+    decision = detect(list(enumerate(validation)), list(enumerate(train)) or None, config,
+                      ended_by_early_stopping=ended_by_early_stopping)
     return decision.detected_at_epoch if decision.diverged else None
 
 

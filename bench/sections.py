@@ -173,6 +173,7 @@ def cost(ctx: Context) -> None:
     policy = settings.retrain_policy
     finish = settings.finish_diverged_within_epochs if settings.stop_on_divergence else None
     recommended = _recommended(ctx)
+    deployed = settings.detector  # our loop as users deploy it (cdk.json)
     main = [item for item in ctx.records if item.spec.config_name == ctx.cfg.main_config]
     patience = main[0].early_stopping_patience if main else 3
     tolerance = main[0].early_stopping_tolerance if main else 0.01
@@ -181,15 +182,15 @@ def cost(ctx: Context) -> None:
     ctx.results["cost"] = {
         "config": ctx.cfg.main_config,
         "policy": json.loads(policy.to_json()),
-        "detector": asdict(recommended),
+        "detector": asdict(deployed),
         "finish_diverged_within_epochs": finish,
         "hyperband": {"min_resource": HYPERBAND_MIN_RESOURCE, "max_resource": ctx.cfg.main_epochs,
                       "eta": HYPERBAND_ETA},
-        "early_stopping_on": replay(stopped, recommended, policy, own_stop=own_on, references=references,
+        "early_stopping_on": replay(stopped, deployed, policy, own_stop=own_on, references=references,
                                     draws=ctx.cfg.random_draws),
-        "early_stopping_off": replay(full, recommended, policy, own_stop=own_off, references=references,
+        "early_stopping_off": replay(full, deployed, policy, own_stop=own_off, references=references,
                                      draws=ctx.cfg.random_draws),
-        "default_detector": replay(stopped, DetectorConfig(), policy, own_stop=own_on, references=references,
+        "recommended_detector": replay(stopped, recommended, policy, own_stop=own_on, references=references,
                                    strategies=("ours",))["summary"],
     }
 

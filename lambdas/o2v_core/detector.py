@@ -25,6 +25,13 @@ the reference epoch. (``best_epoch``/``best_value`` in the decision are the raw 
     ``1.4826 * median(|v[i] - 2 v[i-1] + v[i-2]|) / sqrt(6)``. Second differences cancel a linear
     trend, so neither a steady descent nor a steady rise counts as noise, and the median ignores
     the few strongly curved epochs at the start.
+``early_stopped_after_rise`` (only for a finished job that Object2Vec's own early stopping ended)
+    The job ended itself (reference section 10c: no epoch beat the window minimum for more than
+    ``early_stopping_patience`` epochs), so its curve may end before ``patience`` epochs above the
+    reference could be seen. It diverged when the *median* of the epochs after its lowest epoch
+    lies above that lowest value by more than the rise bar above (the raw minimum here: those
+    are the epochs Object2Vec counted as bad). A run that stopped on a plateau (within the bar)
+    is healthy. The median, not the last epoch, so one noisy epoch neither makes nor breaks it.
 ``generalization_gap`` (only with a train loss, when ``use_generalization_gap``)
     At least ``patience`` epochs have passed since the reference epoch, the validation loss is
     drifting up (the last value is above ``reference * (1 + plateau_tolerance)``), every epoch of
@@ -58,12 +65,14 @@ REASON_NON_FINITE = "non_finite"
 REASON_INSUFFICIENT_DATA = "insufficient_data"
 REASON_VALIDATION_RISE = "validation_rise"
 REASON_GENERALIZATION_GAP = "generalization_gap"
+REASON_EARLY_STOPPED_AFTER_RISE = "early_stopped_after_rise"
 REASON_HEALTHY = "healthy"
 REASONS = (
     REASON_NON_FINITE,
     REASON_INSUFFICIENT_DATA,
     REASON_VALIDATION_RISE,
     REASON_GENERALIZATION_GAP,
+    REASON_EARLY_STOPPED_AFTER_RISE,
     REASON_HEALTHY,
 )
 
@@ -205,8 +214,14 @@ def detect(
     config: DetectorConfig | None = None,
     *,
     metric: str = "validation:loss",
+    ended_by_early_stopping: bool = False,
 ) -> Decision:
-    """Decide whether a validation curve diverged. Epochs must be strictly increasing."""
+    """Decide whether a validation curve diverged. Epochs must be strictly increasing.
+
+    ``ended_by_early_stopping``: the curve is a finished job's, ended by Object2Vec's own early
+    stopping (:func:`o2v_core.early_stopping.ended_by_own_early_stopping`); it enables the
+    ``early_stopped_after_rise`` rule.
+    """
     cfg = config or DetectorConfig()
     val = _checked(validation, "validation")
     train_by_epoch = dict(_checked(train or (), "train"))
@@ -229,6 +244,12 @@ def detect(
             reason, explanation = fired
             return _decision("diverged", reason, explanation, metric, _best(val[:end]), val[end - 1][0], val[-1],
                              len(val))
+
+    if ended_by_early_stopping and len(val) >= cfg.min_epochs:
+        after_rise = _rise_before_own_stop(val, cfg)
+        if after_rise is not None:
+            return _decision("diverged", REASON_EARLY_STOPPED_AFTER_RISE, after_rise, metric, _best(val), val[-1][0],
+                             val[-1], len(val))
 
     best = _best(val)
     last = val[-1] if val else None
@@ -331,6 +352,25 @@ def _rise(prefix: Sequence[Point], cfg: DetectorConfig) -> tuple[str, str] | Non
             f"{window[-1][0]}: {window[-1][1]:.6g}"
         )
     return None
+
+
+def _rise_before_own_stop(val: Sequence[Point], cfg: DetectorConfig) -> str | None:
+    best = _best(val)
+    assert best is not None
+    index = val.index(best)
+    after = [value for _, value in val[index + 1:]]
+    if not after:
+        return None
+    threshold = _threshold(best[1], cfg, _noise(val, cfg))
+    median = statistics.median(after)
+    if median <= threshold:
+        return None
+    return (
+        f"Object2Vec's own early stopping ended the job at epoch {val[-1][0]}, after its validation loss rose: "
+        f"the median of epochs {val[index + 1][0]}-{val[-1][0]} ({median:.6g}) is above {threshold:.6g} "
+        f"(its minimum {best[1]:.6g} at epoch {best[0]} + max({cfg.min_relative_rise:g} x minimum, "
+        f"{cfg.min_absolute_rise:g}))"
+    )
 
 
 def _gap(prefix: Sequence[Point], train: Mapping[int, float], cfg: DetectorConfig) -> tuple[str, str] | None:

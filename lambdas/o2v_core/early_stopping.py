@@ -79,6 +79,12 @@ def stopping_epoch(losses: list[float], patience: int, tolerance: float) -> int 
     return None
 
 
+def ended_by_own_early_stopping(losses: list[float], patience: int, tolerance: float, epochs: int) -> bool:
+    """Did the rule end a finished run with these losses (its last epoch is where the rule stops it,
+    before the ``epochs`` budget ran out)? The detector's ``early_stopped_after_rise`` rule needs it."""
+    return len(losses) < epochs and stopping_epoch(losses, patience, tolerance) == len(losses) - 1
+
+
 def epochs_until_own_stop(losses: list[float], patience: int, tolerance: float, epochs: int) -> int:
     """The fewest further epochs a job with these losses pays before it ends on its own.
 

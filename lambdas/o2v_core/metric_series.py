@@ -46,9 +46,13 @@ class MetricSeries:
         return f"skipped {len(self.skipped)} garbled #quality_metric line(s): {self.skipped[0]}{more}"
 
 
-def decide_series(series: MetricSeries, config: DetectorConfig | None = None) -> Decision:
-    """The detector's decision on a curve; skipped garbled lines are named in its explanation."""
-    decision = detect(series.validation, series.train or None, config, metric=series.metric)
+def decide_series(
+    series: MetricSeries, config: DetectorConfig | None = None, *, ended_by_early_stopping: bool = False
+) -> Decision:
+    """The detector's decision on a curve; skipped garbled lines are named in its explanation.
+    ``ended_by_early_stopping``: a finished job's curve that Object2Vec's own early stopping ended."""
+    decision = detect(series.validation, series.train or None, config, metric=series.metric,
+                      ended_by_early_stopping=ended_by_early_stopping)
     note = series.skipped_note()
     return replace(decision, explanation=f"{decision.explanation}; {note}") if note else decision
 

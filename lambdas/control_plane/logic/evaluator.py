@@ -2,8 +2,9 @@
 
 * ``Failed`` is never overfitting: it becomes ``TrainingFailed`` with a category (capacity,
   algorithm_error, client_error, internal_error, unknown), which NotifyOperators sends to SNS.
-* The detector judges the whole curve: a divergence becomes ``ValidationLossDiverged`` (the job
-  already finished, so ``stoppedJob`` is false), unless the job is already tagged
+* The detector judges the whole curve (for a ``Completed`` job that Object2Vec's own early
+  stopping ended, also by its ``early_stopped_after_rise`` rule): a divergence becomes
+  ``ValidationLossDiverged`` (the job already finished, so ``stoppedJob`` is false), unless the job is already tagged
   ``o2v:diverged`` (the monitor reported it, or an earlier delivery of this event did).
 * A healthy or undecided curve becomes ``TrainingSucceeded`` with the model artifact and the best
   and final values. So does a diverged one whose job is promotable (``Completed``: ended by its
@@ -151,7 +152,10 @@ def judge(
         reason = str(job.description.get("FailureReason") or "no FailureReason given")
         return TrainingFailed(deployment, job.name, reason, classify_failure(reason))
     series = read_curve(job, logs)
-    decision = decide_series(series, detector)
+    # A Completed job may have been ended by its own early stopping before the detector's patience
+    # could see the rise: the detector's early_stopped_after_rise rule judges that case.
+    ended_itself = status == "Completed" and job.own_early_stopping().ended(series)
+    decision = decide_series(series, detector, ended_by_early_stopping=ended_itself)
     if decision.diverged:
         candidate = _candidate(job, deployment, lineage, series, decision)
         return Diverged(decision, series.metric, candidate if isinstance(candidate, TrainingSucceeded) else None)

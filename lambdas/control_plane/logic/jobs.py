@@ -18,7 +18,9 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from o2v_core.detector import Decision
+from o2v_core.early_stopping import ended_by_own_early_stopping
 from o2v_core.events import MalformedEvent, ValidationLossDiverged
+from o2v_core.hyperparameters import SCHEMA, validate_partial
 from o2v_core.metric_series import MetricSeries, loss_metric_for, series_from_lines
 from o2v_core.naming import TAG_DEPLOYMENT, Lineage, NamingError
 
@@ -52,6 +54,32 @@ class Job:
     @property
     def hyperparameters(self) -> dict[str, str]:
         return {str(key): str(value) for key, value in (self.description.get("HyperParameters") or {}).items()}
+
+    def own_early_stopping(self) -> OwnEarlyStopping:
+        """The job's own early-stopping settings and epoch budget (the schema's defaults where not set)."""
+        given = validate_partial({key: value for key, value in self.hyperparameters.items()
+                                  if key in _EARLY_STOPPING_KEYS},
+                                 where=f"training job {self.name} HyperParameters")
+        patience, tolerance, epochs = (given.get(key, SCHEMA[key].default) for key in _EARLY_STOPPING_KEYS)
+        assert isinstance(patience, int) and isinstance(tolerance, float) and isinstance(epochs, int)
+        return OwnEarlyStopping(patience, tolerance, epochs)
+
+
+_EARLY_STOPPING_KEYS = ("early_stopping_patience", "early_stopping_tolerance", "epochs")
+
+
+@dataclass(frozen=True)
+class OwnEarlyStopping:
+    """A job's Object2Vec early stopping (reference section 10c) and its epoch budget."""
+
+    patience: int
+    tolerance: float
+    epochs: int
+
+    def ended(self, series: MetricSeries) -> bool:
+        """Did this rule end a finished job with this curve (rather than its budget)?"""
+        return ended_by_own_early_stopping([value for _, value in series.validation], self.patience,
+                                           self.tolerance, self.epochs)
 
 
 def load_job(jobs: TrainingJobs, name: str, *, field: str) -> Job:

@@ -46,7 +46,6 @@ from aws_lambda_powertools import Logger
 from o2v_core.curve_store import JobRecord
 from o2v_core.detector import DetectorConfig
 from o2v_core.early_stopping import STOP_CHOICE_LOG_MESSAGE, StopChoice, choose_stop
-from o2v_core.hyperparameters import SCHEMA, validate_partial
 from o2v_core.metric_lines import MetricLine, parse_line
 from o2v_core.metric_series import MetricSeries, decide_series
 from o2v_core.naming import TAG_DEPLOYMENT, job_prefix
@@ -167,13 +166,9 @@ def judge_job(
 
 def stop_choice(job: Job, series: MetricSeries, finish_within: int | None) -> StopChoice:
     """Stop this diverged job now? Its own early-stopping settings and budget say how long it would go on."""
-    keys = ("early_stopping_patience", "early_stopping_tolerance", "epochs")
-    given = validate_partial({key: value for key, value in job.hyperparameters.items() if key in keys},
-                             where=f"training job {job.name} HyperParameters")
-    patience, tolerance, epochs = (given.get(key, SCHEMA[key].default) for key in keys)
-    assert isinstance(patience, int) and isinstance(tolerance, float) and isinstance(epochs, int)
+    own = job.own_early_stopping()
     losses = [value for _, value in series.validation]
-    return choose_stop(losses, patience=patience, tolerance=tolerance, epochs=epochs,
+    return choose_stop(losses, patience=own.patience, tolerance=own.tolerance, epochs=own.epochs,
                        finish_within_epochs=finish_within)
 
 
