@@ -17,7 +17,6 @@ one bench run; each gets, in this order:
 from __future__ import annotations
 
 import http.client
-import json
 import os
 import select
 import socket
@@ -39,13 +38,9 @@ PROBE_EVERY = 0.1
 PROBE_TIMEOUT = 5.0
 
 
-def _post(ids: list[int]) -> bytes:
-    return json.dumps({"instances": [{"in0": ids}]}).encode()
-
-
-def bad_requests(ids: list[int]) -> dict[str, bytes]:
+def bad_requests(good: bytes) -> dict[str, bytes]:
+    """Malformed requests around ``good``, a well-formed body."""
     head = b"POST /invocations HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
-    good = _post(ids)
 
     def framed(body: bytes, length: int | str | None = "exact") -> bytes:
         length = len(body) if length == "exact" else length
@@ -250,13 +245,13 @@ def measure(model: Path, sentences: Sequence[str], *, minilm: MiniLM | None, cli
         with ServerClient(model, module=module, extra=extra) as client:
             log(f"server: {name}: batch-1 sentences/s")
             row: dict[str, Any] = {"batch1": _timed(client.embed, workload)}
-            body = _post(client.ids(sentences[0]))
+            body = client.encoder.request(sentences[:1])
             for mode, keepalive in (("keepalive", True), ("new_connection", False)):
                 log(f"server: {name}: {clients} clients, {mode}")
                 row[mode] = _load(client.port, body, clients=clients, per_client=per_client, keepalive=keepalive)
             log(f"server: {name}: bad-request set")
             row["bad_requests"] = {case: _exchange(client.port, data, hang_after)
-                                   for case, data in bad_requests(client.ids(sentences[0])).items()}
+                                   for case, data in bad_requests(body).items()}
             log(f"server: {name}: {idle_connections} idle connections")
             row["idle"] = _idle(client.port, idle_connections, hold=3.0, after=10.0)
             bad = row["bad_requests"].values()

@@ -1,8 +1,9 @@
 """Clients for the two embedders: our inference server over HTTP, and all-MiniLM-L6-v2 in process.
 
-Our server is the repository's ``python -m training.serving`` in a subprocess. The client turns
-sentences into token ids with the model's own tokenizer and vocabulary (shipped in the model
-directory), as ``o2v embed`` does, and that work is inside every timed request.
+Our server is the repository's ``python -m training.serving`` in a subprocess. The client builds
+each request with ``o2v embed``'s own code (``training.serving.client.SentenceEncoder``, from the
+model directory's tokenizer, vocabulary and encoder limits), and that work is inside every timed
+request; only the transport differs: one keep-alive connection, so that timing measures the server.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -23,18 +23,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from training.data.tokenizer import TOKENIZER_FILE, Tokenizer
-from training.data.vocab import VOCAB_FILE, Vocab
+from training.local_cloud.procs import free_port
+from training.model.artifact import load_assets
+from training.serving.client import SentenceEncoder
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 Matrix = npt.NDArray[np.float64]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class ServerClient:
@@ -54,8 +48,9 @@ class ServerClient:
              "--threads", str(threads), "--quiet", *extra],
             cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )
-        self.tokenizer = Tokenizer.load(model / TOKENIZER_FILE) if (model / TOKENIZER_FILE).is_file() else Tokenizer()
-        self.vocab = Vocab.load(model / VOCAB_FILE)
+        assets = load_assets(model)
+        self.encoder = SentenceEncoder.of_model(assets, "in0")
+        self.right_encoder = SentenceEncoder.of_model(assets, "in1")
         self.connection: http.client.HTTPConnection | None = None
         self._wait(startup_timeout)
 
@@ -78,28 +73,28 @@ class ServerClient:
         self.close()
         raise RuntimeError(f"inference server did not answer /ping within {timeout:.0f}s")
 
-    def ids(self, sentence: str) -> list[int]:
-        return self.vocab.encode(self.tokenizer.tokenize(sentence)) or [1]
-
-    def _post(self, instances: list[dict[str, list[int]]]) -> list[dict[str, list[float]]]:
+    def invoke(self, body: bytes) -> bytes:
+        """One POST /invocations on the keep-alive connection (``training.serving.client.Invoker``)."""
         assert self.connection is not None
-        body = json.dumps({"instances": instances})
         self.connection.request("POST", "/invocations", body=body,
                                 headers={"Content-Type": "application/json", "Accept": "application/json"})
         response = self.connection.getresponse()
         payload = response.read()
         if response.status != 200:
             raise RuntimeError(f"/invocations answered {response.status}: {payload[:500]!r}")
-        predictions: list[dict[str, list[float]]] = json.loads(payload)["predictions"]
+        return payload
+
+    def _predictions(self, body: bytes) -> list[dict[str, list[float]]]:
+        predictions: list[dict[str, list[float]]] = json.loads(self.invoke(body))["predictions"]
         return predictions
 
     def embed(self, sentences: Sequence[str]) -> Matrix:
         """Embeddings of ``sentences`` (each as ``in0``), one request."""
-        predictions = self._post([{"in0": self.ids(sentence)} for sentence in sentences])
+        predictions = self._predictions(self.encoder.request(sentences))
         return np.asarray([item["embeddings"] for item in predictions], dtype=np.float64)
 
     def scores(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
-        predictions = self._post([{"in0": self.ids(left), "in1": self.ids(right)} for left, right in pairs])
+        predictions = self._predictions(self.encoder.pair_request(pairs, self.right_encoder))
         return [item["scores"][0] for item in predictions]
 
     def close(self) -> None:

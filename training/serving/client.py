@@ -19,6 +19,8 @@ from training.data.vocab import UNK_ID, Vocab
 if TYPE_CHECKING:
     from mypy_boto3_sagemaker_runtime import SageMakerRuntimeClient
 
+    from training.model.artifact import Assets
+
 JSON = "application/json"
 
 
@@ -75,6 +77,15 @@ class SentenceEncoder:
     vocab_size: int | None = None  # the encoder's vocab size; ids beyond it become <unk>
     max_seq_len: int | None = None
 
+    @classmethod
+    def of_model(cls, assets: Assets, side: str = "in0") -> SentenceEncoder:
+        """The encoder ``o2v embed --model`` builds: the model's tokenizer (or the default one),
+        vocabulary and the limits of its encoder for ``side``."""
+        if assets.vocab is None:
+            raise ValueError(f"{assets.source}: no vocabulary in the model")
+        encoder = assets.config.enc0 if side == "in0" else assets.config.enc1
+        return cls(assets.tokenizer or Tokenizer(), assets.vocab, encoder.vocab_size, encoder.max_seq_len)
+
     def token_ids(self, sentence: str, index: int = 0) -> list[int]:
         ids = self.vocab.encode(self.tokenizer.tokenize(sentence))
         if not ids:
@@ -87,6 +98,14 @@ class SentenceEncoder:
         if side not in ("in0", "in1"):
             raise ValueError(f"input {side!r}: allowed in0, in1")
         instances = [{side: self.token_ids(sentence, index)} for index, sentence in enumerate(sentences)]
+        return json.dumps({"instances": instances}).encode()
+
+    def pair_request(self, pairs: Sequence[tuple[str, str]], right: SentenceEncoder | None = None) -> bytes:
+        """A scoring request: each pair's left sentence as ``in0``, its right one as ``in1``
+        (tokenized by ``right`` where the second encoder's limits differ)."""
+        other = right or self
+        instances = [{"in0": self.token_ids(left, index), "in1": other.token_ids(sentence, index)}
+                     for index, (left, sentence) in enumerate(pairs)]
         return json.dumps({"instances": instances}).encode()
 
     def embed(self, invoker: Invoker, sentences: Sequence[str], *, side: str = "in0",
