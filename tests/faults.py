@@ -29,7 +29,7 @@ from tests.lambda_context import lambda_context
 
 MODES = ("kill-before", "kill-after", "error-before", "error-after")
 KILLS = ("kill-before", "kill-after")
-SERVICES = ("sagemaker", "logs", "events", "s3", "ssm", "sqs")
+SERVICES = ("sagemaker", "logs", "events", "s3", "ssm", "sqs", "dynamodb")
 
 
 class Killed(BaseException):
