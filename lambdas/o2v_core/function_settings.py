@@ -9,11 +9,20 @@ Which class a function uses is part of its spec (``o2v_core.functions.FunctionSp
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from typing import Self
+from dataclasses import MISSING, dataclass, fields
+from typing import Any, Self
 
 from o2v_core.runtime_config import ControlPlaneConfig, EnvironmentSettings
 from o2v_core.settings import Settings
+
+
+def deployment_default(name: str) -> Any:
+    """``ControlPlaneConfig``'s default for ``name``: a function's settings default to the
+    deployment's, defined once there."""
+    default = next(item.default for item in fields(ControlPlaneConfig) if item.name == name)
+    if default is MISSING:
+        raise TypeError(f"ControlPlaneConfig.{name} has no default")
+    return default
 
 
 class FromDeployment(EnvironmentSettings):
@@ -29,9 +38,9 @@ class JudgeSettings(FromDeployment):
 
     deployment: str
     event_bus_name: str
-    detector_config: str = "{}"  # JSON, o2v_core.detector.DetectorConfig
-    stop_on_divergence: bool = True
-    finish_diverged_within_epochs: int = 2  # o2v_core.early_stopping.choose_stop
+    detector_config: str = deployment_default("detector_config")  # JSON, detector.DetectorConfig
+    stop_on_divergence: bool = deployment_default("stop_on_divergence")
+    finish_diverged_within_epochs: int = deployment_default("finish_diverged_within_epochs")  # choose_stop
 
 
 @dataclass(frozen=True)
@@ -40,7 +49,7 @@ class EvaluatorSettings(FromDeployment):
 
     deployment: str
     event_bus_name: str
-    detector_config: str = "{}"
+    detector_config: str = deployment_default("detector_config")
 
 
 @dataclass(frozen=True)
@@ -49,8 +58,8 @@ class LauncherSettings(FromDeployment):
 
     deployment: str
     event_bus_name: str
-    retrain_policy: str = "{}"  # JSON, o2v_core.retrain_policy.RetrainPolicy
-    artifact_bucket: str = ""  # the announcement ledger's (control_plane.aws.announcements)
+    retrain_policy: str = deployment_default("retrain_policy")  # JSON, retrain_policy.RetrainPolicy
+    artifact_bucket: str = deployment_default("artifact_bucket")  # the announcement ledger's
 
 
 @dataclass(frozen=True)
@@ -60,29 +69,32 @@ class PromoterSettings(FromDeployment):
 
     deployment: str
     event_bus_name: str
-    training_role_arn: str = ""  # provenance: only this role's jobs are promotable
-    artifact_bucket: str = ""  # provenance: only artifacts below its training prefix
-    endpoint_name: str = ""
-    serving_model_parameter: str = ""
-    serving_model_data_url_parameter: str = ""
-    model_role_arn: str = ""
-    image_uri: str = ""
-    promotion_margin: float = 0.0
-    endpoint_instance_type: str = "ml.m5.large"
-    rollback_alarm_names: str = ""  # comma-separated
-    endpoint_kms_key_arn: str = ""
-    data_capture_s3_uri: str = ""
-    data_capture_sampling_percentage: int = 0
-    data_capture_kms_key_arn: str = ""
+    # Provenance: only this role's jobs are promotable. Required by the deployment (no default
+    # there); empty here only so that the promoter's cold-start check can name it when missing.
+    training_role_arn: str = ""
+    artifact_bucket: str = deployment_default("artifact_bucket")  # provenance: only artifacts below its training prefix
+    endpoint_name: str = deployment_default("endpoint_name")
+    serving_model_parameter: str = deployment_default("serving_model_parameter")
+    serving_model_data_url_parameter: str = deployment_default("serving_model_data_url_parameter")
+    model_role_arn: str = deployment_default("model_role_arn")
+    image_uri: str = deployment_default("image_uri")
+    promotion_margin: float = deployment_default("promotion_margin")
+    endpoint_instance_type: str = deployment_default("endpoint_instance_type")
+    rollback_alarm_names: str = deployment_default("rollback_alarm_names")  # comma-separated
+    endpoint_kms_key_arn: str = deployment_default("endpoint_kms_key_arn")
+    data_capture_s3_uri: str = deployment_default("data_capture_s3_uri")
+    data_capture_sampling_percentage: int = deployment_default("data_capture_sampling_percentage")
+    data_capture_kms_key_arn: str = deployment_default("data_capture_kms_key_arn")
 
 
 @dataclass(frozen=True)
 class ReconcilerSettings(PromoterSettings):
     """The reconciler's: it redoes the evaluator's, the launcher's and the promoter's steps."""
 
-    detector_config: str = "{}"
-    retrain_policy: str = "{}"
-    announcement_witness_queue_url: str = ""  # the WitnessAnnouncements rule's queue
+    detector_config: str = deployment_default("detector_config")
+    retrain_policy: str = deployment_default("retrain_policy")
+    # The WitnessAnnouncements rule's queue.
+    announcement_witness_queue_url: str = deployment_default("announcement_witness_queue_url")
 
 
 def function_environment(settings: type[FromDeployment], config: ControlPlaneConfig) -> dict[str, str]:
