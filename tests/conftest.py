@@ -6,10 +6,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from moto.server import ThreadedMotoServer
 
 from tests import aws_calls, moto_s3_conditional
 from tests.sagemaker_fake import sagemaker_fake, sagemaker_url  # noqa: F401  (fixtures for every package)
+from training.local_cloud.moto_main import moto_server
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # Real public data sits beside the repo (see ../shared/data/README.md); it is never copied in.
@@ -43,7 +43,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def moto_endpoint() -> Iterator[str]:
     """One moto server in server mode (HTTP) for the session, with S3's atomic conditional writes
     (tests/moto_s3_conditional.py)."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server = moto_server()  # local mode's own, without Nagle's delay on each reply
     server.start()
     host, port = server.get_host_and_port()
     try:

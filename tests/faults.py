@@ -19,7 +19,7 @@ the failure queue, whose alarm fires: stacks/constructs/failure_alarms.py).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +38,45 @@ class Killed(BaseException):
 
 class InjectedError(RuntimeError):
     """An ordinary failure of an AWS call (throttling, a network error)."""
+
+
+# Operations that change nothing in AWS: the Service Authorization Reference gives their actions the
+# Read or List access level (https://docs.aws.amazon.com/service-authorization/latest/reference/reference_policies_actions-resources-contextkeys.html).
+# SQS ReceiveMessage is left out on purpose: it hides the message it returns (its visibility timeout).
+READ_ONLY_PREFIXES = ("Describe", "List", "Get", "Head", "Query", "Scan", "BatchGet", "FilterLogEvents")
+
+
+def fault_points(calls: Sequence[str], modes: Sequence[str], *, every_attempt: bool = False) -> list[tuple[int, str]]:
+    """The (call index, mode) pairs a matrix runs, for the operations ``calls`` of a fault-free run.
+
+    A kill leaves AWS with the calls before it applied and nothing after, and the invocation keeps
+    nothing (Lambda resets the execution environment after a timeout or a crash,
+    https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html, "Failures during
+    the invoke phase"). So two kills that leave the same calls applied leave the same account, and
+    what follows from it is the same: only the first of each runs. Killed before call ``i`` equals
+    killed after call ``i - 1``; with the fault on the first attempt only, killed after a read-only
+    call also equals killed before it, and an error after a read-only call equals the error before
+    it (the same account, raised at the same call). With the fault on every attempt, a retry's
+    ``i``-th call can be another operation than the fault-free run's, so there only the first rule
+    applies. Other errors are not paired off: ``except`` blocks run after them, at a different call
+    each.
+    """
+    points, states = [], set()
+    for index in range(len(calls)):
+        for mode in modes:
+            if mode in KILLS:
+                applied = index + (mode == "kill-after")  # calls 0 .. applied-1 reached AWS
+                if not every_attempt:
+                    while applied and calls[applied - 1].startswith(READ_ONLY_PREFIXES):
+                        applied -= 1
+                if applied in states:
+                    continue
+                states.add(applied)
+            elif mode == "error-after" and not every_attempt and "error-before" in modes \
+                    and calls[index].startswith(READ_ONLY_PREFIXES):
+                continue  # a read applied or not leaves the same account, and raises at the same place
+            points.append((index, mode))
+    return points
 
 
 @dataclass

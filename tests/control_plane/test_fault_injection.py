@@ -40,7 +40,7 @@ from o2v_core.retrain_policy import RetrainPolicy
 
 from tests.aws_calls import attributed_to
 from tests.control_plane.cloud import ARTIFACT_BUCKET, BUS, DIVERGING, IMAGE, ROLE, Cloud, epoch_lines, log_header
-from tests.faults import MODES, Injector, invoke_async
+from tests.faults import KILLS, MODES, Injector, fault_points, invoke_async
 
 LINEAGE = "stsb-baseline"
 LATER = datetime.now(UTC) + timedelta(hours=1)
@@ -108,12 +108,12 @@ def fresh(cloud: Cloud) -> None:
     cloud.wire_rules()
 
 
-def calls_made(cloud: Cloud, stage: str) -> int:
+def calls_made(cloud: Cloud, stage: str) -> list[str]:
     """How many AWS calls the stage's handler makes on the happy path (to enumerate the faults)."""
     counter = Injector(target=None)  # counts, never raises
     run_world(cloud, counter, stage=stage, every_attempt=False)
     fresh(cloud)
-    return counter.calls
+    return counter.seen
 
 
 @pytest.mark.parametrize("every_attempt", [False, True], ids=["once", "every-attempt"])
@@ -122,18 +122,16 @@ def test_a_fault_at_any_aws_call_still_gives_exactly_one_next_attempt(
     cloud: Cloud, monkeypatch: pytest.MonkeyPatch, stage: str, every_attempt: bool
 ) -> None:
     cloud.use_config(monkeypatch)
-    total = calls_made(cloud, stage)
-    assert total >= 4, f"the {stage} made only {total} AWS calls"
+    calls = calls_made(cloud, stage)
+    assert len(calls) >= 4, f"the {stage} made only {calls} AWS calls"
     failures = []
     # When every attempt fails, killed or failed makes no difference to what is left (the DLQ and
     # the reconciler); the ordinary errors matter on a single attempt, where except blocks run.
-    modes = ("kill-before", "kill-after") if every_attempt else MODES
-    for index in range(total):
-        for mode in modes:
-            outcome = run_world(cloud, Injector(target=index, mode=mode), stage=stage, every_attempt=every_attempt)
-            if outcome.children != 1 or outcome.exhausted != 0:
-                failures.append(f"call {index} {mode}: {outcome}")
-            if outcome.dead_letters and not every_attempt:
-                failures.append(f"call {index} {mode}: a retried event still ended in the DLQ: {outcome}")
-            fresh(cloud)
+    for index, mode in fault_points(calls, KILLS if every_attempt else MODES, every_attempt=every_attempt):
+        outcome = run_world(cloud, Injector(target=index, mode=mode), stage=stage, every_attempt=every_attempt)
+        if outcome.children != 1 or outcome.exhausted != 0:
+            failures.append(f"call {index} ({calls[index]}) {mode}: {outcome}")
+        if outcome.dead_letters and not every_attempt:
+            failures.append(f"call {index} ({calls[index]}) {mode}: a retried event still ended in the DLQ: {outcome}")
+        fresh(cloud)
     assert failures == []

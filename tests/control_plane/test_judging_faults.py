@@ -42,7 +42,7 @@ from tests.aws_calls import attributed_to
 from tests.control_plane.cloud import DIVERGING, PATIENT, Cloud, epoch_lines, log_header
 from tests.control_plane.test_fault_injection import fresh, reconciler
 from tests.control_plane.test_metric_line_judge import delivery
-from tests.faults import KILLS, MODES, Injector, invoke_async, run_faulted
+from tests.faults import KILLS, MODES, Injector, fault_points, invoke_async, run_faulted
 
 LINEAGE = "stsb-baseline"
 STAGES = ("monitor", "judge")
@@ -110,12 +110,12 @@ def test_a_fault_at_any_call_of_a_judge_still_gives_exactly_one_next_attempt(
     # The diverging job's report: the event, the tag and the stop are among the calls faulted.
     assert {"PutEvents", "AddTags", "StopTrainingJob"} <= set(calls), calls
     failures = []
-    for index, operation in enumerate(calls):
-        for mode in KILLS if every_attempt else MODES:
-            outcome = run_world(cloud, Injector(target=index, mode=mode), stage=stage, every_attempt=every_attempt)
-            if outcome.children != 1 or outcome.exhausted != 0 or outcome.notified_twice:
-                failures.append(f"call {index} ({operation}) {mode}: {outcome}")
-            if outcome.dead_letters and not (every_attempt and stage == "judge"):
-                failures.append(f"call {index} ({operation}) {mode}: an event ended in the DLQ: {outcome}")
-            fresh(cloud)
+    for index, mode in fault_points(calls, KILLS if every_attempt else MODES, every_attempt=every_attempt):
+        operation = calls[index]
+        outcome = run_world(cloud, Injector(target=index, mode=mode), stage=stage, every_attempt=every_attempt)
+        if outcome.children != 1 or outcome.exhausted != 0 or outcome.notified_twice:
+            failures.append(f"call {index} ({operation}) {mode}: {outcome}")
+        if outcome.dead_letters and not (every_attempt and stage == "judge"):
+            failures.append(f"call {index} ({operation}) {mode}: an event ended in the DLQ: {outcome}")
+        fresh(cloud)
     assert failures == []

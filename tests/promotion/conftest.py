@@ -6,13 +6,12 @@ from __future__ import annotations
 import json
 import os
 
-import boto3
 import pytest
 import requests
 from o2v_core.events import ANNOUNCEMENT_WITNESS, SOURCE, rules
 
 from tests import sagemaker_fake as fake
-from tests.promotion.support import BUS, CONFIG, DEPLOYMENT, WITNESS_QUEUE, Aws
+from tests.promotion.support import BUS, CONFIG, DEPLOYMENT, WITNESS_QUEUE, Aws, client_of
 
 
 @pytest.fixture
@@ -38,10 +37,9 @@ def fresh_account(moto_url: str, sagemaker_url: str) -> Aws:
     the artifact bucket on moto."""
     requests.post(f"{moto_url}/moto-api/reset", timeout=10).raise_for_status()
     fake.reset()
-    client = boto3.client("events", endpoint_url=moto_url, region_name=fake.REGION)
-    sqs = boto3.client("sqs", endpoint_url=moto_url, region_name=fake.REGION)
+    client, sqs = client_of("events", moto_url), client_of("sqs", moto_url)
     client.create_event_bus(Name=BUS)
-    s3 = boto3.client("s3", endpoint_url=moto_url, region_name=fake.REGION)
+    s3 = client_of("s3", moto_url)
     s3.create_bucket(Bucket=CONFIG.artifact_bucket)  # the data stack's; the announcement ledger's too
     queue_url = sqs.create_queue(QueueName="promotion-events")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from dataclasses import dataclass
@@ -54,6 +55,14 @@ CONFIG = ControlPlaneConfig(
 )
 
 
+@functools.cache
+def client_of(service: str, url: str) -> Any:
+    """The tests' own client of ``service`` at ``url``, made once (a client takes longer to make
+    than most calls take to answer; the fault matrices would otherwise spend a tenth of their
+    time making clients)."""
+    return boto3.client(service, endpoint_url=url, region_name=sagemaker_fake.REGION)  # type: ignore[call-overload]
+
+
 @dataclass
 class Aws:
     """The emulated account, seen through plain boto3 clients."""
@@ -64,8 +73,7 @@ class Aws:
     queue_url: str
 
     def client(self, service: str) -> Any:
-        url = self.sagemaker_url if service == "sagemaker" else self.url
-        return boto3.client(service, endpoint_url=url, region_name=sagemaker_fake.REGION)  # type: ignore[call-overload]
+        return client_of(service, self.sagemaker_url if service == "sagemaker" else self.url)
 
     @property
     def sagemaker(self) -> SageMakerClient:

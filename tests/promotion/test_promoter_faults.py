@@ -34,7 +34,7 @@ from o2v_core.functions import RECONCILER
 from tests import sagemaker_fake
 from tests.aws_calls import attributed_to
 from tests.control_plane.cloud import HEALTHY
-from tests.faults import MODES, Injector, invoke_async, run_faulted
+from tests.faults import MODES, Injector, fault_points, invoke_async, run_faulted
 from tests.promotion.conftest import fresh_account
 from tests.promotion.support import CONFIG, DEPLOYMENT, ENDPOINT, Aws, succeeded
 from tests.promotion.test_reconciler import LATER, decided, serve_first, write_curve
@@ -120,17 +120,16 @@ def expected_promotion(outcome: Outcome, job: str) -> list[str]:
 
 
 def matrix(aws: Aws, world: Callable[[Injector | None], Outcome], check: Callable[[Outcome], list[str]],
-           modes: tuple[str, ...]) -> tuple[int, list[str]]:
+           modes: tuple[str, ...], *, every_attempt: bool = False) -> tuple[int, list[str]]:
     """Run ``world`` once per (call, mode); the calls are counted on a fault-free run first."""
     counter = Injector()
     assert check(world(counter)) == [], "the fault-free run already fails"
     names = counter.seen
     failures = []
-    for index, name in enumerate(names):
-        for mode in modes:
-            fresh_account(aws.url, aws.sagemaker_url)
-            outcome = world(Injector(target=index, mode=mode))
-            failures += [f"call {index} ({name}) {mode}: {problem}" for problem in check(outcome)]
+    for index, mode in fault_points(names, modes, every_attempt=every_attempt):
+        fresh_account(aws.url, aws.sagemaker_url)
+        outcome = world(Injector(target=index, mode=mode))
+        failures += [f"call {index} ({names[index]}) {mode}: {problem}" for problem in check(outcome)]
     fresh_account(aws.url, aws.sagemaker_url)
     return len(names), failures
 
@@ -152,7 +151,8 @@ def test_a_fault_at_any_promoter_call_still_serves_the_better_model_and_announce
 
     # Killed before a call on every attempt, the event is as good as lost: the reconciler's
     # decision covers that (tests/promotion/test_reconciler.py); killed after, AWS applied it.
-    calls, failures = matrix(aws, world, check, ("kill-after",) if every_attempt else MODES)
+    calls, failures = matrix(aws, world, check, ("kill-after",) if every_attempt else MODES,
+                             every_attempt=every_attempt)
     assert calls >= 10, f"the promoter made only {calls} AWS calls"
     assert failures == []
 

@@ -14,8 +14,18 @@ import signal
 import threading
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
-from training.local_cloud.procs import LOOPBACK, write_ready_file
+from training.local_cloud.procs import LOOPBACK, NO_NAGLE, write_ready_file
+
+
+def moto_server(port: int = 0) -> Any:
+    """moto's threaded server on the loopback interface, replying without Nagle's delay (procs.NO_NAGLE)."""
+    from moto.server import ThreadedMotoServer
+    from werkzeug.serving import WSGIRequestHandler
+
+    WSGIRequestHandler.disable_nagle_algorithm = NO_NAGLE  # the handler class moto's server uses
+    return ThreadedMotoServer(ip_address=LOOPBACK, port=port, verbose=False)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,8 +33,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ready-file", type=Path, required=True, help="where to write the URL once listening")
     parser.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0: any free port)")
     args = parser.parse_args(argv)
-
-    from moto.server import ThreadedMotoServer
 
     stop = threading.Event()
 
@@ -34,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    server = ThreadedMotoServer(ip_address=LOOPBACK, port=args.port, verbose=False)
+    server = moto_server(args.port)
     server.start()
     host, port = server.get_host_and_port()
     write_ready_file(args.ready_file, {"url": f"http://{host}:{port}", "pid": os.getpid()})

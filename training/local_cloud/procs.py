@@ -24,6 +24,14 @@ from typing import IO, Any
 
 LOOPBACK = "127.0.0.1"
 
+# Each reply's headers and body leave in two writes. With Nagle's algorithm on (the socketserver
+# default, StreamRequestHandler.disable_nagle_algorithm = False), the body waits for the client's
+# ACK of the headers, which the client delays (TCP delayed acknowledgement, up to about 40 ms on
+# Linux, RFC 1122 4.2.3.2): every call then takes 40 ms more. Our local servers (moto's, the
+# local SageMaker API) therefore send each segment at once.
+# https://docs.python.org/3/library/socketserver.html#socketserver.StreamRequestHandler
+NO_NAGLE = True
+
 
 def _set_parent_death_signal() -> None:  # runs in the child, between fork and exec
     if sys.platform.startswith("linux"):
