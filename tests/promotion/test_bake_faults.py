@@ -7,9 +7,8 @@ Then C, better than both, succeeds. Faulted (tests/faults.py), on the first atte
 attempt (the event then ends in the alarmed on-failure queue):
 
 * C's promoter invocation, at each of its AWS calls;
-* the reconciler's run that decides the deferred C once the bake is over, killed after each of
-  its calls (as in the rollback matrix of tests/promotion/test_promoter_faults.py: the case that
-  leaves the most behind).
+* the reconciler's run that decides the deferred C once the bake is over, killed or failing
+  before or after each of its calls.
 
 Then what AWS does next: Lambda's retries, the bake ending (``tests.sagemaker_fake.settle``), the
 reconciler's next runs. Every case ends with C served, the record and the URL parameter naming C,
@@ -99,6 +98,6 @@ def test_a_fault_at_any_call_of_a_candidate_arriving_during_the_bake_still_serve
 
 
 def test_a_fault_at_any_reconciler_call_deciding_a_deferred_candidate_still_serves_it_once(aws: Aws) -> None:
-    calls, failures = matrix(aws, lambda fault: deferred_decided(aws, fault), expected, ("kill-after",))
+    calls, failures = matrix(aws, lambda fault: deferred_decided(aws, fault), expected, MODES)
     assert calls >= 8, f"the reconciler made only {calls} AWS calls"
     assert failures == []
