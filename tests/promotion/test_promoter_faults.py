@@ -44,7 +44,7 @@ from tests.promotion.test_reconciler import LATER, decided, serve_first, write_c
 class Outcome:
     served: str  # the training job whose config the endpoint serves
     recorded: str | None  # the training job the record names
-    url_matches: bool  # the model-data-URL parameter is the served job's artifact
+    url_matches: bool  # the record's modelDataUrl is the served job's artifact
     promoted: list[str] = field(default_factory=list)  # ModelPromoted's trainingJobName, in order
     rolled_back: int = 0
     dead_letters: int = 0
@@ -83,7 +83,7 @@ def observe(aws: Aws, events: list[dict[str, object]], dead_letters: int) -> Out
     return Outcome(
         served=served,
         recorded=record["trainingJobName"] if record else None,
-        url_matches=aws.model_data_url() == aws.model_artifact(served),
+        url_matches=record is not None and record["modelDataUrl"] == aws.model_artifact(served),
         promoted=[str(e["detail"]["trainingJobName"]) for e in events  # type: ignore[index]
                   if e["detail-type"] == MODEL_PROMOTED],
         rolled_back=detail_types.count(MODEL_ROLLED_BACK),

@@ -30,7 +30,7 @@ def test_no_resource_names_the_autoscaling_service_linked_role(synthesized: Synt
     target without one, and may only create that role (its iam:CreateServiceLinkedRole grant)."""
     for role in ("data", "training", "serving"):
         resources = synthesized.template_json(role)["Resources"]
-        named = [v for v in role_arn_properties(resources) if "AWSServiceRoleForApplicationAutoScaling" in json.dumps(v)]
+        named = [v for v in role_arn_properties(resources) if "ApplicationAutoScaling" in json.dumps(v)]
         assert not named, role
     trusted = [
         role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]
