@@ -9,7 +9,7 @@ delivering to the rules' targets, and the reconciler's runs. Every case must end
 
 * the best healthy model served: the endpoint InService on the better candidate's config (or,
   after a rollback, on the model it served before);
-* the served-model record and the model-data-URL parameter naming what the endpoint serves;
+* the served-model record naming what the endpoint serves, with its artifact;
 * exactly one ``ModelPromoted`` for the change of the served model (none when it did not change),
   and after a rollback exactly one ``ModelRolledBack`` when a promotion had been announced;
 * a last reconciler run that finds nothing to do.
