@@ -139,6 +139,9 @@ class Reconciler:
         report = ReconcileReport()
         self._guard(report, "announcements", lambda: self._republish(report))
         endpoint = self._guard(report, "served model", lambda: self.reconcile_served_model(report))
+        live = endpoint
+        if live is not None and not live.busy:  # before this run's promotions (they may deregister it)
+            self._guard(report, "autoscaling", lambda: self.autoscale(live, report))
         recent = self.jobs.recent(
             job_prefix(self.deployment), since=self.now() - timedelta(days=WINDOW_DAYS), limit=MAX_JOBS
         )
@@ -150,8 +153,6 @@ class Reconciler:
             if summary.status not in FINISHED_STATUSES or not self._settled(summary):
                 continue
             self._guard(report, summary.name, _bind(self._reconcile_job, summary, report, deferred))
-        if endpoint is not None and not endpoint.busy:
-            self._guard(report, "autoscaling", lambda: self.autoscale(endpoint, report))
         free = endpoint is not None and endpoint.status == "InService" and report.record in ("unchanged",)
         if deferred and free and not report.capped:
             self._guard(report, "deferred candidates", lambda: self._decide_deferred(deferred, report))
