@@ -301,8 +301,9 @@ def promoter_grants(scope: PromotionScope) -> list[Grant]:
         allow("ReadWriteServingRecord", ["ssm:GetParameter", "ssm:PutParameter"], list(scope.parameter_arns)),
         allow("PutProjectEvents", ["events:PutEvents"], [scope.event_bus_arn]),
         *announcement_claims(scope.artifact_bucket_arn, scope.deployment),
-        # Before an UpdateEndpoint that changes the instance type (reference 11d).
+        # Before an UpdateEndpoint that changes the instance type (reference 11d), if registered.
         *endpoint_autoscaling(scope, ["application-autoscaling:DeregisterScalableTarget"]),
+        describe_scaling(["application-autoscaling:DescribeScalableTargets"]),
     ]
 
 
@@ -344,6 +345,15 @@ def endpoint_autoscaling(scope: PromotionScope, target_actions: list[str]) -> li
     ]
 
 
+def describe_scaling(actions: list[str]) -> Grant:
+    return allow(
+        "DescribeScaling",
+        actions,
+        ["*"],
+        wildcard_reason="Application Auto Scaling's Describe actions support no resource-level permissions.",
+    )
+
+
 def register_autoscaling(scope: PromotionScope) -> list[Grant]:
     """What control_plane.logic.reconciler's autoscaling step calls (describe, register, put policy,
     deregister), and creating the service-linked role the first registration in an account needs."""
@@ -353,11 +363,8 @@ def register_autoscaling(scope: PromotionScope) -> list[Grant]:
             "application-autoscaling:PutScalingPolicy",
             "application-autoscaling:DeregisterScalableTarget",
         ]),
-        allow(
-            "DescribeScaling",
-            ["application-autoscaling:DescribeScalableTargets", "application-autoscaling:DescribeScalingPolicies"],
-            ["*"],
-            wildcard_reason="Application Auto Scaling's Describe actions support no resource-level permissions.",
+        describe_scaling(
+            ["application-autoscaling:DescribeScalableTargets", "application-autoscaling:DescribeScalingPolicies"]
         ),
         # "Application Auto Scaling requires permissions to create a service-linked role the first time
         # any user in your AWS account calls RegisterScalableTarget for a given service"
@@ -379,7 +386,7 @@ def reconciler_grants(scope: PromotionScope, training: ControlPlaneScope) -> lis
     # actions (the promoter's deregistration among them).
     covered = (
         "ReadTrainingJobs", "TagTrainingJobDecision", "PutProjectEvents",
-        "ScaleTheEndpoint", "ScaleTheVariant", "TargetTrackingAlarms",
+        "ScaleTheEndpoint", "ScaleTheVariant", "TargetTrackingAlarms", "DescribeScaling",
     )
     promoter = [grant for grant in promoter_grants(scope) if grant.statement.sid not in covered]
     served = [scope.models_arn, scope.endpoint_configs_arn]

@@ -289,6 +289,7 @@ def test_promoter_permissions_are_scoped_to_this_deployment(synthesized: Synthes
         ),
         # Before an update that changes the instance type (reference 11d); scalable targets have
         # generated IDs, so the conditions, not the ARN, keep it to SageMaker variants.
+        "DescribeScaling": (["application-autoscaling:DescribeScalableTargets"], ["*"]),
         "ScaleTheEndpoint": (
             ["application-autoscaling:DeregisterScalableTarget"],
             [joined("arn:", {"Ref": "AWS::Partition"}, ":application-autoscaling:", {"Ref": "AWS::Region"}, ":",

@@ -11,7 +11,7 @@ naming that role before it exists fails with "Unable to assume IAM role"
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, Literal, cast
+from typing import TYPE_CHECKING, Any, Final, Literal, cast
 
 from botocore.exceptions import ClientError
 from o2v_core.endpoint_deployment import VARIANT_NAME
@@ -53,14 +53,21 @@ class EndpointAutoscaling:
     def _aas(self) -> ApplicationAutoScalingClient:
         return self._given or cast("ApplicationAutoScalingClient", clients.client("application-autoscaling"))
 
+    def registered(self, endpoint_name: str) -> bool:
+        """Whether the variant has a scalable target (DescribeScalableTargets)."""
+        return bool(self._targets(endpoint_name))
+
+    def _targets(self, endpoint_name: str) -> list[Any]:
+        return list(self._aas.describe_scalable_targets(
+            ServiceNamespace=NAMESPACE, ResourceIds=[resource_id(endpoint_name)], ScalableDimension=DIMENSION
+        )["ScalableTargets"])
+
     def current(self, endpoint_name: str) -> Scaling | None:
         """The registered target and its target-tracking policy; None when no target is registered.
 
         A target without our policy reads as target value 0 (never equal to a configured one)."""
         rid = resource_id(endpoint_name)
-        targets = self._aas.describe_scalable_targets(
-            ServiceNamespace=NAMESPACE, ResourceIds=[rid], ScalableDimension=DIMENSION
-        )["ScalableTargets"]
+        targets = self._targets(endpoint_name)
         if not targets:
             return None
         policies = self._aas.describe_scaling_policies(
@@ -98,7 +105,12 @@ class EndpointAutoscaling:
         )
 
     def deregister(self, endpoint_name: str) -> bool:
-        """Deregister the variant's scalable target (its policies go with it); False when none was."""
+        """Deregister the variant's scalable target (its policies go with it); False when none was.
+
+        Described first, so that no error code decides it; one deregistered meanwhile answers
+        ObjectNotFoundException (botocore model, DeregisterScalableTarget)."""
+        if not self.registered(endpoint_name):
+            return False
         try:
             self._aas.deregister_scalable_target(
                 ServiceNamespace=NAMESPACE, ResourceId=resource_id(endpoint_name), ScalableDimension=DIMENSION
