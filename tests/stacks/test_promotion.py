@@ -265,7 +265,7 @@ def test_promoter_permissions_are_scoped_to_this_deployment(synthesized: Synthes
                {"Ref": "AWS::AccountId"}, ":alarm:", {"Ref": alarm_id})
         for alarm_id in (alarm_ids(synthesized)["Invocation5XXErrors"], alarm_ids(synthesized)["ModelLatency"])
     ]
-    expected = {
+    expected: dict[str, tuple[list[str], list[Any]]] = {
         "CreateModels": (["sagemaker:CreateModel"], [models]),
         "CreateEndpointConfigs": (["sagemaker:CreateEndpointConfig"], [configs]),
         # The live config: always one the promoter created (no stack creates one).
