@@ -33,12 +33,12 @@ from tests.promotion.support import (
 # The live config's KMS key and data capture carried over
 
 
-def stack_endpoint(aws: Aws, *, kms_key_id: str | None, capture: dict[str, Any] | None) -> str:
-    """An endpoint the promoter did not create (as an older serving stack deployed it, names chosen
-    by CloudFormation outside the promoter's prefix), InService, with no record yet."""
+def live_endpoint(aws: Aws, *, kms_key_id: str | None, capture: dict[str, Any] | None) -> str:
+    """An endpoint on a config with a KMS key and data capture the settings do not have (an operator
+    changed them), with the deployment's names but none of the promoter's tags, InService, no record."""
     job = aws.training_job("boot", 1)
-    model = "EmbeddingEndpointModel-X1Y2Z3"
-    config = "EmbeddingEndpointEndpointConfig-A1B2C3"
+    model = serving_name(DEPLOYMENT, job, "model")
+    config = serving_name(DEPLOYMENT, job, "config")
     aws.sagemaker.create_model(
         ModelName=model,
         ExecutionRoleArn=CONFIG.model_role_arn,
@@ -80,7 +80,7 @@ LIVE_CAPTURE: dict[str, Any] = {
 def test_new_config_copies_kms_key_and_data_capture_from_the_live_config(
     aws: Aws, kms_key_id: str | None, capture: dict[str, Any] | None
 ) -> None:
-    stack_endpoint(aws, kms_key_id=kms_key_id, capture=capture)
+    live_endpoint(aws, kms_key_id=kms_key_id, capture=capture)
     job = aws.training_job("sts", 1)
 
     assert promote(aws, job, 0.4)["outcome"] == MODEL_PROMOTED
@@ -92,7 +92,7 @@ def test_new_config_copies_kms_key_and_data_capture_from_the_live_config(
 
 
 def test_later_promotions_keep_copying_from_the_config_the_promoter_deployed(aws: Aws) -> None:
-    stack_endpoint(aws, kms_key_id=OTHER_KEY, capture=LIVE_CAPTURE)
+    live_endpoint(aws, kms_key_id=OTHER_KEY, capture=LIVE_CAPTURE)
     first = aws.training_job("sts", 1)
     promote(aws, first, 0.5)
     sagemaker_fake.settle()
@@ -106,7 +106,7 @@ def test_later_promotions_keep_copying_from_the_config_the_promoter_deployed(aws
 def test_a_live_config_that_is_gone_falls_back_to_the_settings_with_a_warning(
     aws: Aws, caplog: pytest.LogCaptureFixture
 ) -> None:
-    live = stack_endpoint(aws, kms_key_id=OTHER_KEY, capture=LIVE_CAPTURE)
+    live = live_endpoint(aws, kms_key_id=OTHER_KEY, capture=LIVE_CAPTURE)
     aws.sagemaker.delete_endpoint_config(EndpointConfigName=live)  # SageMaker allows it; the endpoint runs on
     job = aws.training_job("sts", 1)
 

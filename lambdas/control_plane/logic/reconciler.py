@@ -187,7 +187,7 @@ class Reconciler:
             raise RuntimeError(f"endpoint {endpoint.name!r} serves config {endpoint.config_name!r}, which is gone")
         served_record = record_of(served)
         if record is None and served_record is None:
-            return endpoint  # the serving stack's own model, nothing promoted yet: consistent
+            return endpoint  # a config the promoter did not make, nothing promoted yet: consistent
         rejected = record is not None and self._is_newer(record, served)
         if rejected and record is not None:
             self._report_rollback(endpoint, record, served, served_record)
