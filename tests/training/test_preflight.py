@@ -10,10 +10,10 @@ error code is one the service model defines (asserted in :func:`access_denied`).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -174,14 +174,22 @@ def test_a_ready_account_passes_every_check_and_exits_0(session: boto3.Session) 
     assert len(text.splitlines()) == len(report.checks) + 2  # header, one line per check, summary
 
 
+def readme_preflight_command() -> str:
+    """The preflight line of the README's "Deploy to AWS" block, without its comment."""
+    section = (REPO_ROOT / "README.md").read_text(encoding="utf-8").split("## Deploy to AWS", 1)[1]
+    (command,) = [text.split("#", 1)[0].strip() for text in section.splitlines() if text.startswith("o2v preflight")]
+    return command
+
+
 def test_without_credentials_it_says_so_and_exits_2(tmp_path: Path) -> None:
     """The README's command as written, in a clean shell with no AWS credentials or configuration."""
+    assert readme_preflight_command() == "o2v preflight --env dev"
     env = {"PATH": f"{REPO_ROOT / '.venv' / 'bin'}:/usr/bin:/bin", "HOME": str(tmp_path),
            "AWS_CONFIG_FILE": str(tmp_path / "none"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
            "AWS_DEFAULT_REGION": REGION, "AWS_EC2_METADATA_DISABLED": "true"}  # no instance role to find
     if os.environ.get("PYTHONPATH"):
         env["PYTHONPATH"] = os.environ["PYTHONPATH"]
-    done = subprocess.run([sys.executable, "-m", "training.cli", "preflight", "--env", "dev"], cwd=REPO_ROOT,
+    done = subprocess.run(["bash", "-c", readme_preflight_command()], cwd=REPO_ROOT,
                           env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == EXIT_BAD_INPUT, done.stderr
     assert "failed         credentials and region: no AWS credentials found" in done.stdout
@@ -363,8 +371,7 @@ def test_a_denied_parameter_falls_back_to_the_bootstrap_stack(session: boto3.Ses
 
 def test_credentials_for_another_account_than_cdk_json_pins_fail_before_any_other_read(
         session: boto3.Session) -> None:
-    pinned = settings_from_cdk_json(CDK_JSON, "dev")
-    object.__setattr__(pinned, "account", "210987654321")
+    pinned = dataclasses.replace(DEV, account="210987654321")
     report = run_preflight(session, pinned, {})
     assert [check.status for check in report.checks] == [Status.FAILED]
     assert "cdk.json pins account 210987654321" in report.checks[0].detail
