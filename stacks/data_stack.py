@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from aws_cdk import CfnOutput, Fn, RemovalPolicy, Stack
+from aws_cdk import CfnOutput, Fn, Stack
 from constructs import Construct
 from o2v_core import resource_names as names
 from o2v_core import s3_layout
@@ -19,6 +19,7 @@ from stacks.constructs.secure_bucket import (
     expire_prefix,
 )
 from stacks.constructs.serving_model_record import ServingModelRecord
+from stacks.removal import removal_policy
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ class DataRefs:
 class DataStack(Stack):
     def __init__(self, scope: Construct, construct_id: str, *, settings: Settings, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        removal = RemovalPolicy.RETAIN if settings.retain_data else RemovalPolicy.DESTROY
+        removal = removal_policy(settings.retain_data)
         noncurrent_days = settings.noncurrent_version_expiration_days
 
         self.key = DataKey(self, "DataKey", deployment=settings.deployment, removal_policy=removal).key

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from aws_cdk import RemovalPolicy
 from aws_cdk import aws_events as events
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
@@ -27,6 +26,7 @@ from stacks.constructs.failure_alarms import FailureAlarms
 from stacks.constructs.secure_queue import ControlPlaneQueues, WitnessQueue
 from stacks.data_stack import DataRefs
 from stacks.guardrails import TrainingJobLimits
+from stacks.removal import removal_policy
 from stacks.serving_record import parameter_arn, serving_model_data_url_parameter, serving_model_parameter
 from stacks.training_stack import TrainingRefs
 
@@ -117,7 +117,7 @@ class Promotion(Construct):
             key_arn=data.key_arn,
             failure_queue=self.queues.async_failure_queue,
             log_retention_days=settings.log_retention_days,
-            removal_policy=RemovalPolicy.RETAIN if settings.retain_data else RemovalPolicy.DESTROY,
+            removal_policy=removal_policy(settings.retain_data),
             powertools_layer_version=settings.powertools_layer_version,
         )
         # The reconciler needs the promotion settings and both sides' permissions, so it lives here.
@@ -131,7 +131,7 @@ class Promotion(Construct):
             key_arn=data.key_arn,
             failure_queue=self.queues.async_failure_queue,
             log_retention_days=settings.log_retention_days,
-            removal_policy=RemovalPolicy.RETAIN if settings.retain_data else RemovalPolicy.DESTROY,
+            removal_policy=removal_policy(settings.retain_data),
             powertools_layer_version=settings.powertools_layer_version,
         )
         self.functions = {spec.function_id: f for spec, f in ((PROMOTER, self.promoter), (RECONCILER, self.reconciler))}

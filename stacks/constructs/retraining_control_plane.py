@@ -9,7 +9,6 @@ training log group to the metric-line judge (with the group made sure to exist),
 
 from __future__ import annotations
 
-from aws_cdk import RemovalPolicy
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
@@ -32,6 +31,7 @@ from stacks.constructs.retraining_dashboard import RetrainingDashboard
 from stacks.constructs.secure_queue import ControlPlaneQueues
 from stacks.data_stack import DataRefs
 from stacks.guardrails import TrainingJobLimits
+from stacks.removal import removal_policy
 
 # The promoter needs the endpoint, so the serving stack owns it (and its rule).
 TRAINING_FUNCTIONS = tuple(spec for spec in FUNCTIONS if spec not in SERVING_FUNCTIONS)
@@ -55,7 +55,7 @@ class RetrainingControlPlane(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         deployment = settings.deployment
-        removal = RemovalPolicy.RETAIN if settings.retain_data else RemovalPolicy.DESTROY
+        removal = removal_policy(settings.retain_data)
         key = kms.Key.from_key_arn(self, "DataKey", data.key_arn)
 
         self.queues = ControlPlaneQueues(self, "FailureQueues", key=key)
