@@ -11,7 +11,7 @@ from o2v_core import resource_names as names
 from o2v_core import s3_layout
 from o2v_core.settings import Settings
 
-from stacks.constructs.data_key import DataKey
+from stacks.constructs.data_key import DataKey, MessageKey
 from stacks.constructs.secure_bucket import (
     AccessLogBucket,
     SecureBucket,
@@ -32,6 +32,7 @@ class DataRefs:
     """
 
     key_arn: str
+    message_key_arn: str  # the operators' topic and the control plane's queues (MessageKey)
     dataset_bucket_name: str
     dataset_bucket_arn: str
     artifact_bucket_name: str
@@ -45,6 +46,9 @@ class DataStack(Stack):
         noncurrent_days = settings.noncurrent_version_expiration_days
 
         self.key = DataKey(self, "DataKey", deployment=settings.deployment, removal_policy=removal).key
+        self.message_key = MessageKey(
+            self, "MessageKey", deployment=settings.deployment, removal_policy=removal
+        ).key
         self.access_logs = AccessLogBucket(
             self, "AccessLogs", logical_id="AccessLogBucket", removal_policy=removal, noncurrent_days=noncurrent_days
         ).bucket
@@ -88,6 +92,7 @@ class DataStack(Stack):
 
         exports = {
             names.OUTPUT_DATA_KEY: (self.key.key_arn, "KMS key of datasets, artifacts and data capture"),
+            names.OUTPUT_MESSAGE_KEY: (self.message_key.key_arn, "KMS key of the operators' topic and the queues"),
             names.OUTPUT_DATASET_BUCKET: (
                 self.datasets.bucket_name,
                 "Bucket for the train/validation/test/auxiliary channels",
@@ -139,6 +144,7 @@ class DataStack(Stack):
 
         return DataRefs(
             key_arn=imported(names.OUTPUT_DATA_KEY),
+            message_key_arn=imported(names.OUTPUT_MESSAGE_KEY),
             dataset_bucket_name=imported(names.OUTPUT_DATASET_BUCKET),
             dataset_bucket_arn=imported(names.OUTPUT_DATASET_BUCKET_ARN),
             artifact_bucket_name=imported(names.OUTPUT_ARTIFACT_BUCKET),

@@ -72,6 +72,7 @@ class ControlPlaneFunction(Construct):
         config: ControlPlaneConfig,
         grants: Sequence[Grant],
         key_arn: str,
+        message_key_arn: str,
         failure_queue: sqs.IQueue,
         log_retention_days: int,
         removal_policy: RemovalPolicy,
@@ -93,6 +94,9 @@ class ControlPlaneFunction(Construct):
             *function_basics(self.log_group.log_group_arn),
             allow("SendAsyncFailures", ["sqs:SendMessage"], [failure_queue.queue_arn]),
             allow("UseDataKey", KEY_ACTIONS, [key_arn]),
+            # The failure queues and the witness queue are encrypted with the message key: sending
+            # to and receiving from them takes kms:GenerateDataKey and kms:Decrypt on it.
+            allow("UseMessageKey", KEY_ACTIONS, [message_key_arn]),
         ]
         scope_put_events(spec, grants)
         self.role = role_with_grants(

@@ -51,7 +51,8 @@ class Promotion(Construct):
         describes (KmsKeyId, DataCaptureConfig) until its first promotion replaces it."""
         super().__init__(scope, construct_id)
         deployment = settings.deployment
-        key = kms.Key.from_key_arn(self, "DataKey", data.key_arn)
+        # AWS services deliver into these queues: they use the message key (data_key.MessageKey).
+        key = kms.Key.from_key_arn(self, "MessageKey", data.message_key_arn)
         self.topic = sns.Topic.from_topic_arn(self, "Notifications", training.notification_topic_arn)
         bus = events.EventBus.from_event_bus_name(self, "EventBus", training.event_bus_name)
         self.queues = ControlPlaneQueues(self, "FailureQueues", key=key)
@@ -115,6 +116,7 @@ class Promotion(Construct):
             config=self.config,
             grants=promoter_grants(promotion_scope),
             key_arn=data.key_arn,
+            message_key_arn=data.message_key_arn,
             failure_queue=self.queues.async_failure_queue,
             log_retention_days=settings.log_retention_days,
             removal_policy=removal_policy(settings.retain_data),
@@ -129,19 +131,20 @@ class Promotion(Construct):
             config=self.config,
             grants=reconciler_grants(promotion_scope, training_scope),
             key_arn=data.key_arn,
+            message_key_arn=data.message_key_arn,
             failure_queue=self.queues.async_failure_queue,
             log_retention_days=settings.log_retention_days,
             removal_policy=removal_policy(settings.retain_data),
             powertools_layer_version=settings.powertools_layer_version,
         )
         self.functions = {spec.function_id: f for spec, f in ((PROMOTER, self.promoter), (RECONCILER, self.reconciler))}
-        self.schedules = ScheduledFunctions(
+        schedule_wiring = ScheduledFunctions(
             self,
             "Schedules",
             functions={RECONCILER.function_id: (RECONCILER, self.reconciler.function)},
             dlq=self.queues.rule_target_dlq,
-        ).rules
-        self.rules = EventRules(
+        )
+        rule_wiring = EventRules(
             self,
             "Rules",
             specs=rules(deployment),
@@ -150,11 +153,13 @@ class Promotion(Construct):
             topic=None,  # the training stack wires the notification rule
             dlq=self.queues.rule_target_dlq,
             queues={ANNOUNCEMENT_WITNESS: self.witness},
-        ).rules
+        )
+        self.schedules, self.rules = schedule_wiring.rules, rule_wiring.rules
         self.alarms = FailureAlarms(
             self,
             "Alarms",
             topic=self.topic,
             queues=self.queues.all,
             functions={fid: f.function for fid, f in self.functions.items()},
+            rules={**rule_wiring.with_buses, **schedule_wiring.with_buses},
         ).alarms

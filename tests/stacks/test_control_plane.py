@@ -225,28 +225,12 @@ def _tls_only(policy: dict[str, Any]) -> bool:
     )
 
 
-def test_queues_and_topic_are_encrypted_with_the_key_and_tls_only(synthesized: Synthesized) -> None:
-    key = imported(synthesized.stack_name("data"), "DataKeyArn")
-    for queue in resources(synthesized, "AWS::SQS::Queue").values():
-        assert queue["Properties"]["KmsMasterKeyId"] == key
+def test_queues_and_topic_are_tls_only(synthesized: Synthesized) -> None:
+    # Which key encrypts them, and what its policy allows: tests/stacks/test_notifications.py.
     for policy in resources(synthesized, "AWS::SQS::QueuePolicy").values():
         assert _tls_only(policy["Properties"]["PolicyDocument"])
-    (topic,) = resources(synthesized, "AWS::SNS::Topic").values()
-    assert topic["Properties"]["KmsMasterKeyId"] == key
     (topic_policy,) = resources(synthesized, "AWS::SNS::TopicPolicy").values()
     assert _tls_only(topic_policy["Properties"]["PolicyDocument"])
-
-
-def test_key_lets_delivering_services_of_this_account_encrypt(synthesized: Synthesized) -> None:
-    key = synthesized.template_json("data")["Resources"]["DataKey"]["Properties"]["KeyPolicy"]
-    (statement,) = [s for s in key["Statement"] if s.get("Sid") == "AllowMessageDeliveryByAwsServices"]
-    assert sorted(statement["Principal"]["Service"]) == [
-        "cloudwatch.amazonaws.com",
-        "events.amazonaws.com",
-        "sns.amazonaws.com",
-    ]
-    assert sorted(statement["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey"]
-    assert statement["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
 
 
 def test_only_this_deployments_roles_may_put_events_on_the_bus(synthesized: Synthesized) -> None:
@@ -324,6 +308,7 @@ def test_monitor_has_exactly_its_permissions(synthesized: Synthesized) -> None:
         "WriteOwnLogs": ["logs:CreateLogStream", "logs:PutLogEvents"],
         "SendAsyncFailures": ["sqs:SendMessage"],
         "UseDataKey": ["kms:Decrypt", "kms:GenerateDataKey"],
+        "UseMessageKey": ["kms:Decrypt", "kms:GenerateDataKey"],
         "WriteTraces": ["xray:PutTelemetryRecords", "xray:PutTraceSegments"],
         "ListTrainingJobs": ["sagemaker:ListTrainingJobs"],
         "ReadTrainingJobs": ["sagemaker:DescribeTrainingJob", "sagemaker:ListTags"],
@@ -347,6 +332,7 @@ def test_monitor_has_exactly_its_permissions(synthesized: Synthesized) -> None:
     bus_id = only_id(synthesized, "AWS::Events::EventBus")
     assert grants["PutProjectEvents"]["Resource"] == {"Fn::GetAtt": [bus_id, "Arn"]}
     assert grants["UseDataKey"]["Resource"] == imported(synthesized.stack_name("data"), "DataKeyArn")
+    assert grants["UseMessageKey"]["Resource"] == imported(synthesized.stack_name("data"), "MessageKeyArn")
 
 
 # -- alarms, dashboard, outputs -----------------------------------------------------------------------
@@ -359,6 +345,7 @@ def test_alarms_on_every_failure_queue_and_function_notify_the_topic(synthesized
         assert alarm["AlarmActions"] == [topic]
     queue_alarms = [a for a in alarms if a.get("MetricName") == "ApproximateNumberOfMessagesVisible"]
     error_alarms = [a for a in alarms if a.get("MetricName") == "Errors"]
+    # (and one per rule on its failed deliveries: tests/stacks/test_notifications.py)
     assert len(queue_alarms) == len(resources(synthesized, "AWS::SQS::Queue"))
     assert len(error_alarms) == len(TRAINING_SPECS)
     for alarm in [*queue_alarms, *error_alarms]:

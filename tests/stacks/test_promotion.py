@@ -55,7 +55,7 @@ def alarm_ids(synthesized: Synthesized) -> dict[str, str]:
     return {
         props["Properties"]["MetricName"]: logical_id
         for logical_id, props in serving(synthesized, "AWS::CloudWatch::Alarm").items()
-        if props["Properties"]["Namespace"] == "AWS/SageMaker"
+        if props["Properties"].get("Namespace") == "AWS/SageMaker"  # not the rules' math alarms
     }
 
 
