@@ -120,7 +120,6 @@ class Promotion(Construct):
             failure_queue=self.queues.async_failure_queue,
             log_retention_days=settings.log_retention_days,
             removal_policy=removal_policy(settings.retain_data),
-            powertools_layer_version=settings.powertools_layer_version,
         )
         # The reconciler needs the promotion settings and both sides' permissions, so it lives here.
         self.reconciler = ControlPlaneFunction(
@@ -135,7 +134,6 @@ class Promotion(Construct):
             failure_queue=self.queues.async_failure_queue,
             log_retention_days=settings.log_retention_days,
             removal_policy=removal_policy(settings.retain_data),
-            powertools_layer_version=settings.powertools_layer_version,
         )
         self.functions = {spec.function_id: f for spec, f in ((PROMOTER, self.promoter), (RECONCILER, self.reconciler))}
         schedule_wiring = ScheduledFunctions(

@@ -104,7 +104,6 @@ class RetrainingControlPlane(Construct):
                 failure_queue=self.queues.async_failure_queue,
                 log_retention_days=settings.log_retention_days,
                 removal_policy=removal,
-                powertools_layer_version=settings.powertools_layer_version,
             )
             for spec in TRAINING_FUNCTIONS
         }
