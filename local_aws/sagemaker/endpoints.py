@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from training.local_cloud import procs
-from training.local_cloud.local_aws import ApiError, Clients, LogForwarder, page, split_s3_uri
+from local_aws import procs
+from local_aws.clients import ApiError, Clients, LogForwarder, page, split_s3_uri
 
 ServerCommand = Callable[[Path, int], list[str]]
 
