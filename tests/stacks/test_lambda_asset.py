@@ -109,9 +109,10 @@ def test_the_bundled_tree_imports_on_its_own_as_lambda_would(synthesized: Synthe
         "POWERTOOLS_SERVICE_NAME": "o2v-test",
         "HOME": str(tmp_path),
     }
+    # -B: no __pycache__ written into the synthesized asset, which other tests read.
     done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, env=environment, cwd=tmp_path, timeout=120,
-        check=False,
+        [sys.executable, "-B", "-c", script], capture_output=True, text=True, env=environment, cwd=tmp_path,
+        timeout=120, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     answer = json.loads(done.stdout.strip().splitlines()[-1])
