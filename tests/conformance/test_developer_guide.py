@@ -25,7 +25,7 @@ from tests.conformance.conftest import EndpointTransport, LocalEndpoints, Reply,
 from training.model.artifact import load
 from training.serving.predictor import Predictor, RequestError
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]  # trains real models
 
 # object2vec-training-formats: "Content-type: application/jsonlines"
 TRAINING_RECORDS = b"""\

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
@@ -15,7 +17,7 @@ ROLE = "arn:aws:iam::123456789012:role/training"
 
 def test_tuning_and_batch_transform_are_refused_naming_what_is_implemented(local_endpoints: LocalEndpoints,
                                                                            repo_root: Path) -> None:
-    calls = {
+    calls: dict[str, Callable[[], Any]] = {
         "CreateHyperParameterTuningJob": lambda: local_endpoints.sagemaker.create_hyper_parameter_tuning_job(
             HyperParameterTuningJobName="hpo-o2v-test", HyperParameterTuningJobConfig={
                 "Strategy": "Bayesian", "ResourceLimits": {"MaxNumberOfTrainingJobs": 3,

@@ -13,6 +13,7 @@ transfer-learning one (cells 77-84: ``is_pretrain=True``, ``use_all_vocab``, ``i
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import shutil
@@ -25,7 +26,6 @@ import pytest
 from tests.conformance.conftest import (
     TRANSPORTS,
     SdkV1Predictor,
-    Transport,
     fake_vectors,
     json_deserializer,
     json_serializer,
@@ -34,9 +34,9 @@ from tests.conformance.conftest import (
     train_channels,
     transport_for,
 )
-from tests.conformance.notebooks import sentence_similarity as nb
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]  # trains real models
+nb: Any = importlib.import_module("tests.conformance.notebooks.sentence_similarity")  # AWS's code, untyped
 
 STS_ROWS = 60
 
@@ -89,7 +89,7 @@ def workdir(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     nb.combine_vocabulary([str(snli / "snli-vocab.json"), str(sts / "sts-vocab.json")],
                           str(all_vocab / "all_vocab.json"))  # cell 61
     words = list(json.loads((all_vocab / "all_vocab.json").read_text()))
-    fake_vectors(words[::2] + ["zzz-not-in-the-vocabulary"], root / "glove.840B.300d.txt")
+    fake_vectors([*words[::2], "zzz-not-in-the-vocabulary"], root / "glove.840B.300d.txt")
     nb.trim_w2v(str(root / "glove.840B.300d.txt"), str(root / "GloVe" / "glove.840B-trim.txt"),
                 json.loads((all_vocab / "all_vocab.json").read_text()))  # cell 66
     nb.make_snli_data(dirname=str(all_vocab), vocab_file="all_vocab.json", outfile_suffix="pretrain")  # cell 72

@@ -36,8 +36,9 @@ def loaded(served_model: Path) -> LoadedModel:
 
 @pytest.fixture(scope="module")
 def server(loaded: LoadedModel) -> Iterator[InferenceServer]:
-    instance = InferenceServer(Predictor(loaded, max_output_values=MAX_INSTANCES * ENC_DIM, batch_size=16), "127.0.0.1", 0,
-                               max_body_bytes=MAX_BODY, quiet=True, read_timeout=READ_TIMEOUT)
+    predictor = Predictor(loaded, max_output_values=MAX_INSTANCES * ENC_DIM, batch_size=16)
+    instance = InferenceServer(predictor, "127.0.0.1", 0, max_body_bytes=MAX_BODY, quiet=True,
+                               read_timeout=READ_TIMEOUT)
     instance.start_background()
     try:
         yield instance
