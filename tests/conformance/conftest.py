@@ -31,8 +31,8 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from local_aws.services import LocalServices
 from training.cli import main as o2v
-from training.local_cloud.services import LocalServices
 from training.model.artifact import load
 from training.serving.predictor import Predictor
 from training.serving.server import InferenceServer

@@ -1,5 +1,5 @@
 """The metric-line judge's curve store in the training stack: the table local mode also creates
-(training/local_cloud/curve_table.py), encrypted with the data key, with its time to live."""
+(local_aws/curve_table.py), encrypted with the data key, with its time to live."""
 
 from __future__ import annotations
 

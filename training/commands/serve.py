@@ -8,9 +8,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from o2v_core.aws_quotas import INVOKE_ENDPOINT_MAX_BODY_BYTES
+
 from training.cli import CommandError
 from training.commands import Subparsers, add_parser
-from training.serving.limits import DEFAULT_MAX_OUTPUT_VALUES, INVOKE_ENDPOINT_MAX_BODY_BYTES
+from training.serving.limits import DEFAULT_MAX_OUTPUT_VALUES
 
 DESCRIPTION = """\
 Serve a model written by `o2v train` (model.tar.gz or its model directory) over HTTP with

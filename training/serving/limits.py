@@ -1,14 +1,10 @@
-"""Request limits of the inference server and of the local InvokeEndpoint (no torch: the CLI imports it).
+"""Request limits of the inference server (no torch: the CLI imports it).
 
-The service bounds a request by its body, not by a count of instances: InvokeEndpoint's ``Body``
-is a ``BodyBlob`` with ``"max": 6291456`` (botocore ``data/sagemaker-runtime/2017-05-13/service-2.json``;
-the developer guide's "payload size of 6 MB" for real-time endpoints), and AWS's movie-recommendation
-notebook sends 9,430 instances in one request (``shared/reference/object2vec.md`` 11g).
+The body limit is InvokeEndpoint's (``o2v_core.aws_quotas.INVOKE_ENDPOINT_MAX_BODY_BYTES``, which
+local mode's InvokeEndpoint also enforces); the service imposes no count of instances.
 """
 
 from __future__ import annotations
-
-INVOKE_ENDPOINT_MAX_BODY_BYTES = 6_291_456  # 6 MiB, botocore sagemaker-runtime BodyBlob "max"
 
 # Our own memory bound on one request: the numbers its response holds (instances x prediction
 # width). 16 Mi numbers are about 0.5 GB as Python floats and 350 MB of JSON. Not an AWS limit.

@@ -31,11 +31,11 @@ from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import Any
 
+from o2v_core.aws_quotas import INVOKE_ENDPOINT_MAX_BODY_BYTES
 from waitress import wasyncore  # type: ignore[import-untyped]
 from waitress.adjustments import Adjustments  # type: ignore[import-untyped]
 from waitress.server import TcpWSGIServer  # type: ignore[import-untyped]
 
-from training.serving.limits import INVOKE_ENDPOINT_MAX_BODY_BYTES
 from training.serving.predictor import Predictor, RequestError, response_type
 
 # Reports that infer_max_seqlens was lowered to the model's maximum. InvokeEndpoint passes back only

@@ -12,7 +12,7 @@ Set-up (:meth:`EventPump.setup`), on the local moto EventBridge:
 
 Running (:meth:`EventPump.start`): one thread per rule long-polls its queue. A message for a
 Lambda target goes to that function's warm worker process
-(:mod:`training.local_cloud.lambda_worker`, the handler imported by its dotted path in
+(:mod:`local_aws.awslambda.worker`, the handler imported by its dotted path in
 :data:`o2v_core.functions.FUNCTIONS`), with the function's timeout. A failed invocation is
 retried twice, as Lambda retries asynchronous invocations (delays compressed), then moved to
 the dead-letter queue with the error, and reported: never dropped. A message for the
@@ -22,7 +22,7 @@ anywhere: the reconciler reads it itself, as in AWS, and its URL goes into the f
 One thread per scheduled function fires its schedule with EventBridge's "Scheduled
 Event", compressed to ``minute_seconds`` per minute (the monitor's ``rate(10 minutes)`` every 10 s
 by default). One thread per function with a log subscription plays CloudWatch Logs' part
-(:mod:`training.local_cloud.log_delivery`): it hands the function each stream's new matching lines
+(:mod:`local_aws.logs.subscription`): it hands the function each stream's new matching lines
 in the documented Base64 GZIP JSON payload, with the same asynchronous retries and dead-letter queue.
 """
 
@@ -49,10 +49,10 @@ from o2v_core.functions import FUNCTIONS, FunctionSpec
 from o2v_core.log_subscription import encode
 from o2v_core.runtime_config import ControlPlaneConfig
 
-from training.local_cloud import procs
-from training.local_cloud.curve_table import ensure_curve_table
-from training.local_cloud.local_aws import Clients, LogForwarder
-from training.local_cloud.log_delivery import SubscriptionReader
+from local_aws import procs
+from local_aws.clients import Clients, LogForwarder
+from local_aws.curve_table import ensure_curve_table
+from local_aws.logs.subscription import SubscriptionReader
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
@@ -140,7 +140,7 @@ class LambdaFunction:
         env = {**self.env, "AWS_LAMBDA_LOG_STREAM_NAME": stream}
         self._forwarder = LogForwarder(self.clients, env["AWS_LAMBDA_LOG_GROUP_NAME"], stream)
         self.process = procs.spawn_group_leader(
-            [sys.executable, "-u", "-m", "training.local_cloud.lambda_worker", "--function", self.spec.function_id],
+            [sys.executable, "-u", "-m", "local_aws.awslambda.worker", "--function", self.spec.function_id],
             env=env)
         self._replies = queue.Queue()
         self._threads = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SHARED_STSB = REPO_ROOT.parent / "shared" / "data" / "stsbenchmark"
 LINEAGE = "stsb-demo"
 EXAMPLE_SENTENCES = ("A man is playing a guitar.", "A man plays the guitar.")

@@ -30,9 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from training.local_cloud import procs
-from training.local_cloud.local_aws import ApiError, Clients, LogForwarder, page, split_s3_uri
-from training.serving.limits import INVOKE_ENDPOINT_MAX_BODY_BYTES
+from o2v_core.aws_quotas import INVOKE_ENDPOINT_MAX_BODY_BYTES
+
+from local_aws import procs
+from local_aws.clients import ApiError, Clients, LogForwarder, page, split_s3_uri
 
 ServerCommand = Callable[[Path, int], list[str]]
 

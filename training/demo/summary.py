@@ -9,11 +9,12 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 from o2v_core.naming import Lineage, tag_dict
+from o2v_core.resource_names import TRAINING_JOB_LOG_GROUP
 
-from training.local_cloud.demo.console import Console
-from training.local_cloud.demo.options import LINEAGE
-from training.local_cloud.demo.watcher import Watcher
-from training.local_cloud.report import Attempt, RunSummary
+from training.demo.console import Console
+from training.demo.options import LINEAGE
+from training.demo.report import Attempt, RunSummary
+from training.demo.watcher import Watcher
 
 if TYPE_CHECKING:
     from mypy_boto3_sagemaker import SageMakerClient
@@ -36,11 +37,9 @@ def endpoint_status(sagemaker: SageMakerClient, endpoint: str) -> str | None:
 
 def attempts(sagemaker: SageMakerClient, logs: Any, watcher: Watcher, run_dir: Path) -> list[Attempt]:
     """Every attempt of the demo's lineage, oldest first, with its curve and who launched it."""
-    from control_plane.aws.training_logs import TrainingLogs
     from o2v_core.metric_series import loss_metric_for, series_from_lines
 
     callers = launched_by(run_dir / "services" / "sagemaker" / "api-calls.jsonl")
-    reader = TrainingLogs(logs)
     found = []
     summaries = sagemaker.list_training_jobs(NameContains=LINEAGE, MaxResults=100, SortBy="CreationTime",
                                              SortOrder="Ascending")["TrainingJobSummaries"]
@@ -52,7 +51,7 @@ def attempts(sagemaker: SageMakerClient, logs: Any, watcher: Watcher, run_dir: P
         lineage = Lineage.from_tags(tags)
         hps = dict(job.get("HyperParameters", {}))
         metric = loss_metric_for(hps.get("output_layer", "softmax"))
-        series = series_from_lines(reader.metric_lines(name), metric=metric)
+        series = series_from_lines(job_log_lines(logs, name), metric=metric)
         validation = list(series.validation)
         best = min(validation, key=lambda point: point[1]) if validation else None
         diverged = watcher.diverged.get(name)
@@ -72,6 +71,35 @@ def attempts(sagemaker: SageMakerClient, logs: Any, watcher: Watcher, run_dir: P
             model_artifact=job.get("ModelArtifacts", {}).get("S3ModelArtifacts"),
         ))
     return found
+
+
+def job_log_lines(logs: Any, job_name: str) -> list[str]:
+    """Every line of the job's streams (``<job>/algo-<n>-<epoch seconds>``), stream by stream, in time order.
+
+    The demo is a client of the local services like any other: it reads the training log group
+    through the Logs API (``series_from_lines`` keeps the ``#quality_metric`` lines), not through
+    the Lambda code's reader.
+    """
+    try:
+        streams = logs.describe_log_streams(logGroupName=TRAINING_JOB_LOG_GROUP,
+                                            logStreamNamePrefix=f"{job_name}/")["logStreams"]
+    except logs.exceptions.ResourceNotFoundException:
+        return []  # the job never logged
+    lines: list[str] = []
+    for stream_name in sorted(stream["logStreamName"] for stream in streams):
+        token: str | None = None
+        while True:
+            request: dict[str, Any] = {"logGroupName": TRAINING_JOB_LOG_GROUP, "logStreamName": stream_name,
+                                       "startFromHead": True}
+            if token is not None:
+                request["nextToken"] = token
+            answer = logs.get_log_events(**request)
+            events = answer.get("events", [])
+            lines.extend(str(event.get("message", "")) for event in events)
+            if not events or answer.get("nextForwardToken") == token:
+                break
+            token = answer.get("nextForwardToken")
+    return lines
 
 
 def launched_by(path: Path) -> dict[str, str]:

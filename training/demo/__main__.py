@@ -1,4 +1,4 @@
-"""``python -m training.local_cloud [options]``: the same as ``o2v demo [options]``."""
+"""``python -m training.demo [options]``: the same as ``o2v demo [options]``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from training.commands import demo
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.local_cloud")
+    parser = argparse.ArgumentParser(prog="python -m training.demo")
     subparsers = parser.add_subparsers(dest="command", required=True)
     demo.register(subparsers)
     args = parser.parse_args(["demo", *(sys.argv[1:] if argv is None else argv)])

@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
-from training.local_cloud.demo.options import DemoError
+from training.demo.options import DemoError
 
 
 class Console:

@@ -14,10 +14,10 @@ from typing import Any
 
 import boto3
 
+from training.demo.console import Console, short
+from training.demo.data import DataChoice
+from training.demo.options import EXAMPLE_SENTENCES
 from training.evaluation.sts import cosine_rows, scored_pairs, spearman
-from training.local_cloud.demo.console import Console, short
-from training.local_cloud.demo.data import DataChoice
-from training.local_cloud.demo.options import EXAMPLE_SENTENCES
 
 
 def evaluate_served(run_dir: Path, data: DataChoice, endpoint: str, console: Console,

@@ -1,6 +1,6 @@
 """The local AWS services other than SageMaker: moto in server mode, on a free loopback port.
 
-Run as ``python -m training.local_cloud.moto_main --ready-file PATH``; it writes
+Run as ``python -m local_aws.moto_server --ready-file PATH``; it writes
 ``{"url": ..., "pid": ...}`` to the ready file once it listens, and stops on SIGTERM or SIGINT.
 One moto server answers every service the project uses (S3, EventBridge, SQS, DynamoDB,
 CloudWatch, CloudWatch Logs, SNS, SSM, IAM, STS): boto3 reaches it through ``AWS_ENDPOINT_URL``.
@@ -16,7 +16,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from training.local_cloud.procs import LOOPBACK, NO_NAGLE, write_ready_file
+from local_aws.procs import LOOPBACK, NO_NAGLE, write_ready_file
 
 
 def moto_server(port: int = 0) -> Any:
@@ -29,7 +29,7 @@ def moto_server(port: int = 0) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.local_cloud.moto_main", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m local_aws.moto_server", description=__doc__)
     parser.add_argument("--ready-file", type=Path, required=True, help="where to write the URL once listening")
     parser.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0: any free port)")
     args = parser.parse_args(argv)

@@ -1,6 +1,6 @@
 """A warm local "Lambda container" for one control-plane function.
 
-Run as ``python -m training.local_cloud.lambda_worker --function <function_id>`` with the
+Run as ``python -m local_aws.awslambda.worker --function <function_id>`` with the
 function's environment (``ControlPlaneConfig.to_env()``, the Lambda runtime variables and the
 ``AWS_ENDPOINT_URL*`` of the local services). It imports the handler by the dotted path in
 :data:`o2v_core.functions.FUNCTIONS`, exactly as Lambda does, then answers invocations: one JSON
@@ -46,7 +46,7 @@ class LambdaContext:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.local_cloud.lambda_worker", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m local_aws.awslambda.worker", description=__doc__)
     parser.add_argument("--function", required=True, choices=[spec.function_id for spec in FUNCTIONS])
     args = parser.parse_args(argv)
     spec = next(spec for spec in FUNCTIONS if spec.function_id == args.function)

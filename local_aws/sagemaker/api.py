@@ -8,7 +8,7 @@ callers (the control-plane handlers, the launcher, ``o2v embed``) need no local 
   DeleteTags, CreateModel, DescribeModel, DeleteModel, CreateEndpointConfig,
   DescribeEndpointConfig, DeleteEndpointConfig, CreateEndpoint, UpdateEndpoint,
   DescribeEndpoint, ListEndpoints, DeleteEndpoint. Every request is checked first against
-  SageMaker's contract (:mod:`training.local_cloud.sagemaker_contract`: the whole botocore service
+  SageMaker's contract (:mod:`local_aws.sagemaker.contract`: the whole botocore service
   model, and section 10a's built-in-algorithm rules), the same check the tests' moto server
   applies; errors use SageMaker's codes (``ValidationException``, ``ResourceInUse``,
   ``ResourceNotFound``).
@@ -19,11 +19,11 @@ callers (the control-plane handlers, the launcher, ``o2v embed``) need no local 
   refused up front, not run differently. DescribeTrainingJob echoes the request's members.
 * ``sagemaker-runtime`` (REST-JSON, ``POST /endpoints/<name>/invocations``): InvokeEndpoint.
 
-Training jobs are in :mod:`training.local_cloud.jobs`, endpoints in
-:mod:`training.local_cloud.endpoints`. Every call is appended to ``api-calls.jsonl`` in the state
+Training jobs are in :mod:`local_aws.sagemaker.training_jobs`, endpoints in
+:mod:`local_aws.sagemaker.endpoints`. Every call is appended to ``api-calls.jsonl`` in the state
 directory (operation, resource, time, the caller's user agent), a local stand-in for CloudTrail.
 
-Run as ``python -m training.local_cloud.sagemaker_api --state-dir DIR --ready-file PATH``, with
+Run as ``python -m local_aws.sagemaker.api --state-dir DIR --ready-file PATH``, with
 ``AWS_ENDPOINT_URL`` pointing at the local moto server (S3, Logs, CloudWatch, EventBridge).
 """
 
@@ -50,17 +50,17 @@ import boto3
 import botocore.session
 from o2v_core.resource_names import TRAINING_JOB_LOG_GROUP
 
-from training.local_cloud import procs
-from training.local_cloud.endpoints import EndpointManager, server_command
-from training.local_cloud.jobs import (
+from local_aws import procs
+from local_aws.clients import ApiError, Clients, page, tags_dict
+from local_aws.sagemaker.contract import ContractViolation, check_request
+from local_aws.sagemaker.endpoints import EndpointManager, server_command
+from local_aws.sagemaker.scripted import SageMakerControl, ScriptedRunner
+from local_aws.sagemaker.training_jobs import (
     JobRunner,
     TrainingJob,
     state_change_entry,
     trainer_command,
 )
-from training.local_cloud.local_aws import ApiError, Clients, page, tags_dict
-from training.local_cloud.sagemaker_contract import ContractViolation, check_request
-from training.local_cloud.sagemaker_control import SageMakerControl, ScriptedRunner
 
 INVOCATIONS = re.compile(r"^/endpoints/([^/]+)/invocations$")
 
@@ -71,7 +71,7 @@ class LocalSageMaker:
     def __init__(self, clients: Clients, state_dir: Path, *, stop_grace_seconds: float = 20.0,
                  threads: int = 1, scripted: bool = False, emit_events: bool = True) -> None:
         """``scripted``: train and serve nothing; jobs and endpoints move only when a test says so
-        (:mod:`training.local_cloud.sagemaker_control`, :attr:`control`). ``emit_events``: put
+        (:mod:`local_aws.sagemaker.scripted`, :attr:`control`). ``emit_events``: put
         SageMaker's state-change events on the default bus (tests that script jobs put their own)."""
         self.clients = clients
         self.scripted = scripted
@@ -422,7 +422,7 @@ def make_clients() -> Clients:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.local_cloud.sagemaker_api", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m local_aws.sagemaker.api", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--state-dir", type=Path, required=True, help="jobs, endpoints and logs go here")
     parser.add_argument("--ready-file", type=Path, required=True, help="where to write the URL once listening")

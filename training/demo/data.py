@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from training.local_cloud.demo.console import Console
-from training.local_cloud.demo.options import SHARED_STSB, DemoError, DemoOptions
+from training.demo.console import Console
+from training.demo.options import SHARED_STSB, DemoError, DemoOptions
 
 
 @dataclass(frozen=True)

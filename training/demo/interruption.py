@@ -20,7 +20,7 @@ from pathlib import Path
 from types import FrameType
 
 from training.atomic import atomic_file
-from training.local_cloud.report import REPORT_FILE
+from training.demo.report import REPORT_FILE
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 NAMES = {signal.SIGINT: "Ctrl-C (SIGINT)", signal.SIGTERM: "SIGTERM", signal.SIGHUP: "SIGHUP"}

@@ -11,9 +11,9 @@ from o2v_core.function_settings import deployment_config
 from o2v_core.runtime_config import ControlPlaneConfig
 from o2v_core.settings import Settings, settings_from_cdk_json
 
+from training.demo.options import REPO_ROOT
 from training.launcher.launch import training_image
 from training.launcher.stack import StackOutputs
-from training.local_cloud.demo.options import REPO_ROOT
 
 
 @dataclass(frozen=True)

@@ -18,21 +18,21 @@ from o2v_core.events import MODEL_PROMOTED, PROMOTION_SKIPPED, RETRAINING_EXHAUS
 from o2v_core.naming import TAG_BEST_EPOCH_ARTIFACT, job_prefix
 from o2v_core.settings import Settings
 
+from local_aws import procs
+from local_aws.events.pump import EventPump
+from local_aws.sagemaker.api import make_clients
+from local_aws.services import LocalServices
+from training.demo.console import Console, new_run_dir
+from training.demo.data import DataChoice, find_data, prepare_data, use_prepared
+from training.demo.deployment import LocalNames, deploy, load_settings
+from training.demo.evaluation import EmbedExample, evaluate_served
+from training.demo.interruption import guarded_signals, how_interrupted, write_interrupted_report
+from training.demo.options import DATASET_NAME, LINEAGE, SIZES, DemoError, DemoOptions
+from training.demo.recipe import OVERFIT_LAYER, overfit_prone_hyperparameters
+from training.demo.report import RunSummary, write_report
+from training.demo.summary import attempts, endpoint_status, print_summary, served_record
+from training.demo.watcher import Watcher
 from training.launcher.launch import plan_launch, submit
-from training.local_cloud import procs
-from training.local_cloud.demo.console import Console, new_run_dir
-from training.local_cloud.demo.data import DataChoice, find_data, prepare_data, use_prepared
-from training.local_cloud.demo.deployment import LocalNames, deploy, load_settings
-from training.local_cloud.demo.evaluation import EmbedExample, evaluate_served
-from training.local_cloud.demo.options import DATASET_NAME, LINEAGE, SIZES, DemoError, DemoOptions
-from training.local_cloud.demo.recipe import OVERFIT_LAYER, overfit_prone_hyperparameters
-from training.local_cloud.demo.summary import attempts, endpoint_status, print_summary, served_record
-from training.local_cloud.demo.watcher import Watcher
-from training.local_cloud.interruption import guarded_signals, how_interrupted, write_interrupted_report
-from training.local_cloud.pump import EventPump
-from training.local_cloud.report import RunSummary, write_report
-from training.local_cloud.sagemaker_api import make_clients
-from training.local_cloud.services import LocalServices
 
 if TYPE_CHECKING:
     from mypy_boto3_sagemaker import SageMakerClient
@@ -282,7 +282,7 @@ def run_demo(options: DemoOptions, demo: Demo | None = None) -> int:
     """Run the demo; stop every local process on return, on error, on Ctrl-C and on SIGTERM/SIGHUP.
 
     A signal during the run stops it (exit 130) and leaves a partial report; one during the
-    clean-up is noted and the clean-up finishes (see :mod:`training.local_cloud.interruption`)."""
+    clean-up is noted and the clean-up finishes (see :mod:`training.demo.interruption`)."""
     demo = demo or Demo(options)
     with guarded_signals() as guard:
         try:

@@ -4,7 +4,7 @@ Two child processes, each the leader of its own process group:
 
 * the moto server (S3, EventBridge, SQS, DynamoDB, CloudWatch, Logs, SNS, SSM, IAM, STS),
   reached through ``AWS_ENDPOINT_URL``;
-* the local SageMaker API (:mod:`training.local_cloud.sagemaker_api`), reached through
+* the local SageMaker API (:mod:`local_aws.sagemaker.api`), reached through
   ``AWS_ENDPOINT_URL_SAGEMAKER`` and ``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME``; its training jobs
   and inference servers run inside its process group.
 
@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from training.local_cloud import procs
+from local_aws import procs
 
 DEFAULT_REGION = "us-east-1"
 # Variables that would send boto3 somewhere other than the local services, or to real credentials.
@@ -100,7 +100,7 @@ class LocalServices:
         ready = self.state_dir / "moto.ready.json"
         ready.unlink(missing_ok=True)
         self.moto = procs.spawn_group_leader(
-            [sys.executable, "-m", "training.local_cloud.moto_main", "--ready-file", str(ready)],
+            [sys.executable, "-m", "local_aws.moto_server", "--ready-file", str(ready)],
             env=base, log_path=logs / "moto.log")
         moto_url = str(procs.wait_for_ready_file(ready, self.moto, what="the local moto server",
                                                  log_path=logs / "moto.log", timeout=self.ready_timeout)["url"])
@@ -109,7 +109,7 @@ class LocalServices:
         ready.unlink(missing_ok=True)
         env = {**base, "AWS_ENDPOINT_URL": moto_url}
         self.sagemaker = procs.spawn_group_leader(
-            [sys.executable, "-m", "training.local_cloud.sagemaker_api", "--state-dir",
+            [sys.executable, "-m", "local_aws.sagemaker.api", "--state-dir",
              str(self.state_dir / "sagemaker"), "--ready-file", str(ready),
              "--stop-grace-seconds", str(self.stop_grace_seconds), "--threads", str(self.threads)],
             env=env, log_path=logs / "sagemaker.log")

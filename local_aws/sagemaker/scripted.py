@@ -36,11 +36,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from training.local_cloud.jobs import TrainingJob
-from training.local_cloud.local_aws import ApiError
+from local_aws.clients import ApiError
+from local_aws.sagemaker.training_jobs import TrainingJob
 
 if TYPE_CHECKING:
-    from training.local_cloud.sagemaker_api import LocalSageMaker
+    from local_aws.sagemaker.api import LocalSageMaker
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from training.local_cloud.demo.options import Size
+from training.demo.options import Size
 
 OVERFIT_LAYER = "the demo's overfit-prone first attempt"
 

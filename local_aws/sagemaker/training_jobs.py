@@ -39,9 +39,9 @@ from o2v_core.events import SAGEMAKER_SOURCE, TRAINING_JOB_STATE_CHANGE
 from o2v_core.metric_lines import parse_line
 from o2v_core.resource_names import TRAINING_JOB_LOG_GROUP, TRAINING_JOB_METRICS_NAMESPACE
 
-from training.local_cloud import procs
-from training.local_cloud.local_aws import ApiError, Clients, LogForwarder, split_s3_uri
-from training.local_cloud.sagemaker_contract import described_algorithm_specification
+from local_aws import procs
+from local_aws.clients import ApiError, Clients, LogForwarder, split_s3_uri
+from local_aws.sagemaker.contract import described_algorithm_specification
 
 if TYPE_CHECKING:
     pass

@@ -2,8 +2,8 @@
 
 1. Prepare STS-B (``--data DIR``, else ``../shared/data/stsbenchmark`` beside the repo when it
    exists, else the official download) into ``runs/<timestamp>/data``.
-2. Start the local services (:mod:`training.local_cloud.services`) and the event pump
-   (:mod:`training.local_cloud.pump`); create what the stacks would (buckets, roles, the project
+2. Start the local services (:mod:`local_aws.services`) and the event pump
+   (:mod:`local_aws.events.pump`); create what the stacks would (buckets, roles, the project
    bus, the SNS topic, the rules). Nothing is deployed anywhere.
 3. Launch attempt 1 with a configuration that is prone to overfit (dropout 0), through the
    launcher of ``o2v launch`` (:func:`training.launcher.launch.plan_launch` and ``submit``, the
@@ -25,10 +25,10 @@ and the ``o2v embed`` example), :mod:`.summary` (the report's content), :mod:`.o
 (the steps in order, and the clean-up).
 """
 
-from training.local_cloud.demo.console import Console
-from training.local_cloud.demo.options import SIZES, DemoError, DemoOptions, Size
-from training.local_cloud.demo.orchestrator import Demo, run_demo
-from training.local_cloud.demo.recipe import overfit_prone_hyperparameters, overfit_prone_recipe
+from training.demo.console import Console
+from training.demo.options import SIZES, DemoError, DemoOptions, Size
+from training.demo.orchestrator import Demo, run_demo
+from training.demo.recipe import overfit_prone_hyperparameters, overfit_prone_recipe
 
 __all__ = [
     "SIZES",
