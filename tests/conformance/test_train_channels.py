@@ -44,3 +44,18 @@ def test_channels_with_hyperparameters_train(tmp_path: Path, capsys: pytest.Capt
     out = capsys.readouterr().out
     summary = json.loads(out[out.index("\n{\n") + 1:])  # after the metric lines
     assert Path(summary["model"]).is_file() and summary["best_epoch"] == 0
+
+
+def test_the_readme_command_for_notebook_channels_runs_as_written(repo_root: Path, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    readme = (repo_root / "training" / "README.md").read_text(encoding="utf-8")
+    command = next(line for line in readme.splitlines() if line.startswith(".venv/bin/o2v train --data channels"))
+    for channel in ("train", "validation"):
+        (tmp_path / "channels" / channel).mkdir(parents=True)
+        (tmp_path / "channels" / channel / f"{channel}.jsonl").write_text(RECORD * 4)
+    (tmp_path / "notebook_hyperparameters.json").write_text(json.dumps({
+        "enc0_max_seq_len": 8, "enc0_vocab_size": 1000, "enc0_network": "pooled_embedding",
+        "enc0_token_embedding_dim": 4, "enc_dim": 4, "mlp_dim": 4, "epochs": 1, "num_classes": 2}))
+    monkeypatch.chdir(tmp_path)
+    assert main([*command.split()[1:], "--quiet"]) == 0
+    assert (tmp_path / "runs" / "notebook" / "model.tar.gz").is_file()

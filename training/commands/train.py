@@ -35,7 +35,7 @@ Examples:
   o2v train --data data/stsb --out runs/stsb --hp enc0_network=hcnn enc_dim=128 \\
       enc0_token_embedding_dim=64 mini_batch_size=64 epochs=10
   o2v train --data data/stsb --out runs/overfit --config overfit.json --seed 3
-  o2v train --data snli_channels --out runs/snli --config notebook_hyperparameters.json
+  o2v train --data channels --out runs/notebook --config notebook_hyperparameters.json
 """
 
 
