@@ -45,13 +45,6 @@ class ServingStack(Stack):
         serving = settings.serving
         endpoint_name = resource_names.endpoint_name(settings.deployment)
         image = Object2VecImage(self, "Object2VecImage")
-        self.model_role = ModelExecutionRole(
-            self,
-            "ModelExecutionRole",
-            endpoint_name=endpoint_name,
-            data=refs,
-            repository_arn=image.repository_arn,
-        ).role
         self.endpoint_alarms = EndpointAlarms(
             self,
             "EndpointAlarms",
@@ -60,6 +53,14 @@ class ServingStack(Stack):
             max_model_latency_ms=serving.max_model_latency_ms,
             topic=sns.Topic.from_topic_arn(self, "NotificationTopic", training_refs.notification_topic_arn),
         )
+        self.model_role = ModelExecutionRole(
+            self,
+            "ModelExecutionRole",
+            endpoint_name=endpoint_name,
+            data=refs,
+            repository_arn=image.repository_arn,
+            rollback_alarm_arns=[alarm.alarm_arn for alarm in self.endpoint_alarms.all],
+        ).role
         rollback_alarm_names = [alarm.alarm_name for alarm in self.endpoint_alarms.all]
         self.promotion = Promotion(
             self,
