@@ -166,7 +166,7 @@ def _paid(curve: Curve, verdict: Verdict, own: OwnStop) -> int:
 
 def score_rule(rule: Rule, found: Sequence[Case], threshold: float, own: OwnStop,
                test: Callable[[RunRecord], float | None]) -> dict[str, Any]:
-    rows = []
+    rows: list[dict[str, Any]] = []
     for case in found:
         curve = case.first_curve
         verdict = rule(curve)

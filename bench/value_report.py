@@ -62,6 +62,17 @@ def targets(results: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+def _recheck(results: dict[str, Any]) -> str:
+    """How well a second recording of the same seeded run reproduces the first (``value_recheck``)."""
+    found = results.get("value_recheck")
+    if not found:
+        return ""
+    parts = ", ".join(f"`{key}` {diff:.2g}" for key, diff in sorted(found.items()))
+    return (" The value study's runs were recorded later than the suite, on the same trainer; a second recording "
+            f"of some suite runs gives the largest per-epoch difference in validation loss: {parts}. Where it is "
+            "large, the configuration's value label compares runs whose noise exceeds the gains measured.")
+
+
 def _stops(seeds: list[dict[str, Any]]) -> str:
     return "; ".join(f"seed {row['seed']}: {row['note'] or 'the last attempt did not diverge'}" for row in seeds)
 
@@ -86,7 +97,7 @@ the larger of cdk.json's `promotion_margin` ({value['promotion_margin']:g}, whic
 gain at all) and 1%. *Attempt 1* = the lineages' real first attempt (dropout 0);
 *every start* = a lineage starting at any recorded dropout.
 
-Recorded curves missing for the label: {'; '.join(value['missing']) or 'none'}.
+Recorded curves missing for the label: {'; '.join(value['missing']) or 'none'}.{_recheck(results)}
 
 ### Shape label against value label
 
