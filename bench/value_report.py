@@ -209,7 +209,8 @@ def _why(results: dict[str, Any]) -> str:
   retrains whose next dropout step did not pay, {every['premature']} alarms at or before a best
   epoch{where}. The stop policy caps what such a retrain costs at one attempt.
 * **Served model on the test split.** The served model is the better validation value of the
-  attempts, so it can be worse on test only where validation and test disagree; {served}. Unmeasured pairs are listed in the targets table.
+  attempts, so it can be worse on test only where validation and test disagree; {served}.
+  Unmeasured pairs are listed in the targets table.
 * **Quality per epoch.** At the loop's own budget, the ascending grid pays exactly the loop's jobs
   on seeds {', '.join(map(str, ties)) or 'none'} (the loop's path is the grid's first steps), so
   the two tie; the AMT samplers spend the same epochs on random dropouts and hold worse models on
