@@ -121,6 +121,14 @@ def test_env_is_chosen_by_context_and_unknown_env_names_the_allowed_ones() -> No
             lambda e: e["retrain_policy"].update(max_dropout=0.5),
             r"retrain_policy\.max_dropout: .*unknown; known fields",
         ),
+        (
+            lambda e: e["retrain_policy"].update(on_no_improvement="pause"),
+            r"retrain_policy\.on_no_improvement: .*'pause' is not one of 'stop', 'weight_decay', 'smaller_step'",
+        ),
+        (
+            lambda e: e["retrain_policy"].update(on_no_improvement="weight_decay"),
+            r"retrain_policy\.weight_decay_step: .*must be above 0 when on_no_improvement is 'weight_decay'",
+        ),
         (lambda e: e["detector"].update(patience=0), r"detector\.patience: .*out of range"),
         (lambda e: e["training"].pop("volume_size_gb"), r"environments\.dev\.training\.volume_size_gb is missing"),
         (lambda e: e["serving"].update(instance_typ="ml.m5.large"), r"serving: unknown key\(s\) instance_typ; known: "),
