@@ -21,14 +21,14 @@ from o2v_core.events import (
     SOURCE,
     TRAINING_JOB_STATE_CHANGE,
     Detail,
-    rules,
     to_detail,
 )
 from o2v_core.metric_lines import format_line
-from o2v_core.resource_names import TRAINING_JOB_LOG_GROUP
+from o2v_core.resource_names import TRAINING_JOB_LOG_GROUP, event_bus_name
 from o2v_core.runtime_config import ControlPlaneConfig
 
 from local_aws.curve_table import ensure_curve_table
+from local_aws.events.rules import wire_rules
 
 # A realistic request and its parts, re-exported under the tests' names for them.
 from local_aws.sagemaker.job_requests import BASE_HYPERPARAMETERS as BASE_HYPERPARAMETERS
@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from mypy_boto3_sagemaker import SageMakerClient
     from mypy_boto3_sqs import SQSClient
 
-BUS = "o2v-dev-bus"
+BUS = event_bus_name(DEPLOYMENT)
 ARTIFACT_BUCKET = "o2v-dev-artifacts"  # also the announcement ledger's (control_plane.aws.announcements)
 # A regression curve that improves, bottoms out at epoch 4 and then climbs: the detector's
 # default config fires at epoch 7 (epochs 5, 6, 7 all more than 5 % above the smoothed minimum,
@@ -122,22 +122,13 @@ class Cloud:
         return config
 
     def wire_rules(self) -> None:
-        """The project bus and every rule of ``rules()``, each target replaced by an SQS queue; the
-        judge's curve store table, as local mode creates it; and the artifact bucket (the data stack's)."""
+        """The project bus and every rule of ``rules()``, as local mode wires them (each target replaced
+        by an SQS queue, the event delivered as Lambda receives it); the judge's curve store table, as
+        local mode creates it; and the artifact bucket (the data stack's)."""
         ensure_curve_table(boto3.client("dynamodb"), self.deployment)
         boto3.client("s3").create_bucket(Bucket=ARTIFACT_BUCKET)
-        self.events.create_event_bus(Name=BUS)
-        for spec in rules(self.deployment):
-            if spec.target not in self.queues:
-                url = self.sqs.create_queue(QueueName=f"target-{spec.target}")["QueueUrl"]
-                self.queues[spec.target] = url
-            arn = self.sqs.get_queue_attributes(QueueUrl=self.queues[spec.target], AttributeNames=["QueueArn"])
-            bus = BUS if spec.bus == "project" else "default"
-            self.events.put_rule(Name=spec.rule_id, EventPattern=json.dumps(spec.pattern), EventBusName=bus)
-            self.events.put_targets(
-                Rule=spec.rule_id, EventBusName=bus,
-                Targets=[{"Id": spec.target, "Arn": arn["Attributes"]["QueueArn"]}],
-            )
+        for route in wire_rules(self.events, self.sqs, self.deployment, BUS):
+            self.queues[route.spec.target] = route.queue_url  # one rule per target
 
     def delivered(self, target: str) -> list[dict[str, Any]]:
         """Every event the rules delivered to ``target`` since the last call (the queue is drained)."""
