@@ -23,11 +23,12 @@ if TYPE_CHECKING:
 class ApiError(Exception):
     """An error the API returns to the caller: SageMaker's error code and message."""
 
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
+    def __init__(self, code: str, message: str, status: int = 400, fields: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.status = status
+        self.fields = fields or {}  # the error shape's other members (ModelError's OriginalStatusCode, ...)
 
 
 @dataclass

@@ -360,7 +360,8 @@ def make_handler(api: LocalSageMaker) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(body)
 
         def _error(self, error: ApiError, *, json_type: str) -> None:
-            body = json.dumps({"__type": error.code, "message": error.message, "Message": error.message})
+            body = json.dumps({"__type": error.code, "message": error.message, "Message": error.message,
+                               **error.fields})
             self._send(error.status, body.encode(), {"Content-Type": json_type, "x-amzn-ErrorType": error.code})
 
         def do_GET(self) -> None:

@@ -7,7 +7,12 @@ from the local S3). ``CreateEndpoint`` is ``Creating`` until ``/ping`` answers 2
 ``InService``. ``UpdateEndpoint`` is ``Updating`` while the new server starts; the old one keeps
 serving until the new one is healthy (blue/green, as SageMaker does), and a failed update
 rolls back to the old one. ``InvokeEndpoint`` forwards the body, ``Content-Type`` and
-``Accept`` to ``/invocations``. Server output goes to the local Logs group
+``Accept`` to ``/invocations`` as the caller sent them (no Content-Type stays none: the server
+decides, so ``o2v serve`` and local mode agree), refuses a body over 6 MiB (botocore's
+``BodyBlob`` ``max``), and returns only the response headers botocore's ``InvokeEndpointOutput``
+models. A container error becomes ``ModelError`` (424) with ``OriginalStatusCode``,
+``OriginalMessage`` and ``LogStreamArn`` (the members of botocore's sagemaker-runtime
+``ModelError`` shape). Server output goes to the local Logs group
 ``/aws/sagemaker/Endpoints/<endpoint>``.
 """
 
@@ -24,6 +29,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from o2v_core.aws_quotas import INVOKE_ENDPOINT_MAX_BODY_BYTES
 
 from local_aws import procs
 from local_aws.clients import ApiError, Clients, LogForwarder, page, split_s3_uri
@@ -390,9 +397,15 @@ class EndpointManager:
         if endpoint is None or server is None or not server.alive():
             raise ApiError("ValidationError",
                            f"Endpoint {name} of account {self.clients.account} not found.")
-        headers = {"Content-Type": content_type or "application/json"}
+        if len(body) > INVOKE_ENDPOINT_MAX_BODY_BYTES:
+            # The limit is botocore's BodyBlob "max"; the service's exact wording is not published.
+            raise ApiError("ValidationError", f"Request body of {len(body)} bytes exceeds InvokeEndpoint's limit of "
+                                              f"{INVOKE_ENDPOINT_MAX_BODY_BYTES} bytes (6 MiB).")
+        headers = {"Content-Type": content_type} if content_type is not None else {}
         if accept:
             headers["Accept"] = accept
+        log_stream_arn = (f"arn:aws:logs:{self.clients.region}:{self.clients.account}:log-group:"
+                          f"{server.forwarder.group}:log-stream:{server.forwarder.stream}")
         connection = http.client.HTTPConnection(procs.LOOPBACK, server.port, timeout=60)
         try:
             connection.request("POST", "/invocations", body=body, headers=headers)
@@ -400,16 +413,20 @@ class EndpointManager:
             payload = response.read()
             reply_type = response.getheader("Content-Type", "application/json")
         except OSError as error:
-            raise ApiError("ModelError", f"Received server error from the model: {error}", 424) from None
+            raise ApiError("ModelError", f"Received server error from the model: {error}", 424,
+                           {"OriginalStatusCode": 500, "OriginalMessage": str(error),
+                            "LogStreamArn": log_stream_arn}) from None
         finally:
             connection.close()
         if response.status >= 300:
             message = payload.decode("utf-8", errors="replace")[:1000]
+            side = "client" if response.status < 500 else "server"
             raise ApiError(
                 "ModelError",
-                f"Received client error ({response.status}) from primary with message \"{message}\". "
+                f"Received {side} error ({response.status}) from primary with message \"{message}\". "
                 f"See the local log group /aws/sagemaker/Endpoints/{name}.",
                 424,
+                {"OriginalStatusCode": response.status, "OriginalMessage": message, "LogStreamArn": log_stream_arn},
             )
         return 200, payload, {"Content-Type": reply_type, "x-Amzn-Invoked-Production-Variant": variant}
 
