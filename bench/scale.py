@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from o2v_core import aws_quotas
@@ -45,6 +45,9 @@ from o2v_core.detector import DetectorConfig
 from o2v_core.functions import DIVERGENCE_MONITOR, METRIC_LINE_JUDGE
 from o2v_core.log_subscription import DATA_MESSAGE, LogBatch, LogEvent
 from o2v_core.resource_names import TRAINING_JOB_LOG_GROUP
+
+if TYPE_CHECKING:
+    from local_aws.sagemaker.scripted import ScriptedSageMaker
 
 JOB_COUNTS = (10, 100, 500)
 MINUTES = 10  # epochs 0..9: the decisive epoch 7 and the safety net's run fall inside
@@ -151,10 +154,9 @@ def counted(clock: Clock) -> Iterator[None]:
 class World:
     """n simulated jobs in moto, their epoch lines written as the virtual clock passes them."""
 
-    def __init__(self, jobs: int, clock: Clock) -> None:
+    def __init__(self, jobs: int, clock: Clock, sagemaker: ScriptedSageMaker) -> None:
         from local_aws.curve_table import ensure_curve_table
-        from tests import sagemaker_fake
-        from tests.control_plane.cloud import PATIENT, job_request
+        from local_aws.sagemaker.job_requests import PATIENT, job_request
 
         self.sm = boto3.client("sagemaker")
         self.logs = boto3.client("logs")  # the bench's own clients: not counted
@@ -168,7 +170,7 @@ class World:
             request = job_request(f"scale-{index:03d}", deployment=DEPLOYMENT, hyperparameters=PATIENT)
             name = str(request["TrainingJobName"])
             self.sm.create_training_job(**request)
-            sagemaker_fake.set_status(name, "InProgress")
+            sagemaker.set_status(name, "InProgress")  # SageMaker decides when a job moves on; here, the bench
             self.logs.create_log_stream(logGroupName=TRAINING_JOB_LOG_GROUP, logStreamName=self.stream(name))
             self.names.append(name)
             diverging = index % DIVERGE_EVERY == 0
@@ -283,9 +285,9 @@ def _monitor_run(world: World, start: float, timeout: float, *, bounded: bool) -
     return clock.now - start, report
 
 
-def polling(jobs: int) -> DesignResult:
+def polling(jobs: int, sagemaker: ScriptedSageMaker) -> DesignResult:
     clock = Clock()
-    world = World(jobs, clock)
+    world = World(jobs, clock, sagemaker)
     longest, killed = 0.0, 0
     with counted(clock):
         for minute in range(1, MINUTES + 1):
@@ -295,11 +297,11 @@ def polling(jobs: int) -> DesignResult:
     return _result(world, longest, POLLING_TIMEOUT_S, killed)
 
 
-def subscription(jobs: int) -> DesignResult:
+def subscription(jobs: int, sagemaker: ScriptedSageMaker) -> DesignResult:
     from control_plane.logic.metric_line_judge import judge_batch
 
     clock = Clock()
-    world = World(jobs, clock)
+    world = World(jobs, clock, sagemaker)
     longest, killed, net_done, net_took = 0.0, 0, False, 0.0
     timeout = float(METRIC_LINE_JUDGE.timeout_seconds)
     net_timeout = float(DIVERGENCE_MONITOR.timeout_seconds)
@@ -329,10 +331,10 @@ def subscription(jobs: int) -> DesignResult:
     return result
 
 
-def safety_net_alone(jobs: int) -> dict[str, Any]:
+def safety_net_alone(jobs: int, sagemaker: ScriptedSageMaker) -> dict[str, Any]:
     """Every delivery lost: one paced safety-net run over jobs the judge never heard from."""
     clock = Clock()
-    world = World(jobs, clock)
+    world = World(jobs, clock, sagemaker)
     timeout = float(DIVERGENCE_MONITOR.timeout_seconds)
     with counted(clock):
         world.write_until(SAFETY_NET_AT_S)
@@ -356,20 +358,22 @@ def _result(world: World, longest: float, timeout: float, killed: int) -> Design
 
 
 @contextmanager
-def _aws(state: Path) -> Iterator[None]:
+def _aws(state: Path) -> Iterator[ScriptedSageMaker]:
     """A fresh account: moto in-process, and the SageMaker fake over loopback HTTP (mock_aws lets it through)."""
     from moto import mock_aws
 
-    from tests import sagemaker_fake
+    from local_aws.sagemaker.scripted import ScriptedSageMaker, moto_clients, serving
 
-    with mock_aws(), sagemaker_fake.serving(sagemaker_fake.moto_clients(None), state) as url:
-        os.environ["AWS_ENDPOINT_URL_SAGEMAKER"] = url
-        _reset_clients()
-        yield
+    with mock_aws():
+        fake = ScriptedSageMaker(moto_clients(None), state)
+        with serving(fake) as url:
+            os.environ["AWS_ENDPOINT_URL_SAGEMAKER"] = url
+            _reset_clients()
+            yield fake
 
 
 def run_scale(job_counts: tuple[int, ...] = JOB_COUNTS, log: Callable[[str], None] = print) -> dict[str, Any]:
-    from tests import sagemaker_fake
+    from local_aws.sagemaker.scripted import REGION
 
     results: dict[str, Any] = {
         "job_counts": list(job_counts), "minutes": MINUTES, "diverge_every": DIVERGE_EVERY, "room": ROOM,
@@ -378,22 +382,22 @@ def run_scale(job_counts: tuple[int, ...] = JOB_COUNTS, log: Callable[[str], Non
         "designs": {},
     }
     env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-           "AWS_DEFAULT_REGION": sagemaker_fake.REGION, "AWS_REGION": sagemaker_fake.REGION,
+           "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
            "POWERTOOLS_LOG_LEVEL": "WARNING"}
     with _environment(env), tempfile.TemporaryDirectory(prefix="o2v-scale-") as state:
         try:
             for design, simulate in (("polling", polling), ("subscription", subscription)):
                 for jobs in job_counts:
                     tick = time.monotonic()
-                    with _aws(Path(state)):
-                        measured = simulate(jobs).as_json()
+                    with _aws(Path(state)) as sagemaker:
+                        measured = simulate(jobs, sagemaker).as_json()
                     measured["wall_s"] = round(time.monotonic() - tick, 1)
                     results["designs"].setdefault(design, {})[str(jobs)] = measured
                     log(f"scale: {design} at {jobs} jobs: p99 {measured['delay_p99_s']} s, longest run "
                         f"{measured['longest_run_s']} s ({measured['wall_s']} s wall)")
             for jobs in job_counts:
-                with _aws(Path(state)):
-                    results.setdefault("safety_net_alone", {})[str(jobs)] = net = safety_net_alone(jobs)
+                with _aws(Path(state)) as sagemaker:
+                    results.setdefault("safety_net_alone", {})[str(jobs)] = net = safety_net_alone(jobs, sagemaker)
                 log(f"scale: safety net alone at {jobs} jobs: swept {net['swept']} in {net['run_s']} s")
         finally:
             _reset_clients()

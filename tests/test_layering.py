@@ -51,6 +51,7 @@ VIOLATIONS = {
     "o2v_core/bad_local.py": "import local_aws\n",
     "control_plane/bad_local.py": "import local_aws\n",
     "stacks/bad_local.py": "import local_aws.sagemaker\n",
+    "bench/bad.py": "import tests\n",
 }
 ALLOWED = {
     "control_plane/handlers/fine.py": "import control_plane.logic\nimport o2v_core\n",

@@ -4,15 +4,13 @@ Set-up (:meth:`EventPump.setup`), on the local moto EventBridge:
 
 * the project bus (``ControlPlaneConfig.event_bus_name``) next to the default bus;
 * one rule per :class:`o2v_core.events.RuleSpec` of ``rules(deployment)``, on the bus and with
-  the pattern the CDK stacks deploy, whose target is an SQS queue (moto delivers rules to SQS;
-  it cannot invoke a Lambda function or publish to SNS). The target's input transformer writes
-  the whole event as EventBridge hands it to Lambda, ``account`` included (moto's own SQS
-  delivery leaves ``account`` out);
+  the pattern the CDK stacks deploy, each delivering to an SQS queue
+  (:func:`local_aws.events.rules.wire_rules`, the wiring the tests use too);
 * one dead-letter queue.
 
 Running (:meth:`EventPump.start`): one thread per rule long-polls its queue. A message for a
 Lambda target goes to that function's warm worker process
-(:mod:`local_aws.awslambda.worker`, the handler imported by its dotted path in
+(:mod:`local_aws.awslambda.runtime` and ``worker``, the handler imported by its dotted path in
 :data:`o2v_core.functions.FUNCTIONS`), with the function's timeout. A failed invocation is
 retried twice, as Lambda retries asynchronous invocations (delays compressed), then moved to
 the dead-letter queue with the error, and reported: never dropped. A message for the
@@ -28,11 +26,8 @@ in the documented Base64 GZIP JSON payload, with the same asynchronous retries a
 
 from __future__ import annotations
 
-import contextlib
 import json
-import queue
 import re
-import subprocess
 import sys
 import threading
 import time
@@ -44,14 +39,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
-from o2v_core.events import ANNOUNCEMENT_WITNESS, RuleSpec, rules
+from o2v_core.events import ANNOUNCEMENT_WITNESS
 from o2v_core.functions import FUNCTIONS, FunctionSpec
 from o2v_core.log_subscription import encode
 from o2v_core.runtime_config import ControlPlaneConfig
 
-from local_aws import procs
-from local_aws.clients import Clients, LogForwarder
+from local_aws.awslambda.runtime import LambdaFunction, function_name
+from local_aws.clients import Clients
 from local_aws.curve_table import ensure_curve_table
+from local_aws.events.rules import RuleRoute, wire_rules
 from local_aws.logs.subscription import SubscriptionReader
 
 if TYPE_CHECKING:
@@ -72,14 +68,6 @@ def rate_minutes(expression: str) -> float:
     if match is None:
         raise ValueError(f"schedule {expression!r}: local mode knows rate(N minutes|hours) only")
     return float(match.group(1)) * (60 if match.group(2).startswith("hour") else 1)
-# EventBridge's full event, as Lambda receives it (see the module docstring).
-_INPUT_PATHS = {name: f"$.{name}" for name in
-                ("id", "detail-type", "source", "account", "time", "region", "resources", "detail")}
-_INPUT_TEMPLATE = (
-    '{"version": "0", "id": "<id>", "detail-type": "<detail-type>", "source": "<source>", '
-    '"account": "<account>", "time": "<time>", "region": "<region>", "resources": <resources>, '
-    '"detail": <detail>}'
-)
 # Lambda retries a failed asynchronous invocation twice (after about 1 and 2 minutes); compressed.
 DEFAULT_RETRY_DELAYS: tuple[float, ...] = (3.0, 10.0)
 
@@ -111,111 +99,6 @@ class Delivery:
         if self.log_stream is not None:
             found.update(logStream=self.log_stream, firstLineMs=self.first_line_ms)
         return found
-
-
-def function_name(deployment: str, spec: FunctionSpec) -> str:
-    """The local Lambda function name of ``spec``."""
-    return f"{deployment}-{spec.function_id}".replace("_", "-")
-
-
-class LambdaFunction:
-    """One warm worker process for one function; invocations are serialized (concurrency 1)."""
-
-    def __init__(self, spec: FunctionSpec, env: Mapping[str, str], clients: Clients, log_dir: Path,
-                 echo: Callable[[str, str], None] | None = None) -> None:
-        self.spec = spec
-        self.env = dict(env)
-        self.clients = clients
-        self.log_dir = log_dir
-        self.echo = echo
-        self.name = env["AWS_LAMBDA_FUNCTION_NAME"]
-        self.process: subprocess.Popen[bytes] | None = None
-        self._replies: queue.Queue[dict[str, Any] | None] = queue.Queue()
-        self._lock = threading.Lock()
-        self._threads: list[threading.Thread] = []
-        self._forwarder: LogForwarder | None = None
-
-    def start(self) -> None:
-        stream = f"{datetime.now(UTC):%Y/%m/%d}/[$LATEST]{uuid.uuid4().hex}"
-        env = {**self.env, "AWS_LAMBDA_LOG_STREAM_NAME": stream}
-        self._forwarder = LogForwarder(self.clients, env["AWS_LAMBDA_LOG_GROUP_NAME"], stream)
-        self.process = procs.spawn_group_leader(
-            [sys.executable, "-u", "-m", "local_aws.awslambda.worker", "--function", self.spec.function_id],
-            env=env)
-        self._replies = queue.Queue()
-        self._threads = [
-            threading.Thread(target=self._read_replies, args=(self.process, self._replies), daemon=True),
-            threading.Thread(target=self._read_logs, args=(self.process, self._forwarder), daemon=True),
-        ]
-        for thread in self._threads:
-            thread.start()
-
-    def _read_replies(self, process: subprocess.Popen[bytes], replies: queue.Queue[dict[str, Any] | None]) -> None:
-        assert process.stdout is not None
-        for raw in process.stdout:
-            with contextlib.suppress(json.JSONDecodeError):
-                replies.put(json.loads(raw))
-        replies.put(None)
-
-    def _read_logs(self, process: subprocess.Popen[bytes], forwarder: LogForwarder) -> None:
-        assert process.stderr is not None
-        with (self.log_dir / f"{self.name}.log").open("ab") as log:
-            for raw in process.stderr:
-                log.write(raw)
-                log.flush()
-                line = raw.decode("utf-8", errors="replace").rstrip("\n")
-                forwarder.add(line)
-                if self.echo is not None:
-                    self.echo(self.spec.function_id, line)
-
-    def invoke(self, event: Mapping[str, Any]) -> dict[str, Any]:
-        """Invoke synchronously; Lambda's error shape on failure, timeout or crash."""
-        with self._lock:
-            if self.process is None or self.process.poll() is not None:
-                self.stop()
-                self.start()
-            assert self.process is not None and self.process.stdin is not None
-            request_id = str(uuid.uuid4())
-            deadline = time.time() + self.spec.timeout_seconds
-            line = json.dumps({"requestId": request_id, "event": event, "deadlineMs": int(deadline * 1000)})
-            try:
-                self.process.stdin.write(line.encode() + b"\n")
-                self.process.stdin.flush()
-            except OSError as error:
-                return {"ok": False, "errorType": "Runtime.ExitError", "errorMessage": f"worker gone: {error}"}
-            try:
-                reply = self._replies.get(timeout=self.spec.timeout_seconds)
-            except queue.Empty:
-                self.stop()  # Lambda discards a timed-out execution environment
-                return {"ok": False, "errorType": "Sandbox.Timedout",
-                        "errorMessage": f"Task timed out after {self.spec.timeout_seconds:.2f} seconds"}
-            if reply is None:
-                code = self.process.wait()
-                return {"ok": False, "errorType": "Runtime.ExitError",
-                        "errorMessage": f"the function's process exited with status {code}; see "
-                                        f"{self.log_dir / (self.name + '.log')}"}
-            return reply
-
-    def stop(self) -> None:
-        process, self.process = self.process, None
-        if process is not None:
-            if process.stdin is not None:
-                with contextlib.suppress(OSError):
-                    process.stdin.close()
-            procs.stop_group(process, grace_seconds=5)
-        for thread in self._threads:
-            thread.join(timeout=5)
-        if self._forwarder is not None:
-            self._forwarder.close()
-            self._forwarder = None
-
-
-@dataclass
-class _Route:
-    spec: RuleSpec
-    rule_name: str
-    queue_url: str
-    bus_name: str
 
 
 @dataclass
@@ -256,7 +139,7 @@ class EventPump:
         self.retry_delays = tuple(retry_delays)
         self.on_delivery = on_delivery
         self.on_handler_log = on_handler_log
-        self.routes: list[_Route] = []
+        self.routes: list[RuleRoute] = []
         self.functions: dict[str, LambdaFunction] = {}
         self.dlq_url = ""
         self.state = PumpState()
@@ -270,26 +153,13 @@ class EventPump:
     def setup(self) -> None:
         config = self.config
         deployment = config.deployment
-        with contextlib.suppress(self.events.exceptions.ResourceAlreadyExistsException):
-            self.events.create_event_bus(Name=config.event_bus_name)
         self.dlq_url = self.sqs.create_queue(QueueName=f"{deployment}-local-dead-letters")["QueueUrl"]
-        for spec in rules(deployment):
-            bus = "default" if spec.bus == "default" else config.event_bus_name
-            rule_name = f"{deployment}-{spec.rule_id}"
-            queue_url = self.sqs.create_queue(QueueName=f"{deployment}-local-{spec.rule_id}")["QueueUrl"]
-            queue_arn = self.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
-                "Attributes"]["QueueArn"]
-            self.events.put_rule(Name=rule_name, EventBusName=bus, EventPattern=json.dumps(spec.pattern),
-                                 State="ENABLED", Description=spec.description)
-            self.events.put_targets(Rule=rule_name, EventBusName=bus, Targets=[{
-                "Id": spec.target, "Arn": queue_arn,
-                "InputTransformer": {"InputPathsMap": _INPUT_PATHS, "InputTemplate": _INPUT_TEMPLATE},
-            }])
-            if spec.target == ANNOUNCEMENT_WITNESS:
+        for route in wire_rules(self.events, self.sqs, deployment, config.event_bus_name):
+            if route.spec.target == ANNOUNCEMENT_WITNESS:
                 # Not delivered to a function: the reconciler reads this queue itself, as in AWS.
-                self.config = replace(self.config, announcement_witness_queue_url=queue_url)
+                self.config = replace(self.config, announcement_witness_queue_url=route.queue_url)
                 continue
-            self.routes.append(_Route(spec, rule_name, queue_url, bus))
+            self.routes.append(route)
         # Each schedule exists as a rule too (moto does not fire schedules; the pump does).
         for scheduled in SCHEDULED_FUNCTIONS:
             self.events.put_rule(Name=self._schedule_rule_name(scheduled), ScheduleExpression=str(scheduled.schedule),
@@ -344,7 +214,7 @@ class EventPump:
         for thread in self._threads:
             thread.start()
 
-    def _poll(self, route: _Route) -> None:
+    def _poll(self, route: RuleRoute) -> None:
         while not self._stop.is_set():
             try:
                 answer = self.sqs.receive_message(QueueUrl=route.queue_url, MaxNumberOfMessages=1, WaitTimeSeconds=1)
@@ -363,7 +233,7 @@ class EventPump:
                     with self._lock:
                         self.state.in_flight -= 1
 
-    def _deliver(self, route: _Route, message: Mapping[str, Any]) -> None:
+    def _deliver(self, route: RuleRoute, message: Mapping[str, Any]) -> None:
         event = json.loads(message["Body"])
         delivery = Delivery(route.spec.rule_id, route.spec.target, event, time.time())
         if route.spec.target == NOTIFICATIONS:

@@ -54,42 +54,49 @@ from local_aws import procs
 from local_aws.clients import ApiError, Clients, page, tags_dict
 from local_aws.sagemaker.contract import ContractViolation, check_request
 from local_aws.sagemaker.endpoints import EndpointManager, server_command
-from local_aws.sagemaker.scripted import SageMakerControl, ScriptedRunner
 from local_aws.sagemaker.training_jobs import (
     JobRunner,
+    Runner,
     TrainingJob,
     state_change_entry,
     trainer_command,
 )
 
 INVOCATIONS = re.compile(r"^/endpoints/([^/]+)/invocations$")
+# A runner factory: (the job, the API's lock, the state-change callback) -> the job's runner.
+RunnerFactory = Callable[[TrainingJob, threading.Lock, Callable[[TrainingJob], None]], Runner]
+# A call listener: (operation, request, the error it answered or None), after every known operation.
+CallListener = Callable[[str, dict[str, Any], "ApiError | None"], None]
 
 
 class LocalSageMaker:
     """The state and operations behind the local SageMaker API."""
 
     def __init__(self, clients: Clients, state_dir: Path, *, stop_grace_seconds: float = 20.0,
-                 threads: int = 1, scripted: bool = False, emit_events: bool = True) -> None:
-        """``scripted``: train and serve nothing; jobs and endpoints move only when a test says so
-        (:mod:`local_aws.sagemaker.scripted`, :attr:`control`). ``emit_events``: put
-        SageMaker's state-change events on the default bus (tests that script jobs put their own)."""
+                 threads: int = 1, runner_factory: RunnerFactory | None = None, deploy: bool = True,
+                 emit_events: bool = True) -> None:
+        """``runner_factory``: what runs a training job (default: the local trainer, as a subprocess);
+        ``deploy``: start an inference server for each endpoint (else deployments wait for
+        ``endpoints.settle``); both are how the tests' scripted mode (:mod:`local_aws.sagemaker.scripted`)
+        wraps this API. ``emit_events``: put SageMaker's state-change events on the default bus."""
         self.clients = clients
-        self.scripted = scripted
+        self.runs_jobs = runner_factory is None  # the local trainer runs them: the host must honour the request
+        self.runner_factory = runner_factory
         self.emit_events = emit_events
-        self.control = SageMakerControl(self)
+        self.listeners: list[CallListener] = []
         self.state_dir = state_dir
         self.lock = threading.Lock()
         self.jobs: dict[str, TrainingJob] = {}
-        self.runners: dict[str, JobRunner | ScriptedRunner] = {}
+        self.runners: dict[str, Runner] = {}
         self.tags: dict[str, dict[str, str]] = {}
         self.stop_grace_seconds = stop_grace_seconds
         self.trainer_command = trainer_command(threads)
         self.endpoints = EndpointManager(clients, state_dir, lock=self.lock, server_command=server_command(threads),
-                                         deploy=not scripted)
+                                         deploy=deploy)
         self.model = botocore.session.get_session().get_service_model("sagemaker")
         self._audit_lock = threading.Lock()
         self._audit = (state_dir / "api-calls.jsonl").open("a", encoding="utf-8")
-        if not scripted:  # its jobs write there; a scripted job writes nothing (the test writes its logs)
+        if self.runs_jobs:  # its jobs write there; a scripted job writes nothing (the test writes its logs)
             with contextlib.suppress(clients.logs.exceptions.ResourceAlreadyExistsException):
                 clients.logs.create_log_group(logGroupName=TRAINING_JOB_LOG_GROUP)
         self.operations: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
@@ -122,20 +129,19 @@ class LocalSageMaker:
                            f"local SageMaker does not implement {operation}; it implements "
                            + ", ".join(sorted(self.operations)))
         error: ApiError | None = None
-        self.control.calls[operation] += 1
         try:
             try:
                 check_request(operation, params)
             except ContractViolation as violation:
                 raise ApiError(violation.code, violation.message) from None
-            result = handler(params)
-            self.control.serving_log.record(operation, params)
-            return result
+            return handler(params)
         except ApiError as caught:
             error = caught
             raise
         finally:
             self.audit(operation, params, user_agent, error)
+            for listener in self.listeners:
+                listener(operation, params, error)
 
     def audit(self, operation: str, params: dict[str, Any], user_agent: str, error: ApiError | None) -> None:
         resource = next((str(params[key]) for key in ("TrainingJobName", "EndpointName", "ModelName",
@@ -169,18 +175,11 @@ class LocalSageMaker:
 
     def create_training_job(self, params: dict[str, Any]) -> dict[str, Any]:
         name = params["TrainingJobName"]  # its pattern and length: checked by the contract already
-        if not self.scripted:  # a scripted job runs nothing, so any host settings will do
+        if self.runs_jobs:  # a scripted job runs nothing, so any host settings will do
             _check_runnable(params)
         arn = f"arn:aws:sagemaker:{self.clients.region}:{self.clients.account}:training-job/{name.lower()}"
         root = self.state_dir / "jobs" / name / "opt_ml"
-        faults = self.control.faults
         with self.lock:
-            if faults.create_training_job:
-                raise faults.create_training_job.pop(0).error()
-            if faults.lose_create_race:  # a concurrent caller's request for the same name wins
-                faults.lose_create_race = False
-                winner = self._new_job(params, arn, root)
-                threading.Thread(target=winner.start, daemon=True).start()  # once this call lets go of the lock
             # "Training job names must be unique within an AWS account and region" (CreateTrainingJob's
             # TrainingJobName in botocore's service model); a duplicate is ResourceInUse, one of the
             # operation's modelled errors. The check and the insert hold one lock, as the service's do.
@@ -191,16 +190,16 @@ class LocalSageMaker:
         runner.start()
         return {"TrainingJobArn": arn}
 
-    def _new_job(self, params: dict[str, Any], arn: str, root: Path) -> JobRunner | ScriptedRunner:
+    def _new_job(self, params: dict[str, Any], arn: str, root: Path) -> Runner:
         """Record a new job and its runner (the caller holds the lock and starts the runner)."""
         job = TrainingJob(request=json.loads(json.dumps(params)), arn=arn, root=root,
                           tags=tags_dict(params.get("Tags")))
         self.jobs[job.name] = job
         self.tags[arn] = dict(job.tags)
         on_change = self._emit if self.emit_events else _unobserved
-        runner: JobRunner | ScriptedRunner
-        if self.scripted:
-            runner = ScriptedRunner(job, lock=self.lock, on_change=on_change)
+        runner: Runner
+        if self.runner_factory is not None:
+            runner = self.runner_factory(job, self.lock, on_change)
         else:
             runner = JobRunner(job, self.clients, on_change=on_change, lock=self.lock,
                                trainer_command=self.trainer_command, stop_grace_seconds=self.stop_grace_seconds)
@@ -296,7 +295,7 @@ class LocalSageMaker:
         self.endpoints.shutdown()
 
     def reset(self) -> None:
-        """Forget every job, tag and serving resource (the test control's reset)."""
+        """Forget every job, tag and serving resource (the scripted mode's reset)."""
         self._stop_jobs()
         with self.lock:
             self.jobs.clear()

@@ -1,11 +1,14 @@
-"""Test control of the local SageMaker API: what a test scripts that SageMaker itself decides.
+"""Scripted mode: the local SageMaker API wrapped for tests, which script what SageMaker itself decides.
 
-None of this is a SageMaker operation, and nothing here is reachable over HTTP: a test that runs
-the API in its own process (``tests/sagemaker_fake.py``) calls it directly, while the code under
-test talks to the API over HTTP, as to AWS. In *scripted* mode the API trains and serves nothing:
+:class:`ScriptedSageMaker` wraps :class:`~local_aws.sagemaker.api.LocalSageMaker` (the API stays
+the same; the wrapper chooses its job runner, keeps its endpoints from deploying, and listens to its
+calls). None of its controls is a SageMaker operation, and none is reachable over HTTP: a test (or
+the bench) that runs the API in its own process (``tests/sagemaker_fake.py``, ``bench/scale.py``)
+calls them directly, while the code under test talks to the API over HTTP (:func:`serving`), as to
+AWS. In scripted mode the API trains and serves nothing:
 
 * a training job is created ``InProgress`` (``Starting``), as CreateTrainingJob leaves it, and stays
-  there until :meth:`SageMakerControl.set_status` moves it (SageMaker decides when a job finishes,
+  there until :meth:`ScriptedSageMaker.set_status` moves it (SageMaker decides when a job finishes,
   so a test does). ``ModelArtifacts.S3ModelArtifacts``, a required member of DescribeTrainingJob's
   answer (reference 10d: so its presence proves nothing), is
   ``<S3OutputPath>/<job>/output/model.tar.gz`` (the API reference's OutputDataConfig says only that
@@ -15,32 +18,40 @@ test talks to the API over HTTP, as to AWS. In *scripted* mode the API trains an
   request, SageMaker changes the status of the job to Stopping. After SageMaker stops the job, it
   sets the status to Stopped": the StopTrainingJob documentation in botocore's service model).
 * an endpoint stays ``Creating`` / ``Updating`` (with ``PendingDeploymentSummary``) until
-  :meth:`SageMakerControl.settle` ("When SageMaker receives the request, it sets the endpoint status
+  :meth:`ScriptedSageMaker.settle` ("When SageMaker receives the request, it sets the endpoint status
   to Creating. After it creates the endpoint, it sets the status to InService": CreateEndpoint's
-  documentation, likewise UpdateEndpoint's with ``Updating``). :meth:`SageMakerControl.roll_back` is
+  documentation, likewise UpdateEndpoint's with ``Updating``). :meth:`ScriptedSageMaker.roll_back` is
   a blue/green deployment whose alarm tripped: SageMaker "initiates a complete rollback to the old
   endpoint" (https://docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails-configuration.html),
   which serves its former config, InService.
-* :attr:`SageMakerControl.faults` makes the next CreateTrainingJob calls fail with an AWS error code
+* :attr:`ScriptedSageMaker.faults` makes the next CreateTrainingJob calls fail with an AWS error code
   (:data:`THROTTLING`, :data:`RESOURCE_LIMIT_EXCEEDED`) or lets a concurrent caller create the same
   name just before the next one (the race no DescribeTrainingJob check can close).
-* :attr:`SageMakerControl.calls` counts every operation the API received (server side, so SDK retries
-  count); :attr:`SageMakerControl.serving_log` records what CreateEndpoint and UpdateEndpoint accepted.
+* :attr:`ScriptedSageMaker.calls` counts every operation the API received (server side, so SDK retries
+  count); :attr:`ScriptedSageMaker.serving_log` records what CreateEndpoint and UpdateEndpoint accepted.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
 
-from local_aws.clients import ApiError
+import boto3
+
+from local_aws import procs
+from local_aws.clients import ApiError, Clients
+from local_aws.sagemaker.api import LocalSageMaker, make_handler
 from local_aws.sagemaker.training_jobs import TrainingJob
 
-if TYPE_CHECKING:
-    from local_aws.sagemaker.api import LocalSageMaker
+ACCOUNT = "123456789012"  # what moto's STS answers, so the scripted API's ARNs are moto's account
+REGION = "us-east-1"
 
 
 @dataclass(frozen=True)
@@ -108,7 +119,8 @@ SECONDARY = {"InProgress": "Training", "Stopping": "Stopping"}
 class ScriptedRunner:
     """A training job that runs nothing: it stays where the test puts it."""
 
-    def __init__(self, job: TrainingJob, *, lock: threading.Lock, on_change: Any) -> None:
+    def __init__(self, job: TrainingJob, *, lock: threading.Lock,
+                 on_change: Callable[[TrainingJob], None]) -> None:
         self.job = job
         self.lock = lock
         self.on_change = on_change
@@ -150,14 +162,39 @@ class ScriptedRunner:
         return
 
 
-class SageMakerControl:
-    """The test-control surface of one scripted :class:`LocalSageMaker`."""
+class ScriptedSageMaker:
+    """The local SageMaker API in scripted mode: the API itself, wrapped with the test's controls.
 
-    def __init__(self, api: LocalSageMaker) -> None:
-        self.api = api
-        self.faults = Faults()
-        self.calls: Counter[str] = Counter()
-        self.serving_log = ServingLog()
+    The wrapped :class:`LocalSageMaker` runs each job with a :class:`ScriptedRunner`, starts no
+    inference server, and tells :meth:`_on_call` about every call; CreateTrainingJob goes through
+    :meth:`_create_training_job` first, which applies the armed :attr:`faults`.
+    """
+
+    def __init__(self, clients: Clients, state_dir: Path, *, emit_events: bool = False,
+                 faults: Faults | None = None, calls: Counter[str] | None = None,
+                 serving_log: ServingLog | None = None) -> None:
+        self.faults = Faults() if faults is None else faults
+        self.calls: Counter[str] = Counter() if calls is None else calls
+        self.serving_log = ServingLog() if serving_log is None else serving_log
+        self.api = LocalSageMaker(clients, state_dir, runner_factory=_scripted_runner, deploy=False,
+                                  emit_events=emit_events)
+        self.api.listeners.append(self._on_call)
+        self._create = self.api.operations["CreateTrainingJob"]
+        self.api.operations["CreateTrainingJob"] = self._create_training_job
+
+    def _on_call(self, operation: str, params: dict[str, Any], error: ApiError | None) -> None:
+        self.calls[operation] += 1  # server side, so SDK retries count
+        if error is None:
+            self.serving_log.record(operation, params)
+
+    def _create_training_job(self, params: dict[str, Any]) -> dict[str, Any]:
+        with self.api.lock:
+            if self.faults.create_training_job:
+                raise self.faults.create_training_job.pop(0).error()
+            lose_race, self.faults.lose_create_race = self.faults.lose_create_race, False
+        if lose_race:  # a concurrent caller's request for the same name wins, just before this one
+            self._create(params)
+        return self._create(params)
 
     def set_status(self, name: str, status: str, secondary: str | None = None,
                    failure_reason: str | None = None) -> None:
@@ -182,3 +219,36 @@ class SageMakerControl:
         self.faults.clear()
         self.calls.clear()
         self.serving_log.clear()
+
+    def shutdown(self) -> None:
+        self.api.shutdown()
+
+
+def _scripted_runner(job: TrainingJob, lock: threading.Lock,
+                     on_change: Callable[[TrainingJob], None]) -> ScriptedRunner:
+    return ScriptedRunner(job, lock=lock, on_change=on_change)
+
+
+@contextlib.contextmanager
+def serving(scripted: ScriptedSageMaker) -> Iterator[str]:
+    """Serve ``scripted`` over HTTP on a free loopback port for the block; its URL."""
+    server = ThreadingHTTPServer((procs.LOOPBACK, 0), make_handler(scripted.api))
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
+    thread.start()
+    host, port = server.server_address[:2]
+    try:
+        yield f"http://{host!s}:{port}"
+    finally:
+        server.shutdown()
+        scripted.shutdown()
+        server.server_close()
+
+
+def moto_clients(moto_endpoint: str | None) -> Clients:
+    """Clients of the moto services at ``moto_endpoint`` (None: boto3's default, e.g. under mock_aws)."""
+    kwargs = {"endpoint_url": moto_endpoint, "region_name": REGION, "aws_access_key_id": "testing",
+              "aws_secret_access_key": "testing"}
+    return Clients(s3=boto3.client("s3", **kwargs), logs=boto3.client("logs", **kwargs),  # type: ignore[call-overload]
+                   cloudwatch=boto3.client("cloudwatch", **kwargs),  # type: ignore[call-overload]
+                   events=boto3.client("events", **kwargs), account=ACCOUNT, region=REGION)  # type: ignore[call-overload]

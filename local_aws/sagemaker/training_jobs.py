@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from o2v_core.events import SAGEMAKER_SOURCE, TRAINING_JOB_STATE_CHANGE
 from o2v_core.metric_lines import parse_line
@@ -168,6 +168,18 @@ def trainer_command(threads: int) -> TrainerCommand:
         return [sys.executable, "-u", "-m", "training.trainer", "--opt-ml", str(root), "--threads", str(threads)]
 
     return command
+
+
+class Runner(Protocol):
+    """What moves a training job: the local trainer (:class:`JobRunner`) or a test's script."""
+
+    job: TrainingJob
+
+    def start(self) -> None: ...
+
+    def stop(self, reason: str = "Stopped") -> None: ...
+
+    def join(self, timeout: float) -> None: ...
 
 
 class JobRunner:

@@ -21,15 +21,23 @@ from o2v_core.events import (
     SOURCE,
     TRAINING_JOB_STATE_CHANGE,
     Detail,
-    rules,
     to_detail,
 )
 from o2v_core.metric_lines import format_line
-from o2v_core.naming import Lineage, job_name, tag_list
-from o2v_core.resource_names import TRAINING_JOB_LOG_GROUP
+from o2v_core.resource_names import TRAINING_JOB_LOG_GROUP, event_bus_name
 from o2v_core.runtime_config import ControlPlaneConfig
 
 from local_aws.curve_table import ensure_curve_table
+from local_aws.events.rules import wire_rules
+
+# A realistic request and its parts, re-exported under the tests' names for them.
+from local_aws.sagemaker.job_requests import BASE_HYPERPARAMETERS as BASE_HYPERPARAMETERS
+from local_aws.sagemaker.job_requests import DEPLOYMENT as DEPLOYMENT
+from local_aws.sagemaker.job_requests import IMAGE as IMAGE
+from local_aws.sagemaker.job_requests import KMS_KEY as KMS_KEY
+from local_aws.sagemaker.job_requests import PATIENT as PATIENT
+from local_aws.sagemaker.job_requests import ROLE as ROLE
+from local_aws.sagemaker.job_requests import job_request as job_request
 from tests import sagemaker_fake
 from tests.control_plane import moto_ext
 
@@ -39,33 +47,13 @@ if TYPE_CHECKING:
     from mypy_boto3_sagemaker import SageMakerClient
     from mypy_boto3_sqs import SQSClient
 
-DEPLOYMENT = "dev"
-BUS = "o2v-dev-bus"
+BUS = event_bus_name(DEPLOYMENT)
 ARTIFACT_BUCKET = "o2v-dev-artifacts"  # also the announcement ledger's (control_plane.aws.announcements)
-ROLE = f"arn:aws:iam::{sagemaker_fake.ACCOUNT}:role/o2v-dev-training"
-KMS_KEY = f"arn:aws:kms:{sagemaker_fake.REGION}:{sagemaker_fake.ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
-IMAGE = "382416733822.dkr.ecr.us-east-1.amazonaws.com/object2vec:1"
-BASE_HYPERPARAMETERS = {
-    "enc0_max_seq_len": "40",
-    "enc0_vocab_size": "20000",
-    "enc0_network": "bilstm",
-    "enc_dim": "512",
-    "output_layer": "mean_squared_error",
-    "dropout": "0.2",
-    "epochs": "30",
-    "mini_batch_size": "64",
-    "learning_rate": "0.0004",
-    "early_stopping_patience": "3",
-}
 # A regression curve that improves, bottoms out at epoch 4 and then climbs: the detector's
 # default config fires at epoch 7 (epochs 5, 6, 7 all more than 5 % above the smoothed minimum,
 # 0.1 = the median of epochs 2-4).
 DIVERGING = [(0, 0.2, 0.21), (1, 0.15, 0.14), (2, 0.12, 0.1), (3, 0.1, 0.08), (4, 0.095, 0.06),
              (5, 0.106, 0.045), (6, 0.112, 0.035), (7, 0.121, 0.027), (8, 0.132, 0.02)]
-# Early-stopping patience 5: at DIVERGING's epoch 7 (bad epochs 4-7, none 0.01 below the previous 5
-# epochs' minimum) Object2Vec's own rule would still run 2 more epochs (reference 10c); with the
-# default patience 3 it has already ended the job there, so stopping it would save nothing.
-PATIENT = {**BASE_HYPERPARAMETERS, "early_stopping_patience": "5"}
 HEALTHY = [(0, 0.2, 0.21), (1, 0.15, 0.14), (2, 0.12, 0.11), (3, 0.1, 0.095), (4, 0.092, 0.088),
            (5, 0.088, 0.083), (6, 0.086, 0.08)]
 
@@ -134,22 +122,13 @@ class Cloud:
         return config
 
     def wire_rules(self) -> None:
-        """The project bus and every rule of ``rules()``, each target replaced by an SQS queue; the
-        judge's curve store table, as local mode creates it; and the artifact bucket (the data stack's)."""
+        """The project bus and every rule of ``rules()``, as local mode wires them (each target replaced
+        by an SQS queue, the event delivered as Lambda receives it); the judge's curve store table, as
+        local mode creates it; and the artifact bucket (the data stack's)."""
         ensure_curve_table(boto3.client("dynamodb"), self.deployment)
         boto3.client("s3").create_bucket(Bucket=ARTIFACT_BUCKET)
-        self.events.create_event_bus(Name=BUS)
-        for spec in rules(self.deployment):
-            if spec.target not in self.queues:
-                url = self.sqs.create_queue(QueueName=f"target-{spec.target}")["QueueUrl"]
-                self.queues[spec.target] = url
-            arn = self.sqs.get_queue_attributes(QueueUrl=self.queues[spec.target], AttributeNames=["QueueArn"])
-            bus = BUS if spec.bus == "project" else "default"
-            self.events.put_rule(Name=spec.rule_id, EventPattern=json.dumps(spec.pattern), EventBusName=bus)
-            self.events.put_targets(
-                Rule=spec.rule_id, EventBusName=bus,
-                Targets=[{"Id": spec.target, "Arn": arn["Attributes"]["QueueArn"]}],
-            )
+        for route in wire_rules(self.events, self.sqs, self.deployment, BUS):
+            self.queues[route.spec.target] = route.queue_url  # one rule per target
 
     def delivered(self, target: str) -> list[dict[str, Any]]:
         """Every event the rules delivered to ``target`` since the last call (the queue is drained)."""
@@ -235,51 +214,3 @@ class Cloud:
         moto_ext.reset()
         sagemaker_fake.reset()
 
-
-def job_request(
-lineage: str, attempt: int = 1, *, hyperparameters: Mapping[str, str] | None = None,
-    parent: str | None = None, extra_tags: Mapping[str, str] | None = None, deployment: str | None = None,
-) -> dict[str, Any]:
-    deployment = deployment or DEPLOYMENT
-    name = job_name(deployment, lineage, attempt)
-    tags = {**Lineage(deployment, lineage, attempt, parent).tags(), "team": "search", **(extra_tags or {})}
-    return {
-        "TrainingJobName": name,
-        "HyperParameters": dict(hyperparameters or BASE_HYPERPARAMETERS),
-        "AlgorithmSpecification": {
-            # A built-in image: no MetricDefinitions (SageMaker refuses them, reference section 10a).
-            "TrainingImage": IMAGE, "TrainingInputMode": "File",
-        },
-        "RoleArn": ROLE,
-        "InputDataConfig": [
-            _channel("train", f"s3://o2v-{deployment}-data/datasets/stsb/train/"),
-            _channel("validation", f"s3://o2v-{deployment}-data/datasets/stsb/validation/"),
-            _channel("auxiliary", f"s3://o2v-{deployment}-data/datasets/stsb/auxiliary/", "application/json"),
-        ],
-        "OutputDataConfig": {"S3OutputPath": f"s3://o2v-{deployment}-artifacts/models/", "KmsKeyId": KMS_KEY},
-        "ResourceConfig": {
-            "InstanceType": "ml.p3.2xlarge", "InstanceCount": 1, "VolumeSizeInGB": 50, "VolumeKmsKeyId": KMS_KEY,
-        },
-        "VpcConfig": {"SecurityGroupIds": ["sg-0123456789abcdef0"],
-                      "Subnets": ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"]},
-        "StoppingCondition": {"MaxRuntimeInSeconds": 3000, "MaxWaitTimeInSeconds": 3600},
-        "EnableManagedSpotTraining": True,
-        "CheckpointConfig": {"S3Uri": f"s3://o2v-{deployment}-artifacts/checkpoints/{name}/",
-                             "LocalPath": "/opt/ml/checkpoints"},
-        "EnableNetworkIsolation": True,
-        "EnableInterContainerTrafficEncryption": True,
-        "Tags": tag_list(tags),
-    }
-
-
-def _channel(name: str, uri: str, content_type: str = "application/jsonlines") -> dict[str, Any]:
-    return {
-        "ChannelName": name,
-        "DataSource": {
-            "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": uri, "S3DataDistributionType": "FullyReplicated"},
-        },
-        "ContentType": content_type,
-        "CompressionType": "None",
-        "RecordWrapperType": "None",
-        "InputMode": "File",
-    }

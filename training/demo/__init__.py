@@ -19,10 +19,11 @@ The handlers, the rules, the launcher and the boto3 calls are the ones the stack
 ``cdk.json`` (environment ``dev`` by default) through :func:`o2v_core.settings.load_settings`.
 
 Where each step lives: :mod:`.options` (options, sizes), :mod:`.recipe` (attempt 1's
-overfit-prone recipe, also the bench's), :mod:`.data` (step 1), :mod:`.deployment` (step 2's
-stand-ins for the stacks), :mod:`.watcher` (step 4's progress lines), :mod:`.evaluation` (step 5
-and the ``o2v embed`` example), :mod:`.summary` (the report's content), :mod:`.orchestrator`
-(the steps in order, and the clean-up).
+overfit-prone recipe, also the bench's), :mod:`.data` (step 1), :mod:`local_aws.deployment` (step
+2's stand-ins for the stacks) and :mod:`.stack_outputs` (what ``o2v launch`` reads from them),
+:mod:`.watcher` (step 4's progress lines), :mod:`.evaluation` (step 5 and the ``o2v embed``
+example), :mod:`.summary` (the report's content), :mod:`.orchestrator` (the steps in order, and
+the clean-up).
 """
 
 from training.demo.console import Console

@@ -19,20 +19,21 @@ from o2v_core.naming import TAG_BEST_EPOCH_ARTIFACT, job_prefix
 from o2v_core.settings import Settings
 
 from local_aws import procs
+from local_aws.deployment import LocalNames, deploy
 from local_aws.events.pump import EventPump
 from local_aws.sagemaker.api import make_clients
 from local_aws.services import LocalServices
 from training.demo.console import Console, new_run_dir
 from training.demo.data import DataChoice, find_data, prepare_data, use_prepared
-from training.demo.deployment import LocalNames, deploy, load_settings
 from training.demo.evaluation import EmbedExample, evaluate_served
 from training.demo.interruption import guarded_signals, how_interrupted, write_interrupted_report
 from training.demo.options import DATASET_NAME, LINEAGE, SIZES, DemoError, DemoOptions
 from training.demo.recipe import OVERFIT_LAYER, overfit_prone_hyperparameters
 from training.demo.report import RunSummary, write_report
+from training.demo.stack_outputs import load_settings, stack_outputs
 from training.demo.summary import attempts, endpoint_status, print_summary, served_record
 from training.demo.watcher import Watcher
-from training.launcher.launch import plan_launch, submit
+from training.launcher.launch import plan_launch, submit, training_image
 
 if TYPE_CHECKING:
     from mypy_boto3_sagemaker import SageMakerClient
@@ -84,7 +85,7 @@ class Demo:
         session = boto3.session.Session()
         sqs, events, sns = session.client("sqs"), session.client("events"), session.client("sns")
         sagemaker, logs = session.client("sagemaker"), session.client("logs")
-        local = deploy(session, settings, names, options.region)
+        local = deploy(session, settings, names, training_image(options.region))
 
         watcher = Watcher(console, names, deployment, options.verbose)
         self.pump = EventPump(local.config, env=self.services.environment(), clients=make_clients(), sqs=sqs,
@@ -150,7 +151,7 @@ class Demo:
             layers=[(OVERFIT_LAYER, overfit_prone_hyperparameters(self.size, self.options.epochs))],
             volume_size_gb=settings.training.volume_size_gb,
             max_runtime_seconds=settings.training.max_runtime_seconds,
-            stack=names.stack_outputs(settings, training_role_arn),
+            stack=stack_outputs(names, settings, training_role_arn),
             # The local trainer saves the best epoch's weights (the promoter reads this tag).
             tags={TAG_BEST_EPOCH_ARTIFACT: "true"},
         )

@@ -23,9 +23,9 @@ from o2v_core.events import (
 from o2v_core.metric_lines import parse_line
 from o2v_core.resource_names import TRAINING_JOB_LOG_GROUP
 
+from local_aws.deployment import LocalNames
 from local_aws.events.pump import SCHEDULE, SUBSCRIPTION, Delivery
 from training.demo.console import Console, short
-from training.demo.deployment import LocalNames
 
 
 @dataclass

@@ -1,4 +1,10 @@
-"""The local "deployment": what the stacks would create, named as the stacks name it."""
+"""The local "deployment": what the three stacks would create, named as the stacks name it.
+
+:func:`deploy` creates the data stack's buckets, the training stack's roles, notification topic and
+curve store table, and the control plane's settings through the stacks' own builder
+(``o2v_core.function_settings.deployment_config``); the rules come with the event pump
+(:func:`local_aws.events.rules.wire_rules`, which the tests use too).
+"""
 
 from __future__ import annotations
 
@@ -6,14 +12,12 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from o2v_core import resource_names, s3_layout
+from o2v_core import resource_names
 from o2v_core.function_settings import deployment_config
 from o2v_core.runtime_config import ControlPlaneConfig
-from o2v_core.settings import Settings, settings_from_cdk_json
+from o2v_core.settings import Settings
 
-from training.demo.options import REPO_ROOT
-from training.launcher.launch import training_image
-from training.launcher.stack import StackOutputs
+from local_aws.curve_table import ensure_curve_table
 
 
 @dataclass(frozen=True)
@@ -50,25 +54,6 @@ class LocalNames:
     def topic(self) -> str:
         return f"{self.deployment}-notifications"
 
-    def stack_outputs(self, settings: Settings, training_role_arn: str) -> StackOutputs:
-        """What ``o2v launch`` would read from the data and training stacks' outputs."""
-        return StackOutputs(
-            deployment=self.deployment,
-            training_role_arn=training_role_arn,
-            dataset_bucket=self.dataset_bucket,
-            artifact_bucket=self.artifact_bucket,
-            training_output_uri=s3_layout.s3_uri(self.artifact_bucket, s3_layout.TRAINING_OUTPUT_PREFIX),
-            kms_key_arn=None,  # the local buckets have no KMS key
-            instance_type=settings.training.instance_type,
-            first_attempt_hyperparameters=json.loads(settings.hyperparameters_json),
-            event_bus_name=self.event_bus,
-            origin=f"the local stand-in for stack {resource_names.training_stack_name(self.deployment)}",
-        )
-
-
-def load_settings(env_name: str) -> Settings:
-    return settings_from_cdk_json(REPO_ROOT / "cdk.json", env_name)
-
 
 @dataclass(frozen=True)
 class LocalDeployment:
@@ -79,9 +64,10 @@ class LocalDeployment:
     model_role_arn: str
 
 
-def deploy(session: Any, settings: Settings, names: LocalNames, region: str) -> LocalDeployment:
-    """Create the buckets, the training and model roles and the SNS topic in the local services,
-    and the control plane's settings, as the stacks would (the rules come with the event pump)."""
+def deploy(session: Any, settings: Settings, names: LocalNames, image_uri: str) -> LocalDeployment:
+    """Create the buckets, the training and model roles, the SNS topic and the curve store table in
+    the local services, and the control plane's settings, as the stacks would (the rules come with
+    the event pump). ``image_uri``: the training image the stacks' settings name."""
     s3, iam, sns = session.client("s3"), session.client("iam"), session.client("sns")
     deployment = settings.deployment
     for bucket in (names.dataset_bucket, names.artifact_bucket):
@@ -93,6 +79,7 @@ def deploy(session: Any, settings: Settings, names: LocalNames, region: str) -> 
         for kind in ("training", "model")
     )
     topic = sns.create_topic(Name=names.topic)["TopicArn"]
+    ensure_curve_table(session.client("dynamodb"), deployment)  # the metric-line judge's curve store
     # The same builder as the stacks': what comes from cdk.json is derived there, once.
     config = deployment_config(
         settings,
@@ -102,7 +89,7 @@ def deploy(session: Any, settings: Settings, names: LocalNames, region: str) -> 
         endpoint_name=names.endpoint,
         serving_model_parameter=names.serving_parameter,
         model_role_arn=model_role,
-        image_uri=training_image(region),
+        image_uri=image_uri,
         artifact_bucket=names.artifact_bucket,
     )
     return LocalDeployment(config, training_role, model_role)
