@@ -55,11 +55,20 @@ lint: setup
 typecheck: setup
 	$(RUN) mypy .
 
+# The suite runs in parallel (pytest-xdist, one test module per worker, WORKERS=auto: one per core),
+# then the IAM check alone: it reads the AWS calls every worker recorded (tests/aws_calls.py).
+WORKERS ?= auto
+AWS_CALLS = O2V_AWS_CALLS_DIR="$(CURDIR)/.pytest_cache/aws_calls"
+
 unit: setup
-	$(RUN) pytest $(PYTEST_ARGS)
+	rm -rf .pytest_cache/aws_calls
+	$(RUN) $(AWS_CALLS) pytest -n $(WORKERS) --dist loadfile -m "not iam_calls" $(PYTEST_ARGS)
+	$(RUN) $(AWS_CALLS) pytest -m iam_calls $(PYTEST_ARGS)
 
 unit-fast: setup
-	$(RUN) pytest -m "not slow" $(PYTEST_ARGS)
+	rm -rf .pytest_cache/aws_calls
+	$(RUN) $(AWS_CALLS) pytest -n $(WORKERS) --dist loadfile -m "not slow and not iam_calls" $(PYTEST_ARGS)
+	$(RUN) $(AWS_CALLS) pytest -m iam_calls $(PYTEST_ARGS)
 
 ## Synthesize every stack with the pinned CDK CLI (ENV=dev|prod).
 synth: setup

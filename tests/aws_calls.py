@@ -7,12 +7,17 @@ test imported it). Generic: a function added to FUNCTIONS later is recorded too.
 ``tests/stacks/test_iam_calls.py`` checks the recorded calls against each function's role.
 Calls made in threads a handler starts are not attributed (context variables do not cross
 threads); the handlers make their calls on the invoking thread.
+
+`make test` runs the suite in several pytest-xdist workers, then the IAM check alone: with
+``O2V_AWS_CALLS_DIR`` set, each process writes what it recorded there at its end
+(``<pid>.json``), and ``recorded()`` reads every process's file back.
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
 import functools
 import importlib
 import json
@@ -20,6 +25,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from types import CodeType, FrameType
 from typing import Any
 
@@ -82,6 +88,33 @@ class Call:
 
 
 RECORDED: set[Call] = set()
+CALLS_DIR_VARIABLE = "O2V_AWS_CALLS_DIR"
+
+
+def _calls_dir() -> Path | None:
+    value = os.environ.get(CALLS_DIR_VARIABLE)
+    return Path(value) if value else None
+
+
+def save() -> None:
+    """Write this process's calls into the shared directory, if one is set (atomic: rename)."""
+    directory = _calls_dir()
+    if directory is None or not RECORDED:
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    partial = directory / f".{os.getpid()}.json.partial"
+    partial.write_text(json.dumps([dataclasses.asdict(call) for call in RECORDED]), encoding="utf-8")
+    partial.replace(directory / f"{os.getpid()}.json")
+
+
+def recorded() -> set[Call]:
+    """The calls this process recorded, plus every other process's when a shared directory is set."""
+    calls = set(RECORDED)
+    directory = _calls_dir()
+    if directory is not None and directory.is_dir():
+        for path in sorted(directory.glob("*.json")):
+            calls.update(Call(**fields) for fields in json.loads(path.read_text(encoding="utf-8")))
+    return calls
 
 
 def _record(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -108,3 +141,4 @@ def installed() -> Iterator[None]:
         yield
     finally:
         client_class._make_api_call = original
+        save()

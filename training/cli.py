@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "training.commands.launch",
     "training.commands.detect",
     "training.commands.demo",
+    "training.commands.preflight",
 )
 
 

@@ -19,6 +19,16 @@ MAX_ROLLBACK_ALARMS = 10  # AutoRollbackConfig.Alarms: 1-10 items
 # the baking period, then terminate the old fleet.
 BAKE_SECONDS = 600
 MAX_DEPLOYMENT_SECONDS = 3600
+# "SageMaker creates a new fleet during the deployment while maintaining the old fleet" (botocore
+# `sagemaker` service model, BlueGreenUpdatePolicy; reference 11f): during an update the endpoint
+# holds two fleets, each as large as the autoscaled variant may be, and the account's
+# "<instance type> for endpoint usage" quota must cover both (`o2v preflight` checks it).
+FLEETS_DURING_UPDATE = 2
+
+
+def instances_during_update(max_capacity: int) -> int:
+    """Endpoint instances a blue/green update may hold at once, old and new fleet together."""
+    return FLEETS_DURING_UPDATE * max_capacity
 
 # Data capture: requests and responses, JSON bodies captured as JSON.
 DATA_CAPTURE_MODES: tuple[Literal["Input", "Output"], ...] = ("Input", "Output")

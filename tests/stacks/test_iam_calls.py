@@ -32,7 +32,7 @@ from o2v_core import s3_layout
 from o2v_core.functions import FUNCTIONS
 from o2v_core.naming import job_prefix
 
-from tests.aws_calls import RECORDED, Call
+from tests.aws_calls import Call, recorded
 from tests.stacks.conftest import Synthesized
 from tests.stacks.iam_helpers import as_list
 
@@ -188,9 +188,10 @@ def unused(calls: list[Call], statements: list[dict[str, Any]]) -> list[str]:
 @pytest.mark.iam_calls
 @pytest.mark.parametrize("spec", FUNCTIONS, ids=lambda spec: spec.function_id)
 def test_each_role_allows_every_call_its_function_makes_and_nothing_else(synthesized: Synthesized, spec: Any) -> None:
-    if not RECORDED:
+    every_call = recorded()
+    if not every_call:
         pytest.skip("no flows ran in this session: this check reads the calls the other tests recorded")
-    calls = sorted({c for c in RECORDED if c.function_id == spec.function_id}, key=lambda c: c.params_json)
+    calls = sorted({c for c in every_call if c.function_id == spec.function_id}, key=lambda c: c.params_json)
     assert calls, f"no test ran {spec.function_id}'s handler, so its permissions are unchecked"
     statements = role_statements(synthesized, spec.handler)
     missing = denied(calls, statements, synthesized.settings.deployment)
