@@ -141,7 +141,7 @@ def replay(curves: dict[float, Curves], hps: dict[str, Any]) -> list[Attempt]:
     epochs = int(hps["epochs"])
     patience, tolerance = int(hps["early_stopping_patience"]), float(hps["early_stopping_tolerance"])
     attempts: list[Attempt] = []
-    hps = {"dropout": str(hps["dropout"])}  # attempt 1's; the policy raises it
+    hps = {key: str(value).lower() if isinstance(value, bool) else str(value) for key, value in hps.items()}
     for attempt in range(1, policy.max_attempts + 1):
         dropout = round(float(hps["dropout"]), 1)
         if dropout not in curves:

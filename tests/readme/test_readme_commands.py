@@ -75,11 +75,12 @@ def _plan(blocks: list[Block]) -> tuple[list[list[str]], list[Command]]:
 
 
 def _fresh_outputs(commands: list[Command]) -> None:
-    """A fresh clone has no ``runs/``: remove what the blocks' ``o2v prepare`` would refuse to replace."""
+    """A fresh clone has no ``runs/``: remove what the file's ``o2v`` commands would refuse to replace
+    (their ``--out`` under ``runs/``, without ``--force``), as each README file starts afresh."""
     runs = (REPO_ROOT / "runs").resolve()
     for command in commands:
         words = command.words
-        if o2v_subcommand(command) == "prepare" and "--out" in words and "--force" not in words:
+        if o2v_subcommand(command) and "--out" in words and "--force" not in words:
             out = (REPO_ROOT / words[words.index("--out") + 1]).resolve()
             if out.is_relative_to(runs) and out.is_dir():
                 shutil.rmtree(out)

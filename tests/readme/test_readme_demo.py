@@ -65,14 +65,17 @@ def readme_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
     assert any(lines), f"{block.where}: nothing to run"
     home = tmp_path_factory.mktemp("readme-demo") / "home"
     shell = run_in_clean_shell(lines, home, timeout=660)
-    # The whole output stays in pytest's temporary directory (shell-output.txt): re-record README.md's
-    # sample from it when the shape test says the output changed.
+    # The whole output, to re-record README.md's sample from when the shape test says it changed
+    # (runs/ is git-ignored; pytest's own temporary directories are soon cleaned up).
+    kept = REPO_ROOT / "runs" / "readme-make-demo-output.txt"
+    kept.parent.mkdir(exist_ok=True)
+    kept.write_text(shell.output, encoding="utf-8")
     assert shell.returncode == 0 and not any(shell.statuses.values()), shell.describe()
     reported = re.search(r"^Report: (\S+)/report\.md", shell.output, re.MULTILINE)
     assert reported, f"no Report: line\n{shell.describe()}"
     run_dir = (REPO_ROOT / reported.group(1)).resolve()
     data = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
-    yield DemoRun(shell, run_dir, data, home / "shell-output.txt")
+    yield DemoRun(shell, run_dir, data, kept)
     if run_dir.is_relative_to((REPO_ROOT / "runs").resolve()):
         shutil.rmtree(run_dir, ignore_errors=True)
 
