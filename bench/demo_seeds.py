@@ -241,6 +241,9 @@ def section(results: dict[str, Any]) -> str:
         rows.append([str(row["seed"]), attempts, f"{row['served_dropout']:.1f}",
                      f"{100 * row['spearman_first']:.1f}", f"{100 * row['spearman_served']:.1f}",
                      f"{100 * row['spearman_gain']:+.1f}"])
+    quiet_seeds = [str(row["seed"]) for row in result["rows"] if not row["relaunched"]]
+    quiet = (f" On seed(s) {', '.join(quiet_seeds)} attempt 1's rise stayed within the detector's bar, so the "
+             "loop did not fire and attempt 1 was served as it was." if quiet_seeds else "")
     table = _table(["Seed", "Attempts (dropout: best validation MSE @ epoch, epochs run)", "Served dropout",
                     "Test Spearman, attempt 1's best", "Served", "Gain"], rows)
     return f"""## The demo's recipe across seeds (`python -m bench.demo_seeds`)
@@ -254,12 +257,12 @@ rules from `cdk.json` (detector on every prefix and on the finished curve, Objec
 stopping, the retrain policy, the promoter's lowest-validation choice). Seed 0 is what the demo
 shows. Recorded on {result['recorded_at']} (load average {result['load_average'][0]} on the shared
 machine; timings are not reported here); not part of `make bench`: rerun with
-`python -m bench.demo_seeds --write`, which merges its results into the results file and
-regenerates this page.
+`python -m bench.demo_seeds --seeds {result['seeds'][0]}-{result['seeds'][-1]} --write`, which merges its results
+into the results file and regenerates this page.
 
 {table}
 
-Result: {summary_line(result)}."""
+Result: {summary_line(result)}.{quiet}"""
 
 
 def merge_results(result: dict[str, Any], results_path: Path, doc: Path, img: Path) -> None:
