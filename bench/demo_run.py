@@ -2,7 +2,7 @@
 
 The demo runs the real control plane against local stand-ins for AWS: attempt 1 overfits, the
 divergence monitor stops it, the retrain launcher starts attempt n+1 with more dropout and the
-promoter deploys the best attempt. This module runs it once (``python -m training.local_cloud``,
+promoter deploys the best attempt. This module runs it once (``python -m training.demo``,
 the same as ``o2v demo``), keeps the attempts' summary (no machine paths) and unpacks the
 promoted ``model.tar.gz`` so section 4 can serve it.
 """
@@ -32,7 +32,7 @@ def run_demo(work: Path, *, size: str = "quick", timeout: float = 900.0) -> tupl
     started = time.monotonic()
     try:
         completed = subprocess.run(
-            [sys.executable, "-m", "training.local_cloud", "--size", size, "--runs-dir", str(runs)],
+            [sys.executable, "-m", "training.demo", "--size", size, "--runs-dir", str(runs)],
             cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False,
         )
     except subprocess.TimeoutExpired:

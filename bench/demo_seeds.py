@@ -1,7 +1,7 @@
 """The demo recipe's seed study: does the loop's relaunch with more dropout serve a better model?
 
 ``python -m bench.demo_seeds --seeds 0-4`` prepares STS-B as ``o2v demo`` does (its size's training
-sample), trains the demo's attempt-1 recipe (:mod:`training.local_cloud.demo.recipe`) at each
+sample), trains the demo's attempt-1 recipe (:mod:`training.demo.recipe`) at each
 dropout the retrain policy would try, for the whole epoch budget with Object2Vec's early stopping
 off, and records per epoch the validation loss and the STS-B test Spearman of that epoch's
 weights (cosine of the two sentences' ``in0`` embeddings, as the demo scores the served model).
@@ -37,7 +37,7 @@ from o2v_core.detector import detect
 from o2v_core.early_stopping import stopping_epoch
 
 from bench.report import _table
-from training.local_cloud.demo.options import SHARED_STSB, SIZES
+from training.demo.options import SHARED_STSB, SIZES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -120,7 +120,7 @@ def recipe_hyperparameters(recipe: dict[str, Any], manifest_hps: dict[str, Any],
     """The demo's attempt-1 hyperparameters (as the demo's launcher merges them) at ``dropout``."""
     from o2v_core.hyperparameters import with_defaults
 
-    from training.local_cloud.demo.recipe import overfit_prone_recipe
+    from training.demo.recipe import overfit_prone_recipe
 
     return with_defaults({**manifest_hps, "optimizer": "adam", "tied_token_embedding_weight": True,
                           **overfit_prone_recipe(int(recipe["dims"]), int(recipe["epochs"]), dropout=dropout),
@@ -133,7 +133,7 @@ def replay(curves: dict[float, Curves], hps: dict[str, Any]) -> list[Attempt]:
     Raises :class:`NotRecorded` for the first dropout the loop reaches without a recorded curve."""
     from o2v_core.retrain_policy import Exhausted
 
-    from training.local_cloud.demo.deployment import load_settings
+    from training.demo.deployment import load_settings
 
     settings = load_settings("dev")
     policy, cfg = settings.retrain_policy, settings.detector
@@ -292,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         seeds = [int(part) for part in args.seeds.split(",")]
     size = SIZES[args.size]
-    from training.local_cloud.demo.data import prepare_data
+    from training.demo.data import prepare_data
 
     train_rows = size.train_rows if args.train_rows is None else (args.train_rows or None)
     recipe = {"dims": args.dims or size.dims, "epochs": args.epochs or size.epochs,

@@ -36,7 +36,7 @@ from typing import Any
 from o2v_core.early_stopping import stopping_epoch
 
 from bench.curves import Curve
-from training.local_cloud.demo import overfit_prone_recipe
+from training.demo import overfit_prone_recipe
 
 NLI_FILES = ("snli_1.0_dev.tsv.gz", "snli_1.0_test.tsv.gz")
 

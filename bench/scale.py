@@ -152,9 +152,9 @@ class World:
     """n simulated jobs in moto, their epoch lines written as the virtual clock passes them."""
 
     def __init__(self, jobs: int, clock: Clock) -> None:
+        from local_aws.curve_table import ensure_curve_table
         from tests import sagemaker_fake
         from tests.control_plane.cloud import PATIENT, job_request
-        from training.local_cloud.curve_table import ensure_curve_table
 
         self.sm = boto3.client("sagemaker")
         self.logs = boto3.client("logs")  # the bench's own clients: not counted

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from training.local_cloud.procs import free_port
+from local_aws.procs import free_port
 from training.model.artifact import load_assets
 from training.serving.client import SentenceEncoder
 

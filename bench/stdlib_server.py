@@ -87,9 +87,9 @@ class _Handler(BaseHTTPRequestHandler):
         started = time.monotonic()
         try:
             body = self._read_body()
-            accept = response_type(self.headers.get("Accept"))
-            instances, limits = self.server.predictor.parse(body, self.headers.get("Content-Type"))
-            predictions = self.server.predictor.predict(instances, limits)
+            parsed = self.server.predictor.parse(body, self.headers.get("Content-Type"))
+            accept = response_type(self.headers.get("Accept"), parsed.kind)
+            predictions = self.server.predictor.predict(parsed.instances, parsed.limits)
             self._send(HTTPStatus.OK, Predictor.render(predictions, accept), accept)
         except RequestError as error:
             self._error(error.status, error.message)

@@ -136,8 +136,8 @@ class InProcess:
     def embed(self, sentences: Sequence[str]) -> list[dict[str, list[float]]]:
         body = json.dumps({"instances": [{"in0": self.vocab.encode(self.tokenizer.tokenize(s)) or [1]}
                                          for s in sentences]}).encode()
-        instances, limits = self.predictor.parse(body, self.content_type)
-        return self.predictor.predict(instances, limits)
+        parsed = self.predictor.parse(body, self.content_type)
+        return self.predictor.predict(parsed.instances, parsed.limits)
 
 
 def server_throughput(

@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from aws_cdk import CfnOutput, Fn, RemovalPolicy, Stack
+from aws_cdk import CfnOutput, Fn, Stack
 from constructs import Construct
 from o2v_core import resource_names as names
 from o2v_core import s3_layout
 from o2v_core.settings import Settings
 
-from stacks.constructs.data_key import DataKey
+from stacks.constructs.data_key import DataKey, MessageKey
 from stacks.constructs.secure_bucket import (
     AccessLogBucket,
     SecureBucket,
@@ -19,6 +19,7 @@ from stacks.constructs.secure_bucket import (
     expire_prefix,
 )
 from stacks.constructs.serving_model_record import ServingModelRecord
+from stacks.removal import removal_policy
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class DataRefs:
     """
 
     key_arn: str
+    message_key_arn: str  # the operators' topic and the control plane's queues (MessageKey)
     dataset_bucket_name: str
     dataset_bucket_arn: str
     artifact_bucket_name: str
@@ -40,10 +42,13 @@ class DataRefs:
 class DataStack(Stack):
     def __init__(self, scope: Construct, construct_id: str, *, settings: Settings, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        removal = RemovalPolicy.RETAIN if settings.retain_data else RemovalPolicy.DESTROY
+        removal = removal_policy(settings.retain_data)
         noncurrent_days = settings.noncurrent_version_expiration_days
 
         self.key = DataKey(self, "DataKey", deployment=settings.deployment, removal_policy=removal).key
+        self.message_key = MessageKey(
+            self, "MessageKey", deployment=settings.deployment, removal_policy=removal
+        ).key
         self.access_logs = AccessLogBucket(
             self, "AccessLogs", logical_id="AccessLogBucket", removal_policy=removal, noncurrent_days=noncurrent_days
         ).bucket
@@ -87,6 +92,7 @@ class DataStack(Stack):
 
         exports = {
             names.OUTPUT_DATA_KEY: (self.key.key_arn, "KMS key of datasets, artifacts and data capture"),
+            names.OUTPUT_MESSAGE_KEY: (self.message_key.key_arn, "KMS key of the operators' topic and the queues"),
             names.OUTPUT_DATASET_BUCKET: (
                 self.datasets.bucket_name,
                 "Bucket for the train/validation/test/auxiliary channels",
@@ -138,6 +144,7 @@ class DataStack(Stack):
 
         return DataRefs(
             key_arn=imported(names.OUTPUT_DATA_KEY),
+            message_key_arn=imported(names.OUTPUT_MESSAGE_KEY),
             dataset_bucket_name=imported(names.OUTPUT_DATASET_BUCKET),
             dataset_bucket_arn=imported(names.OUTPUT_DATASET_BUCKET_ARN),
             artifact_bucket_name=imported(names.OUTPUT_ARTIFACT_BUCKET),

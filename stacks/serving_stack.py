@@ -51,14 +51,6 @@ class ServingStack(Stack):
                 f"{url_parameter}. Promotions overwrite that parameter; redeploys keep what it says."
             )
         image = Object2VecImage(self, "Object2VecImage")
-        self.model_role = ModelExecutionRole(
-            self,
-            "ModelExecutionRole",
-            endpoint_name=endpoint_name,
-            data=refs,
-            repository_arn=image.repository_arn,
-            extra_model_data_url=serving.initial_model_data_url,
-        ).role
         self.endpoint_alarms = EndpointAlarms(
             self,
             "EndpointAlarms",
@@ -67,6 +59,15 @@ class ServingStack(Stack):
             max_model_latency_ms=serving.max_model_latency_ms,
             topic=sns.Topic.from_topic_arn(self, "NotificationTopic", training_refs.notification_topic_arn),
         )
+        self.model_role = ModelExecutionRole(
+            self,
+            "ModelExecutionRole",
+            endpoint_name=endpoint_name,
+            data=refs,
+            repository_arn=image.repository_arn,
+            extra_model_data_url=serving.initial_model_data_url,
+            rollback_alarm_arns=[alarm.alarm_arn for alarm in self.endpoint_alarms.all],
+        ).role
         rollback_alarm_names = [alarm.alarm_name for alarm in self.endpoint_alarms.all]
         self.endpoint = EmbeddingEndpoint(
             self,

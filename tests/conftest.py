@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from local_aws.moto_server import moto_server
 from tests import aws_calls, moto_s3_conditional
 from tests.sagemaker_fake import sagemaker_fake, sagemaker_url  # noqa: F401  (fixtures for every package)
-from training.local_cloud.moto_main import moto_server
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # Real public data sits beside the repo (see ../shared/data/README.md); it is never copied in.

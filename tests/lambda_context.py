@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 import uuid
 
-from training.local_cloud.lambda_worker import LambdaContext
+from local_aws.awslambda.worker import LambdaContext
 
 
 def lambda_context(timeout_seconds: int = 60) -> LambdaContext:

@@ -1,8 +1,8 @@
 """The tests' one SageMaker stand-in: the local SageMaker API, scripted, served over HTTP.
 
-The same API local mode runs (:mod:`training.local_cloud.sagemaker_api`: SageMaker's wire protocol,
+The same API local mode runs (:mod:`local_aws.sagemaker.api`: SageMaker's wire protocol,
 the whole botocore request contract and reference section 10a, SageMaker's error codes) runs in
-the test process in *scripted* mode (:mod:`training.local_cloud.sagemaker_control`): it trains and
+the test process in *scripted* mode (:mod:`local_aws.sagemaker.scripted`): it trains and
 serves nothing, and jobs and endpoints move only when a test says so. The code under test reaches
 it over HTTP through ``AWS_ENDPOINT_URL_SAGEMAKER`` (botocore's per-service endpoint variable, which
 ``control_plane.aws.clients`` keys its cache on, as local mode sets it); every other service stays
@@ -25,10 +25,10 @@ from pathlib import Path
 import boto3
 import pytest
 
-from training.local_cloud import procs
-from training.local_cloud.local_aws import Clients
-from training.local_cloud.sagemaker_api import LocalSageMaker, make_handler
-from training.local_cloud.sagemaker_control import RESOURCE_LIMIT_EXCEEDED, THROTTLING, Faults, ServingLog
+from local_aws import procs
+from local_aws.clients import Clients
+from local_aws.sagemaker.api import LocalSageMaker, make_handler
+from local_aws.sagemaker.scripted import RESOURCE_LIMIT_EXCEEDED, THROTTLING, Faults, ServingLog
 
 ACCOUNT = "123456789012"  # what moto's STS answers, so the fake's ARNs are moto's account
 REGION = "us-east-1"

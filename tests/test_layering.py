@@ -44,18 +44,28 @@ VIOLATIONS = {
     "stacks/bad.py": "import control_plane.logic\n",
     "training/data/bad.py": "import stacks\n",
     "training/commands/bad.py": "import control_plane.aws\n",
+    "training/demo/bad.py": "import control_plane.aws\n",
+    "training/commands/bad_local.py": "import local_aws.sagemaker\n",
+    "local_aws/bad.py": "import control_plane\n",
+    "local_aws/sagemaker/bad.py": "import training.data\n",
+    "o2v_core/bad_local.py": "import local_aws\n",
+    "control_plane/bad_local.py": "import local_aws\n",
+    "stacks/bad_local.py": "import local_aws.sagemaker\n",
 }
 ALLOWED = {
     "control_plane/handlers/fine.py": "import control_plane.logic\nimport o2v_core\n",
-    "training/local_cloud/fine.py": "import control_plane.aws\n",
-    "bench/fine.py": "import stacks\nimport control_plane\nimport training\n",
+    "training/demo/fine.py": "import local_aws.sagemaker\nimport o2v_core\n",
+    "local_aws/fine.py": "import local_aws.sagemaker\nimport o2v_core\n",
+    "bench/fine.py": "import stacks\nimport control_plane\nimport training\nimport local_aws\n",
+    "tests/fine.py": "import local_aws.sagemaker\n",
     "o2v_core/fine.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import boto3\n",
 }
 
 
 def test_the_contracts_catch_each_forbidden_import(tmp_path: Path) -> None:
     packages = ["o2v_core", "control_plane", "control_plane/handlers", "control_plane/logic", "control_plane/aws",
-                "stacks", "training", "training/data", "training/commands", "training/local_cloud", "bench", "tests"]
+                "stacks", "training", "training/data", "training/commands", "training/demo", "local_aws",
+                "local_aws/sagemaker", "bench", "tests"]
     for package in packages:
         (tmp_path / package).mkdir(parents=True, exist_ok=True)
         (tmp_path / package / "__init__.py").write_text("", encoding="utf-8")

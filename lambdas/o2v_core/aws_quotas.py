@@ -81,3 +81,10 @@ SUBSCRIPTION_FILTERS_PER_LOG_GROUP = 2
 
 def quota_for(api: str) -> ApiQuota | None:
     return next((quota for quota in QUOTAS if quota.api == api), None)
+
+
+# sagemaker-runtime InvokeEndpoint: the request body (and the response body) is a ``BodyBlob`` with
+# ``"max": 6291456`` (botocore ``data/sagemaker-runtime/2017-05-13/service-2.json``), the 6 MB
+# payload limit of real-time endpoints. The service bounds a request by its body, not by a count of
+# instances (AWS's movie-recommendation notebook sends 9,430 in one: reference 11g).
+INVOKE_ENDPOINT_MAX_BODY_BYTES = 6_291_456

@@ -28,7 +28,7 @@ class LogSubscription:
     """A CloudWatch Logs subscription filter that invokes the function with matching lines.
 
     The stacks deploy it (``AWS::Logs::SubscriptionFilter`` named :meth:`filter_name`) and local
-    mode's Logs delivers it (``training.local_cloud.log_delivery``), in the format of
+    mode's Logs delivers it (``local_aws.logs.subscription``), in the format of
     :mod:`o2v_core.log_subscription`.
     """
 

@@ -22,7 +22,13 @@ Value = int | float | str | bool
 
 COMPARATORS: tuple[str, ...] = ("hadamard", "concat", "abs_diff")
 NETWORKS: tuple[str, ...] = ("hcnn", "bilstm", "pooled_embedding")
-_FILENAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._")
+# A file name in the auxiliary channel. The hyperparameter page documents the pattern
+# [A-Za-z0-9\.\_] (reference section 1a), but AWS's own sentence-similarity notebook has trained with
+# enc0_pretrained_embedding_file=glove.840B-trim.txt since 2018 (reference 11g), so the service
+# accepts '-'; common vector files are named like wiki-news-300d-1M.vec. We follow the service: letters,
+# digits, '.', '_' and '-'. Never a path: no '/' or '\\', and not '.' or '..' (the trainer joins the
+# name to the channel's directory, so a separator or a dot-only name would leave it).
+_FILENAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
 
 
 class HyperparameterError(ConfigFieldError):
@@ -64,7 +70,7 @@ class Hyperparameter:
         if self.kind == "comparators":
             return "comma-separated subset of " + ", ".join(COMPARATORS)
         if self.kind == "filename":
-            return "a file name of letters, digits, '.' and '_' (or empty)"
+            return "a file name of letters, digits, '.', '_' and '-', not '.' or '..' (or empty)"
         return "one of " + ", ".join(self.choices)
 
     def parse(self, raw: object) -> Value:
@@ -103,7 +109,7 @@ class Hyperparameter:
                 raise ValueError(text)
             return ", ".join(parts)
         if self.kind == "filename":
-            if any(char not in _FILENAME_CHARS for char in text):
+            if any(char not in _FILENAME_CHARS for char in text) or (text and not text.strip(".")):
                 raise ValueError(text)
             return text
         if text not in self.choices:

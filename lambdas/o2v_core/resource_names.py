@@ -39,6 +39,7 @@ def serving_stack_name(deployment: str) -> str:
 
 # <deployment>-data (stacks/data_stack.py)
 OUTPUT_DATA_KEY = "DataKeyArn"
+OUTPUT_MESSAGE_KEY = "MessageKeyArn"
 OUTPUT_DATASET_BUCKET = "DatasetBucketName"
 OUTPUT_DATASET_BUCKET_ARN = "DatasetBucketArn"
 OUTPUT_ARTIFACT_BUCKET = "ArtifactBucketName"

@@ -115,7 +115,6 @@ class Settings:
     finish_diverged_within_epochs: int
     promotion_margin: float
     notification_email: str | None
-    powertools_layer_version: int
 
     @property
     def retain_data(self) -> bool:
@@ -202,7 +201,6 @@ def parse_environment(env_name: str, raw: object) -> Settings:
         finish_diverged_within_epochs=top.integer("finish_diverged_within_epochs", 0, 100),
         promotion_margin=top.number("promotion_margin", 0.0, 1.0e9),
         notification_email=top.optional_string("notification_email", pattern=_EMAIL, allowed="an email address"),
-        powertools_layer_version=top.integer("powertools_layer_version", 1, 10_000),
     )
     top.finish()
     return settings

@@ -1,7 +1,8 @@
 """One control-plane Lambda function from its o2v_core.functions spec, with both retry layers.
 
-The code asset is the plain ``lambdas/`` directory (o2v_core and control_plane inside, one copy
-in the repository, no bundling). Powertools comes from its public layer. Asynchronous
+The code asset is the ``lambdas/`` directory (o2v_core and control_plane inside, one copy in the
+repository) with the pinned Powertools bundled in at synth (:mod:`stacks.constructs.lambda_asset`):
+no regional layer to look up (reference 11e). Asynchronous
 invocations retry, then go to the on-failure queue; EventBridge's own retries and DLQ sit in
 front of that, on each rule target (see :mod:`stacks.constructs.event_rules`).
 """
@@ -9,9 +10,8 @@ front of that, on each rule target (see :mod:`stacks.constructs.event_rules`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
-from aws_cdk import Duration, Fn, RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -22,24 +22,22 @@ from o2v_core.functions import FunctionSpec
 from o2v_core.runtime_config import ControlPlaneConfig
 
 from stacks.constructs.encrypted_log_group import encrypted_log_group
+from stacks.constructs.lambda_asset import staged_lambda_asset
 from stacks.constructs.project_event_bus import control_plane_role_path
 from stacks.grants import KEY_ACTIONS, Grant, allow, function_basics, role_with_grants
 from stacks.guardrails import put_events_conditions
 from stacks.nag import acknowledge, skip_lambda_checks
 
-LAMBDA_ASSET = Path(__file__).resolve().parents[2] / "lambdas"
-ASSET_EXCLUDES = ["**/__pycache__", "**/*.pyc", "**/.mypy_cache", "**/.pytest_cache", "**/.ruff_cache", "*.egg-info"]
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 ARCHITECTURE = lambda_.Architecture.ARM_64
-# Powertools publishes this layer in the commercial partition only, from account 017000801446.
-POWERTOOLS_LAYER = "arn:aws:lambda:${AWS::Region}:017000801446:layer:AWSLambdaPowertoolsPythonV3-python313-arm64"
+RUNTIME_REASON = (
+    "python3.13 is pinned on purpose: the asset bundles Powertools and its requirements (pure Python only, "
+    "stacks/constructs/lambda_asset.py), and moving the runtime is a reviewed change, never a side effect "
+    "of a CDK upgrade."
+)
 MEMORY_MB = 256
 ASYNC_RETRY_ATTEMPTS = 2
 ASYNC_MAX_EVENT_AGE = Duration.hours(6)
-
-
-def powertools_layer_arn(version: int) -> str:
-    return Fn.sub(f"{POWERTOOLS_LAYER}:{version}")
 
 
 DLQ_REASON = (
@@ -72,10 +70,10 @@ class ControlPlaneFunction(Construct):
         config: ControlPlaneConfig,
         grants: Sequence[Grant],
         key_arn: str,
+        message_key_arn: str,
         failure_queue: sqs.IQueue,
         log_retention_days: int,
         removal_policy: RemovalPolicy,
-        powertools_layer_version: int,
     ) -> None:
         super().__init__(scope, construct_id)
         self.spec = spec
@@ -93,6 +91,9 @@ class ControlPlaneFunction(Construct):
             *function_basics(self.log_group.log_group_arn),
             allow("SendAsyncFailures", ["sqs:SendMessage"], [failure_queue.queue_arn]),
             allow("UseDataKey", KEY_ACTIONS, [key_arn]),
+            # The failure queues and the witness queue are encrypted with the message key: sending
+            # to and receiving from them takes kms:GenerateDataKey and kms:Decrypt on it.
+            allow("UseMessageKey", KEY_ACTIONS, [message_key_arn]),
         ]
         scope_put_events(spec, grants)
         self.role = role_with_grants(
@@ -108,7 +109,7 @@ class ControlPlaneFunction(Construct):
             self,
             "Function",
             description=spec.description[:256],
-            code=lambda_.Code.from_asset(str(LAMBDA_ASSET), exclude=ASSET_EXCLUDES),
+            code=lambda_.Code.from_asset(str(staged_lambda_asset())),
             handler=spec.handler,
             runtime=RUNTIME,
             architecture=ARCHITECTURE,
@@ -119,11 +120,6 @@ class ControlPlaneFunction(Construct):
             role=iam.Role.from_role_arn(self, "RoleRef", self.role.role_arn, mutable=False),
             log_group=self.log_group,
             tracing=lambda_.Tracing.ACTIVE,
-            layers=[
-                lambda_.LayerVersion.from_layer_version_arn(
-                    self, "Powertools", powertools_layer_arn(powertools_layer_version)
-                )
-            ],
             # Only this function's own settings (o2v_core.function_settings), as local mode sets them.
             environment={**spec.environment(config), "POWERTOOLS_SERVICE_NAME": spec.function_id},
             # The variables hold names and ARNs, no secrets; the data key encrypts them at rest
@@ -149,15 +145,5 @@ class ControlPlaneFunction(Construct):
             acknowledge(self.role, "Serverless-LambdaStarPermissions", " ".join(dict.fromkeys(unscoped)))
         skip_lambda_checks(self.function, DLQ_REASON)
         acknowledge(self.function, "Serverless-LambdaDLQ", DLQ_REASON)
-        acknowledge(
-            self.function,
-            "Serverless-LambdaLatestVersion",
-            "python3.13 matches the Powertools public layer build AWSLambdaPowertoolsPythonV3-python313-arm64; "
-            "runtime and layer move together.",
-        )
-        acknowledge(
-            self.function,
-            "AwsSolutions-L1",
-            "python3.13 matches the Powertools public layer build AWSLambdaPowertoolsPythonV3-python313-arm64; "
-            "runtime and layer move together.",
-        )
+        for rule in ("Serverless-LambdaLatestVersion", "AwsSolutions-L1"):
+            acknowledge(self.function, rule, RUNTIME_REASON)

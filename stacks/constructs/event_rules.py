@@ -118,6 +118,8 @@ class EventRules(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.rules: dict[str, events.Rule] = {}
+        # The name of each rule's bus, None for the account's default bus (its metrics' dimensions).
+        self.bus_names: dict[str, str | None] = {}
         for spec in specs:
             if spec.target == NOTIFICATIONS and topic is not None:
                 target = topic_target(Construct(self, f"{spec.rule_id}Target"), topic, dlq)
@@ -135,10 +137,16 @@ class EventRules(Construct):
                 event_pattern=event_pattern(spec.pattern),
                 targets=[target],
             )
+            self.bus_names[spec.rule_id] = project_bus.event_bus_name if spec.bus == "project" else None
             if spec.target == NOTIFICATIONS and topic is not None:
                 allow_rule_to_publish(topic, self.rules[spec.rule_id], sid=f"AllowRule{spec.rule_id}")
             if queues and spec.target in queues:
                 allow_rule_to_send(queues[spec.target], self.rules[spec.rule_id], sid=f"AllowRule{spec.rule_id}")
+
+    @property
+    def with_buses(self) -> dict[str, tuple[events.IRule, str | None]]:
+        """Each rule with the name of its bus (None: the account's default bus)."""
+        return {rule_id: (rule, self.bus_names[rule_id]) for rule_id, rule in self.rules.items()}
 
 
 class ScheduledFunctions(Construct):
@@ -164,3 +172,8 @@ class ScheduledFunctions(Construct):
                 schedule=events.Schedule.expression(spec.schedule),
                 targets=[function_target(function, dlq)],
             )
+
+    @property
+    def with_buses(self) -> dict[str, tuple[events.IRule, str | None]]:
+        """Each rule with its bus name (scheduled rules are on the default bus: None)."""
+        return {function_id: (rule, None) for function_id, rule in self.rules.items()}

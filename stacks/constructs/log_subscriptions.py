@@ -17,7 +17,7 @@ from aws_cdk import aws_logs_destinations as log_destinations
 from constructs import Construct
 from o2v_core.functions import FunctionSpec
 
-from stacks.constructs.inline_custom_resource import inline_custom_resource_function
+from stacks.constructs.inline_custom_resource import SERVICE_TIMEOUT, inline_custom_resource_function
 from stacks.grants import allow, log_group_arn
 
 HANDLER_SOURCE = Path(__file__).with_name("training_log_group_handler.py")
@@ -58,7 +58,8 @@ class ExistingLogGroups(Construct):
             name: CustomResource(
                 self,
                 f"Group{index}",
-                service_token=function.function_arn,
+                service_timeout=SERVICE_TIMEOUT,
+            service_token=function.function_arn,
                 resource_type="Custom::ExistingLogGroup",
                 properties={"LogGroupName": name},
             )

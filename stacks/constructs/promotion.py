@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from aws_cdk import RemovalPolicy
 from aws_cdk import aws_events as events
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
@@ -27,6 +26,7 @@ from stacks.constructs.failure_alarms import FailureAlarms
 from stacks.constructs.secure_queue import ControlPlaneQueues, WitnessQueue
 from stacks.data_stack import DataRefs
 from stacks.guardrails import TrainingJobLimits
+from stacks.removal import removal_policy
 from stacks.serving_record import parameter_arn, serving_model_data_url_parameter, serving_model_parameter
 from stacks.training_stack import TrainingRefs
 
@@ -51,7 +51,8 @@ class Promotion(Construct):
         describes (KmsKeyId, DataCaptureConfig) until its first promotion replaces it."""
         super().__init__(scope, construct_id)
         deployment = settings.deployment
-        key = kms.Key.from_key_arn(self, "DataKey", data.key_arn)
+        # AWS services deliver into these queues: they use the message key (data_key.MessageKey).
+        key = kms.Key.from_key_arn(self, "MessageKey", data.message_key_arn)
         self.topic = sns.Topic.from_topic_arn(self, "Notifications", training.notification_topic_arn)
         bus = events.EventBus.from_event_bus_name(self, "EventBus", training.event_bus_name)
         self.queues = ControlPlaneQueues(self, "FailureQueues", key=key)
@@ -115,10 +116,10 @@ class Promotion(Construct):
             config=self.config,
             grants=promoter_grants(promotion_scope),
             key_arn=data.key_arn,
+            message_key_arn=data.message_key_arn,
             failure_queue=self.queues.async_failure_queue,
             log_retention_days=settings.log_retention_days,
-            removal_policy=RemovalPolicy.RETAIN if settings.retain_data else RemovalPolicy.DESTROY,
-            powertools_layer_version=settings.powertools_layer_version,
+            removal_policy=removal_policy(settings.retain_data),
         )
         # The reconciler needs the promotion settings and both sides' permissions, so it lives here.
         self.reconciler = ControlPlaneFunction(
@@ -129,19 +130,19 @@ class Promotion(Construct):
             config=self.config,
             grants=reconciler_grants(promotion_scope, training_scope),
             key_arn=data.key_arn,
+            message_key_arn=data.message_key_arn,
             failure_queue=self.queues.async_failure_queue,
             log_retention_days=settings.log_retention_days,
-            removal_policy=RemovalPolicy.RETAIN if settings.retain_data else RemovalPolicy.DESTROY,
-            powertools_layer_version=settings.powertools_layer_version,
+            removal_policy=removal_policy(settings.retain_data),
         )
         self.functions = {spec.function_id: f for spec, f in ((PROMOTER, self.promoter), (RECONCILER, self.reconciler))}
-        self.schedules = ScheduledFunctions(
+        schedule_wiring = ScheduledFunctions(
             self,
             "Schedules",
             functions={RECONCILER.function_id: (RECONCILER, self.reconciler.function)},
             dlq=self.queues.rule_target_dlq,
-        ).rules
-        self.rules = EventRules(
+        )
+        rule_wiring = EventRules(
             self,
             "Rules",
             specs=rules(deployment),
@@ -150,11 +151,13 @@ class Promotion(Construct):
             topic=None,  # the training stack wires the notification rule
             dlq=self.queues.rule_target_dlq,
             queues={ANNOUNCEMENT_WITNESS: self.witness},
-        ).rules
+        )
+        self.schedules, self.rules = schedule_wiring.rules, rule_wiring.rules
         self.alarms = FailureAlarms(
             self,
             "Alarms",
             topic=self.topic,
             queues=self.queues.all,
             functions={fid: f.function for fid, f in self.functions.items()},
+            rules={**rule_wiring.with_buses, **schedule_wiring.with_buses},
         ).alarms

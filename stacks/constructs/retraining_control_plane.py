@@ -9,7 +9,6 @@ training log group to the metric-line judge (with the group made sure to exist),
 
 from __future__ import annotations
 
-from aws_cdk import RemovalPolicy
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
@@ -32,6 +31,7 @@ from stacks.constructs.retraining_dashboard import RetrainingDashboard
 from stacks.constructs.secure_queue import ControlPlaneQueues
 from stacks.data_stack import DataRefs
 from stacks.guardrails import TrainingJobLimits
+from stacks.removal import removal_policy
 
 # The promoter needs the endpoint, so the serving stack owns it (and its rule).
 TRAINING_FUNCTIONS = tuple(spec for spec in FUNCTIONS if spec not in SERVING_FUNCTIONS)
@@ -55,12 +55,14 @@ class RetrainingControlPlane(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         deployment = settings.deployment
-        removal = RemovalPolicy.RETAIN if settings.retain_data else RemovalPolicy.DESTROY
+        removal = removal_policy(settings.retain_data)
         key = kms.Key.from_key_arn(self, "DataKey", data.key_arn)
+        # AWS services deliver into the topic and queues: they use the message key (data_key.MessageKey).
+        message_key = kms.Key.from_key_arn(self, "MessageKey", data.message_key_arn)
 
-        self.queues = ControlPlaneQueues(self, "FailureQueues", key=key)
+        self.queues = ControlPlaneQueues(self, "FailureQueues", key=message_key)
         self.notifications = NotificationTopic(
-            self, "Notifications", deployment=deployment, key=key, email=settings.notification_email
+            self, "Notifications", deployment=deployment, key=message_key, email=settings.notification_email
         )
         self.topic = self.notifications.topic
         self.event_bus = ProjectEventBus(
@@ -98,16 +100,16 @@ class RetrainingControlPlane(Construct):
                 config=self.config,
                 grants=grants_for(spec.function_id, grant_scope),
                 key_arn=data.key_arn,
+                message_key_arn=data.message_key_arn,
                 failure_queue=self.queues.async_failure_queue,
                 log_retention_days=settings.log_retention_days,
                 removal_policy=removal,
-                powertools_layer_version=settings.powertools_layer_version,
             )
             for spec in TRAINING_FUNCTIONS
         }
         lambdas: dict[str, lambda_.IFunction] = {fid: f.function for fid, f in self.functions.items()}
 
-        self.rules = EventRules(
+        rule_wiring = EventRules(
             self,
             "Rules",
             specs=rules(deployment),
@@ -115,13 +117,14 @@ class RetrainingControlPlane(Construct):
             functions=lambdas,
             topic=self.topic,
             dlq=self.queues.rule_target_dlq,
-        ).rules
-        self.schedules = ScheduledFunctions(
+        )
+        schedule_wiring = ScheduledFunctions(
             self,
             "Schedules",
             functions={fid: (f.spec, f.function) for fid, f in self.functions.items()},
             dlq=self.queues.rule_target_dlq,
-        ).rules
+        )
+        self.rules, self.schedules = rule_wiring.rules, schedule_wiring.rules
 
         self.subscriptions = LogSubscriptions(
             self,
@@ -136,7 +139,14 @@ class RetrainingControlPlane(Construct):
         queues = dict(self.queues.all)
         if self.notifications.subscription_dlq is not None:
             queues["EmailDlq"] = self.notifications.subscription_dlq
-        self.alarms = FailureAlarms(self, "Alarms", topic=self.topic, queues=queues, functions=lambdas).alarms
+        self.alarms = FailureAlarms(
+            self,
+            "Alarms",
+            topic=self.topic,
+            queues=queues,
+            functions=lambdas,
+            rules={**rule_wiring.with_buses, **schedule_wiring.with_buses},
+        ).alarms
         RetrainingDashboard(
             self,
             "Dashboard",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aws_cdk import Aws
 from aws_cdk import aws_iam as iam
 from constructs import Construct
@@ -138,6 +140,7 @@ class ModelExecutionRole(Construct):
         data: DataRefs,
         repository_arn: str,
         extra_model_data_url: str | None,
+        rollback_alarm_arns: Sequence[str] = (),
     ) -> None:
         super().__init__(scope, construct_id)
         model_artifacts = [s3_layout.objects_arn(data.artifact_bucket_arn, s3_layout.TRAINING_OUTPUT_PREFIX)]
@@ -175,6 +178,20 @@ class ModelExecutionRole(Construct):
             ),
             _put_metrics("PutEndpointMetrics", ENDPOINT_METRICS_NAMESPACE),
         ]
+        if rollback_alarm_arns:
+            # "Ensure that your IAM execution role has permission to perform the cloudwatch:DescribeAlarms
+            # action on the auto-rollback alarms you specify" (deployment-guardrails-configuration.html;
+            # reference 10f). Which role that is, the promoter's (which calls UpdateEndpoint) or the
+            # models' execution role, no source settles (docs/verification.md): both have it.
+            grants.append(
+                Grant(
+                    iam.PolicyStatement(
+                        sid="ReadRollbackAlarms",
+                        actions=["cloudwatch:DescribeAlarms"],
+                        resources=list(rollback_alarm_arns),
+                    )
+                )
+            )
         self.role = service_role(
             self,
             "Role",

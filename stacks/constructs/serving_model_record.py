@@ -7,7 +7,7 @@ from pathlib import Path
 from aws_cdk import CustomResource, RemovalPolicy
 from constructs import Construct
 
-from stacks.constructs.inline_custom_resource import inline_custom_resource_function
+from stacks.constructs.inline_custom_resource import SERVICE_TIMEOUT, inline_custom_resource_function
 from stacks.grants import allow
 from stacks.serving_record import parameter_arn, serving_model_data_url_parameter, serving_model_parameter
 
@@ -58,6 +58,7 @@ class ServingModelRecord(Construct):
         self.resource = CustomResource(
             self,
             "Resource",
+            service_timeout=SERVICE_TIMEOUT,
             service_token=self.function.function_arn,
             resource_type="Custom::ServingModelRecord",
             properties={

@@ -1,7 +1,8 @@
 """Custom resource: create the served-model URL parameter if it is absent; never overwrite it.
 
-Shipped as inline Lambda code (CloudFormation's ZipFile, which provides ``cfnresponse``), so it
-stays under 4 KB and uses boto3 only.
+Shipped as inline Lambda code (CloudFormation's ZipFile, under 4 KB, boto3 only); the import of
+``run`` is replaced by its module's text (inline_custom_resource.inline_code), which answers
+CloudFormation whatever happens.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from botocore.exceptions import ClientError
+
+from stacks.constructs.custom_resource_response import run
 
 
 def _code(error: ClientError) -> str:
@@ -55,13 +58,4 @@ def on_event(event: dict[str, Any], ssm: Any) -> str:
 
 
 def handler(event: dict[str, Any], context: Any) -> None:
-    import boto3
-    import cfnresponse  # type: ignore[import-not-found]
-
-    physical_id = event["ResourceProperties"]["ParameterName"]
-    try:
-        status = on_event(event, boto3.client("ssm"))
-    except Exception as error:
-        cfnresponse.send(event, context, cfnresponse.FAILED, {}, physical_id, reason=str(error))
-        return
-    cfnresponse.send(event, context, cfnresponse.SUCCESS, {"Status": status}, physical_id)
+    run(event, on_event, "ssm", "ParameterName")

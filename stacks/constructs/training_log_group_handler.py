@@ -5,7 +5,8 @@ training job logs, and a subscription filter on a missing group fails the deploy
 (PutSubscriptionFilter: ResourceNotFoundException). Creating it ahead is what SageMaker would do
 itself; an existing group is left exactly as it is. The group is shared by every training job of
 the account, so deleting the stack never deletes it. Shipped as inline Lambda code (CloudFormation's
-ZipFile provides ``cfnresponse``), boto3 only.
+ZipFile, boto3 only); the import of ``run`` is replaced by its module's text
+(inline_custom_resource.inline_code), which answers CloudFormation whatever happens.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 from typing import Any
 
 from botocore.exceptions import ClientError
+
+from stacks.constructs.custom_resource_response import run
 
 
 def ensure_log_group(logs: Any, name: str) -> str:
@@ -33,13 +36,4 @@ def on_event(event: dict[str, Any], logs: Any) -> str:
 
 
 def handler(event: dict[str, Any], context: Any) -> None:
-    import boto3
-    import cfnresponse  # type: ignore[import-not-found]
-
-    physical_id = event["ResourceProperties"]["LogGroupName"]
-    try:
-        status = on_event(event, boto3.client("logs"))
-    except Exception as error:
-        cfnresponse.send(event, context, cfnresponse.FAILED, {}, physical_id, reason=str(error))
-        return
-    cfnresponse.send(event, context, cfnresponse.SUCCESS, {"Status": status}, physical_id)
+    run(event, on_event, "logs", "LogGroupName")

@@ -29,9 +29,9 @@ from o2v_core.naming import Lineage, job_name, tag_list
 from o2v_core.resource_names import TRAINING_JOB_LOG_GROUP
 from o2v_core.runtime_config import ControlPlaneConfig
 
+from local_aws.curve_table import ensure_curve_table
 from tests import sagemaker_fake
 from tests.control_plane import moto_ext
-from training.local_cloud.curve_table import ensure_curve_table
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient

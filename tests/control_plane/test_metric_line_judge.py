@@ -11,6 +11,7 @@ import time
 from collections import Counter
 from typing import Any
 
+import boto3
 import pytest
 from control_plane.handlers import divergence_monitor, metric_line_judge
 from o2v_core.log_subscription import (
@@ -24,6 +25,7 @@ from o2v_core.log_subscription import (
 )
 from o2v_core.naming import job_name
 from o2v_core.resource_names import TRAINING_JOB_LOG_GROUP as LOG_GROUP
+from o2v_core.resource_names import job_curve_table_name
 
 from tests import sagemaker_fake
 from tests.control_plane.cloud import DIVERGING, PATIENT, Cloud, epoch_lines, log_header
@@ -90,13 +92,14 @@ def test_judge_fires_on_the_line_of_the_decisive_epoch(
 
 VALIDATION_LINE = "#quality_metric: host=algo-1, epoch=3, validation mean_squared_error <loss>=9.0"
 TRAIN_LINE = "#quality_metric: host=algo-1, epoch=3, train mean_squared_error <loss>=0.1"
+FINAL_TEST_LINE = "#quality_metric: host=algo-1, test mean_squared_error <loss>=0.2"
 
 
 @pytest.mark.parametrize(("job", "lines", "message_type", "verdict"), [
     (job_name("other", "stsb-baseline", 1), [VALIDATION_LINE], DATA_MESSAGE, "other_deployment"),
     # deployment "dev-x" shares the text "dev-" with "dev", but not its prefix "dev--"
     (job_name("dev-x", "stsb-baseline", 1), [VALIDATION_LINE], DATA_MESSAGE, "other_deployment"),
-    (job_name("dev", "stsb-baseline", 1), [TRAIN_LINE], DATA_MESSAGE, "no_validation_line"),
+    (job_name("dev", "stsb-baseline", 1), [FINAL_TEST_LINE], DATA_MESSAGE, "no_epoch_line"),
     (job_name("dev", "stsb-baseline", 1), ["CWL CONTROL MESSAGE: Checking health of destination Lambda."],
      CONTROL_MESSAGE, "control_message"),
 ])
@@ -118,3 +121,46 @@ def test_monitor_defers_jobs_instead_of_running_into_its_timeout(
     report = divergence_monitor.handler(SCHEDULED, lambda_context(timeout_seconds=1))  # 1 s left
     assert report["deferred"] == [job] and report["checked"] == []
     assert aws_calls["DescribeTrainingJob"] == 0 and aws_calls["FilterLogEvents"] == 0
+
+
+def test_train_lines_without_a_validation_line_are_stored_not_dropped(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch, aws_calls: Counter[str]
+) -> None:
+    """The generalization-gap rule needs each epoch's train loss, which often arrives in a batch of
+    its own (issue 24 item 8): stored with one UpdateItem; judged when its validation line comes."""
+    cloud.use_config(monkeypatch)
+    job = cloud.create_job("stsb-baseline")
+    result = metric_line_judge.handler(delivery(job, [TRAIN_LINE]), lambda_context())
+    assert result == {"job": job, "verdict": "stored_train_lines"}
+    assert aws_calls["UpdateItem"] == 1 and aws_calls["DescribeTrainingJob"] == 0
+    result = metric_line_judge.handler(delivery(job, [VALIDATION_LINE]), lambda_context())
+    assert result["verdict"] == "checked"
+    item = boto3.client("dynamodb").scan(TableName=job_curve_table_name(cloud.deployment))["Items"]
+    assert sum(TRAIN_LINE in json.dumps(entry) for entry in item) == 1
+
+
+# Validation drifts up 1.5-3 % (under the rise rule's 5 %) while train keeps falling: only the
+# generalization-gap rule fires, at epoch 9 (tests/control_plane/test_detector.py, same curves).
+GAP_VALIDATION = [0.9, 0.7, 0.6, 0.55, 0.53, 0.52, 0.52, 0.528, 0.533, 0.536, 0.54]
+GAP_TRAIN = [0.9, 0.68, 0.56, 0.5, 0.47, 0.45, 0.43, 0.41, 0.39, 0.37, 0.35]
+
+
+@pytest.mark.parametrize("train_first", [True, False])
+def test_the_generalization_gap_rule_fires_on_the_push_path_with_train_lines_in_their_own_batches(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch, train_first: bool
+) -> None:
+    cloud.use_config(monkeypatch, detector_config='{"use_generalization_gap": true}', stop_on_divergence=False)
+    job = cloud.create_job("stsb-baseline", hyperparameters=PATIENT)
+    verdicts = []
+    for epoch, (validation, train) in enumerate(zip(GAP_VALIDATION, GAP_TRAIN, strict=True)):
+        lines = epoch_lines([(epoch, validation, train)], "mean_squared_error")
+        train_lines = [line for line in lines if " train " in line]
+        validation_lines = [line for line in lines if " train " not in line]
+        for batch in ([train_lines, validation_lines] if train_first else [validation_lines, train_lines]):
+            cloud.write_log(job, batch)
+            verdicts.append(metric_line_judge.handler(delivery(job, batch), lambda_context())["verdict"])
+        if "diverged" in verdicts:
+            break
+    assert "diverged" in verdicts
+    (report,) = cloud.delivered("retrain_launcher")
+    assert "generalization_gap" in json.dumps(report)

@@ -15,8 +15,8 @@ from typing import Any
 import boto3
 import pytest
 
-from training.local_cloud.demo import Console, Demo, DemoOptions, run_demo
-from training.local_cloud.local_aws import Clients, LogForwarder
+from local_aws.clients import Clients, LogForwarder
+from training.demo import Console, Demo, DemoOptions, run_demo
 
 
 def test_the_log_forwarder_never_sends_an_empty_message(moto_endpoint: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -77,7 +77,7 @@ def test_an_interrupted_run_leaves_a_partial_report(shared_data: Path, tmp_path:
     runs = tmp_path / "runs"
     output = (tmp_path / "demo.out").open("w+", encoding="utf-8")
     process = subprocess.Popen(
-        [sys.executable, "-m", "training.local_cloud", "--size", "quick", "--runs-dir", str(runs),
+        [sys.executable, "-m", "training.demo", "--size", "quick", "--runs-dir", str(runs),
          "--data", str(shared_data / "stsbenchmark")],
         cwd=repo_root, env=env, stdout=output, stderr=subprocess.STDOUT, text=True,
     )

@@ -1,6 +1,6 @@
 """End to end: ``o2v demo`` on a small slice of STS-B, through the local services.
 
-The demo runs as a real subprocess (``python -m training.local_cloud``, the same code as
+The demo runs as a real subprocess (``python -m training.demo``, the same code as
 ``o2v demo``) with ``--keep-endpoint``, so that once its report is written this test can ask the
 local services itself, with plain boto3 and the endpoints the demo published in ``serving.json``:
 DescribeTrainingJob, ListTags, the local CloudWatch Logs, SSM and ``sagemaker-runtime``
@@ -103,7 +103,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Iterato
     env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
     with output.open("wb") as sink:
         process = subprocess.Popen(
-            [sys.executable, "-m", "training.local_cloud", "--size", "quick", "--keep-endpoint",
+            [sys.executable, "-m", "training.demo", "--size", "quick", "--keep-endpoint",
              "--data", str(shared_data / "stsbenchmark"), "--runs-dir", str(runs)],
             stdout=sink, stderr=subprocess.STDOUT, env=env, start_new_session=True,
         )

@@ -19,8 +19,8 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from o2v_core.events import SAGEMAKER_SOURCE, TRAINING_JOB_STATE_CHANGE, training_job_finished_pattern
 
-from training.local_cloud import procs
-from training.local_cloud.services import LocalServices
+from local_aws import procs
+from local_aws.services import LocalServices
 
 pytestmark = pytest.mark.timeout(120)
 

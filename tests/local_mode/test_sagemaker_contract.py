@@ -17,15 +17,15 @@ import pytest
 from botocore.exceptions import ClientError
 from o2v_core.builtin_algorithms import METRIC_OVERRIDE_MESSAGE, builtin_metric_definitions
 
-from tests.local_mode.test_local_sagemaker import Local, _request
-from tests.local_mode.test_local_sagemaker import local as local  # the module fixture: local services
-from training.local_cloud.sagemaker_contract import (
+from local_aws.sagemaker.contract import (
     ContractViolation,
     check_request,
     described_algorithm_specification,
     service_model,
     unchecked_patterns,
 )
+from tests.local_mode.test_local_sagemaker import Local, _request
+from tests.local_mode.test_local_sagemaker import local as local  # the module fixture: local services
 
 IMAGE = "382416733822.dkr.ecr.us-east-1.amazonaws.com/object2vec:1"
 BUCKET = "contract"

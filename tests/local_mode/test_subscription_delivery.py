@@ -25,12 +25,12 @@ from o2v_core.functions import METRIC_LINE_JUDGE
 from o2v_core.log_subscription import DATA_MESSAGE, decode
 from o2v_core.resource_names import TRAINING_JOB_LOG_GROUP, job_curve_table_name
 
+from local_aws.clients import Clients
+from local_aws.events.pump import SCHEDULE, SUBSCRIPTION, Delivery, EventPump
+from local_aws.logs.subscription import SubscriptionReader
 from tests import sagemaker_fake
 from tests.control_plane.cloud import DIVERGING, PATIENT, Cloud, epoch_lines, log_header
 from tests.control_plane.conftest import cloud  # noqa: F401  (the fakes' fixture; moto_endpoint is in tests/conftest.py)
-from training.local_cloud.local_aws import Clients
-from training.local_cloud.log_delivery import SubscriptionReader
-from training.local_cloud.pump import SCHEDULE, SUBSCRIPTION, Delivery, EventPump
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -109,8 +109,12 @@ NEEDS_AWS: tuple[tuple[str, str], ...] = (
 )
 # Options that only make sense with an account: removed, the rest of the command runs.
 AWS_ONLY_OPTIONS = {"o2v prepare": ("--upload",)}
-# The suite itself: it cannot run inside itself.
-NOT_RUN_HERE = ((r"^make test\b", "the suite itself (this test runs inside it)"),)
+# Not run here, and why; each reason says where else it runs, if anywhere.
+NOT_RUN_HERE = (
+    (r"^make test\b", "the suite itself (this test runs inside it)"),
+    (r"^\.venv/bin/o2v train --data channels\b", "needs a notebook's channels and hyperparameter file; "
+     "tests/conformance/test_train_channels.py runs it as written with them"),
+)
 # Documented exit statuses other than 0 that are an answer, not a failure (README.md: "Exit code
 # 0: healthy or undecided; 3: diverged").
 ANSWER_STATUSES = {"detect": (3,)}

@@ -24,6 +24,7 @@ from o2v_core.naming import job_prefix
 from o2v_core.resource_names import TRAINING_JOB_LOG_GROUP
 
 from stacks.constructs import training_log_group_handler as log_group_handler
+from stacks.constructs.inline_custom_resource import inline_code
 from tests.stacks.conftest import Synthesized
 from tests.stacks.iam_helpers import as_list, imported, inline_policy, joined, statements_by_sid
 
@@ -135,7 +136,7 @@ def test_metric_line_judge_is_subscribed_to_the_training_log_group(synthesized: 
 def test_log_group_custom_resource_may_only_create_that_group(synthesized: Synthesized) -> None:
     (group,) = resources(synthesized, "Custom::ExistingLogGroup").values()
     function = resources(synthesized, "AWS::Lambda::Function")[group["Properties"]["ServiceToken"]["Fn::GetAtt"][0]]
-    assert function["Properties"]["Code"]["ZipFile"] == Path(log_group_handler.__file__).read_text()
+    assert function["Properties"]["Code"]["ZipFile"] == inline_code(Path(log_group_handler.__file__))
     assert len(function["Properties"]["Code"]["ZipFile"]) < 4096  # CloudFormation's limit for inline code
     role_id = function["Properties"]["Role"]["Fn::GetAtt"][0]
     statements = statements_by_sid(inline_policy(resources(synthesized, "AWS::IAM::Role")[role_id]))
@@ -153,19 +154,13 @@ def test_functions_come_from_the_specs(synthesized: Synthesized) -> None:
     functions = resources(synthesized, "AWS::Lambda::Function")
     # the specs' functions, and the custom resource that makes sure the subscribed log group exists
     assert len(functions) == len(TRAINING_SPECS) + 1
-    version = synthesized.settings.powertools_layer_version
     for spec in TRAINING_SPECS:
         props = functions[function_ids(synthesized)[spec.function_id]]["Properties"]
         assert props["Runtime"] == "python3.13"
         assert props["Architectures"] == ["arm64"]
         assert props["Timeout"] == spec.timeout_seconds
         assert props["TracingConfig"] == {"Mode": "Active"}
-        assert props["Layers"] == [
-            {
-                "Fn::Sub": "arn:aws:lambda:${AWS::Region}:017000801446:layer:"
-                f"AWSLambdaPowertoolsPythonV3-python313-arm64:{version}"
-            }
-        ]
+        assert "Layers" not in props  # Powertools is in the asset (tests/stacks/test_lambda_asset.py)
 
 
 def test_each_function_environment_holds_exactly_its_own_settings(synthesized: Synthesized) -> None:
@@ -225,28 +220,12 @@ def _tls_only(policy: dict[str, Any]) -> bool:
     )
 
 
-def test_queues_and_topic_are_encrypted_with_the_key_and_tls_only(synthesized: Synthesized) -> None:
-    key = imported(synthesized.stack_name("data"), "DataKeyArn")
-    for queue in resources(synthesized, "AWS::SQS::Queue").values():
-        assert queue["Properties"]["KmsMasterKeyId"] == key
+def test_queues_and_topic_are_tls_only(synthesized: Synthesized) -> None:
+    # Which key encrypts them, and what its policy allows: tests/stacks/test_notifications.py.
     for policy in resources(synthesized, "AWS::SQS::QueuePolicy").values():
         assert _tls_only(policy["Properties"]["PolicyDocument"])
-    (topic,) = resources(synthesized, "AWS::SNS::Topic").values()
-    assert topic["Properties"]["KmsMasterKeyId"] == key
     (topic_policy,) = resources(synthesized, "AWS::SNS::TopicPolicy").values()
     assert _tls_only(topic_policy["Properties"]["PolicyDocument"])
-
-
-def test_key_lets_delivering_services_of_this_account_encrypt(synthesized: Synthesized) -> None:
-    key = synthesized.template_json("data")["Resources"]["DataKey"]["Properties"]["KeyPolicy"]
-    (statement,) = [s for s in key["Statement"] if s.get("Sid") == "AllowMessageDeliveryByAwsServices"]
-    assert sorted(statement["Principal"]["Service"]) == [
-        "cloudwatch.amazonaws.com",
-        "events.amazonaws.com",
-        "sns.amazonaws.com",
-    ]
-    assert sorted(statement["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey"]
-    assert statement["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
 
 
 def test_only_this_deployments_roles_may_put_events_on_the_bus(synthesized: Synthesized) -> None:
@@ -324,6 +303,7 @@ def test_monitor_has_exactly_its_permissions(synthesized: Synthesized) -> None:
         "WriteOwnLogs": ["logs:CreateLogStream", "logs:PutLogEvents"],
         "SendAsyncFailures": ["sqs:SendMessage"],
         "UseDataKey": ["kms:Decrypt", "kms:GenerateDataKey"],
+        "UseMessageKey": ["kms:Decrypt", "kms:GenerateDataKey"],
         "WriteTraces": ["xray:PutTelemetryRecords", "xray:PutTraceSegments"],
         "ListTrainingJobs": ["sagemaker:ListTrainingJobs"],
         "ReadTrainingJobs": ["sagemaker:DescribeTrainingJob", "sagemaker:ListTags"],
@@ -347,6 +327,7 @@ def test_monitor_has_exactly_its_permissions(synthesized: Synthesized) -> None:
     bus_id = only_id(synthesized, "AWS::Events::EventBus")
     assert grants["PutProjectEvents"]["Resource"] == {"Fn::GetAtt": [bus_id, "Arn"]}
     assert grants["UseDataKey"]["Resource"] == imported(synthesized.stack_name("data"), "DataKeyArn")
+    assert grants["UseMessageKey"]["Resource"] == imported(synthesized.stack_name("data"), "MessageKeyArn")
 
 
 # -- alarms, dashboard, outputs -----------------------------------------------------------------------
@@ -359,6 +340,7 @@ def test_alarms_on_every_failure_queue_and_function_notify_the_topic(synthesized
         assert alarm["AlarmActions"] == [topic]
     queue_alarms = [a for a in alarms if a.get("MetricName") == "ApproximateNumberOfMessagesVisible"]
     error_alarms = [a for a in alarms if a.get("MetricName") == "Errors"]
+    # (and one per rule on its failed deliveries: tests/stacks/test_notifications.py)
     assert len(queue_alarms) == len(resources(synthesized, "AWS::SQS::Queue"))
     assert len(error_alarms) == len(TRAINING_SPECS)
     for alarm in [*queue_alarms, *error_alarms]:

@@ -1,5 +1,5 @@
 """The metric-line judge's curve store in the training stack: the table local mode also creates
-(training/local_cloud/curve_table.py), encrypted with the data key, with its time to live."""
+(local_aws/curve_table.py), encrypted with the data key, with its time to live."""
 
 from __future__ import annotations
 
@@ -23,5 +23,5 @@ def test_the_curve_table_matches_the_store_layout_and_is_encrypted_with_the_data
     assert props["SSESpecification"]["SSEEnabled"] is True and props["SSESpecification"]["SSEType"] == "KMS"
     assert "Fn::ImportValue" in str(props["SSESpecification"]["KMSMasterKeyId"])  # the data stack's key
     assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
-    expected = "Retain" if synthesized.settings.retain_data else "Delete"
+    expected = "RetainExceptOnCreate" if synthesized.settings.retain_data else "Delete"  # reference 11c
     assert table["DeletionPolicy"] == expected

@@ -13,6 +13,7 @@ from tests.stacks.conftest import Synthesized
 # (a new logical ID) must fail this test.
 STATEFUL = {
     "DataKey": "AWS::KMS::Key",
+    "MessageKey": "AWS::KMS::Key",
     "AccessLogBucket": "AWS::S3::Bucket",
     "DatasetBucket": "AWS::S3::Bucket",
     "ArtifactBucket": "AWS::S3::Bucket",
@@ -106,13 +107,19 @@ def test_every_bucket_denies_requests_without_tls(synthesized: Synthesized) -> N
         assert {"Fn::GetAtt": [logical_id, "Arn"]} in resources  # the bucket and its objects
 
 
-@pytest.mark.parametrize(("env_name", "policy"), [("dev", "Delete"), ("prod", "Retain")])
-def test_retention_follows_the_environment(env_name: str, policy: str, request: pytest.FixtureRequest) -> None:
+# prod keeps them except when their own creation rolls back (RetainExceptOnCreate: reference 11c,
+# tests/stacks/test_deletion_policies.py); a replacement keeps the old one.
+@pytest.mark.parametrize(
+    ("env_name", "deletion", "replacement"), [("dev", "Delete", "Delete"), ("prod", "RetainExceptOnCreate", "Retain")]
+)
+def test_retention_follows_the_environment(
+    env_name: str, deletion: str, replacement: str, request: pytest.FixtureRequest
+) -> None:
     synthesized: Synthesized = request.getfixturevalue(env_name)
     resources = synthesized.template_json("data")["Resources"]
     for logical_id in STATEFUL:
-        assert resources[logical_id]["DeletionPolicy"] == policy, logical_id
-        assert resources[logical_id]["UpdateReplacePolicy"] == policy, logical_id
+        assert resources[logical_id]["DeletionPolicy"] == deletion, logical_id
+        assert resources[logical_id]["UpdateReplacePolicy"] == replacement, logical_id
 
 
 def test_dev_buckets_empty_themselves_on_delete_and_prod_buckets_never_do(dev: Synthesized, prod: Synthesized) -> None:

@@ -62,7 +62,7 @@ OPERATION_ACTION = {("s3", "ListObjectsV2"): "ListBucket"}
 # Logs resources", docs.aws.amazon.com/AmazonCloudWatch/latest/logs/iam-access-control-overview-cwl.html).
 LOG_GROUP_ARN_WITHOUT_STAR = frozenset({"TagResource", "UntagResource", "ListTagsForResource"})
 # The Lambda runtime's own grants (control_plane_function.py), not the handler's calls.
-RUNTIME_SIDS = frozenset({"WriteOwnLogs", "SendAsyncFailures", "UseDataKey", "WriteTraces"})
+RUNTIME_SIDS = frozenset({"WriteOwnLogs", "SendAsyncFailures", "UseDataKey", "UseMessageKey", "WriteTraces"})
 
 
 @cache

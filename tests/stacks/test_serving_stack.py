@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
+
+from o2v_core.resource_names import TRAINING_OUTPUT_PREFIX
+from o2v_core.served_assets import job_name_from_artifact, split_s3_uri
 
 from tests.stacks.conftest import Synthesized
 from tests.stacks.iam_helpers import as_list, imported, inline_policy, joined, statements_by_sid
@@ -112,3 +117,40 @@ def test_outputs_name_the_endpoint(synthesized: Synthesized) -> None:
     outputs = synthesized.template_json("serving")["Outputs"]
     (endpoint_id,) = synthesized.resources("serving", "AWS::SageMaker::Endpoint")
     assert outputs["EndpointName"]["Value"] == {"Fn::GetAtt": [endpoint_id, "EndpointName"]}
+
+
+def test_both_roles_that_may_evaluate_the_rollback_alarms_may_describe_them(synthesized: Synthesized) -> None:
+    """Deployment guardrails: "Ensure that your IAM execution role has permission to perform the
+    cloudwatch:DescribeAlarms action on the auto-rollback alarms you specify" (reference 10f). Whether
+    that is the caller of UpdateEndpoint (the promoter) or the models' execution role no source
+    settles, so both have it, on exactly the endpoint config's rollback alarms."""
+    alarm_ids = sorted(
+        logical_id for logical_id, alarm in synthesized.resources("serving", "AWS::CloudWatch::Alarm").items()
+        if alarm["Properties"].get("Namespace") == "AWS/SageMaker"  # the endpoint's rollback alarms
+    )  # fmt: skip
+    assert len(alarm_ids) == 2
+    roles = synthesized.resources("serving", "AWS::IAM::Role")
+    model_role = next(
+        r for r in roles.values()
+        if r["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]
+        == {"Service": "sagemaker.amazonaws.com"}
+    )  # fmt: skip
+    statement = statements_by_sid(inline_policy(model_role))["ReadRollbackAlarms"]
+    assert as_list(statement["Action"]) == ["cloudwatch:DescribeAlarms"]
+    assert sorted(r["Fn::GetAtt"][0] for r in as_list(statement["Resource"])) == alarm_ids
+    promoter_roles = [
+        statements_by_sid(inline_policy(r)) for r in roles.values()
+        if "ReadRollbackAlarms" in str(r) and r is not model_role
+    ]  # fmt: skip
+    assert promoter_roles  # the promoter's and the reconciler's (tests/stacks/test_promotion.py pins the ARNs)
+
+
+def test_the_readmes_model_url_is_one_the_model_role_may_read() -> None:
+    """Issue 24 item 8: the hand-set model URL lies below the prefix ReadModelArtifacts allows, in
+    SageMaker's output layout (o2v_core.served_assets.job_name_from_artifact)."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    urls = re.findall(r"--value (s3://\S+model\.tar\.gz)", readme)
+    for url in urls:  # none once the promoter alone sets the served model
+        _, key = split_s3_uri(url)
+        assert key.startswith(TRAINING_OUTPUT_PREFIX), url
+        assert job_name_from_artifact(url), url

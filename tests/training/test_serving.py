@@ -25,6 +25,7 @@ from training.serving.server import InferenceServer
 
 MAX_BODY = 20_000
 MAX_INSTANCES = 50
+ENC_DIM = 24  # the served_model fixture's
 READ_TIMEOUT = 2
 
 
@@ -35,8 +36,9 @@ def loaded(served_model: Path) -> LoadedModel:
 
 @pytest.fixture(scope="module")
 def server(loaded: LoadedModel) -> Iterator[InferenceServer]:
-    instance = InferenceServer(Predictor(loaded, max_instances=MAX_INSTANCES, batch_size=16), "127.0.0.1", 0,
-                               max_body_bytes=MAX_BODY, quiet=True, read_timeout=READ_TIMEOUT)
+    predictor = Predictor(loaded, max_output_values=MAX_INSTANCES * ENC_DIM, batch_size=16)
+    instance = InferenceServer(predictor, "127.0.0.1", 0, max_body_bytes=MAX_BODY, quiet=True,
+                               read_timeout=READ_TIMEOUT)
     instance.start_background()
     try:
         yield instance
@@ -135,7 +137,8 @@ BAD_PAYLOADS = [
     ("no instances", {"instances": []}, "application/json", 400, "no instances"),
     ("instance not an object", {"instances": [[1, 2]]}, "application/json", 400, "instance 0: must be a JSON object"),
     ("missing input", {"instances": [{"in0": [1]}, {}]}, "application/json", 400, "instance 1: needs in0, in1 or both"),
-    ("unknown input", {"instances": [{"in2": [1]}]}, "application/json", 400, "instance 0: unknown field(s) in2"),
+    ("only unknown inputs", {"instances": [{"in2": [1]}]}, "application/json", 400,
+     "instance 0: needs in0, in1 or both"),
     ("strings", {"instances": [{"in0": ["a", "cat"]}]}, "application/json", 400,
      "instance 0: in0 must hold integer token ids; found 'a'"),
     ("floats", {"instances": [{"in0": [1.5]}]}, "application/json", 400, "in0 must hold integer token ids"),
@@ -146,8 +149,9 @@ BAD_PAYLOADS = [
      "instance 0: in0 token id 10000000 is outside the vocabulary"),
     ("negative id", {"instances": [{"in1": [-1]}]}, "application/json", 400, "in1 token id -1 is outside"),
     ("bad jsonlines line", '{"in0": [1]}\n{oops\n', "application/jsonlines", 400, "line 2: not valid JSON"),
-    ("too many instances", {"instances": [{"in0": [1]}] * (MAX_INSTANCES + 1)}, "application/json", 413,
-     f"{MAX_INSTANCES + 1} instances in one request; the limit is {MAX_INSTANCES}"),
+    ("more output than the memory bound", {"instances": [{"in0": [1]}] * (MAX_INSTANCES + 1)}, "application/json",
+     413, f"{MAX_INSTANCES + 1} instances would return {(MAX_INSTANCES + 1) * ENC_DIM} numbers; this server answers "
+          f"at most {MAX_INSTANCES * ENC_DIM} per request (--max-output-values"),
     ("oversized body", {"instances": [{"in0": [1] * (MAX_BODY // 2)}]}, "application/json", 413,
      f"exceeds max_body of {MAX_BODY}"),  # answered by waitress itself, in plain text
     ("unsupported content type", "1,2,3", "text/csv", 415, "Content-Type 'text/csv' is not supported"),

@@ -80,7 +80,7 @@ def register(subparsers: Subparsers) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from training.local_cloud.demo import DemoError, DemoOptions, run_demo
+    from training.demo import DemoError, DemoOptions, run_demo
 
     if args.train_rows is not None and args.train_rows < 50:
         raise ValueError(f"--train-rows {args.train_rows}: use at least 50")

@@ -8,8 +8,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from o2v_core.aws_quotas import INVOKE_ENDPOINT_MAX_BODY_BYTES
+
 from training.cli import CommandError
 from training.commands import Subparsers, add_parser
+from training.serving.limits import DEFAULT_MAX_OUTPUT_VALUES
 
 DESCRIPTION = """\
 Serve a model written by `o2v train` (model.tar.gz or its model directory) over HTTP with
@@ -19,8 +22,12 @@ SageMaker's inference contract:
   POST /invocations   {"instances": [{"in0": [ids]}]}            -> {"predictions": [{"embeddings": [...]}]}
                       {"instances": [{"in0": [ids], "in1": [ids]}]} -> {"predictions": [{"scores": [...]}]}
 
-Content-Type application/json or application/jsonlines (one instance per line);
-Accept application/json (default) or application/jsonlines. Bad requests get a 4xx with
+Content-Type application/json or application/jsonlines (one instance per line); none, or
+application/octet-stream, is read as JSON. Accept application/json or application/jsonlines
+(default: the request's format). Keys other than in0/in1 in an instance are ignored. No count of
+instances is imposed: a request is bounded by --max-body-bytes and --max-output-values. An
+infer_max_seqlens above the model's maximum is lowered to it and reported (log line and the
+X-O2V-Infer-Max-Seqlens response header). Bad requests get a 4xx with
 {"error": "..."} and the server keeps serving: JSON nested over 16 levels or an integer over 18
 digits get 400, a malformed Content-Length 400, a body over --max-body-bytes 413, a request whose
 headers or body stop arriving 408 after --read-timeout. Served by waitress: --workers request
@@ -39,10 +46,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="port (default: $SAGEMAKER_BIND_TO_PORT or 8080)")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default: 127.0.0.1; 0.0.0.0 inside a container)")
-    parser.add_argument("--max-body-bytes", type=int, default=6 * 1024 * 1024,
-                        help="largest request body accepted, else 413 (default: 6 MiB, as SageMaker)")
-    parser.add_argument("--max-instances", type=int, default=1000,
-                        help="most instances in one request, else 413 (default: 1000)")
+    parser.add_argument("--max-body-bytes", type=int, default=INVOKE_ENDPOINT_MAX_BODY_BYTES,
+                        help="largest request body accepted, else 413 (default: 6 MiB, InvokeEndpoint's limit)")
+    parser.add_argument("--max-output-values", type=int, default=DEFAULT_MAX_OUTPUT_VALUES,
+                        help="most numbers one response may hold (instances x prediction width), else 413: a "
+                             f"memory bound; no count of instances is imposed (default: {DEFAULT_MAX_OUTPUT_VALUES})")
     parser.add_argument("--batch-size", type=int, default=256, help="instances per inference batch (default: 256)")
     parser.add_argument("--max-connections", type=int, default=4096,
                         help="most connections open at once; more wait in the backlog (default: 4096)")
@@ -68,13 +76,13 @@ def run(args: argparse.Namespace) -> int:
     from training.serving.server import InferenceServer
     from training.trainer.threads import configure_threads
 
-    for name in ("port", "max_body_bytes", "max_instances", "batch_size", "max_connections", "read_timeout",
+    for name in ("port", "max_body_bytes", "max_output_values", "batch_size", "max_connections", "read_timeout",
                  "idle_timeout", "workers"):
         if getattr(args, name) < 1 or (name == "port" and args.port > 65535):
             raise ValueError(f"--{name.replace('_', '-')} {getattr(args, name)} is out of range")
     configure_threads(args.threads)
     loaded = load(args.model)
-    predictor = Predictor(loaded, max_instances=args.max_instances, batch_size=args.batch_size)
+    predictor = Predictor(loaded, max_output_values=args.max_output_values, batch_size=args.batch_size)
     try:
         server = InferenceServer(predictor, args.host, args.port, max_body_bytes=args.max_body_bytes,
                                  quiet=args.quiet, max_connections=args.max_connections,

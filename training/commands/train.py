@@ -13,12 +13,18 @@ from training.cli import CommandError
 from training.commands import Subparsers, add_parser
 
 DESCRIPTION = """\
-Train Object2Vec on a dataset written by `o2v prepare`, with SageMaker Object2Vec's
-hyperparameters (same names, ranges and defaults). Hyperparameters, later ones winning:
+Train Object2Vec on a dataset written by `o2v prepare`, or on Object2Vec-format channels as AWS's
+notebooks write them (DIR/train/, DIR/validation/, DIR/test/: JSON Lines files of
+{"label": ..., "in0": [ids], "in1": [ids]}; DIR/auxiliary/: the vocab JSON and any pretrained
+vector file), with SageMaker Object2Vec's hyperparameters (same names, ranges and defaults).
+Hyperparameters, later ones winning:
   1. the dataset manifest's enc0/enc1_max_seq_len, enc0/enc1_vocab_size, output_layer, num_classes
+     (channels without a manifest.json have none: give at least enc0_max_seq_len and
+     enc0_vocab_size below, as the notebooks' hyperparameter dicts do)
   2. --config FILE (a JSON object, or {"hyperparameters": {...}})
   3. --hp NAME=VALUE (repeatable)
-Out-of-range values are rejected with the allowed range.
+Out-of-range values are rejected with the allowed range. (The same channels also train with the
+container entry point: python -m training.trainer --opt-ml DIR, reading DIR/input/data/<channel>/.)
 
 Per epoch it prints SageMaker's `#quality_metric:` lines for train and validation to stdout
 (and to <out>/train.log), progress to stderr, and keeps the best epoch's weights.
@@ -29,13 +35,15 @@ Examples:
   o2v train --data data/stsb --out runs/stsb --hp enc0_network=hcnn enc_dim=128 \\
       enc0_token_embedding_dim=64 mini_batch_size=64 epochs=10
   o2v train --data data/stsb --out runs/overfit --config overfit.json --seed 3
+  o2v train --data channels --out runs/notebook --config notebook_hyperparameters.json
 """
 
 
 def register(subparsers: Subparsers) -> None:
     parser = add_parser(subparsers, "train", "train Object2Vec locally on a prepared dataset", DESCRIPTION)
     parser.add_argument("--data", type=Path, required=True,
-                        help="prepared dataset directory (train/, validation/, test/, auxiliary/, manifest.json)")
+                        help="prepared dataset directory (train/, validation/, test/, auxiliary/, manifest.json), "
+                             "or Object2Vec-format channels (train/ and optional validation/, test/, auxiliary/)")
     parser.add_argument("--out", type=Path, required=True, help="run directory to write")
     parser.add_argument("--config", type=Path, help="JSON file of hyperparameters")
     parser.add_argument("--hp", nargs="+", action="extend", default=[], metavar="NAME=VALUE",
@@ -82,20 +90,33 @@ def merge_hyperparameters(layers: list[tuple[str, Mapping[str, Any]]]) -> dict[s
 
 
 def run(args: argparse.Namespace) -> int:
+    from o2v_core.hyperparameters import HyperparameterError
     from o2v_core.metric_lines import LOSS_METRIC
 
-    from training.data.prepare import load_manifest
+    from training.data.prepare import MANIFEST_FILE, load_manifest
     from training.trainer.contract import ContainerPaths, write_failure
     from training.trainer.loop import Channels, train
     from training.trainer.threads import configure_threads
 
-    manifest = load_manifest(args.data)
-    layers: list[tuple[str, Mapping[str, Any]]] = [(str(args.data / "manifest.json"), manifest["hyperparameters"])]
+    layers: list[tuple[str, Mapping[str, Any]]] = []
+    manifest_path = args.data / MANIFEST_FILE
+    if manifest_path.exists() or not (args.data / "train").is_dir():
+        if not manifest_path.exists():
+            raise CommandError(f"{args.data}: neither a dataset written by `o2v prepare` ({MANIFEST_FILE} not found) "
+                               "nor Object2Vec-format channels (no train/ directory of JSON Lines files)")
+        layers.append((str(manifest_path), load_manifest(args.data)["hyperparameters"]))
     if args.config is not None:
         layers.append((str(args.config), read_config(args.config)))
     if args.hp:
         layers.append(("--hp", parse_overrides(args.hp)))
-    hyperparameters = merge_hyperparameters(layers)
+    try:
+        hyperparameters = merge_hyperparameters(layers)
+    except HyperparameterError as error:
+        if layers and layers[0][0] == str(manifest_path):
+            raise
+        raise CommandError(f"{error} ({args.data} has Object2Vec-format channels and no {MANIFEST_FILE}, so the "
+                           "hyperparameters come only from --config and --hp: give at least enc0_max_seq_len and "
+                           "enc0_vocab_size, as the notebook that wrote the channels does)") from None
     channels = Channels.from_directory(args.data)
     out: Path = args.out
     if out.exists() and any(out.iterdir()) and not args.force:

@@ -9,9 +9,26 @@ or ``application/jsonlines`` with one instance object per line. An instance with
 instance with both gets ``{"scores": [...]}`` (class probabilities for ``softmax``, one value
 for ``mean_squared_error``). The optional content-type parameter
 ``infer_max_seqlens=<in0>,<in1>`` truncates inputs further; inputs longer than the model's
-``enc*_max_seq_len`` are truncated to it. Responses are ``application/json``
-(``{"predictions": [...]}``) or ``application/jsonlines`` (one prediction per line), chosen by
-``Accept``.
+``enc*_max_seq_len`` are truncated to it, and a requested length above it is lowered to it and
+reported (:attr:`Parsed.notes`: the server's log and its ``X-O2V-Infer-Max-Seqlens`` header).
+Responses are ``application/json`` (``{"predictions": [...]}``) or ``application/jsonlines`` (one
+prediction per line), chosen by ``Accept``; with no ``Accept`` (or only a wildcard) the response
+has the request's format.
+
+What AWS's clients send, and what we decided (``shared/reference/object2vec.md`` 4a, 4b, 11g;
+docs/local-mode.md "Conformance"):
+
+* No ``Content-Type``, or ``application/octet-stream``: read as ``application/json``. SDK v1-era
+  samples send no Content-Type and a real container parsed such a payload (it answered a malformed
+  one with 400 "unable to evaluate payload provided", not 415: amazon-sagemaker-examples#824);
+  the SageMaker Python SDK v2's default ``Predictor`` serializer sends
+  ``application/octet-stream``. What the container does with octet-stream: no source; we read JSON.
+* Keys other than ``in0``/``in1`` in an instance (a replayed training file's ``label``) are
+  ignored. No source says what the container does; ignoring them lets AWS's samples run.
+* No count of instances is imposed (the service imposes none: the movie-recommendation notebook
+  sends 9,430 in one request). A request is bounded by its body (InvokeEndpoint's 6 MiB, enforced by
+  the server) and by memory: at most ``max_output_values`` output numbers (instances times the
+  width of each prediction), else 413.
 
 Every bad request raises :class:`RequestError` with the HTTP status to send and a message
 that names the instance and field.
@@ -31,10 +48,14 @@ import numpy as np
 import torch
 
 from training.model.artifact import LoadedModel
+from training.serving.limits import DEFAULT_MAX_OUTPUT_VALUES
 
 JSON = "application/json"
 JSONLINES = "application/jsonlines"
 JSONLINES_ALIASES = (JSONLINES, "application/x-jsonlines", "application/jsonl")
+# Content types read as JSON (see the module docstring): none at all, and a default SDK Predictor's.
+JSON_BY_DEFAULT = ("", "application/octet-stream")
+WILDCARDS = ("*/*", "application/*")
 MAX_SEQ_LEN_LIMIT = 5000
 # A request is at most 4 levels deep ({"instances": [{"in0": [ids]}]}); deeper documents are refused
 # before parsing (the parser would recurse until RecursionError, a 500).
@@ -72,33 +93,61 @@ def media_type(header: str | None) -> tuple[str, dict[str, str]]:
     return kind.strip().lower(), parameters
 
 
-def response_type(accept: str | None) -> str:
-    """The response media type for an ``Accept`` header; 406 when none is supported."""
+def response_type(accept: str | None, request_type: str = JSON) -> str:
+    """The response media type for an ``Accept`` header; 406 when none is supported.
+
+    No ``Accept``, or a wildcard before any supported type, answers in the request's own format
+    (``request_type``): JSON Lines in, JSON Lines out, as the developer guide pairs them (4a, 4b)
+    and as AWS's genre notebook reads a batch transform's output sent with no Accept (11g).
+    """
     if not accept:
-        return JSON
+        return request_type
     for choice in accept.split(","):
         kind, _ = media_type(choice)
-        if kind in (JSON, "*/*", "application/*"):
+        if kind in WILDCARDS:
+            return request_type
+        if kind == JSON:
             return JSON
         if kind in JSONLINES_ALIASES:
             return JSONLINES
     raise RequestError(406, f"Accept {accept!r} is not supported; use {JSON} or {JSONLINES}")
 
 
+def request_type(content_type: str | None) -> str:
+    """The request's format, ``JSON`` or ``JSONLINES``; 415 for anything else."""
+    kind, _ = media_type(content_type)
+    if kind == JSON or kind in JSON_BY_DEFAULT:
+        return JSON
+    if kind in JSONLINES_ALIASES:
+        return JSONLINES
+    raise RequestError(415, f"Content-Type {content_type!r} is not supported; use {JSON} or {JSONLINES}")
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """A parsed request: its instances, the sequence limits to apply, and what to report."""
+
+    instances: list[Instance]
+    limits: tuple[int, int]
+    kind: str  # JSON or JSONLINES
+    notes: tuple[str, ...] = ()
+
+
 class Predictor:
-    def __init__(self, loaded: LoadedModel, *, max_instances: int = 1000, batch_size: int = 256) -> None:
+    def __init__(self, loaded: LoadedModel, *, max_output_values: int = DEFAULT_MAX_OUTPUT_VALUES,
+                 batch_size: int = 256) -> None:
         self.model = loaded.model
         self.config = loaded.config
-        self.max_instances = max_instances
+        self.max_output_values = max_output_values
         self.batch_size = batch_size
         self.vocab_sizes = (self.config.enc0.vocab_size, self.config.enc1.vocab_size)
         self.max_lens = (self.config.enc0.max_seq_len, self.config.enc1.max_seq_len)
         self._lock = threading.Lock()
 
     # ----------------------------------------------------------------------------------- parse
-    def parse(self, body: bytes, content_type: str | None) -> tuple[list[Instance], tuple[int, int]]:
-        kind, parameters = media_type(content_type)
-        limits = self._limits(parameters.get("infer_max_seqlens"))
+    def parse(self, body: bytes, content_type: str | None) -> Parsed:
+        kind = request_type(content_type)
+        limits, notes = self._limits(media_type(content_type)[1].get("infer_max_seqlens"))
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError:
@@ -111,21 +160,26 @@ class Predictor:
             if extra:
                 raise RequestError(400, f"unknown request field(s) {', '.join(extra)}; only 'instances' is allowed")
             raw: list[Any] = document["instances"]
-        elif kind in JSONLINES_ALIASES:
+        else:
             raw = [_json(line, f"line {number}") for number, line in enumerate(text.splitlines(), start=1)
                    if line.strip()]
-        else:
-            shown = f"{content_type!r}" if content_type else "missing"
-            raise RequestError(415, f"Content-Type {shown} is not supported; use {JSON} or {JSONLINES}")
         if not raw:
             raise RequestError(400, "the request has no instances")
-        if len(raw) > self.max_instances:
-            raise RequestError(413, f"{len(raw)} instances in one request; the limit is {self.max_instances}")
-        return [self._instance(item, index) for index, item in enumerate(raw)], limits
+        instances = [self._instance(item, index) for index, item in enumerate(raw)]
+        self._check_memory(instances)
+        return Parsed(instances, limits, kind, notes)
 
-    def _limits(self, raw: str | None) -> tuple[int, int]:
+    def _check_memory(self, instances: Sequence[Instance]) -> None:
+        pairs = sum(1 for item in instances if item.in0 is not None and item.in1 is not None)
+        values = pairs * self.config.output_size + (len(instances) - pairs) * self.config.enc_dim
+        if values > self.max_output_values:
+            raise RequestError(413, f"{len(instances)} instances would return {values} numbers; this server answers "
+                                    f"at most {self.max_output_values} per request (--max-output-values, a memory "
+                                    "bound); send fewer instances per request")
+
+    def _limits(self, raw: str | None) -> tuple[tuple[int, int], tuple[str, ...]]:
         if raw is None:
-            return self.max_lens
+            return self.max_lens, ()
         parts = raw.split(",")
         try:
             values = [int(part) for part in parts]
@@ -133,14 +187,18 @@ class Predictor:
             values = []
         if len(values) != 2 or not all(1 <= value <= MAX_SEQ_LEN_LIMIT for value in values):
             raise RequestError(400, f"infer_max_seqlens={raw!r}: expected two integers in [1, {MAX_SEQ_LEN_LIMIT}]")
-        return min(values[0], self.max_lens[0]), min(values[1], self.max_lens[1])
+        # Above the training maximum there is no trained position to use: lowered to it, and said so.
+        # What the service does then is not documented (the DG allows up to 5000; 4b).
+        notes = tuple(f"infer_max_seqlens {value} for in{side} is above the model's enc{side}_max_seq_len {limit}; "
+                      f"in{side} is truncated to {limit}"
+                      for side, (value, limit) in enumerate(zip(values, self.max_lens, strict=True)) if value > limit)
+        return (min(values[0], self.max_lens[0]), min(values[1], self.max_lens[1])), notes
 
     def _instance(self, item: object, index: int) -> Instance:
         if not isinstance(item, dict):
             raise RequestError(400, f"instance {index}: must be a JSON object with in0 and/or in1")
-        unknown = sorted(set(item) - {"in0", "in1"})
-        if unknown:
-            raise RequestError(400, f"instance {index}: unknown field(s) {', '.join(unknown)}; allowed in0, in1")
+        # Other keys (a replayed training file's "label") are ignored: no source says what the
+        # container does with them, and ignoring them lets AWS's samples run (module docstring).
         if "in0" not in item and "in1" not in item:
             raise RequestError(400, f"instance {index}: needs in0, in1 or both")
         sides = [self._ids(item[name], index, side) if name in item else None

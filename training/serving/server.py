@@ -31,14 +31,21 @@ from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import Any
 
+from o2v_core.aws_quotas import INVOKE_ENDPOINT_MAX_BODY_BYTES
 from waitress import wasyncore  # type: ignore[import-untyped]
 from waitress.adjustments import Adjustments  # type: ignore[import-untyped]
 from waitress.server import TcpWSGIServer  # type: ignore[import-untyped]
 
 from training.serving.predictor import Predictor, RequestError, response_type
 
+# Reports that infer_max_seqlens was lowered to the model's maximum. InvokeEndpoint passes back only
+# its modelled response headers (botocore sagemaker-runtime InvokeEndpointOutput: Content-Type,
+# x-Amzn-Invoked-Production-Variant, X-Amzn-SageMaker-Custom-Attributes), so behind an endpoint the
+# report is the log line, in the endpoint's log group.
+CLAMPED_HEADER = "X-O2V-Infer-Max-Seqlens"
+
 DEFAULT_PORT = 8080
-DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024  # SageMaker real-time endpoints' payload limit
+DEFAULT_MAX_BODY_BYTES = INVOKE_ENDPOINT_MAX_BODY_BYTES
 DEFAULT_MAX_CONNECTIONS = 4096
 DEFAULT_READ_TIMEOUT = 10  # seconds for a request's headers and body to arrive
 DEFAULT_IDLE_TIMEOUT = 60  # seconds an idle keep-alive connection is kept
@@ -58,16 +65,21 @@ class InferenceApp:
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         started = time.monotonic()
-        status, body, content_type = self.answer(environ)
-        start_response(f"{status} {HTTPStatus(status).phrase}",
-                       [("Content-Type", content_type), ("Content-Length", str(len(body)))])
+        notes: list[str] = []
+        status, body, content_type = self.answer(environ, notes)
+        headers = [("Content-Type", content_type), ("Content-Length", str(len(body)))]
+        if notes:
+            headers.append((CLAMPED_HEADER, "; ".join(notes)))
+            for note in notes:  # always logged, even with --quiet: it changes the answer
+                sys.stderr.write(f"serve: warning: {note}\n")
+        start_response(f"{status} {HTTPStatus(status).phrase}", headers)
         if not self.quiet:
             sys.stderr.write(f"serve: {environ.get('REMOTE_ADDR', '-')} {environ['REQUEST_METHOD']} "
                              f"{environ.get('PATH_INFO', '')} {status} "
                              f"{1000 * (time.monotonic() - started):.1f} ms\n")
         return [body]
 
-    def answer(self, environ: dict[str, Any]) -> tuple[int, bytes, str]:
+    def answer(self, environ: dict[str, Any], notes: list[str]) -> tuple[int, bytes, str]:
         method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")
         if path == "/ping":
             if method in ("GET", "HEAD"):
@@ -83,9 +95,10 @@ class InferenceApp:
             if "CONTENT_LENGTH" not in environ:
                 raise RequestError(HTTPStatus.LENGTH_REQUIRED, "Content-Length is required")
             body = environ["wsgi.input"].read(int(environ["CONTENT_LENGTH"] or 0))
-            accept = response_type(environ.get("HTTP_ACCEPT"))
-            instances, limits = self.predictor.parse(body, environ.get("CONTENT_TYPE"))
-            predictions = self.predictor.predict(instances, limits)
+            parsed = self.predictor.parse(body, environ.get("CONTENT_TYPE"))
+            accept = response_type(environ.get("HTTP_ACCEPT"), parsed.kind)
+            notes.extend(parsed.notes)
+            predictions = self.predictor.predict(parsed.instances, parsed.limits)
             return HTTPStatus.OK, Predictor.render(predictions, accept), accept
         except RequestError as error:
             return _error(error.status, error.message)

@@ -7,7 +7,10 @@ seconds>``, so the batch names its job; the work is then per metric line, not jo
 
 * a batch of another deployment's job (the log group is the account's, shared) is dropped without
   a single AWS call, so one deployment's load costs another nothing but the invocation;
-* a batch without a per-epoch validation line (train lines, final test metrics) is dropped too;
+* a batch without any per-epoch metric line (final test metrics only) is dropped too;
+* a batch of per-epoch train lines without a validation line is stored (the generalization-gap
+  rule compares each epoch's train and validation loss, and the two often arrive in separate
+  batches), and judged only when the detector uses that rule: a train line changes no other rule;
 * otherwise the batch's metric lines go into the job's item in the curve store
   (:mod:`control_plane.aws.curve_store`, one UpdateItem that returns the whole item) and the job
   is judged on the stored curve: no CloudWatch Logs call at all. SageMaker is asked only on the
@@ -74,6 +77,12 @@ def has_validation_epoch(batch: LogBatch) -> bool:
     return False
 
 
+def decides(judge: Judge, batch: LogBatch) -> bool:
+    """Whether the batch's lines can change the verdict: a validation epoch always; train epochs
+    only under the generalization-gap rule (the only rule that reads the train loss)."""
+    return has_validation_epoch(batch) or judge.detector.use_generalization_gap
+
+
 def curve_lines(batch: LogBatch) -> list[StoredLine]:
     """The batch's per-epoch metric lines (and garbled ones, which the curve reports), to store."""
     kept = []
@@ -95,10 +104,13 @@ def judge_batch(judge: Judge, batch: LogBatch) -> JudgeResult:
         return JudgeResult(job, "control_message")
     if not job.startswith(job_prefix(judge.deployment)):
         return JudgeResult(job, "other_deployment")
-    if not has_validation_epoch(batch):
-        return JudgeResult(job, "no_validation_line")
+    lines = curve_lines(batch)
+    if not lines:
+        return JudgeResult(job, "no_epoch_line")
+    record = judge.store.add_lines(job, lines)
+    if not decides(judge, batch):
+        return JudgeResult(job, "stored_train_lines")  # read with the epoch's validation line
     choices: list[str] = []
-    record = judge.store.add_lines(job, curve_lines(batch))
     verdict = judge_record(judge, record, on_choice=lambda _, choice: choices.append(choice.summary))
     logger.info("judged training job", extra={"job": job, "verdict": verdict, "lines": len(batch.log_events),
                                               "storedLines": len(record.lines)})
