@@ -3,10 +3,11 @@
     python -m bench                       # everything (~20 minutes on 2 cores)
     python -m bench --smoke               # a tiny version of everything (tests/bench, under a minute)
     python -m bench --only detection,cost # some sections (merged into the existing results file)
-    python -m bench --only cost --reuse-records  # replay the curves already recorded, no training
+    python -m bench --only cost --reuse-records  # replay the curves already recorded (training only the
+                                                 # configured runs the results file lacks)
     python -m bench.report                # rewrite docs/benchmarks.md from bench/results/results.json
 
-Sections: record, detection, cost, quality, throughput, synth, server, scale. Training runs are recorded
+Sections: record, detection, cost, value, quality, throughput, synth, server, scale. Training runs are recorded
 once per invocation (section record, implied by detection, cost, quality and throughput) and shared.
 """
 
@@ -25,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SECTIONS = ("record", "detection", "cost", "quality", "throughput", "synth", "server", "scale")
-NEEDS_RECORDS = {"detection", "cost", "quality", "throughput"}
-REPLAY_ONLY = {"detection", "cost"}  # need the recorded curves, not the trained models
+SECTIONS = ("record", "detection", "cost", "value", "quality", "throughput", "synth", "server", "scale")
+NEEDS_RECORDS = {"detection", "cost", "value", "quality", "throughput"}
+REPLAY_ONLY = {"detection", "cost", "value"}  # need the recorded curves, not the trained models
 DEFAULT_RESULTS = REPO_ROOT / "bench" / "results" / "results.json"
 DEFAULT_DOC = REPO_ROOT / "docs" / "benchmarks.md"
 DEFAULT_IMG = REPO_ROOT / "docs" / "img"
@@ -54,7 +55,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="shared data directory (default: ../shared/data beside the repo)")
     parser.add_argument("--reuse-records", action="store_true",
                         help="replay the recorded curves already in the results file instead of training them again "
-                        "(only for sections that replay curves: detection, cost)")
+                        "(only for sections that replay curves: detection, cost, value); configured runs the file "
+                        "lacks are trained and added")
     parser.add_argument("--workers", type=int, help="training processes for recorded runs (default: 2)")
     args = parser.parse_args(argv)
     chosen = [part.strip() for part in args.only.split(",") if part.strip()] or list(SECTIONS)
@@ -132,6 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         context.records = [RunRecord.from_json(item) for item in results["records"]]
         _log(f"replaying {len(context.records)} recorded runs from {args.out}")
+        sections.record_missing(context)
     elif NEEDS_RECORDS & set(chosen) and "record" not in chosen:
         chosen.insert(0, "record")  # the recorded curves the other sections replay
     for name in chosen:

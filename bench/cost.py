@@ -32,7 +32,7 @@ from typing import Any
 
 from o2v_core.detector import DetectorConfig
 from o2v_core.early_stopping import choose_stop, ended_by_own_early_stopping
-from o2v_core.retrain_policy import Exhausted, RetrainPolicy
+from o2v_core.retrain_policy import Exhausted, LineageBest, RetrainPolicy
 
 from bench.baselines import alarm_epoch
 from bench.curves import Curve, label
@@ -79,6 +79,7 @@ class PaidRun:
     best_epoch: int
     onset: int | None
     wasted: int
+    weight_decay: float = 0.0
 
 
 @dataclass
@@ -107,7 +108,7 @@ class _Ledger:
         self.held = float("inf")
         self.runs: list[PaidRun] = []
 
-    def pay(self, curve: Curve, dropout: float, paid: int, stopped_by: str) -> PaidRun:
+    def pay(self, curve: Curve, dropout: float, paid: int, stopped_by: str, weight_decay: float = 0.0) -> PaidRun:
         values = curve.validation[:paid]
         for value in values:
             self.total += 1
@@ -118,7 +119,7 @@ class _Ledger:
         best_epoch = min(range(len(values)), key=lambda index: values[index])
         onset = label(curve.validation).onset
         wasted = max(0, paid - onset) if onset is not None else 0
-        run = PaidRun(dropout, paid, stopped_by, values[best_epoch], best_epoch, onset, wasted)
+        run = PaidRun(dropout, paid, stopped_by, values[best_epoch], best_epoch, onset, wasted, weight_decay)
         self.runs.append(run)
         return run
 
@@ -135,34 +136,55 @@ def _nearest(curves: Mapping[float, Curve], dropout: float) -> float:
     return min(curves, key=lambda value: (abs(value - dropout), value))
 
 
+def _lineage(ledger: _Ledger, tried: Sequence[dict[str, str]]) -> LineageBest:
+    """What the launcher knows when the latest paid run diverged: its best, and the best before it."""
+    earlier = ledger.runs[:-1]
+    if not earlier:
+        return LineageBest(ledger.runs[-1].best_value, None)
+    index = min(range(len(earlier)), key=lambda at: earlier[at].best_value)
+    return LineageBest(ledger.runs[-1].best_value, earlier[index].best_value, f"attempt {index + 1}", tried[index])
+
+
 def run_ours(
     curves: Mapping[float, Curve], seed: int, detector: DetectorConfig, policy: RetrainPolicy,
-    *, reference: float, own_stop: OwnStop,
+    *, reference: float, own_stop: OwnStop, decayed: Mapping[tuple[float, float], Curve] | None = None,
 ) -> StrategyRun:
     """Attempt 1 at dropout 0; at the detector's alarm the next attempt starts, and the diverged job is
     stopped or left to finish by :func:`o2v_core.early_stopping.choose_stop` (the control plane's
-    choice, ``finish_diverged_within_epochs``); a run without an alarm ends the loop."""
+    choice, ``finish_diverged_within_epochs``); a run without an alarm ends the loop. The policy sees
+    the lineage's best so far as the launcher does (:class:`~o2v_core.retrain_policy.LineageBest`);
+    ``decayed``: recorded curves by (dropout, weight decay) for attempts the policy gives weight decay."""
     ledger = _Ledger(reference * (1 + GOOD_MARGIN))
     hps: dict[str, str] = {"enc0_max_seq_len": "40", "enc0_vocab_size": "1000", "dropout": "0.0"}
     attempt, notes = 1, []
+    tried: list[dict[str, str]] = []
     while True:
         wanted = float(hps["dropout"])
-        dropout = _nearest(curves, wanted)
-        if abs(dropout - wanted) > 1e-9:
-            notes.append(f"dropout {wanted:g} replayed with the recorded {dropout:g}")
-        curve = curves[dropout]
+        weight_decay = float(hps.get("weight_decay", "0"))
+        tried.append(hps)
+        found = (decayed or {}).get((round(wanted, 6), round(weight_decay, 6))) if weight_decay or decayed else None
+        if found is not None:
+            dropout, curve = wanted, found
+        else:
+            if weight_decay:
+                notes.append(f"weight decay {weight_decay:g} not recorded: replayed without it")
+                weight_decay = 0.0
+            dropout = _nearest(curves, wanted)
+            if abs(dropout - wanted) > 1e-9:
+                notes.append(f"dropout {wanted:g} replayed with the recorded {dropout:g}")
+            curve = curves[dropout]
         alarm = alarm_epoch(curve.validation, curve.train, detector)
         if alarm is None:
             ended_by = own_stop.ended_by(curve)
-            ledger.pay(curve, dropout, curve.epochs, ended_by)
+            ledger.pay(curve, dropout, curve.epochs, ended_by, weight_decay)
             # The finished-job evaluator's verdict: ended by its own early stopping after a rise
             # (the detector's early_stopped_after_rise rule) is a reason to retrain too.
             if not own_stop.ended_after_rise(curve, detector):
                 break
             ledger.runs[-1].stopped_by = "early_stopping, after a rise"
-            following = policy.next_hyperparameters(hps, attempt + 1)
+            following = policy.next_hyperparameters(hps, attempt + 1, _lineage(ledger, tried))
             if isinstance(following, Exhausted):
-                notes.append(f"policy exhausted: {following.reason}")
+                notes.append(f"lineage stopped ({following.stopped_because}): {following.reason}")
                 break
             hps, attempt = following, attempt + 1
             continue
@@ -170,12 +192,12 @@ def run_ours(
                              tolerance=own_stop.tolerance, epochs=int(curve.params.get("epochs", curve.epochs)),
                              finish_within_epochs=own_stop.finish_within_epochs)
         if choice.stop:
-            ledger.pay(curve, dropout, alarm + 1, "detector")
+            ledger.pay(curve, dropout, alarm + 1, "detector", weight_decay)
         else:  # left to finish: it pays until its own early stopping (where the curve ends) or its budget
-            ledger.pay(curve, dropout, curve.epochs, "detector, then " + own_stop.ended_by(curve))
-        following = policy.next_hyperparameters(hps, attempt + 1)
+            ledger.pay(curve, dropout, curve.epochs, "detector, then " + own_stop.ended_by(curve), weight_decay)
+        following = policy.next_hyperparameters(hps, attempt + 1, _lineage(ledger, tried))
         if isinstance(following, Exhausted):
-            notes.append(f"policy exhausted: {following.reason}")
+            notes.append(f"lineage stopped ({following.stopped_because}): {following.reason}")
             break
         hps, attempt = following, attempt + 1
     return ledger.result("ours", seed, "; ".join(notes))

@@ -49,10 +49,18 @@ class RunSpec:
     dropout: float
     seed: int
     epochs: int
+    weight_decay: float = 0.0  # the value study's weight-decay runs (docs/detector.md); 0 everywhere else
 
     @property
     def key(self) -> str:
-        return f"{self.dataset}/{self.network}-{self.size}/dropout-{self.dropout:.1f}/seed-{self.seed}"
+        wd = f"/weight_decay-{self.weight_decay:g}" if self.weight_decay else ""
+        dropout = f"{self.dropout:.1f}" if round(self.dropout, 1) == self.dropout else f"{self.dropout:g}"
+        return f"{self.dataset}/{self.network}-{self.size}/dropout-{dropout}{wd}/seed-{self.seed}"
+
+    @property
+    def knobs(self) -> tuple[float, float]:
+        """(dropout, weight_decay): the two regularizers the retrain policy turns."""
+        return (round(self.dropout, 6), round(self.weight_decay, 6))
 
     @property
     def config_name(self) -> str:
@@ -66,6 +74,7 @@ class RunSpec:
             "optimizer": "adam",
             "tied_token_embedding_weight": True,
             **overfit_prone_recipe(self.size, self.epochs, network=self.network, dropout=self.dropout),
+            **({"weight_decay": self.weight_decay} if self.weight_decay else {}),
         }
 
 

@@ -171,11 +171,12 @@ def _save(fig: Any, path: Path) -> str:
 
 
 def render(results: dict[str, Any], images: dict[str, str], img_prefix: str, results_name: str) -> str:
-    from bench import cost_report, demo_seeds, detection_report
+    from bench import cost_report, demo_seeds, detection_report, value_report
     from bench.scale_report import section_scale  # its own renderer module; it imports this one's helpers
 
     parts = [_header(results, results_name), _targets(results), detection_report.section(results, images, img_prefix),
              cost_report.section(results, images, img_prefix), _section_throughput(results), _section_quality(results),
+             value_report.section(results),
              report_server.section(results, _table), section_scale(results), demo_seeds.section(results),
              _reproduce(results_name)]
     return "\n\n".join(part for part in parts if part) + "\n"
@@ -230,9 +231,10 @@ def _targets(results: dict[str, Any]) -> str:
             rows.append([f"1. No alarm at or before the best epoch ({label})",
                          f"{ours['premature']} of {ours['diverging']} diverging curves",
                          _verdict(ours["premature"] == 0)])
-    from bench import cost_report
+    from bench import cost_report, value_report
 
     rows += cost_report.targets(results)
+    rows += value_report.targets(results)
     tp = results.get("throughput")
     if tp and tp["server"].get("minilm"):
         groups = (("over HTTP", tp["server"]["models"]), ("in process", tp["server"].get("in_process", {})))

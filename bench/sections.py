@@ -42,7 +42,8 @@ class Context:
 
     def record_for(self, config: str, dropout: float, seed: int) -> RunRecord:
         for item in self.records:
-            if item.spec.config_name == config and abs(item.spec.dropout - dropout) < 1e-9 and item.spec.seed == seed:
+            if (item.spec.config_name == config and abs(item.spec.dropout - dropout) < 1e-9 and item.spec.seed == seed
+                    and not item.spec.weight_decay):
                 return item
         raise KeyError(f"no recorded run {config} dropout {dropout} seed {seed}")
 
@@ -58,29 +59,55 @@ def record(ctx: Context) -> None:
     specs = ctx.cfg.all_runs()
     ctx.log(f"recording {len(specs)} training runs with {ctx.cfg.workers} workers")
     ctx.records = record_runs(specs, ctx.datasets, ctx.work, workers=ctx.cfg.workers, progress=ctx.log)
+    _recording_summary(ctx)
+
+
+def record_missing(ctx: Context) -> None:
+    """``--reuse-records``: train only the configured runs the results file does not hold yet."""
+    have = {item.spec.key for item in ctx.records}
+    missing = [spec for spec in ctx.cfg.all_runs() if spec.key not in have]
+    if not missing:
+        return
+    ctx.log(f"recording the {len(missing)} configured run(s) missing from the results: "
+            + ", ".join(spec.key for spec in missing))
+    ctx.datasets = prepare_datasets(ctx.shared, ctx.work, snli=ctx.cfg.snli, smoke=ctx.cfg.smoke)
+    ctx.records += record_runs(missing, ctx.datasets, ctx.work, workers=ctx.cfg.workers, progress=ctx.log)
+    _recording_summary(ctx)
+
+
+def _recording_summary(ctx: Context) -> None:
     ctx.results["records"] = [item.to_json() for item in ctx.records]
+    suite = _suite_records(ctx)
     ctx.results["recording"] = {
-        "runs": len(ctx.records),
-        "training_seconds": round(sum(item.seconds for item in ctx.records), 1),
+        "runs": len(suite),
+        "value_runs": len(ctx.records) - len(suite),
+        "training_seconds": round(sum(item.seconds for item in suite), 1),
         "datasets": sorted(ctx.datasets),
         "main_config": ctx.cfg.main_config,
         "seeds": list(ctx.cfg.seeds),
         "dropouts": list(ctx.cfg.dropouts),
         "main_epochs": ctx.cfg.main_epochs,
         "early_stopping": sorted({(item.early_stopping_patience, item.early_stopping_tolerance)
-                                  for item in ctx.records}),
-        "ended_by_early_stopping": sum(item.early_stopping_epoch is not None for item in ctx.records),
+                                  for item in suite}),
+        "ended_by_early_stopping": sum(item.early_stopping_epoch is not None for item in suite),
     }
 
 
 # -- 1. detection ------------------------------------------------------------------------------------
 
 
+def _suite_records(ctx: Context) -> list[RunRecord]:
+    """The recorded runs of the curve suite (the value study's extra runs stay out of sections 1 and 2)."""
+    keys = {spec.key for spec in ctx.cfg.suite_runs()}
+    return [item for item in ctx.records if item.spec.key in keys]
+
+
 def _suite(ctx: Context) -> list[Curve]:
     """Synthetic curves, every recorded run's whole curve, and the same runs with early stopping on."""
     synthetic = synthetic_suite(ctx.cfg.synthetic_per_family, seed=SYNTHETIC_SEED)
-    return (synthetic + [item.curve() for item in ctx.records]
-            + [item.curve_with_early_stopping() for item in ctx.records])
+    records = _suite_records(ctx)
+    return (synthetic + [item.curve() for item in records]
+            + [item.curve_with_early_stopping() for item in records])
 
 
 def detection(ctx: Context) -> None:
@@ -156,7 +183,7 @@ def _recommended(ctx: Context) -> DetectorConfig:
 
 def _by_seed(ctx: Context, *, early_stopping: bool) -> dict[int, dict[float, Curve]]:
     result: dict[int, dict[float, Curve]] = {}
-    for item in ctx.records:
+    for item in _suite_records(ctx):
         if item.spec.config_name == ctx.cfg.main_config:
             curve = item.curve_with_early_stopping() if early_stopping else item.curve()
             result.setdefault(item.spec.seed, {})[item.spec.dropout] = curve
@@ -174,7 +201,7 @@ def cost(ctx: Context) -> None:
     finish = settings.finish_diverged_within_epochs if settings.stop_on_divergence else None
     recommended = _recommended(ctx)
     deployed = settings.detector  # our loop as users deploy it (cdk.json)
-    main = [item for item in ctx.records if item.spec.config_name == ctx.cfg.main_config]
+    main = [item for item in _suite_records(ctx) if item.spec.config_name == ctx.cfg.main_config]
     patience = main[0].early_stopping_patience if main else 3
     tolerance = main[0].early_stopping_tolerance if main else 0.01
     own_on = OwnStop(True, patience, tolerance, finish)
@@ -192,6 +219,92 @@ def cost(ctx: Context) -> None:
                                      draws=ctx.cfg.random_draws),
         "recommended_detector": replay(stopped, recommended, policy, own_stop=own_on, references=references,
                                    strategies=("ours",))["summary"],
+    }
+
+
+# -- 5. value ---------------------------------------------------------------------------------------
+
+
+def _test_quality(ctx: Context) -> Callable[[RunRecord], float | None]:
+    """STS-B test Spearman (cosine, x 100) of a recorded run's saved model: from the quality section's
+    measurements, else measured now where the model is in the work directory (cached in the results);
+    None where neither (SNLI test accuracy is not measured by the bench)."""
+    measured = ctx.results.setdefault("value_test", {})
+    for entry in ctx.results.get("quality", {}).get("models", {}).values():
+        for item in ctx.records:
+            if item.model == entry.get("model") and item.spec.key not in measured:
+                measured[item.spec.key] = entry["spearman_cosine"]
+    pairs: list[Any] = []
+
+    def test(item: RunRecord) -> float | None:
+        key = item.spec.key
+        if key in measured:
+            return float(measured[key]) if measured[key] is not None else None
+        model = ctx.work / item.model
+        if item.spec.dataset != "stsb" or not model.is_dir():
+            return None  # SNLI: no test evaluation in the bench; STS-B: the model is not kept (a later run may)
+        from bench.quality import served_spearman, test_pairs
+
+        if not pairs:
+            pairs.extend(test_pairs(ctx.shared, ctx.cfg.quality_pairs))
+        ctx.log(f"value: STS-B test Spearman of {item.spec.key}")
+        measured[key] = served_spearman(model, pairs)["spearman_cosine"]
+        return float(measured[key])
+
+    return test
+
+
+def value(ctx: Context) -> None:
+    from bench import value as study
+
+    settings = _app_settings(ctx.repo)
+    policy = settings.retrain_policy
+    detector = settings.detector
+    picked = _recommended(ctx)
+    threshold = max(settings.promotion_margin, study.VALUE_MARGIN)
+    main = [item for item in _suite_records(ctx) if item.spec.config_name == ctx.cfg.main_config]
+    patience = main[0].early_stopping_patience if main else 3
+    tolerance = main[0].early_stopping_tolerance if main else 0.01
+    finish = settings.finish_diverged_within_epochs if settings.stop_on_divergence else None
+    own = OwnStop(True, patience, tolerance, finish)
+    test = _test_quality(ctx)
+    every = study.cases(ctx.records, policy)
+    first = [case for case in every if case.dropout == 0]
+    rule_scores: dict[str, Any] = {}
+    for name, (title, rule) in study.rules(detector, picked, own).items():
+        rule_scores[name] = {"title": title, "attempt_1": study.score_rule(rule, first, threshold, own, test),
+                             "every_start": study.score_rule(rule, every, threshold, own, test)}
+    by_seed = _by_seed(ctx, early_stopping=True)
+    extra: dict[int, dict[tuple[float, float], Curve]] = {}
+    for item in ctx.records:
+        if item.spec.config_name == ctx.cfg.main_config and item.spec.key not in {r.spec.key for r in main}:
+            extra.setdefault(item.spec.seed, {})[item.spec.knobs] = item.curve_with_early_stopping()
+    by_knobs = {(item.spec.seed, *item.spec.knobs): item for item in ctx.records
+                if item.spec.config_name == ctx.cfg.main_config}
+
+    def test_of(dropout: float, weight_decay: float, seed: int) -> float | None:
+        found = by_knobs.get((seed, round(dropout, 6), round(weight_decay, 6)))
+        return test(found) if found is not None else None
+
+    from bench.config import VALUE_WEIGHT_DECAYS
+
+    variants = study.policy_variants(policy, VALUE_WEIGHT_DECAYS)
+    replayed = study.replay_policies(by_seed, extra, detector, variants, own, test_of)
+    chosen = study.choose_policy(replayed)
+    deployed_name = next((name for name, item in variants.items() if item == policy), policy.on_no_improvement)
+    loop = replayed.get(deployed_name) or replayed[chosen]
+    ctx.results["value"] = {
+        "config": ctx.cfg.main_config,
+        "threshold": threshold,
+        "promotion_margin": settings.promotion_margin,
+        "policy": json.loads(policy.to_json()),
+        "missing": study.missing_next(ctx.records, policy),
+        "agreement": {"attempt_1": study.agreement(first, threshold), "every_start": study.agreement(every, threshold)},
+        "rules": rule_scores,
+        "policies": replayed,
+        "chosen_policy": chosen,
+        "deployed_policy": deployed_name,
+        "equal_budgets": study.equal_budgets(_by_seed(ctx, early_stopping=True), loop, ctx.cfg.random_draws),
     }
 
 

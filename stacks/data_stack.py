@@ -84,7 +84,6 @@ class DataStack(Stack):
             self,
             "ServingModelRecord",
             deployment=settings.deployment,
-            initial_model_data_url=settings.serving.initial_model_data_url,
             removal_policy=removal,
             log_retention_days=settings.log_retention_days,
             key_arn=self.key.key_arn,
@@ -120,11 +119,6 @@ class DataStack(Stack):
                 "Where the endpoint's data capture lands",
             ),
             names.OUTPUT_ACCESS_LOG_BUCKET: (self.access_logs.bucket_name, "Server access logs of the other buckets"),
-            names.OUTPUT_SERVING_MODEL_DATA_URL_PARAMETER: (
-                self.serving_record.url_parameter,
-                "SSM parameter with the served ModelDataUrl; set it (or serving.initial_model_data_url) before "
-                "the first deploy of the serving stack",
-            ),
             names.OUTPUT_SERVING_MODEL_PARAMETER: (
                 self.serving_record.record_parameter,
                 "The promoter's served-model record",

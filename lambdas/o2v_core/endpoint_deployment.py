@@ -1,8 +1,7 @@
 """How the embedding endpoint takes a new model: the blue/green policy and the data capture config.
 
-Defined once for both users: the serving stack's endpoint (``stacks/constructs/embedding_endpoint.py``,
-for CloudFormation's updates) and the promoter (``control_plane.logic.promotion``, for its
-UpdateEndpoint and its first endpoint config); ``tests/stacks/test_promotion.py`` checks they agree.
+Used by the promoter (``control_plane.logic.promotion``: its UpdateEndpoint and its first endpoint
+config), which owns the endpoint, and by the serving stack's alarms (the variant's name).
 Standard library only; the boto3 request shapes are type stubs, imported for type checking only.
 """
 
@@ -13,6 +12,7 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:
     from mypy_boto3_sagemaker.type_defs import DataCaptureConfigTypeDef, DeploymentConfigTypeDef
 
+VARIANT_NAME = "AllTraffic"  # the one production variant of every endpoint config the promoter creates
 MAX_ROLLBACK_ALARMS = 10  # AutoRollbackConfig.Alarms: 1-10 items
 
 # Blue/green: provision the new fleet, shift all traffic at once, watch the rollback alarms for

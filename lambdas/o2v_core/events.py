@@ -113,13 +113,22 @@ class TrainingFailed:
 
 @dataclass(frozen=True)
 class RetrainingExhausted:
-    """The retrain policy's bounds are reached; no further job is started."""
+    """The retrain policy ends the lineage; no further job is started.
+
+    ``stoppedBecause`` (``o2v_core.retrain_policy.STOPPED_BECAUSE``): ``max_attempts``,
+    ``no_regularization_left`` or ``no_improvement`` (a relaunch did not beat the lineage's best);
+    ``bestTrainingJobName``/``bestValue``: the lineage's best attempt the launcher knows of (null
+    when it knows none). Events put before these fields existed lack them.
+    """
 
     deployment: str
     lineage: str
     lastTrainingJobName: str
     attempts: int
     reason: str
+    stoppedBecause: str = "max_attempts"
+    bestTrainingJobName: str | None = None
+    bestValue: float | None = None
     detail_type: str = field(default=RETRAINING_EXHAUSTED, init=False, repr=False)
 
 

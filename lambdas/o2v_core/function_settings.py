@@ -75,11 +75,13 @@ class PromoterSettings(FromDeployment):
     artifact_bucket: str = deployment_default("artifact_bucket")  # provenance: only artifacts below its training prefix
     endpoint_name: str = deployment_default("endpoint_name")
     serving_model_parameter: str = deployment_default("serving_model_parameter")
-    serving_model_data_url_parameter: str = deployment_default("serving_model_data_url_parameter")
     model_role_arn: str = deployment_default("model_role_arn")
     image_uri: str = deployment_default("image_uri")
     promotion_margin: float = deployment_default("promotion_margin")
     endpoint_instance_type: str = deployment_default("endpoint_instance_type")
+    endpoint_min_capacity: int = deployment_default("endpoint_min_capacity")
+    endpoint_max_capacity: int = deployment_default("endpoint_max_capacity")
+    endpoint_target_invocations: int = deployment_default("endpoint_target_invocations")
     rollback_alarm_names: str = deployment_default("rollback_alarm_names")  # comma-separated
     endpoint_kms_key_arn: str = deployment_default("endpoint_kms_key_arn")
     data_capture_s3_uri: str = deployment_default("data_capture_s3_uri")
@@ -125,5 +127,8 @@ def deployment_config(
         finish_diverged_within_epochs=settings.finish_diverged_within_epochs,
         promotion_margin=settings.promotion_margin,
         endpoint_instance_type=settings.serving.instance_type,
+        endpoint_min_capacity=settings.serving.min_capacity,
+        endpoint_max_capacity=settings.serving.max_capacity,
+        endpoint_target_invocations=settings.serving.target_invocations_per_instance,
         **resources,  # type: ignore[arg-type]
     )

@@ -5,15 +5,11 @@ starting a jsii process: the stack names, the stacks' CloudFormation output keys
 ``stacks/`` creates them, ``training/launcher/stack.py`` reads them), the bus, the endpoint and
 the served-model parameters.
 
-The served-model record is two SSM String parameters, both outside any stack's ownership of
-their value:
-
-* ``/o2v/{deployment}/serving-model``: the promoter's JSON record (modelDataUrl,
-  trainingJobName, metricName, metricValue, ...), read and written by the promoter only.
-* ``/o2v/{deployment}/serving-model-data-url``: just the served ModelDataUrl. The serving
-  stack's model reads it through a ``{{resolve:ssm:...}}`` dynamic reference at deploy time;
-  the data stack creates it from ``serving.initial_model_data_url`` only when it does not exist
-  yet; the promoter overwrites it after each promotion. So a redeploy never reverts a promotion.
+The served-model record is one SSM String parameter, ``/o2v/{deployment}/serving-model``: the
+promoter's JSON record (modelDataUrl, trainingJobName, metricName, metricValue, ...), created and
+written by the promoter and the reconciler only. No stack sets it, and no stack creates a model,
+endpoint config or endpoint: the promoter and the reconciler own those (docs/promotion.md, "Who
+owns what"), so a redeploy never changes the served model.
 """
 
 from __future__ import annotations
@@ -48,7 +44,6 @@ OUTPUT_DATASET_URI = "DatasetS3Uri"
 OUTPUT_TRAINING_OUTPUT_URI = "TrainingOutputS3Uri"
 OUTPUT_DATA_CAPTURE_URI = "DataCaptureS3Uri"
 OUTPUT_ACCESS_LOG_BUCKET = "AccessLogBucketName"
-OUTPUT_SERVING_MODEL_DATA_URL_PARAMETER = "ServingModelDataUrlParameterName"  # also a serving-stack output
 OUTPUT_SERVING_MODEL_PARAMETER = "ServingModelParameterName"  # also a serving-stack output
 
 # <deployment>-training (stacks/training_stack.py)
@@ -91,10 +86,6 @@ def endpoint_name(deployment: str) -> str:
 
 def serving_model_parameter(deployment: str) -> str:
     return f"/o2v/{deployment}/serving-model"
-
-
-def serving_model_data_url_parameter(deployment: str) -> str:
-    return f"/o2v/{deployment}/serving-model-data-url"
 
 
 # ---------------------------------------------------------------------------------------------

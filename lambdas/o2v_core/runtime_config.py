@@ -93,12 +93,15 @@ class ControlPlaneConfig(EnvironmentSettings):
     announcement_witness_queue_url: str = ""
     # Comma-separated CloudWatch alarm names that roll a blue/green endpoint update back.
     rollback_alarm_names: str = ""
-    # SSM String parameter holding only the served model's ModelDataUrl: the serving stack reads it
-    # with a CloudFormation dynamic reference, so a redeploy serves the promoted artifact.
-    serving_model_data_url_parameter: str = ""
+    # The promoter's endpoint: instances of a new endpoint config, and the target-tracking
+    # autoscaling the reconciler keeps registered (docs/promotion.md, "Who owns what").
+    # endpoint_max_capacity 0: no autoscaling.
+    endpoint_min_capacity: int = 1
+    endpoint_max_capacity: int = 0
+    endpoint_target_invocations: int = 0  # InvocationsPerInstance per minute, the target value
     # What the promoter's endpoint configs carry when it creates the first endpoint (with an
     # endpoint in place, it copies KmsKeyId and DataCaptureConfig from the live endpoint config).
-    # The serving stack passes the values its own endpoint config uses; empty: none.
+    # The serving stack passes them (the data key, the data-capture prefix); empty: none.
     endpoint_kms_key_arn: str = ""  # storage-volume key; empty for instance types with local NVMe storage
     data_capture_s3_uri: str = ""  # empty: no DataCaptureConfig
     data_capture_sampling_percentage: int = 0  # 0-100; 0 keeps the config with capture disabled

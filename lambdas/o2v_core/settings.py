@@ -58,7 +58,6 @@ LOG_RETENTION_DAYS: tuple[int, ...] = (
 REMOVAL_POLICIES: tuple[str, ...] = ("retain", "destroy")
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_S3_URI = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/\S+$")
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 _ACCOUNT = re.compile(r"^\d{12}$")
 
@@ -85,8 +84,6 @@ class ServingSettings:
     data_capture_expiration_days: int
     # Rollback alarm threshold of a blue/green update: average ModelLatency above this rolls back.
     max_model_latency_ms: int
-    # The model artifact served before the first promotion; None until one is trained.
-    initial_model_data_url: str | None
 
     @property
     def instance_has_local_storage(self) -> bool:
@@ -248,10 +245,12 @@ def _parse_serving(section: _Section) -> ServingSettings:
         data_capture_sampling_percentage=section.integer("data_capture_sampling_percentage", 0, 100),
         data_capture_expiration_days=section.integer("data_capture_expiration_days", 1, 3650),
         max_model_latency_ms=section.integer("max_model_latency_ms", 1, 60_000),
-        initial_model_data_url=section.optional_string(
-            "initial_model_data_url", pattern=_S3_URI, allowed="an S3 URI such as s3://bucket/path/model.tar.gz"
-        ),
     )
+    if "initial_model_data_url" in section.raw:
+        raise SettingsError(
+            f"{section.key('initial_model_data_url')}: no longer used; remove it. No stack serves a model: "
+            "the first promoted training job creates the endpoint (docs/promotion.md, 'Who owns what')"
+        )
     section.finish()
     return serving
 

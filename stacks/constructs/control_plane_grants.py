@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from aws_cdk import Aws
 from o2v_core import s3_layout
+from o2v_core.endpoint_deployment import VARIANT_NAME
 from o2v_core.resource_names import TRAINING_JOB_LOG_GROUP
 
 from stacks.grants import Grant, allow, log_group_arn
@@ -199,15 +200,11 @@ class PromotionScope:
     model_role_arn: str
     event_bus_arn: str
     parameter_arns: tuple[str, ...]
-    # The serving stack's endpoint config (named by CloudFormation, outside the prefix): the live
-    # config until the first promotion, whose KmsKeyId and DataCaptureConfig the promoter copies.
-    stack_endpoint_config_arn: str
     key_arn: str  # the data key: endpoint storage volumes and data capture
     endpoint_instance_types: tuple[str, ...]  # what a promoted endpoint config may run on
     artifact_bucket_arn: str  # its announcement ledger (control_plane.aws.announcements)
     deployment: str
     witness_queue_arn: str  # the announcement witness the reconciler reads
-    stack_model_arn: str = ""  # the serving stack's model (Ref of AWS::SageMaker::Model), read by the reconciler
     rollback_alarm_arns: tuple[str, ...] = ()  # UpdateEndpoint's AutoRollbackConfiguration alarms
 
     @property
@@ -255,7 +252,7 @@ def promoter_grants(scope: PromotionScope) -> list[Grant]:
         allow(
             "ReadLiveEndpointConfig",
             ["sagemaker:DescribeEndpointConfig"],
-            [scope.endpoint_configs_arn, scope.stack_endpoint_config_arn],
+            [scope.endpoint_configs_arn],
             wildcard_reason=named,
         ),
         # CreateEndpoint/UpdateEndpoint onto a config with KmsKeyId: SageMaker encrypts the
@@ -304,6 +301,80 @@ def promoter_grants(scope: PromotionScope) -> list[Grant]:
         allow("ReadWriteServingRecord", ["ssm:GetParameter", "ssm:PutParameter"], list(scope.parameter_arns)),
         allow("PutProjectEvents", ["events:PutEvents"], [scope.event_bus_arn]),
         *announcement_claims(scope.artifact_bucket_arn, scope.deployment),
+        # Before an UpdateEndpoint that changes the instance type (reference 11d), if registered.
+        *endpoint_autoscaling(scope, ["application-autoscaling:DeregisterScalableTarget"]),
+        describe_scaling(["application-autoscaling:DescribeScalableTargets"]),
+    ]
+
+
+AUTOSCALING_SERVICE = "sagemaker.application-autoscaling.amazonaws.com"
+AUTOSCALING_SERVICE_LINKED_ROLE = (
+    f"aws-service-role/{AUTOSCALING_SERVICE}/AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"
+)
+SCALABLE_TARGET_REASON = (
+    "Application Auto Scaling names a scalable target by a generated ID (scalable-target/<id>), not by the "
+    "endpoint; the conditions keep it to SageMaker variants' instance counts."
+)
+
+
+def endpoint_autoscaling(scope: PromotionScope, target_actions: list[str]) -> list[Grant]:
+    """``target_actions`` on the endpoint variant's scalable target (control_plane.aws.autoscaling), and
+    what Application Auto Scaling checks or does with the caller's permissions when it changes one."""
+    variant = f"endpoint/{scope.endpoint_name}/variant/{VARIANT_NAME}"
+    return [
+        allow(
+            "ScaleTheEndpoint",
+            target_actions,
+            [f"arn:{Aws.PARTITION}:application-autoscaling:{Aws.REGION}:{Aws.ACCOUNT_ID}:scalable-target/*"],
+            conditions={"StringEquals": {
+                "application-autoscaling:service-namespace": "sagemaker",
+                "application-autoscaling:scalable-dimension": "sagemaker:variant:DesiredInstanceCount",
+            }},
+            wildcard_reason=SCALABLE_TARGET_REASON,
+        ),
+        # Application Auto Scaling validates the caller's permissions on the target and on
+        # CloudWatch before it acts (autoscaling/application/userguide/security_iam_permission_validation.html;
+        # the SageMaker list: sagemaker/latest/dg/endpoint-auto-scaling-prerequisites.html).
+        allow("ScaleTheVariant", ["sagemaker:UpdateEndpointWeightsAndCapacities"], [scope.endpoint_arn]),
+        allow(
+            "TargetTrackingAlarms",
+            ["cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms", "cloudwatch:DescribeAlarms"],
+            [alarm_arn(f"TargetTracking-{variant}-*")],
+            wildcard_reason="Application Auto Scaling names its target-tracking alarms with a generated suffix.",
+        ),
+    ]
+
+
+def describe_scaling(actions: list[str]) -> Grant:
+    return allow(
+        "DescribeScaling",
+        actions,
+        ["*"],
+        wildcard_reason="Application Auto Scaling's Describe actions support no resource-level permissions.",
+    )
+
+
+def register_autoscaling(scope: PromotionScope) -> list[Grant]:
+    """What control_plane.logic.reconciler's autoscaling step calls (describe, register, put policy,
+    deregister), and creating the service-linked role the first registration in an account needs."""
+    return [
+        *endpoint_autoscaling(scope, [
+            "application-autoscaling:RegisterScalableTarget",
+            "application-autoscaling:PutScalingPolicy",
+            "application-autoscaling:DeregisterScalableTarget",
+        ]),
+        describe_scaling(
+            ["application-autoscaling:DescribeScalableTargets", "application-autoscaling:DescribeScalingPolicies"]
+        ),
+        # "Application Auto Scaling requires permissions to create a service-linked role the first time
+        # any user in your AWS account calls RegisterScalableTarget for a given service"
+        # (autoscaling/application/userguide/application-auto-scaling-service-linked-roles.html).
+        allow(
+            "CreateAutoScalingServiceLinkedRole",
+            ["iam:CreateServiceLinkedRole"],
+            [f"arn:{Aws.PARTITION}:iam::{Aws.ACCOUNT_ID}:role/{AUTOSCALING_SERVICE_LINKED_ROLE}"],
+            conditions={"StringLike": {"iam:AWSServiceName": AUTOSCALING_SERVICE}},
+        ),
     ]
 
 
@@ -311,11 +382,14 @@ def reconciler_grants(scope: PromotionScope, training: ControlPlaneScope) -> lis
     """What control_plane.logic.reconciler calls: the evaluator's, the launcher's and the promoter's
     steps, and reading what the endpoint serves (config, model and their tags)."""
     named = "The promoter names models and endpoint configs after training jobs, below the deployment prefix."
-    covered = ("ReadTrainingJobs", "TagTrainingJobDecision", "PutProjectEvents")  # the training grants have them
+    # The training grants have the first three; its autoscaling step grants the scalable-target
+    # actions (the promoter's deregistration among them).
+    covered = (
+        "ReadTrainingJobs", "TagTrainingJobDecision", "PutProjectEvents",
+        "ScaleTheEndpoint", "ScaleTheVariant", "TargetTrackingAlarms", "DescribeScaling",
+    )
     promoter = [grant for grant in promoter_grants(scope) if grant.statement.sid not in covered]
-    served = [scope.models_arn, scope.endpoint_configs_arn, scope.stack_endpoint_config_arn]
-    if scope.stack_model_arn:
-        served.append(scope.stack_model_arn)
+    served = [scope.models_arn, scope.endpoint_configs_arn]
     return [
         *list_jobs(training),
         *read_jobs(training),
@@ -331,4 +405,5 @@ def reconciler_grants(scope: PromotionScope, training: ControlPlaneScope) -> lis
             served,
             wildcard_reason=named,
         ),
+        *register_autoscaling(scope),
     ]

@@ -27,7 +27,7 @@ from stacks.constructs.secure_queue import ControlPlaneQueues, WitnessQueue
 from stacks.data_stack import DataRefs
 from stacks.guardrails import TrainingJobLimits
 from stacks.removal import removal_policy
-from stacks.serving_record import parameter_arn, serving_model_data_url_parameter, serving_model_parameter
+from stacks.serving_record import parameter_arn, serving_model_parameter
 from stacks.training_stack import TrainingRefs
 
 
@@ -44,11 +44,9 @@ class Promotion(Construct):
         model_role_arn: str,
         image_uri: str,
         rollback_alarm_names: list[str],
-        endpoint_config_arn: str,
-        stack_model_arn: str = "",
     ) -> None:
-        """``endpoint_config_arn``: the serving stack's own endpoint config, which the promoter
-        describes (KmsKeyId, DataCaptureConfig) until its first promotion replaces it."""
+        """The promoter and the reconciler own the endpoint, its models, configs and autoscaling;
+        nothing here depends on which model it serves (docs/promotion.md, "Who owns what")."""
         super().__init__(scope, construct_id)
         deployment = settings.deployment
         # AWS services deliver into these queues: they use the message key (data_key.MessageKey).
@@ -60,7 +58,6 @@ class Promotion(Construct):
         self.witness = WitnessQueue(self, "AnnouncementWitness", key=key).queue
 
         record = serving_model_parameter(deployment)
-        url = serving_model_data_url_parameter(deployment)
         self.config = deployment_config(
             settings,
             event_bus_name=training.event_bus_name,
@@ -73,9 +70,9 @@ class Promotion(Construct):
             artifact_bucket=data.artifact_bucket_name,
             announcement_witness_queue_url=self.witness.queue_url,
             rollback_alarm_names=",".join(rollback_alarm_names),
-            serving_model_data_url_parameter=url,
-            # For an endpoint the promoter creates itself (there is none to copy from): the same
-            # key and data capture as the serving stack's endpoint config (EmbeddingEndpoint).
+            # For the first endpoint config (later ones copy the live config's): the data key for
+            # the storage volumes (none where the instance's NVMe storage is encrypted by the
+            # hardware: SageMaker rejects a key there), and data capture encrypted with the key.
             endpoint_kms_key_arn="" if settings.serving.instance_has_local_storage else data.key_arn,
             data_capture_s3_uri=s3_layout.s3_uri(data.artifact_bucket_name, s3_layout.DATA_CAPTURE_PREFIX),
             data_capture_sampling_percentage=settings.serving.data_capture_sampling_percentage,
@@ -86,10 +83,8 @@ class Promotion(Construct):
             endpoint_name=endpoint_name,
             model_role_arn=model_role_arn,
             event_bus_arn=training.event_bus_arn,
-            parameter_arns=(parameter_arn(record), parameter_arn(url)),
-            stack_endpoint_config_arn=endpoint_config_arn,
+            parameter_arns=(parameter_arn(record),),
             key_arn=data.key_arn,
-            stack_model_arn=stack_model_arn,
             rollback_alarm_arns=tuple(alarm_arn(name) for name in rollback_alarm_names),
             endpoint_instance_types=(settings.serving.instance_type,),
             artifact_bucket_arn=data.artifact_bucket_arn,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aws_cdk import Aws
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 from o2v_core import s3_layout
@@ -22,11 +21,6 @@ SAGEMAKER_PRINCIPAL = "sagemaker.amazonaws.com"
 # SageMaker needs kms:Encrypt on the execution role when a job's OutputDataConfig (or an endpoint's
 # data capture) names a KMS key; Decrypt and GenerateDataKey cover reading and writing S3 objects.
 SAGEMAKER_KEY_ACTIONS = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"]
-
-
-def s3_object_arn(uri: str) -> str:
-    """``s3://bucket/key`` as an object ARN."""
-    return f"arn:{Aws.PARTITION}:s3:::{uri.removeprefix('s3://')}"
 
 
 def _image_pull(repository_arn: str) -> list[Grant]:
@@ -139,14 +133,11 @@ class ModelExecutionRole(Construct):
         endpoint_name: str,
         data: DataRefs,
         repository_arn: str,
-        extra_model_data_url: str | None,
         rollback_alarm_arns: Sequence[str] = (),
     ) -> None:
         super().__init__(scope, construct_id)
+        # The promoter serves only artifacts below the training-output prefix (its provenance rule).
         model_artifacts = [s3_layout.objects_arn(data.artifact_bucket_arn, s3_layout.TRAINING_OUTPUT_PREFIX)]
-        if extra_model_data_url is not None:
-            # The configured first artifact may live outside this deployment's training output.
-            model_artifacts.append(s3_object_arn(extra_model_data_url))
         log_group = f"{ENDPOINT_LOG_GROUP_PREFIX}{endpoint_name}"
         grants = [
             Grant(

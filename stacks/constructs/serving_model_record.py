@@ -1,4 +1,4 @@
-"""Bootstraps the served-model URL parameter from config, once, without ever owning its value."""
+"""Deletes the served-model record with the data it points at (dev); never creates nor sets it."""
 
 from __future__ import annotations
 
@@ -9,17 +9,20 @@ from constructs import Construct
 
 from stacks.constructs.inline_custom_resource import SERVICE_TIMEOUT, inline_custom_resource_function
 from stacks.grants import allow
-from stacks.serving_record import parameter_arn, serving_model_data_url_parameter, serving_model_parameter
+from stacks.serving_record import parameter_arn, serving_model_parameter
 
 HANDLER_SOURCE = Path(__file__).with_name("serving_model_record_handler.py")
+# Older versions kept the served ModelDataUrl here for a CloudFormation dynamic reference, which
+# CloudFormation does not re-read on update (reference 11c). Nothing writes it any more; it stays the
+# resource's ParameterName (its physical ID) so that upgrading does not replace the resource, whose old
+# instance's delete would remove the record in dev.
+LEGACY_URL_PARAMETER = "/o2v/{deployment}/serving-model-data-url"
 
 
 class ServingModelRecord(Construct):
-    """Creates ``/o2v/{deployment}/serving-model-data-url`` from ``initial_model_data_url`` if absent.
-
-    Create and update only ever fill a missing parameter, so neither a redeploy nor a changed
-    config reverts a promotion. On stack deletion the parameters stay, unless the data is
-    destroyed with the stack (dev), when they would point at deleted artifacts.
+    """The promoter creates and owns ``/o2v/{deployment}/serving-model`` (docs/promotion.md, "Who owns
+    what"); no stack sets its value, so no deploy changes it. On stack deletion the record stays,
+    unless the data is destroyed with the stack (dev), when it would point at deleted artifacts.
     """
 
     def __init__(
@@ -28,25 +31,24 @@ class ServingModelRecord(Construct):
         construct_id: str,
         *,
         deployment: str,
-        initial_model_data_url: str | None,
         removal_policy: RemovalPolicy,
         log_retention_days: int,
         key_arn: str,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.url_parameter = serving_model_data_url_parameter(deployment)
+        legacy = LEGACY_URL_PARAMETER.format(deployment=deployment)
         self.record_parameter = serving_model_parameter(deployment)
         self.function = inline_custom_resource_function(
             self,
             source=HANDLER_SOURCE,
-            description=f"Create {self.url_parameter} from config if absent",
-            role_description=f"Creates {self.url_parameter} when it is missing",
+            description=f"Delete {self.record_parameter} with the stack's data (dev)",
+            role_description=f"Deletes {self.record_parameter} when the data is destroyed",
             policy_name="ServingModelRecord",
             grants=[
                 allow(
                     "ManageServingRecord",
-                    ["ssm:DeleteParameter", "ssm:GetParameter", "ssm:PutParameter"],
-                    [parameter_arn(self.url_parameter), parameter_arn(self.record_parameter)],
+                    ["ssm:DeleteParameter", "ssm:GetParameter"],
+                    [parameter_arn(legacy), parameter_arn(self.record_parameter)],
                 ),
             ],
             removal_policy=removal_policy,
@@ -62,8 +64,7 @@ class ServingModelRecord(Construct):
             service_token=self.function.function_arn,
             resource_type="Custom::ServingModelRecord",
             properties={
-                "ParameterName": self.url_parameter,
-                "InitialModelDataUrl": initial_model_data_url or "",
+                "ParameterName": legacy,  # with no InitialModelDataUrl, create and update set nothing
                 "DeleteOnStackDelete": "true" if removal_policy == RemovalPolicy.DESTROY else "false",
                 "AlsoDelete": [self.record_parameter],
             },

@@ -13,7 +13,7 @@ import pytest
 pytestmark = pytest.mark.slow
 
 # The server section has its own smoke test below (the two together would pass the time limit).
-SECTIONS = ("record", "detection", "cost", "quality", "throughput", "synth", "scale")
+SECTIONS = ("record", "detection", "cost", "value", "quality", "throughput", "synth", "scale")
 
 
 @pytest.mark.timeout(360)
@@ -47,6 +47,11 @@ def test_bench_smoke_runs_every_section(repo_root: Path, shared_data: Path, tmp_
     assert full["summary"]["grid"]["reached"] == full["summary"]["grid"]["seeds"]  # the grid defines "good"
     assert {"grid", "hyperband", "every_seed_good"} <= set(results["cost"]["early_stopping_on"]["targets"])
 
+    value = results["value"]
+    assert {"loop", "shipped", "study_pick", "o2v_early_stopping", "early_stopped_after_rise",
+            "budget_after_early_best", "generalization_gap"} <= set(value["rules"])
+    assert value["chosen_policy"] in value["policies"] and value["deployed_policy"] == "stop"
+
     assert results["quality"]["models"] and "spearman_cosine" in results["quality"]["minilm"]
     server = results["throughput"]["server"]
     assert server["minilm"] and all(row["sentences_per_second"] > 0 for rows in server["models"].values()
@@ -57,7 +62,7 @@ def test_bench_smoke_runs_every_section(repo_root: Path, shared_data: Path, tmp_
     doc = (work / "benchmarks.md").read_text(encoding="utf-8")
     assert set(results["scale"]["designs"]) == {"polling", "subscription"}
     for heading in ("## 1. Divergence detection", "## 2. Cost", "AMT Hyperband", "median rule", "## 3. Throughput",
-                    "## 4. Embedding quality",
+                    "## 4. Embedding quality", "## 6. Is a retrain worth it",
                     "## Scale"):
         assert heading in doc
     assert (work / "img" / "curve_suite_synthetic.png").is_file()

@@ -7,9 +7,11 @@ import math
 from o2v_core.detector import DetectorConfig
 from o2v_core.retrain_policy import RetrainPolicy
 
+from bench import value
 from bench.baselines import debugger_overfit, keras_early_stopping, object2vec_early_stopping
 from bench.cost import GOOD_MARGIN, OwnStop, reference_best, run_grid, run_ours, run_sampled
 from bench.curves import SYNTHETIC_FAMILIES, Curve, label, synthetic_suite
+from bench.record import RunRecord, RunSpec
 from bench.scoring import evaluate, outcome
 from bench.tuners import TunerHistory, brackets, hyperband_trial, median_rule_trial, random_trial, rungs
 
@@ -131,3 +133,76 @@ def test_sampled_strategies_share_their_draws_and_reach_the_grid_best() -> None:
     # start, so it needs more jobs to let one run to the good epoch: the bias of early cuts on a
     # regularization knob.
     assert hyperband.epochs_to_good > random_run.epochs_to_good
+
+
+# -- section 6: the value label, the rules and the policies (issue 29) --------------------------------
+
+
+def _record(dropout: float, validation: list[float], *, seed: int = 0, weight_decay: float = 0.0,
+            es_epoch: int | None = None) -> RunRecord:
+    spec = RunSpec("stsb", "pooled_embedding", 8, dropout, seed, len(validation), weight_decay)
+    return RunRecord(spec, "validation:mean_squared_error", validation, [v * 0.5 for v in validation],
+                     [1.0] * len(validation), 1.0, 0, f"models/{spec.key}", 3, 0.01, es_epoch)
+
+
+def test_the_value_label_asks_for_the_next_attempt_to_beat_attempt_1_by_the_margin() -> None:
+    records = [_record(0.0, [1.0, 0.8, 0.9, 1.0]), _record(0.1, [1.0, 0.78, 0.77, 0.8]),
+               _record(0.2, [1.0, 0.7, 0.6, 0.5]), _record(0.1, [1.0, 0.1], weight_decay=0.001)]
+    found = value.cases(records, RetrainPolicy())
+    assert [(case.dropout, case.following.spec.dropout) for case in found] == [(0.0, 0.1), (0.1, 0.2)]
+    assert round(found[0].gain(), 4) == 0.0375  # 0.8 -> 0.77
+    table = value.agreement(found, 0.05)
+    assert [row["worth"] for row in table["rows"]] == [False, True]  # 3.75% is under a 5% margin; 35% is not
+    assert value.missing_next([_record(0.0, [1.0, 0.9], seed=3)], RetrainPolicy()) == [
+        "stsb/pooled_embedding-8 seed 3: no dropout 0.1 run"]
+
+
+def test_the_budget_rule_fires_only_on_a_job_that_ran_its_budget_after_an_early_best() -> None:
+    own = OwnStop(True, 3, 0.01, None)
+    rule = value.budget_after_early_best(own)
+    early_best = _curve([1.0, 0.5, 0.6, 0.55, 0.56, 0.57, 0.58, 0.52])  # its 8-epoch budget ran out
+    assert rule(early_best).retrain
+    assert not rule(_curve([1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3])).retrain  # best at the end
+    ended_itself = Curve("e", "stsb", "recorded_es", (1.0, 0.5, 0.6, 0.7, 0.8, 0.9), (0.5,) * 6, {"epochs": 12})
+    assert own.ended_itself(ended_itself) and not rule(ended_itself).retrain
+
+
+def test_rule_scores_count_wasted_and_missed_retrains_and_the_served_model() -> None:
+    records = [_record(0.0, [1.0, 0.8, 0.9, 1.0]), _record(0.1, [1.0, 0.7, 0.75, 0.8]),
+               _record(0.2, [1.0, 0.9, 0.95, 0.99])]
+    found = value.cases(records, RetrainPolicy())
+    always = value.score_rule(lambda curve: value.Verdict(True, None), found, 0.01, OwnStop(True, 3, 0.01, None),
+                              lambda item: 50.0 + 10 * item.spec.dropout)
+    assert (always["tp"], always["fp"], always["fn"]) == (1, 1, 0)
+    assert always["precision"] == 0.5 and always["recall"] == 1.0
+    first = always["rows"][0]
+    assert first["served_dropout"] == 0.1 and first["epochs"] == 8  # both attempts paid
+    assert always["rows"][1]["served_dropout"] == 0.1  # the worse next attempt is not served
+
+
+def test_the_stop_policy_pays_less_than_raising_a_knob_that_stopped_helping() -> None:
+    # attempt 1 overfits, dropout 0.1 helps, 0.2 and 0.3 are worse: every attempt ends after a rise
+    def overfit(low: float) -> Curve:
+        return _curve([1.0, low, low * 1.2, low * 1.3, low * 1.4, low * 1.5, low * 1.6])
+
+    curves = {0.0: overfit(0.8), 0.1: overfit(0.6), 0.2: overfit(0.7), 0.3: overfit(0.75)}
+    detector = DetectorConfig(min_epochs=3, patience=2)
+    own = OwnStop(False, 9, 0.01, finish_within_epochs=0)
+    replayed = value.replay_policies({0: curves}, {}, detector,
+                                     value.policy_variants(RetrainPolicy(), ()), own, lambda d, w, s: None)
+    stop, keep = replayed["stop"]["seeds"][0], replayed["keep_raising"]["seeds"][0]
+    assert stop["path"] == ["0", "0.1", "0.2"] and keep["path"] == ["0", "0.1", "0.2", "0.3"]
+    assert stop["served_value"] == keep["served_value"] == 0.6 and stop["epochs"] < keep["epochs"]
+    assert "no_improvement" in stop["note"]
+    assert value.choose_policy(replayed) == "stop"
+
+
+def test_equal_budgets_cut_every_strategy_at_the_loops_epochs() -> None:
+    curves = {0.0: _curve([1.0, 0.9, 0.8]), 0.1: _curve([1.0, 0.7, 0.6])}
+    assert value.held_at_budget(curves, [(0.0, 3), (0.1, 3)], 4) == 0.8  # 3 epochs of 0.0, 1 of 0.1
+    assert value.held_at_budget(curves, [(0.0, 3), (0.1, 3)], 5) == 0.7
+    loop = {"seeds": [{"seed": 0, "epochs": 6, "served_value": 0.6, "first_value": 0.8}]}
+    found = value.equal_budgets({0: curves}, loop, draws=20)
+    row = found["rows"][0]
+    assert row["grid"] == 0.6 and row["random_search"]["mean"] >= 0.6
+    assert found["met"] is True

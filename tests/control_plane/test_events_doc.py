@@ -67,8 +67,11 @@ def examples() -> dict[str, Detail]:
             category="capacity",
         ),
         "RetrainingExhausted": RetrainingExhausted(
-            deployment=DEPLOYMENT, lineage="stsb-baseline", lastTrainingJobName="dev--stsb-baseline-a4", attempts=4,
-            reason="max_attempts=4 reached: attempt 4 diverged and no attempt 5 is started",
+            deployment=DEPLOYMENT, lineage="stsb-baseline", lastTrainingJobName="dev--stsb-baseline-a3", attempts=3,
+            reason="attempt 3 (best 1.38906) did not beat the lineage's best 1.30249 (dev--stsb-baseline-a2): raising "
+                   "regularization stopped helping, so no attempt 4 is started and the lineage keeps its best "
+                   "(on_no_improvement='stop')",
+            stoppedBecause="no_improvement", bestTrainingJobName="dev--stsb-baseline-a2", bestValue=1.30249,
         ),
         "ModelPromoted": ModelPromoted(
             deployment=DEPLOYMENT, trainingJobName="dev--stsb-baseline-a2", endpointName="o2v-dev-embeddings",

@@ -118,10 +118,13 @@ def assert_child_copies_parent(cloud: Cloud, parent: str, child: str) -> None:
     # Tags: the parent's, with the lineage advanced; the parent's marker tag is not inherited.
     parent_tags, child_tags = cloud.tags(parent), cloud.tags(child)
     assert child_tags[TAG_ATTEMPT] == "2" and child_tags[TAG_PARENT] == parent
-    assert "o2v:diverged" not in child_tags
+    assert "o2v:diverged" not in child_tags and "o2v:best-value" not in child_tags
+    # The lineage's best so far travels on the child, for the policy's next decision (issue 29).
+    assert parent_tags["o2v:best-value"] == "0.095"
+    assert (child_tags["o2v:lineage-best-value"], child_tags["o2v:lineage-best-job"]) == ("0.095", parent)
     unchanged: dict[str, Any] = {
         key: value for key, value in parent_tags.items()
-        if key not in (TAG_ATTEMPT, TAG_PARENT, "o2v:diverged", "o2v:evaluated")
+        if key not in (TAG_ATTEMPT, TAG_PARENT, "o2v:diverged", "o2v:evaluated", "o2v:best-value")
     }
     assert {key: child_tags[key] for key in unchanged} == unchanged
 

@@ -16,9 +16,20 @@ from botocore.exceptions import ClientError
 from botocore.model import StructureShape
 from botocore.stub import Stubber
 from botocore.validate import ParamValidator
+from control_plane.aws.announcements import Announcements
+from control_plane.aws.event_bus import EventBus
 from control_plane.aws.training_jobs import TrainingJobs
 from control_plane.handlers import retrain_launcher
-from control_plane.logic.retrain import COPIED_FIELDS, NOT_COPIED_FIELDS, build_child_request, child_tags
+from control_plane.logic.announce import Announcer
+from control_plane.logic.jobs import lineage_of, load_job
+from control_plane.logic.retrain import (
+    COPIED_FIELDS,
+    NOT_COPIED_FIELDS,
+    build_child_request,
+    child_tags,
+    continue_lineage,
+    lineage_best,
+)
 from o2v_core.builtin_algorithms import builtin_metric_definitions
 from o2v_core.events import (
     RETRAINING_EXHAUSTED,
@@ -29,9 +40,19 @@ from o2v_core.events import (
     parse_event,
 )
 from o2v_core.naming import Lineage, job_name
+from o2v_core.retrain_policy import RetrainPolicy
 
 from tests import sagemaker_fake
-from tests.control_plane.cloud import BASE_HYPERPARAMETERS, DEPLOYMENT, IMAGE, Cloud, as_delivered, job_request
+from tests.control_plane.cloud import (
+    ARTIFACT_BUCKET,
+    BASE_HYPERPARAMETERS,
+    BUS,
+    DEPLOYMENT,
+    IMAGE,
+    Cloud,
+    as_delivered,
+    job_request,
+)
 from tests.lambda_context import lambda_context
 
 LINEAGE = "stsb-baseline"
@@ -376,3 +397,100 @@ def test_a_long_lineage_still_gives_a_valid_distinct_child_name(cloud: Cloud, mo
     assert outcome["action"] == "launched" and child is not None
     assert len(parent) == len(child) == 63 and child.endswith("-a2") and child != parent
     assert cloud.tags(child)["o2v:lineage"] == lineage  # the full id lives in the tag
+
+
+# ---------------------------------------------------------------------------------------------
+# A knob that stopped helping (issue 29): the launcher compares a relaunch with the lineage's best
+
+
+def _diverged_with_best(parent: str, attempt: int, best: float) -> dict[str, Any]:
+    return diverged_event(parent, attempt=attempt, decision=dataclasses.replace(DECISION, best_value=best))
+
+
+def _walk_to_attempt_3(cloud: Cloud) -> tuple[str, str, str]:
+    """Attempt 1 diverges (best 1.43): attempt 2 (dropout 0.1) starts; it diverges with a better best (1.30):
+    attempt 3 (dropout 0.2) starts. Returns the three job names."""
+    first = stopped_parent(cloud, hyperparameters={**BASE_HYPERPARAMETERS, "dropout": "0.0"})
+    assert retrain_launcher.handler(_diverged_with_best(first, 1, 1.43), lambda_context())["action"] == "launched"
+    second = job_name(DEPLOYMENT, LINEAGE, 2)
+    sagemaker_fake.set_status(second, "Stopped")
+    assert retrain_launcher.handler(_diverged_with_best(second, 2, 1.30), lambda_context())["action"] == "launched"
+    third = job_name(DEPLOYMENT, LINEAGE, 3)
+    sagemaker_fake.set_status(third, "Stopped")
+    return first, second, third
+
+
+def test_the_first_relaunch_always_happens_and_carries_the_lineages_best(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cloud.use_config(monkeypatch)
+    first, second, third = _walk_to_attempt_3(cloud)
+    assert cloud.tags(second)["o2v:lineage-best-value"] == "1.43"
+    assert cloud.tags(second)["o2v:lineage-best-job"] == first
+    # attempt 2 helped: its best is the lineage's best now, and the knob rose again
+    assert cloud.tags(third)["o2v:lineage-best-value"] == "1.3"
+    assert cloud.tags(third)["o2v:lineage-best-job"] == second
+    assert cloud.sm.describe_training_job(TrainingJobName=third)["HyperParameters"]["dropout"] == "0.2"
+
+
+def test_a_relaunch_that_did_not_help_stops_the_lineage_and_says_why(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cloud.use_config(monkeypatch)
+    _, second, third = _walk_to_attempt_3(cloud)
+
+    outcome = retrain_launcher.handler(_diverged_with_best(third, 3, 1.39), lambda_context())
+
+    assert outcome["action"] == "exhausted" and outcome["child"] is None
+    assert job_name(DEPLOYMENT, LINEAGE, 4) not in cloud.training_jobs()
+    exhausted = parse_event(cloud.delivered("notifications")[0], RetrainingExhausted)
+    assert exhausted.stoppedBecause == "no_improvement"
+    assert (exhausted.bestTrainingJobName, exhausted.bestValue) == (second, 1.3)
+    assert "did not beat the lineage's best 1.3" in exhausted.reason
+
+
+def test_keep_raising_restores_the_old_schedule(cloud: Cloud, monkeypatch: pytest.MonkeyPatch) -> None:
+    cloud.use_config(monkeypatch, retrain_policy='{"on_no_improvement": "keep_raising"}')
+    _, _, third = _walk_to_attempt_3(cloud)
+    assert retrain_launcher.handler(_diverged_with_best(third, 3, 1.39), lambda_context())["action"] == "launched"
+    fourth = cloud.sm.describe_training_job(TrainingJobName=job_name(DEPLOYMENT, LINEAGE, 4))
+    assert fourth["HyperParameters"]["dropout"] == "0.3"
+
+
+@pytest.mark.parametrize(("policy", "changed"), [
+    ('{"on_no_improvement": "smaller_step"}', {"dropout": "0.15"}),
+    ('{"on_no_improvement": "weight_decay", "weight_decay_step": 0.001, "weight_decay_cap": 0.01}',
+     {"dropout": "0.1", "weight_decay": "0.001"}),
+])
+def test_the_other_choices_start_from_the_best_attempts_settings(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch, policy: str, changed: dict[str, str]
+) -> None:
+    cloud.use_config(monkeypatch, retrain_policy=policy)
+    _, second, third = _walk_to_attempt_3(cloud)
+    assert retrain_launcher.handler(_diverged_with_best(third, 3, 1.39), lambda_context())["action"] == "launched"
+    fourth = job_name(DEPLOYMENT, LINEAGE, 4)
+    hps = cloud.sm.describe_training_job(TrainingJobName=fourth)["HyperParameters"]
+    assert {key: hps.get(key) for key in changed} == changed
+    assert cloud.tags(fourth)["o2v:lineage-best-job"] == second  # attempt 3 did not take the lead
+    # ... and when that attempt does not help either, the lineage stops
+    sagemaker_fake.set_status(fourth, "Stopped")
+    assert retrain_launcher.handler(_diverged_with_best(fourth, 4, 1.35), lambda_context())["action"] == "exhausted"
+
+
+def test_the_reconciler_path_reads_the_parents_best_from_its_tag(cloud: Cloud, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reconciler continues a diverged job without its event: the o2v:best-value tag (set with
+    o2v:diverged) stands in for the event's best value."""
+    cloud.use_config(monkeypatch)
+    _, second, third = _walk_to_attempt_3(cloud)
+    arn = cloud.sm.describe_training_job(TrainingJobName=third)["TrainingJobArn"]
+    cloud.sm.add_tags(ResourceArn=arn, Tags=[{"Key": "o2v:diverged", "Value": "validation_rise epoch 7"},
+                                             {"Key": "o2v:best-value", "Value": "1.39"}])
+    jobs = TrainingJobs()
+    parent = load_job(jobs, third, field="test")
+    announcer = Announcer(EventBus(BUS), Announcements(ARTIFACT_BUCKET, DEPLOYMENT))
+
+    outcome = continue_lineage(parent, lineage_of(parent, DEPLOYMENT), DEPLOYMENT, jobs=jobs, announcer=announcer,
+                               policy=RetrainPolicy())
+
+    assert outcome.action == "exhausted" and "did not beat the lineage's best 1.3" in outcome.detail
+    assert lineage_best(parent, RetrainPolicy(), jobs, parent_best=None).best_job == second

@@ -8,7 +8,13 @@ from hypothesis import strategies as st
 from o2v_core import hyperparameters
 from o2v_core.config_check import ConfigFieldError
 from o2v_core.hyperparameters import HyperparameterError
-from o2v_core.retrain_policy import MAX_DROPOUT_CAP, Exhausted, RetrainPolicy
+from o2v_core.retrain_policy import (
+    MAX_DROPOUT_CAP,
+    STOPPED_NO_IMPROVEMENT,
+    Exhausted,
+    LineageBest,
+    RetrainPolicy,
+)
 
 PARENT = {"enc0_max_seq_len": "40", "enc0_vocab_size": "20000", "output_layer": "mean_squared_error",
           "dropout": "0.2", "epochs": "30", "_kvstore": "device"}
@@ -161,3 +167,88 @@ def test_a_lineage_always_ends(policy: RetrainPolicy, parent: dict[str, str]) ->
             return
         hps = outcome
     raise AssertionError("the policy never exhausted")
+
+
+# ---------------------------------------------------------------------------------------------
+# A knob that stopped helping (issue 29)
+
+BEST = {**PARENT, "dropout": "0.1"}
+
+
+def _lineage(parent_best: float | None, best_before: float | None) -> LineageBest:
+    return LineageBest(parent_best, best_before, "dev--l-a2", BEST)
+
+
+def test_the_default_stops_a_lineage_whose_relaunch_did_not_beat_its_best() -> None:
+    outcome = RetrainPolicy().next_hyperparameters({**PARENT, "dropout": "0.2"}, 4, _lineage(1.39, 1.30))
+    assert isinstance(outcome, Exhausted) and outcome.stopped_because == STOPPED_NO_IMPROVEMENT
+    assert "attempt 3 (best 1.39) did not beat the lineage's best 1.3 (dev--l-a2)" in outcome.reason
+    equal = RetrainPolicy().next_hyperparameters({**PARENT, "dropout": "0.2"}, 4, _lineage(1.30, 1.30))
+    assert isinstance(equal, Exhausted)  # no better is not better
+
+
+def test_a_relaunch_that_helped_keeps_raising_the_knob() -> None:
+    outcome = RetrainPolicy().next_hyperparameters({**PARENT, "dropout": "0.2"}, 4, _lineage(1.25, 1.30))
+    assert outcome == {**PARENT, "dropout": "0.3"}
+
+
+def test_attempt_1_always_gets_a_relaunch_whatever_the_lineage_says() -> None:
+    # after attempt 1 there is nothing to compare with (the demo's attempt 2 must start)
+    outcome = RetrainPolicy().next_hyperparameters({**PARENT, "dropout": "0.0"}, 2, _lineage(9.0, 1.0))
+    assert outcome == {**PARENT, "dropout": "0.1"}
+
+
+def test_unknown_values_raise_the_knob_as_before() -> None:
+    for lineage in (None, _lineage(None, 1.3), _lineage(1.39, None)):
+        assert RetrainPolicy().next_hyperparameters({**PARENT, "dropout": "0.2"}, 4, lineage) == {
+            **PARENT, "dropout": "0.3"}
+
+
+def test_min_improvement_asks_for_a_relative_gain() -> None:
+    policy = RetrainPolicy(min_improvement=0.01)
+    assert isinstance(policy.next_hyperparameters({**PARENT, "dropout": "0.2"}, 4, _lineage(1.295, 1.30)), Exhausted)
+    assert isinstance(policy.next_hyperparameters({**PARENT, "dropout": "0.2"}, 4, _lineage(1.28, 1.30)), dict)
+
+
+def test_smaller_step_tries_half_a_step_above_the_best_once() -> None:
+    policy = RetrainPolicy(max_attempts=6, on_no_improvement="smaller_step")
+    first = policy.next_hyperparameters({**PARENT, "dropout": "0.2"}, 4, _lineage(1.39, 1.30))
+    assert first == {**BEST, "dropout": "0.15"}
+    assert isinstance(first, dict)
+    again = policy.next_hyperparameters(first, 5, _lineage(1.35, 1.30))
+    assert isinstance(again, Exhausted) and again.stopped_because == STOPPED_NO_IMPROVEMENT
+
+
+def test_weight_decay_starts_from_the_best_once() -> None:
+    policy = RetrainPolicy(max_attempts=6, on_no_improvement="weight_decay", weight_decay_step=0.001,
+                           weight_decay_cap=0.01)
+    first = policy.next_hyperparameters({**PARENT, "dropout": "0.2"}, 4, _lineage(1.39, 1.30))
+    assert first == {**BEST, "weight_decay": "0.001"}
+    assert isinstance(first, dict)
+    assert isinstance(policy.next_hyperparameters(first, 5, _lineage(1.35, 1.30)), Exhausted)
+    # a normal retry under this choice raises dropout only: weight decay is kept for the switch
+    assert policy.next_hyperparameters({**PARENT, "dropout": "0.0"}, 2) == {**PARENT, "dropout": "0.1"}
+
+
+def test_without_the_best_jobs_settings_the_other_choices_stop() -> None:
+    policy = RetrainPolicy(on_no_improvement="smaller_step")
+    outcome = policy.next_hyperparameters({**PARENT, "dropout": "0.2"}, 4, LineageBest(1.39, 1.30))
+    assert isinstance(outcome, Exhausted)
+
+
+def test_lineage_best_after_counts_the_parent() -> None:
+    assert LineageBest(1.25, 1.30, "a2").best_after("a3") == (1.25, "a3")
+    assert LineageBest(1.39, 1.30, "a2").best_after("a3") == (1.30, "a2")
+    assert LineageBest(1.43, None).best_after("a1") == (1.43, "a1")
+    assert LineageBest(None, None).best_after("a1") == (None, None)
+
+
+@pytest.mark.parametrize(("data", "field", "message"), [
+    ({"on_no_improvement": "pause"}, "on_no_improvement", "'pause' is not one of 'stop', 'weight_decay'"),
+    ({"on_no_improvement": "weight_decay"}, "weight_decay_step", "must be above 0 when on_no_improvement"),
+    ({"min_improvement": 0.9}, "min_improvement", "out of range"),
+])
+def test_bad_no_improvement_settings_name_the_field(data: dict[str, object], field: str, message: str) -> None:
+    with pytest.raises(ConfigFieldError) as raised:
+        RetrainPolicy.from_mapping(data)
+    assert raised.value.field == field and message in str(raised.value)

@@ -24,7 +24,6 @@ DEPLOYMENT = "demo"
 BUS = "o2v-demo-bus"
 ENDPOINT = "demo-embeddings"
 PARAMETER = "/o2v/demo/serving-model"
-URL_PARAMETER = "/o2v/demo/serving-model-data-url"
 KEY_ARN = f"arn:aws:kms:us-east-1:{sagemaker_fake.ACCOUNT}:key/11111111-2222-3333-4444-555555555555"
 CAPTURE_URI = "s3://demo-artifacts/data-capture/"
 IMAGE = "382416733822.dkr.ecr.us-east-1.amazonaws.com/object2vec:1"
@@ -47,7 +46,9 @@ CONFIG = ControlPlaneConfig(
     artifact_bucket="demo-artifacts",
     announcement_witness_queue_url=f"https://sqs.us-east-1.amazonaws.com/{sagemaker_fake.ACCOUNT}/{WITNESS_QUEUE}",
     rollback_alarm_names=" , ".join(ALARMS),
-    serving_model_data_url_parameter=URL_PARAMETER,
+    endpoint_min_capacity=1,
+    endpoint_max_capacity=3,
+    endpoint_target_invocations=100,
     endpoint_kms_key_arn=KEY_ARN,
     data_capture_s3_uri=CAPTURE_URI,
     data_capture_sampling_percentage=20,
@@ -112,9 +113,16 @@ class Aws:
         parsed: dict[str, Any] = json.loads(value)
         return parsed
 
-    def model_data_url(self) -> str | None:
-        """The URL parameter, which the serving stack's model resolves at deploy time."""
-        return self.parameter(URL_PARAMETER)
+    def scaling(self) -> tuple[int, int, float] | None:
+        """The endpoint variant's scalable target and target value (moto's Application Auto Scaling)."""
+        aas = self.client("application-autoscaling")
+        rid = f"endpoint/{ENDPOINT}/variant/AllTraffic"
+        targets = aas.describe_scalable_targets(ServiceNamespace="sagemaker", ResourceIds=[rid])["ScalableTargets"]
+        if not targets:
+            return None
+        (policy,) = aas.describe_scaling_policies(ServiceNamespace="sagemaker", ResourceId=rid)["ScalingPolicies"]
+        value = float(policy["TargetTrackingScalingPolicyConfiguration"]["TargetValue"])
+        return targets[0]["MinCapacity"], targets[0]["MaxCapacity"], value
 
     def config_settings(self, config_name: str) -> tuple[str | None, dict[str, Any] | None]:
         """KmsKeyId and DataCaptureConfig of an endpoint config (None where it has none)."""

@@ -11,7 +11,7 @@ attempt (the event then ends in the alarmed on-failure queue):
   before or after each of its calls.
 
 Then what AWS does next: Lambda's retries, the bake ending (``tests.sagemaker_fake.settle``), the
-reconciler's next runs. Every case ends with C served, the record and the URL parameter naming C,
+reconciler's next runs. Every case ends with C served, the record naming C (and its artifact),
 exactly one ``ModelPromoted`` for A2 and one for C, in that order, and a quiet last reconciler run.
 """
 

@@ -87,7 +87,7 @@ def test_what_cannot_be_found_is_named_with_what_to_pass_instead(aws: Aws, case:
 
 
 def serve_without_tags(aws: Aws, model_data_url: str) -> None:
-    """What the serving stack deploys: a model from a URL, a config and the endpoint, no o2v tags."""
+    """An endpoint the promoter did not make (by hand, or an older serving stack's): no o2v tags."""
     sm = aws.sagemaker
     sm.create_model(ModelName="stack-model", ExecutionRoleArn="arn:aws:iam::123456789012:role/demo-model",
                     PrimaryContainer={"Image": "382416733822.dkr.ecr.us-east-1.amazonaws.com/object2vec:1",

@@ -9,7 +9,7 @@ delivering to the rules' targets, and the reconciler's runs. Every case must end
 
 * the best healthy model served: the endpoint InService on the better candidate's config (or,
   after a rollback, on the model it served before);
-* the served-model record and the model-data-URL parameter naming what the endpoint serves;
+* the served-model record naming what the endpoint serves, with its artifact;
 * exactly one ``ModelPromoted`` for the change of the served model (none when it did not change),
   and after a rollback exactly one ``ModelRolledBack`` when a promotion had been announced;
 * a last reconciler run that finds nothing to do.
@@ -44,7 +44,7 @@ from tests.promotion.test_reconciler import LATER, decided, serve_first, write_c
 class Outcome:
     served: str  # the training job whose config the endpoint serves
     recorded: str | None  # the training job the record names
-    url_matches: bool  # the model-data-URL parameter is the served job's artifact
+    url_matches: bool  # the record's modelDataUrl is the served job's artifact
     promoted: list[str] = field(default_factory=list)  # ModelPromoted's trainingJobName, in order
     rolled_back: int = 0
     dead_letters: int = 0
@@ -83,7 +83,7 @@ def observe(aws: Aws, events: list[dict[str, object]], dead_letters: int) -> Out
     return Outcome(
         served=served,
         recorded=record["trainingJobName"] if record else None,
-        url_matches=aws.model_data_url() == aws.model_artifact(served),
+        url_matches=record is not None and record["modelDataUrl"] == aws.model_artifact(served),
         promoted=[str(e["detail"]["trainingJobName"]) for e in events  # type: ignore[index]
                   if e["detail-type"] == MODEL_PROMOTED],
         rolled_back=detail_types.count(MODEL_ROLLED_BACK),

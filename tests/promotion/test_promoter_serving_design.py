@@ -1,6 +1,6 @@
-"""The promoter and the serving stack's design, end to end against the SageMaker fake and a moto
-server: the URL parameter next to the record, and the live endpoint config's KMS key and data
-capture carried over to every config the promoter creates."""
+"""The promoter's serving design, end to end against the SageMaker fake and a moto server: the record
+is the one parameter written, and the live endpoint config's KMS key and data capture are carried
+over to every config the promoter creates."""
 
 from __future__ import annotations
 
@@ -25,22 +25,20 @@ from tests.promotion.support import (
     IMAGE,
     KEY_ARN,
     PARAMETER,
-    URL_PARAMETER,
     Aws,
     succeeded,
 )
 
 # ---------------------------------------------------------------------------------------------
-# The serving stack's design: the URL parameter next to the record; the live config's KMS key
-# and data capture carried over
+# The live config's KMS key and data capture carried over
 
 
-def stack_endpoint(aws: Aws, *, kms_key_id: str | None, capture: dict[str, Any] | None) -> str:
-    """The endpoint as the serving stack deploys it: its own model and config (names chosen by
-    CloudFormation, outside the promoter's prefix), InService, with no record yet."""
+def live_endpoint(aws: Aws, *, kms_key_id: str | None, capture: dict[str, Any] | None) -> str:
+    """An endpoint on a config with a KMS key and data capture the settings do not have (an operator
+    changed them), with the deployment's names but none of the promoter's tags, InService, no record."""
     job = aws.training_job("boot", 1)
-    model = "EmbeddingEndpointModel-X1Y2Z3"
-    config = "EmbeddingEndpointEndpointConfig-A1B2C3"
+    model = serving_name(DEPLOYMENT, job, "model")
+    config = serving_name(DEPLOYMENT, job, "config")
     aws.sagemaker.create_model(
         ModelName=model,
         ExecutionRoleArn=CONFIG.model_role_arn,
@@ -82,7 +80,7 @@ LIVE_CAPTURE: dict[str, Any] = {
 def test_new_config_copies_kms_key_and_data_capture_from_the_live_config(
     aws: Aws, kms_key_id: str | None, capture: dict[str, Any] | None
 ) -> None:
-    stack_endpoint(aws, kms_key_id=kms_key_id, capture=capture)
+    live_endpoint(aws, kms_key_id=kms_key_id, capture=capture)
     job = aws.training_job("sts", 1)
 
     assert promote(aws, job, 0.4)["outcome"] == MODEL_PROMOTED
@@ -94,7 +92,7 @@ def test_new_config_copies_kms_key_and_data_capture_from_the_live_config(
 
 
 def test_later_promotions_keep_copying_from_the_config_the_promoter_deployed(aws: Aws) -> None:
-    stack_endpoint(aws, kms_key_id=OTHER_KEY, capture=LIVE_CAPTURE)
+    live_endpoint(aws, kms_key_id=OTHER_KEY, capture=LIVE_CAPTURE)
     first = aws.training_job("sts", 1)
     promote(aws, first, 0.5)
     sagemaker_fake.settle()
@@ -108,7 +106,7 @@ def test_later_promotions_keep_copying_from_the_config_the_promoter_deployed(aws
 def test_a_live_config_that_is_gone_falls_back_to_the_settings_with_a_warning(
     aws: Aws, caplog: pytest.LogCaptureFixture
 ) -> None:
-    live = stack_endpoint(aws, kms_key_id=OTHER_KEY, capture=LIVE_CAPTURE)
+    live = live_endpoint(aws, kms_key_id=OTHER_KEY, capture=LIVE_CAPTURE)
     aws.sagemaker.delete_endpoint_config(EndpointConfigName=live)  # SageMaker allows it; the endpoint runs on
     job = aws.training_job("sts", 1)
 
@@ -121,26 +119,15 @@ def test_a_live_config_that_is_gone_falls_back_to_the_settings_with_a_warning(
     assert any("current config is gone" in r.getMessage() for r in caplog.records)
 
 
-def test_promotion_writes_the_url_parameter_and_the_record(aws: Aws) -> None:
-    aws.ssm.put_parameter(Name=URL_PARAMETER, Value="s3://demo-artifacts/first/model.tar.gz", Type="String")
-    stack_endpoint(aws, kms_key_id=None, capture=None)
-    job = aws.training_job("sts", 1)
-
-    promote(aws, job, 0.4)
-
-    record = aws.record()
-    assert record is not None and record["trainingJobName"] == job
-    assert aws.model_data_url() == record["modelDataUrl"] == aws.model_artifact(job)
-    assert aws.ssm.get_parameter(Name=URL_PARAMETER)["Parameter"]["Type"] == "String"
-
-
-def test_without_the_url_setting_only_the_record_is_written(aws: Aws, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("O2V_SERVING_MODEL_DATA_URL_PARAMETER", "")
+def test_promotion_writes_the_record_and_no_other_parameter(aws: Aws) -> None:
     job = serve_first_model(aws)
 
     record = aws.record()
     assert record is not None and record["trainingJobName"] == job
-    assert aws.model_data_url() is None
+    assert record["modelDataUrl"] == aws.model_artifact(job)
+    assert aws.ssm.get_parameter(Name=PARAMETER)["Parameter"]["Type"] == "String"
+    # Older versions also wrote the URL alone for the serving stack's dynamic reference; nothing reads it now.
+    assert aws.parameter("/o2v/demo/serving-model-data-url") is None
 
 
 class FailingPut:
@@ -158,12 +145,11 @@ class FailingPut:
         return getattr(self.real, attribute)
 
 
-@pytest.mark.parametrize("failing", [URL_PARAMETER, PARAMETER], ids=["url-write-fails", "record-write-fails"])
-def test_a_failed_write_never_leaves_the_record_ahead_of_the_url_nor_deploys_twice(
-    aws: Aws, monkeypatch: pytest.MonkeyPatch, failing: str
+def test_a_failed_record_write_leaves_the_old_record_and_never_deploys_twice(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    failing = PARAMETER
     first = serve_first_model(aws, 0.5)
-    first_artifact = aws.model_artifact(first)
     job = aws.training_job("sts", 2)
     event = succeeded(job, artifact=aws.model_artifact(job), best=0.4)
     real_client = clients.client
@@ -177,11 +163,9 @@ def test_a_failed_write_never_leaves_the_record_ahead_of_the_url_nor_deploys_twi
 
     record = aws.record()
     assert record is not None and record["trainingJobName"] == first  # the record still names the old model
-    # The URL parameter is at most one step ahead: it names the model SageMaker is deploying.
-    assert aws.model_data_url() == (first_artifact if failing == URL_PARAMETER else aws.model_artifact(job))
     # ModelPromoted goes out before the record is written (the record marks it done), never after.
     announced = [e["detail-type"] for e in aws.events()]
-    assert announced == ([] if failing == URL_PARAMETER else [MODEL_PROMOTED])
+    assert announced == [MODEL_PROMOTED]
 
     result = handler(event, lambda_context())  # Lambda's retry
 

@@ -76,7 +76,7 @@ def test_a_rollback_rewrites_the_record_notifies_once_and_the_rejected_model_is_
     assert [e["detail-type"] for e in aws.events()] == [MODEL_ROLLED_BACK]
     record = aws.record()
     assert record is not None and record["trainingJobName"] == first
-    assert aws.model_data_url() == aws.model_artifact(first)
+    assert record["modelDataUrl"] == aws.model_artifact(first)
     assert "o2v:rolled-back" in aws.tags_of_job(rejected)
 
     again = promote(aws, rejected, 0.4)  # its success redelivered: vetoed, not "already serving"
@@ -109,7 +109,7 @@ def test_a_promoter_killed_before_model_promoted_is_announced_once_by_the_reconc
     assert [e["detail"]["trainingJobName"] for e in promoted] == [job]
     record = aws.record()
     assert record is not None and record["trainingJobName"] == job and record["metricValue"] == 0.4
-    assert aws.model_data_url() == aws.model_artifact(job)
+    assert record["modelDataUrl"] == aws.model_artifact(job)
 
 
 def test_a_promoter_killed_after_model_promoted_is_not_announced_again(aws: Aws) -> None:

@@ -7,6 +7,7 @@ from dataclasses import replace
 from typing import Literal
 
 import pytest
+from control_plane.aws.autoscaling import Scaling
 from control_plane.aws.serving import EndpointConfigSettings, ServingRecord, ServingRecordError
 from control_plane.logic.promotion import (
     PromotionSettings,
@@ -125,6 +126,9 @@ def test_blue_green_without_alarms_has_no_rollback_section() -> None:
         ({"data_capture_sampling_percentage": 101}, "O2V_DATA_CAPTURE_SAMPLING_PERCENTAGE"),
         ({"data_capture_sampling_percentage": -1}, "O2V_DATA_CAPTURE_SAMPLING_PERCENTAGE"),
         ({"data_capture_s3_uri": ""}, "O2V_DATA_CAPTURE_S3_URI"),
+        ({"endpoint_min_capacity": 0}, "O2V_ENDPOINT_MIN_CAPACITY"),
+        ({"endpoint_min_capacity": 4, "endpoint_max_capacity": 3}, "O2V_ENDPOINT_MAX_CAPACITY"),
+        ({"endpoint_target_invocations": 0}, "O2V_ENDPOINT_TARGET_INVOCATIONS"),
     ],
 )
 def test_settings_errors_name_the_variable(change: dict[str, object], variable: str) -> None:
@@ -135,7 +139,9 @@ def test_settings_errors_name_the_variable(change: dict[str, object], variable: 
 def test_first_endpoint_settings_round_trip_through_the_environment() -> None:
     # What the promoter's Lambda environment holds (the stacks' and local mode's one builder).
     settings = PromotionSettings.from_config(PromoterSettings.from_env(PROMOTER.environment(CONFIG)))
-    assert settings.serving_model_data_url_parameter == CONFIG.serving_model_data_url_parameter
+    assert settings.instance_count == CONFIG.endpoint_min_capacity
+    assert settings.scaling == Scaling(CONFIG.endpoint_min_capacity, CONFIG.endpoint_max_capacity,
+                                       float(CONFIG.endpoint_target_invocations))
     capture = data_capture_config(CONFIG.data_capture_s3_uri, 20, CONFIG.data_capture_kms_key_arn)
     assert settings.first_endpoint_config == EndpointConfigSettings(CONFIG.endpoint_kms_key_arn, capture)
     with pytest.raises(ConfigError, match="O2V_DATA_CAPTURE_SAMPLING_PERCENTAGE must be an integer"):

@@ -101,8 +101,6 @@ def _commands(body: list[str], path: str, first_line: int) -> list[Command]:
 # (pattern on the command as written, why it is not run). Reviewed: keep it short and exact.
 NEEDS_AWS: tuple[tuple[str, str], ...] = (
     (r"^cdk deploy\b", "deploys to an AWS account (cdk ls and cdk synth of the named stacks run instead)"),
-    (r"^cdk bootstrap\b", "bootstraps an AWS account"),
-    (r"^aws\s", "the AWS CLI calls AWS"),
     (r"^o2v preflight\b", "reads the AWS account and region (its --help runs instead)"),
     (r"^o2v launch\b", "starts a SageMaker training job (its --help runs instead)"),
     (r"^o2v embed\b.*--endpoint\b", "invokes a real SageMaker endpoint (its --help runs instead)"),

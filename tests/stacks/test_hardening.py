@@ -42,11 +42,8 @@ def _every(synthesized: Synthesized, sid: str) -> dict[str, dict[str, Any]]:
     return found
 
 
-def test_serving_model_is_network_isolated(synthesized: Synthesized) -> None:
-    (model,) = synthesized.resources("serving", "AWS::SageMaker::Model").values()
-    assert model["Properties"]["EnableNetworkIsolation"] is True
-
-
+# Every model is the promoter's (no stack has one; tests/stacks/test_promotion.py): it creates
+# them network-isolated (tests/promotion/test_promoter.py), and may create no other kind (below).
 def test_promoter_may_create_only_network_isolated_models(synthesized: Synthesized) -> None:
     for role, statement in _every(synthesized, "CreateModels").items():
         assert statement["Condition"] == {"Bool": {"sagemaker:NetworkIsolation": "true"}}, role

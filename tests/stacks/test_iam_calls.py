@@ -48,7 +48,18 @@ AUTHORIZED_ON_ITS_BEHALF: dict[str, str] = {
     "kms:DescribeKey": "SageMaker describes the endpoint config's KmsKeyId on CreateEndpoint/UpdateEndpoint "
     "(docs: sagemaker/latest/dg/api-permissions-reference.html)",
     "cloudwatch:DescribeAlarms": "blue/green auto-rollback reads the rollback alarms "
-    "(docs: sagemaker/latest/dg/deployment-guardrails-configuration.html; reference 10f)",
+    "(docs: sagemaker/latest/dg/deployment-guardrails-configuration.html; reference 10f); Application Auto "
+    "Scaling validates the caller's CloudWatch permissions (below)",
+    # Application Auto Scaling "validates permissions for requests associated with both the target service
+    # and CloudWatch" with the caller's credentials (docs: autoscaling/application/userguide/
+    # security_iam_permission_validation.html); SageMaker's list of them:
+    # sagemaker/latest/dg/endpoint-auto-scaling-prerequisites.html.
+    "sagemaker:UpdateEndpointWeightsAndCapacities": "validated by Application Auto Scaling on RegisterScalableTarget",
+    "cloudwatch:PutMetricAlarm": "validated by Application Auto Scaling for its target-tracking alarms",
+    "cloudwatch:DeleteAlarms": "validated by Application Auto Scaling for its target-tracking alarms",
+    "iam:CreateServiceLinkedRole": "Application Auto Scaling creates its service-linked role on the first "
+    "RegisterScalableTarget in an account, with the caller's permission (docs: autoscaling/application/userguide/"
+    "application-auto-scaling-service-linked-roles.html)",
 }
 # The request member that names a resource, where the reference's ARN variable is named otherwise
 # (member names from the botocore service models, e.g. ssm PutParameterRequest.Name).
@@ -121,8 +132,8 @@ def to_template_names(arn: str, tested: str, deployed: str) -> str:
     """The tests run deployment ``tested``; the template is for ``deployed``: rename its resources."""
     for of in (job_prefix, names.endpoint_name, names.event_bus_name, names.job_curve_table_name):
         arn = re.sub(rf"([/:]){re.escape(of(tested))}", rf"\g<1>{of(deployed)}", arn)
-    for of in (names.serving_model_parameter, names.serving_model_data_url_parameter):
-        arn = arn.replace(of(tested).lstrip("/"), of(deployed).lstrip("/"))
+    record = names.serving_model_parameter
+    arn = arn.replace(record(tested).lstrip("/"), record(deployed).lstrip("/"))
     ledger = s3_layout.ANNOUNCEMENTS_PREFIX
     arn = arn.replace(f"{ledger}{tested}/", f"{ledger}{deployed}/")
     return arn

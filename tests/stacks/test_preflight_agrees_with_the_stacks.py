@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from o2v_core.functions import PROMOTER, RECONCILER
 from o2v_core.resource_names import TRAINING_JOB_LOG_GROUP
 from o2v_core.settings import read_cdk_context
 
@@ -29,8 +30,17 @@ def test_preflight_counts_exactly_the_filters_the_stacks_add(synthesized: Synthe
 
 
 def test_the_endpoint_scales_up_to_max_capacity_at_most(synthesized: Synthesized) -> None:
-    (target,) = synthesized.resources("serving", "AWS::ApplicationAutoScaling::ScalableTarget").values()
-    assert target["Properties"]["MaxCapacity"] == synthesized.settings.serving.max_capacity
+    """The reconciler registers the endpoint's scalable target (issue 24: no stack has one) with the
+    maximum its environment says, and the promoter's configs start at the minimum."""
+    assert not synthesized.resources("serving", "AWS::ApplicationAutoScaling::ScalableTarget")
+    serving = synthesized.settings.serving
+    functions = synthesized.resources("serving", "AWS::Lambda::Function").values()
+    environments = [f["Properties"]["Environment"]["Variables"] for f in functions
+                    if f["Properties"]["Handler"] in (PROMOTER.handler, RECONCILER.handler)]
+    assert len(environments) == 2
+    for env in environments:
+        assert int(env["O2V_ENDPOINT_MAX_CAPACITY"]) == serving.max_capacity
+        assert int(env["O2V_ENDPOINT_MIN_CAPACITY"]) == serving.min_capacity <= serving.max_capacity
 
 
 def test_preflight_reads_the_bootstrap_parameter_and_minimum_the_templates_check(synthesized: Synthesized) -> None:

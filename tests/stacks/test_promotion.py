@@ -1,4 +1,4 @@
-"""Promotion wiring: served-model record, promoter, its rule and IAM, blue/green endpoint, alarms."""
+"""Promotion wiring: served-model record, promoter, its rule and IAM, endpoint alarms; no stack-owned endpoint."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from typing import Any, cast
 
 import pytest
 from botocore.exceptions import ClientError
-from o2v_core.endpoint_deployment import data_capture_config, deployment_config
 from o2v_core.events import ANNOUNCEMENT_WITNESS, rules
 from o2v_core.functions import FUNCTIONS, PROMOTER, RECONCILER, SERVING_FUNCTIONS
 from o2v_core.naming import job_prefix
@@ -30,7 +29,7 @@ def only(synthesized: Synthesized, cfn_type: str) -> tuple[str, dict[str, Any]]:
     return logical_id, resource["Properties"]
 
 
-def url_parameter(synthesized: Synthesized) -> str:
+def legacy_url_parameter(synthesized: Synthesized) -> str:
     return f"/o2v/{synthesized.settings.deployment}/serving-model-data-url"
 
 
@@ -63,9 +62,23 @@ def alarm_ids(synthesized: Synthesized) -> dict[str, str]:
 # -- the served-model record --------------------------------------------------------------------
 
 
-def test_model_reads_its_artifact_from_the_record_at_deploy_time(synthesized: Synthesized) -> None:
-    _, model = only(synthesized, "AWS::SageMaker::Model")
-    assert model["PrimaryContainer"]["ModelDataUrl"] == "{{resolve:ssm:" + url_parameter(synthesized) + "}}"
+SERVED_MODEL_TYPES = (
+    "AWS::SageMaker::Model",
+    "AWS::SageMaker::EndpointConfig",
+    "AWS::SageMaker::Endpoint",
+    "AWS::ApplicationAutoScaling::ScalableTarget",
+    "AWS::ApplicationAutoScaling::ScalingPolicy",
+)
+
+
+def test_no_stack_decides_which_model_is_served(synthesized: Synthesized) -> None:
+    """The promoter and the reconciler own the endpoint (docs/promotion.md, "Who owns what"): no
+    template has a SageMaker model, endpoint config, endpoint or scalable target, nor a dynamic
+    reference, which CloudFormation would not re-read on update (reference 11c)."""
+    for role in ("data", "training", "serving"):
+        for cfn_type in SERVED_MODEL_TYPES:
+            assert not synthesized.resources(role, cfn_type), (role, cfn_type)
+        assert "{{resolve:" not in json.dumps(synthesized.template_json(role)), role
 
 
 def test_no_stack_owns_the_records_value(synthesized: Synthesized) -> None:
@@ -74,14 +87,15 @@ def test_no_stack_owns_the_records_value(synthesized: Synthesized) -> None:
 
 
 @pytest.mark.parametrize(("env_name", "delete"), [("dev", "true"), ("prod", "false")])
-def test_data_stack_bootstraps_the_url_parameter_from_config(
+def test_data_stack_only_deletes_the_record_with_dev_data(
     env_name: str, delete: str, request: pytest.FixtureRequest
 ) -> None:
     synthesized: Synthesized = request.getfixturevalue(env_name)
     (record,) = synthesized.resources("data", "Custom::ServingModelRecord").values()
     props = record["Properties"]
-    assert props["ParameterName"] == url_parameter(synthesized)
-    assert props["InitialModelDataUrl"] == (synthesized.settings.serving.initial_model_data_url or "")
+    # The physical ID older versions used, so upgrading does not replace the resource.
+    assert props["ParameterName"] == legacy_url_parameter(synthesized)
+    assert "InitialModelDataUrl" not in props  # create and update set nothing
     assert props["DeleteOnStackDelete"] == delete
     assert props["AlsoDelete"] == [record_parameter(synthesized)]
     function_id = props["ServiceToken"]["Fn::GetAtt"][0]
@@ -92,9 +106,9 @@ def test_data_stack_bootstraps_the_url_parameter_from_config(
     role_id = function["Role"]["Fn::GetAtt"][0]
     statements = statements_by_sid(inline_policy(synthesized.resources("data", "AWS::IAM::Role")[role_id]))
     manage = statements["ManageServingRecord"]
-    assert sorted(manage["Action"]) == ["ssm:DeleteParameter", "ssm:GetParameter", "ssm:PutParameter"]
+    assert sorted(manage["Action"]) == ["ssm:DeleteParameter", "ssm:GetParameter"]
     assert sorted(map(repr, manage["Resource"])) == sorted(
-        map(repr, [ssm_arn(url_parameter(synthesized)), ssm_arn(record_parameter(synthesized))])
+        map(repr, [ssm_arn(legacy_url_parameter(synthesized)), ssm_arn(record_parameter(synthesized))])
     )
 
 
@@ -180,21 +194,7 @@ def test_delete_keeps_the_record_unless_the_data_goes_too() -> None:
     assert record_handler.on_event(event("Delete", delete="true"), ssm) == "deleted"  # already gone: fine
 
 
-# -- blue/green endpoint and its alarms -------------------------------------------------------------
-
-
-def test_endpoint_updates_blue_green_and_rolls_back_on_its_alarms(synthesized: Synthesized) -> None:
-    _, endpoint = only(synthesized, "AWS::SageMaker::Endpoint")
-    # A stack update must keep the autoscaled instance count (reference 10f; aws-cdk#23151).
-    assert endpoint["RetainAllVariantProperties"] is True
-    alarms = alarm_ids(synthesized)
-    names = ({"Ref": alarms["Invocation5XXErrors"]}, {"Ref": alarms["ModelLatency"]})
-    assert endpoint["DeploymentConfig"] == deployment_config(cast(Any, names))
-    policy = endpoint["DeploymentConfig"]["BlueGreenUpdatePolicy"]
-    assert policy["TrafficRoutingConfiguration"]["Type"] == "ALL_AT_ONCE"
-    assert endpoint["DeploymentConfig"]["AutoRollbackConfiguration"] == {
-        "Alarms": [{"AlarmName": name} for name in names]
-    }
+# -- the endpoint alarms (keyed by the endpoint name) --------------------------------------------------
 
 
 def test_endpoint_alarms_watch_5xx_and_latency_and_notify(synthesized: Synthesized) -> None:
@@ -240,8 +240,10 @@ def test_promoter_is_the_promoter_spec_with_the_promotion_env(synthesized: Synth
     assert reconciler_env["O2V_DETECTOR_CONFIG"] == settings.detector.to_json()
     assert env["O2V_ENDPOINT_NAME"] == f"{settings.deployment}-embeddings"
     assert env["O2V_SERVING_MODEL_PARAMETER"] == record_parameter(synthesized)
-    assert env["O2V_SERVING_MODEL_DATA_URL_PARAMETER"] == url_parameter(synthesized)
     assert env["O2V_ENDPOINT_INSTANCE_TYPE"] == settings.serving.instance_type
+    assert int(env["O2V_ENDPOINT_MIN_CAPACITY"]) == settings.serving.min_capacity
+    assert int(env["O2V_ENDPOINT_MAX_CAPACITY"]) == settings.serving.max_capacity
+    assert int(env["O2V_ENDPOINT_TARGET_INVOCATIONS"]) == settings.serving.target_invocations_per_instance
     assert float(env["O2V_PROMOTION_MARGIN"]) == settings.promotion_margin
     assert env["O2V_ROLLBACK_ALARM_NAMES"] == joined(
         {"Ref": alarms["Invocation5XXErrors"]}, ",", {"Ref": alarms["ModelLatency"]}
@@ -258,21 +260,17 @@ def test_promoter_permissions_are_scoped_to_this_deployment(synthesized: Synthes
     endpoint = sagemaker_arn(f"endpoint/{synthesized.settings.deployment}-embeddings")
     models = sagemaker_arn(f"model/{prefix}*")
     configs = sagemaker_arn(f"endpoint-config/{prefix}*")
-    stack_config_id, stack_config = only(synthesized, "AWS::SageMaker::EndpointConfig")
-    key = stack_config["DataCaptureConfig"]["KmsKeyId"]  # the data key, imported from the data stack
+    key = imported(synthesized.stack_name("data"), "DataKeyArn")
     rollback_alarm_arns = [
         joined("arn:", {"Ref": "AWS::Partition"}, ":cloudwatch:", {"Ref": "AWS::Region"}, ":",
                {"Ref": "AWS::AccountId"}, ":alarm:", {"Ref": alarm_id})
         for alarm_id in (alarm_ids(synthesized)["Invocation5XXErrors"], alarm_ids(synthesized)["ModelLatency"])
     ]
-    expected = {
+    expected: dict[str, tuple[list[str], list[Any]]] = {
         "CreateModels": (["sagemaker:CreateModel"], [models]),
         "CreateEndpointConfigs": (["sagemaker:CreateEndpointConfig"], [configs]),
-        # The live config: the promoter's own (prefix) or, until the first promotion, the stack's.
-        "ReadLiveEndpointConfig": (
-            ["sagemaker:DescribeEndpointConfig"],
-            [configs, {"Fn::GetAtt": [stack_config_id, "EndpointConfigArn"]}],
-        ),
+        # The live config: always one the promoter created (no stack creates one).
+        "ReadLiveEndpointConfig": (["sagemaker:DescribeEndpointConfig"], [configs]),
         "GrantDataKeyToSageMaker": (["kms:CreateGrant"], [key]),
         "DescribeDataKey": (["kms:DescribeKey"], [key]),
         # Authorized on the endpoint and the endpoint config (Service Authorization Reference).
@@ -288,7 +286,15 @@ def test_promoter_permissions_are_scoped_to_this_deployment(synthesized: Synthes
         "TagTrainingJobDecision": (["sagemaker:AddTags"], [sagemaker_arn(f"training-job/{prefix}*")]),
         "ReadWriteServingRecord": (
             ["ssm:GetParameter", "ssm:PutParameter"],
-            [ssm_arn(record_parameter(synthesized)), ssm_arn(url_parameter(synthesized))],
+            [ssm_arn(record_parameter(synthesized))],
+        ),
+        # Before an update that changes the instance type (reference 11d); scalable targets have
+        # generated IDs, so the conditions, not the ARN, keep it to SageMaker variants.
+        "DescribeScaling": (["application-autoscaling:DescribeScalableTargets"], ["*"]),
+        "ScaleTheEndpoint": (
+            ["application-autoscaling:DeregisterScalableTarget"],
+            [joined("arn:", {"Ref": "AWS::Partition"}, ":application-autoscaling:", {"Ref": "AWS::Region"}, ":",
+                    {"Ref": "AWS::AccountId"}, ":scalable-target/*")],
         ),
         "PutProjectEvents": (["events:PutEvents"], [imported(synthesized.stack_name("training"), "EventBusArn")]),
     }
@@ -303,24 +309,32 @@ def test_promoter_permissions_are_scoped_to_this_deployment(synthesized: Synthes
     assert pass_role["Action"] == "iam:PassRole"
     assert pass_role["Resource"]["Fn::GetAtt"][0].startswith("ModelExecutionRole")
     assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
+    assert grants["ScaleTheEndpoint"]["Condition"] == {"StringEquals": {
+        "application-autoscaling:service-namespace": "sagemaker",
+        "application-autoscaling:scalable-dimension": "sagemaker:variant:DesiredInstanceCount",
+    }}
     granted = {action for statement in grants.values() for action in as_list(statement["Action"])}
     assert "sagemaker:CreateTrainingJob" not in granted and not any("*" in action for action in granted)
     assert role["Properties"]["Path"] == f"/o2v/{synthesized.settings.deployment}/"  # may put events
 
 
-def test_promoters_first_endpoint_config_matches_the_stacks_endpoint_config(synthesized: Synthesized) -> None:
+@pytest.mark.parametrize("env_name", ["dev", "prod"])
+def test_promoters_first_config_encrypts_with_the_data_key(env_name: str, request: pytest.FixtureRequest) -> None:
     """With no endpoint to copy from, the promoter builds KmsKeyId and DataCaptureConfig from its
-    environment; they must be what the serving stack's own endpoint config has."""
+    environment: the data key for EBS volumes, none for local NVMe storage (SageMaker rejects a
+    storage-volume key there), and data capture to the artifact bucket with the data key."""
+    synthesized: Synthesized = request.getfixturevalue(env_name)
     _, function = promoter(synthesized)
     env = function["Environment"]["Variables"]
-    _, stack_config = only(synthesized, "AWS::SageMaker::EndpointConfig")
-    assert env["O2V_ENDPOINT_KMS_KEY_ARN"] == stack_config.get("KmsKeyId", "")
-    if synthesized.settings.serving.instance_has_local_storage:
-        assert env["O2V_ENDPOINT_KMS_KEY_ARN"] == ""
+    data = synthesized.stack_name("data")
+    key = imported(data, "DataKeyArn")
+    local_storage = synthesized.settings.serving.instance_has_local_storage
+    assert local_storage == (env_name == "prod")  # dev serves on ml.m5 (EBS), prod on ml.g5 (local NVMe)
+    assert env["O2V_ENDPOINT_KMS_KEY_ARN"] == ("" if local_storage else key)
     percentage = int(env["O2V_DATA_CAPTURE_SAMPLING_PERCENTAGE"])
     assert percentage == synthesized.settings.serving.data_capture_sampling_percentage
-    capture = data_capture_config(env["O2V_DATA_CAPTURE_S3_URI"], percentage, env["O2V_DATA_CAPTURE_KMS_KEY_ARN"])
-    assert capture == stack_config["DataCaptureConfig"]
+    assert env["O2V_DATA_CAPTURE_S3_URI"] == joined("s3://", imported(data, "ArtifactBucketName"), "/data-capture/")
+    assert env["O2V_DATA_CAPTURE_KMS_KEY_ARN"] == key
 
 
 def test_promote_on_success_rule_targets_the_promoter(synthesized: Synthesized) -> None:
@@ -403,7 +417,8 @@ def test_outputs_name_the_endpoint_promoter_and_record(synthesized: Synthesized)
     outputs = synthesized.template_json("serving")["Outputs"]
     function_id, _ = promoter(synthesized)
     assert outputs["PromoterFunctionName"]["Value"] == {"Ref": function_id}
-    assert outputs["ServingModelDataUrlParameterName"]["Value"] == url_parameter(synthesized)
+    assert "ServingModelDataUrlParameterName" not in outputs  # nothing reads a URL parameter any more
+    assert outputs["EndpointName"]["Value"] == f"{synthesized.settings.deployment}-embeddings"
     assert outputs["ServingModelParameterName"]["Value"] == record_parameter(synthesized)
     training = synthesized.template_json("training")["Outputs"]
     for name in ("TrainingRoleArn", "EventBusName", "EventBusArn", "NotificationTopicArn"):
@@ -452,7 +467,12 @@ def test_reconciler_may_do_what_its_repairs_call_and_read_what_the_endpoint_serv
         "sagemaker:CreateTrainingJob", "iam:PassRole", "logs:DescribeLogStreams", "logs:FilterLogEvents",
         "events:PutEvents", "sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig",
         "sagemaker:DescribeModel", "sagemaker:CreateModel", "sagemaker:CreateEndpointConfig",
-        "sagemaker:UpdateEndpoint", "ssm:GetParameter", "ssm:PutParameter",
+        "sagemaker:UpdateEndpoint", "sagemaker:CreateEndpoint", "ssm:GetParameter", "ssm:PutParameter",
+        # Its autoscaling step (control_plane.aws.autoscaling), and the service-linked role Application
+        # Auto Scaling creates on the first registration in an account (application-auto-scaling-service-linked-roles).
+        "application-autoscaling:DescribeScalableTargets", "application-autoscaling:DescribeScalingPolicies",
+        "application-autoscaling:RegisterScalableTarget", "application-autoscaling:PutScalingPolicy",
+        "application-autoscaling:DeregisterScalableTarget", "iam:CreateServiceLinkedRole",
     }
     assert needed <= granted, needed - granted
     assert "sagemaker:StopTrainingJob" not in granted and "sagemaker:DeleteTags" not in granted

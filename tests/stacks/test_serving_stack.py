@@ -1,8 +1,12 @@
-"""Serving stack: model, endpoint config (KMS, data capture), endpoint and autoscaling."""
+"""Serving stack: what does not depend on the served model (the model role, the image, the alarms,
+promotion). The endpoint and its scaling belong to the promoter and the reconciler
+(tests/stacks/test_promotion.py checks no template has them; docs/promotion.md, "Who owns what")."""
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,82 +16,32 @@ from o2v_core.served_assets import job_name_from_artifact, split_s3_uri
 from tests.stacks.conftest import Synthesized
 from tests.stacks.iam_helpers import as_list, imported, inline_policy, joined, statements_by_sid
 
-MAPPING = "Object2VecImageByRegion"
+
+def role_arn_properties(value: Any) -> Iterator[Any]:
+    """Every ``RoleARN`` property value anywhere in a template fragment."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "RoleARN":
+                yield item
+            yield from role_arn_properties(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from role_arn_properties(item)
 
 
-def only(synthesized: Synthesized, cfn_type: str) -> dict[str, Any]:
-    (resource,) = synthesized.resources("serving", cfn_type).values()
-    props: dict[str, Any] = resource["Properties"]
-    return props
-
-
-def test_model_runs_the_object2vec_image_in_embedding_mode(synthesized: Synthesized) -> None:
-    container = only(synthesized, "AWS::SageMaker::Model")["PrimaryContainer"]
-    assert container["Image"] == {"Fn::FindInMap": [MAPPING, {"Ref": "AWS::Region"}, "ImageUri"]}
-
-
-def test_endpoint_config_uses_configured_instance_and_capacity(synthesized: Synthesized) -> None:
-    (variant,) = only(synthesized, "AWS::SageMaker::EndpointConfig")["ProductionVariants"]
-    assert variant["InstanceType"] == synthesized.settings.serving.instance_type
-    assert variant["InitialInstanceCount"] == synthesized.settings.serving.min_capacity
-
-
-def test_endpoint_config_encrypts_the_volume_with_the_key_on_ebs_instances(dev: Synthesized) -> None:
-    assert not dev.settings.serving.instance_has_local_storage  # dev serves on an EBS-backed CPU instance
-    config = only(dev, "AWS::SageMaker::EndpointConfig")
-    assert config["KmsKeyId"] == imported(dev.stack_name("data"), "DataKeyArn")
-
-
-def test_endpoint_config_leaves_nvme_instances_to_hardware_encryption(prod: Synthesized) -> None:
-    assert prod.settings.serving.instance_has_local_storage  # prod serves on ml.g5 (local NVMe)
-    assert "KmsKeyId" not in only(prod, "AWS::SageMaker::EndpointConfig")
-
-
-def test_data_capture_goes_to_the_artifact_bucket_encrypted_with_the_key(synthesized: Synthesized) -> None:
-    capture = only(synthesized, "AWS::SageMaker::EndpointConfig")["DataCaptureConfig"]
-    data = synthesized.stack_name("data")
-    assert capture["EnableCapture"] is True
-    assert capture["InitialSamplingPercentage"] == synthesized.settings.serving.data_capture_sampling_percentage
-    assert capture["DestinationS3Uri"] == joined("s3://", imported(data, "ArtifactBucketName"), "/data-capture/")
-    assert capture["KmsKeyId"] == imported(data, "DataKeyArn")
-    assert sorted(option["CaptureMode"] for option in capture["CaptureOptions"]) == ["Input", "Output"]
-
-
-def test_endpoint_is_named_for_the_deployment(synthesized: Synthesized) -> None:
-    endpoint = only(synthesized, "AWS::SageMaker::Endpoint")
-    assert endpoint["EndpointName"] == f"{synthesized.settings.deployment}-embeddings"
-    (config_id,) = synthesized.resources("serving", "AWS::SageMaker::EndpointConfig")
-    assert endpoint["EndpointConfigName"] == {"Fn::GetAtt": [config_id, "EndpointConfigName"]}
-
-
-def test_autoscaling_tracks_invocations_between_the_configured_bounds(synthesized: Synthesized) -> None:
-    serving = synthesized.settings.serving
-    target = only(synthesized, "AWS::ApplicationAutoScaling::ScalableTarget")
-    (endpoint_id,) = synthesized.resources("serving", "AWS::SageMaker::Endpoint")
-    assert target["MinCapacity"] == serving.min_capacity
-    assert target["MaxCapacity"] == serving.max_capacity
-    assert target["ScalableDimension"] == "sagemaker:variant:DesiredInstanceCount"
-    assert target["ServiceNamespace"] == "sagemaker"
-    assert target["RoleARN"] == joined(
-        "arn:", {"Ref": "AWS::Partition"}, ":iam::", {"Ref": "AWS::AccountId"},
-        ":role/aws-service-role/sagemaker.application-autoscaling.amazonaws.com/"
-        "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint",
-    )  # fmt: skip
+def test_no_resource_names_the_autoscaling_service_linked_role(synthesized: Synthesized) -> None:
+    """Naming AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint as a RoleARN before it exists
+    fails with "Unable to assume IAM role" (reference 11d): the reconciler registers the scalable
+    target without one, and may only create that role (its iam:CreateServiceLinkedRole grant)."""
+    for role in ("data", "training", "serving"):
+        resources = synthesized.template_json(role)["Resources"]
+        named = [v for v in role_arn_properties(resources) if "ApplicationAutoScaling" in json.dumps(v)]
+        assert not named, role
     trusted = [
         role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]
         for role in synthesized.resources("serving", "AWS::IAM::Role").values()
     ]
-    assert {"Service": "application-autoscaling.amazonaws.com"} not in trusted  # no extra, empty role
-    assert target["ResourceId"] == joined(
-        "endpoint/", {"Fn::GetAtt": [endpoint_id, "EndpointName"]}, "/variant/AllTraffic"
-    )
-    policy = only(synthesized, "AWS::ApplicationAutoScaling::ScalingPolicy")
-    assert policy["PolicyType"] == "TargetTrackingScaling"
-    tracking = policy["TargetTrackingScalingPolicyConfiguration"]
-    assert tracking["TargetValue"] == serving.target_invocations_per_instance
-    assert tracking["PredefinedMetricSpecification"] == {
-        "PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"
-    }
+    assert {"Service": "application-autoscaling.amazonaws.com"} not in trusted  # no role of our own for it
 
 
 def test_model_role_reads_artifacts_and_writes_data_capture_only(synthesized: Synthesized) -> None:
@@ -113,10 +67,9 @@ def test_model_role_reads_artifacts_and_writes_data_capture_only(synthesized: Sy
     assert "ManagedPolicyArns" not in role["Properties"]
 
 
-def test_outputs_name_the_endpoint(synthesized: Synthesized) -> None:
+def test_outputs_name_the_endpoint_the_promoter_creates(synthesized: Synthesized) -> None:
     outputs = synthesized.template_json("serving")["Outputs"]
-    (endpoint_id,) = synthesized.resources("serving", "AWS::SageMaker::Endpoint")
-    assert outputs["EndpointName"]["Value"] == {"Fn::GetAtt": [endpoint_id, "EndpointName"]}
+    assert outputs["EndpointName"]["Value"] == f"{synthesized.settings.deployment}-embeddings"
 
 
 def test_both_roles_that_may_evaluate_the_rollback_alarms_may_describe_them(synthesized: Synthesized) -> None:

@@ -103,9 +103,9 @@ def test_env_is_chosen_by_context_and_unknown_env_names_the_allowed_ones() -> No
         (lambda e: e.update(deployment="O2V_Dev"), r"deployment: deployment name 'O2V_Dev': use 1-24 lowercase"),
         (lambda e: e.update(log_retention_days=10), r"log_retention_days: 10 is not allowed; allowed: 1, 3, 5, 7, 14"),
         (lambda e: e.update(notification_email="ops"), r"notification_email: 'ops' is not valid; allowed: an email"),
-        (
-            lambda e: e["serving"].update(initial_model_data_url="https://x/model.tar.gz"),
-            r"serving\.initial_model_data_url: 'https://x/model\.tar\.gz' is not valid; allowed: an S3 URI",
+        (  # no stack serves a configured artifact: the first promotion creates the endpoint (issue 24)
+            lambda e: e["serving"].update(initial_model_data_url="s3://bucket/model.tar.gz"),
+            r"serving\.initial_model_data_url: no longer used; remove it\. No stack serves a model",
         ),
         (
             lambda e: e["hyperparameters"].update(dropout=1.5),
@@ -120,6 +120,14 @@ def test_env_is_chosen_by_context_and_unknown_env_names_the_allowed_ones() -> No
         (
             lambda e: e["retrain_policy"].update(max_dropout=0.5),
             r"retrain_policy\.max_dropout: .*unknown; known fields",
+        ),
+        (
+            lambda e: e["retrain_policy"].update(on_no_improvement="pause"),
+            r"retrain_policy\.on_no_improvement: .*'pause' is not one of 'stop', 'weight_decay', 'smaller_step'",
+        ),
+        (
+            lambda e: e["retrain_policy"].update(on_no_improvement="weight_decay"),
+            r"retrain_policy\.weight_decay_step: .*must be above 0 when on_no_improvement is 'weight_decay'",
         ),
         (lambda e: e["detector"].update(patience=0), r"detector\.patience: .*out of range"),
         (lambda e: e["training"].pop("volume_size_gb"), r"environments\.dev\.training\.volume_size_gb is missing"),

@@ -47,10 +47,6 @@ class LocalNames:
         return resource_names.serving_model_parameter(self.deployment)
 
     @property
-    def serving_url_parameter(self) -> str:
-        return resource_names.serving_model_data_url_parameter(self.deployment)
-
-    @property
     def topic(self) -> str:
         return f"{self.deployment}-notifications"
 
@@ -108,6 +104,5 @@ def deploy(session: Any, settings: Settings, names: LocalNames, region: str) -> 
         model_role_arn=model_role,
         image_uri=training_image(region),
         artifact_bucket=names.artifact_bucket,
-        serving_model_data_url_parameter=names.serving_url_parameter,
     )
     return LocalDeployment(config, training_role, model_role)

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import ClientError
+from o2v_core.endpoint_deployment import VARIANT_NAME
 from o2v_core.naming import tag_dict, tag_list
 from o2v_core.served_assets import vocab_uri
 
@@ -104,6 +105,9 @@ class EndpointConfigSettings:
 
     kms_key_id: str | None = None
     data_capture: DataCaptureConfigTypeDef | None = None
+    # The first variant's instance type, as DescribeEndpointConfig answers it (None: not read);
+    # create_endpoint_config takes the new config's own.
+    instance_type: str | None = None
 
 
 @dataclass(frozen=True)
@@ -180,6 +184,7 @@ class SageMakerServing:
         *,
         model_name: str,
         instance_type: str,
+        instance_count: int,
         settings: EndpointConfigSettings,
         tags: Mapping[str, str],
     ) -> bool:
@@ -192,9 +197,9 @@ class SageMakerServing:
         return _created(lambda: self._sm.create_endpoint_config(
             EndpointConfigName=name,
             ProductionVariants=[{
-                "VariantName": "AllTraffic",
+                "VariantName": VARIANT_NAME,
                 "ModelName": model_name,
-                "InitialInstanceCount": 1,
+                "InitialInstanceCount": instance_count,
                 "InstanceType": cast(Any, instance_type),
                 "InitialVariantWeight": 1.0,
             }],
@@ -211,10 +216,12 @@ class SageMakerServing:
                 return None
             raise
         capture = config.get("DataCaptureConfig")
+        variants = config.get("ProductionVariants") or []
         return EndpointConfigSettings(
             kms_key_id=config.get("KmsKeyId") or None,
             # The answer's shape is CreateEndpointConfig's (lists where the request takes sequences).
             data_capture=cast("DataCaptureConfigTypeDef", copy.deepcopy(dict(capture))) if capture else None,
+            instance_type=(variants[0].get("InstanceType") or None) if variants else None,
         )
 
     def describe_endpoint(self, name: str) -> EndpointState | None:
@@ -344,17 +351,11 @@ class ServingRecord:
 
 
 class ServingRecordStore:
-    """The record in one SSM String parameter, and the served ModelDataUrl alone in another.
+    """The record in one SSM String parameter, created on first write; only the promoter and the
+    reconciler write it (docs/promotion.md, "Who owns what")."""
 
-    Both are created on first write. The URL parameter (optional) is what the serving stack's
-    model reads with a CloudFormation dynamic reference; the record is what the promoter reads.
-    """
-
-    def __init__(
-        self, parameter_name: str, client: SSMClient | None = None, *, url_parameter_name: str | None = None
-    ) -> None:
+    def __init__(self, parameter_name: str, client: SSMClient | None = None) -> None:
         self.parameter_name = parameter_name
-        self.url_parameter_name = url_parameter_name or None
         self._given = client
 
     @property
@@ -372,27 +373,9 @@ class ServingRecordStore:
             answer["Parameter"].get("Value", ""), where=f"SSM parameter {self.parameter_name!r}"
         )
 
-    def write_url(self, record: ServingRecord) -> None:
-        """The URL parameter alone (what a redeploy of the serving stack renders)."""
-        if self.url_parameter_name:
-            self._ssm.put_parameter(
-                Name=self.url_parameter_name, Value=record.modelDataUrl, Type="String", Overwrite=True
-            )
-
-    def clear(self, model_data_url: str | None) -> None:
-        """No promoted model is served (the serving stack's own config): the URL, then ``{}``."""
-        if self.url_parameter_name and model_data_url:
-            self._ssm.put_parameter(Name=self.url_parameter_name, Value=model_data_url, Type="String", Overwrite=True)
+    def clear(self) -> None:
+        """No promoted model is served (an endpoint config the promoter did not create): ``{}``."""
         self._ssm.put_parameter(Name=self.parameter_name, Value="{}", Type="String", Overwrite=True)
 
     def write(self, record: ServingRecord) -> None:
-        """Write the URL parameter, then the record.
-
-        In this order, a failure between the two writes leaves the URL parameter ahead of the
-        record, never the record claiming a model the URL parameter does not name. The state in
-        between is safe: SageMaker is already deploying that model, so a redeploy of the serving
-        stack renders the same artifact; the record still names the previous model, and the
-        reconciler (control_plane.logic.reconciler) rewrites both from what the endpoint serves.
-        """
-        self.write_url(record)
         self._ssm.put_parameter(Name=self.parameter_name, Value=record.to_json(), Type="String", Overwrite=True)

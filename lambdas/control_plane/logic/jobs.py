@@ -35,6 +35,10 @@ TAG_RETRAINING_EXHAUSTED = "o2v:retraining-exhausted"  # set once RetrainingExha
 TAG_EVALUATED = "o2v:evaluated"  # set once the evaluator's TrainingSucceeded/TrainingFailed is put
 TAG_PROMOTION = "o2v:promotion"  # "decided" / "deferred", set once the promoter's decision is put
 TAG_ROLLED_BACK = "o2v:rolled-back"  # set once the reconciler reported the endpoint rolled the model back
+# The lineage's best so far, which the retrain policy compares a relaunch with (docs/detector.md):
+TAG_BEST_VALUE = "o2v:best-value"  # set with o2v:diverged: the diverged job's best validation value
+TAG_LINEAGE_BEST_VALUE = "o2v:lineage-best-value"  # set by the launcher on attempt n+1: best of attempts 1..n
+TAG_LINEAGE_BEST_JOB = "o2v:lineage-best-job"  # ... and the job that reached it
 DEFAULT_OUTPUT_LAYER = "softmax"  # Object2Vec's default (o2v_core.hyperparameters.SCHEMA)
 
 
@@ -145,7 +149,11 @@ def report_divergence(
         epochsSaved=epochs_saved if stop else 0,
     )
     event_id = bus.publish(event)
-    jobs.add_tags(job.arn, {TAG_DIVERGED: f"{decision.reason} epoch {decision.detected_at_epoch}"})
+    tags = {TAG_DIVERGED: f"{decision.reason} epoch {decision.detected_at_epoch}"}
+    best = event.decision.best_value  # None when non-finite
+    if best is not None:
+        tags[TAG_BEST_VALUE] = repr(best)  # the reconciler's continue_lineage reads it (no event there)
+    jobs.add_tags(job.arn, tags)
     logger.info(
         "validation loss diverged",
         extra={"job": job.name, "reason": decision.reason, "epoch": decision.detected_at_epoch, "eventId": event_id,

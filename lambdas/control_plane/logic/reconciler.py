@@ -4,7 +4,11 @@ Every 5 minutes (``o2v_core.functions.RECONCILER``) it compares what should be w
 repairs it through the very steps the handlers use, so that any single event, invocation or
 retry can be lost without losing its outcome (docs/guarantees.md):
 
-1. **The served model.** When the endpoint is ``InService`` on a config the record does not name,
+1. **The served model.** The promoter and the reconciler own the endpoint (docs/promotion.md, "Who
+   owns what"). With no endpoint but a record whose config exists, the endpoint is created again on
+   that config. When the endpoint is ``InService``, its autoscaling is set as the settings say
+   (registered after a first endpoint or an instance-type change, updated after a changed
+   capacity). When the endpoint is ``InService`` on a config the record does not name,
    the record is rewritten from the endpoint (the config's tags and its model's artifact). If the
    served config is the newer one, its promotion was never announced: ``ModelPromoted``, then the
    record. If the record's config is the newer one, the endpoint rolled that deployment back (or
@@ -44,7 +48,7 @@ from o2v_core.business_metrics import RECONCILER_REPAIRS
 from o2v_core.detector import DetectorConfig
 from o2v_core.events import FINISHED_STATUSES, ModelPromoted, ModelRolledBack, TrainingSucceeded
 from o2v_core.function_settings import ReconcilerSettings
-from o2v_core.naming import job_prefix
+from o2v_core.naming import TAG_DEPLOYMENT, job_prefix
 from o2v_core.retrain_policy import RetrainPolicy
 from o2v_core.served_assets import TAG_TRAINING_JOB, TAG_VOCAB
 
@@ -86,13 +90,16 @@ MAX_JOBS = 100
 MAX_ACTIONS = 10
 
 
-RECORD_REPAIRS = ("announced", "record_written", "rolled_back")  # what the record outcomes count as a repair
+# What the record outcomes count as a repair.
+RECORD_REPAIRS = ("announced", "record_written", "rolled_back", "endpoint_recreated")
 
 
 @dataclass
 class ReconcileReport:
-    # "unchanged" | "announced" | "record_written" (announced before) | "rolled_back" | "no_endpoint" | "endpoint_busy"
+    # "unchanged" | "announced" | "record_written" (announced before) | "rolled_back" | "no_endpoint"
+    # | "endpoint_busy" | "endpoint_recreated" (from the record's config)
     record: str = "unchanged"
+    autoscaling: str = "unchanged"  # | "registered" | "deregistered"
     confirmed: list[str] = field(default_factory=list)  # announcements the witness saw put, now marked sent
     republished: list[str] = field(default_factory=list)  # claims whose claimant died before PutEvents, put now
     judged: list[str] = field(default_factory=list)
@@ -132,6 +139,9 @@ class Reconciler:
         report = ReconcileReport()
         self._guard(report, "announcements", lambda: self._republish(report))
         endpoint = self._guard(report, "served model", lambda: self.reconcile_served_model(report))
+        live = endpoint
+        if live is not None and not live.busy:  # before this run's promotions (they may deregister it)
+            self._guard(report, "autoscaling", lambda: self.autoscale(live, report))
         recent = self.jobs.recent(
             job_prefix(self.deployment), since=self.now() - timedelta(days=WINDOW_DAYS), limit=MAX_JOBS
         )
@@ -164,7 +174,7 @@ class Reconciler:
         promoter = self.promoter
         endpoint = promoter.sagemaker.describe_endpoint(promoter.settings.endpoint_name)
         if endpoint is None:
-            report.record = "no_endpoint"
+            report.record = self._recreate_endpoint()
             return None
         if endpoint.busy:
             report.record = "endpoint_busy"  # a deployment is under way; its outcome is judged later
@@ -177,7 +187,7 @@ class Reconciler:
             raise RuntimeError(f"endpoint {endpoint.name!r} serves config {endpoint.config_name!r}, which is gone")
         served_record = record_of(served)
         if record is None and served_record is None:
-            return endpoint  # the serving stack's own model, nothing promoted yet: consistent
+            return endpoint  # a config the promoter did not make, nothing promoted yet: consistent
         rejected = record is not None and self._is_newer(record, served)
         if rejected and record is not None:
             self._report_rollback(endpoint, record, served, served_record)
@@ -200,6 +210,42 @@ class Reconciler:
                        extra={"was": record.to_json() if record else None, "serving": endpoint.config_name,
                               "action": report.record})
         return endpoint
+
+    def _recreate_endpoint(self) -> str:
+        """No endpoint, but the record names a config: create the endpoint on it again.
+
+        The promoter and this reconciler own the endpoint (docs/promotion.md, "Who owns what"), so
+        an endpoint deleted by hand, or by an older serving stack that owned it, comes back with the
+        model the record says is served. With no record, the first good model creates it."""
+        promoter = self.promoter
+        record = promoter.records.read()
+        if record is None or promoter.sagemaker.served_config(record.endpointConfigName) is None:
+            return "no_endpoint"
+        tags = {TAG_DEPLOYMENT: self.deployment}
+        if not promoter.sagemaker.create_endpoint(
+            promoter.settings.endpoint_name, config_name=record.endpointConfigName, tags=tags
+        ):
+            return "endpoint_busy"  # created meanwhile (a promotion): judged on the next run
+        logger.warning("endpoint recreated from the served-model record",
+                       extra={"endpointName": promoter.settings.endpoint_name, "record": record.to_json()})
+        return "endpoint_recreated"
+
+    def autoscale(self, endpoint: EndpointState, report: ReconcileReport) -> None:
+        """Keep the InService endpoint's scalable target and policy as the settings say (level-triggered:
+        a first endpoint, a promotion that changed the instance type, a changed capacity setting)."""
+        promoter = self.promoter
+        wanted = promoter.settings.scaling
+        current = promoter.autoscaling.current(endpoint.name)
+        if current == wanted:
+            return
+        if wanted is None:
+            promoter.autoscaling.deregister(endpoint.name)
+            report.autoscaling = "deregistered"
+        else:
+            promoter.autoscaling.apply(endpoint.name, wanted)
+            report.autoscaling = "registered"
+        logger.info("endpoint autoscaling set", extra={"was": asdict(current) if current else None,
+                                                        "now": asdict(wanted) if wanted else None})
 
     def _is_newer(self, record: ServingRecord, served: ServedConfig) -> bool:
         """The record's config was created after the served one: its deployment did not stick."""
@@ -225,7 +271,7 @@ class Reconciler:
         if served_record is not None:
             promoter.records.write(served_record)
         else:
-            promoter.records.clear(served.model_data_url)
+            promoter.records.clear()
 
     # -- lineages ---------------------------------------------------------------------------------
 

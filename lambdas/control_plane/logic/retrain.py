@@ -15,6 +15,13 @@ settings, ...), and so are the parent's tags except its lineage and marker tags.
 * Debugger and Profiler settings (:data:`NOT_COPIED_FIELDS`) are not carried over: SageMaker and
   the SDK add them on their own, and Debugger is closed to new customers (section 10f).
 
+The policy compares a relaunch with the lineage's best so far (``RetrainPolicy.on_no_improvement``):
+the parent's best value comes from the ``ValidationLossDiverged`` event (or, for the reconciler,
+from the parent's ``o2v:best-value`` tag, set with ``o2v:diverged``), the best of the attempts
+before it from the parent's ``o2v:lineage-best-value``/``-job`` tags, which the launcher sets on
+every child it starts. A lineage started before these tags existed has no known best and keeps
+raising the knob as before.
+
 Exactly one job per attempt: the name is deterministic, so a duplicate delivery, a retry or a
 concurrent launcher asks SageMaker for the same name and gets ``ResourceInUse``, which means
 "already launched" and is success. (The DescribeTrainingJob check before creating only saves a
@@ -34,13 +41,16 @@ from o2v_core.builtin_algorithms import builtin_algorithm
 from o2v_core.business_metrics import ATTEMPTS_LAUNCHED
 from o2v_core.events import MalformedEvent, RetrainingExhausted, ValidationLossDiverged
 from o2v_core.naming import LINEAGE_TAG_KEYS, Lineage, job_prefix, tag_list
-from o2v_core.retrain_policy import Exhausted, RetrainPolicy
+from o2v_core.retrain_policy import ON_NO_IMPROVEMENT_STOP, Exhausted, LineageBest, RetrainPolicy
 
 from control_plane.aws.training_jobs import TrainingJobs
 from control_plane.logic.announce import Announcer
 from control_plane.logic.jobs import (
+    TAG_BEST_VALUE,
     TAG_DIVERGED,
     TAG_EVALUATED,
+    TAG_LINEAGE_BEST_JOB,
+    TAG_LINEAGE_BEST_VALUE,
     TAG_PROMOTION,
     TAG_RETRAINING_EXHAUSTED,
     TAG_ROLLED_BACK,
@@ -88,7 +98,8 @@ COPIED_FIELDS: tuple[str, ...] = (
 )
 # Tags that describe the parent's own place or state; the child gets fresh ones.
 NOT_INHERITED_TAGS = frozenset(
-    {*LINEAGE_TAG_KEYS, TAG_DIVERGED, TAG_RETRAINING_EXHAUSTED, TAG_EVALUATED, TAG_PROMOTION, TAG_ROLLED_BACK}
+    {*LINEAGE_TAG_KEYS, TAG_DIVERGED, TAG_RETRAINING_EXHAUSTED, TAG_EVALUATED, TAG_PROMOTION, TAG_ROLLED_BACK,
+     TAG_BEST_VALUE, TAG_LINEAGE_BEST_VALUE, TAG_LINEAGE_BEST_JOB}
 )
 MAX_TAGS = 50
 
@@ -168,25 +179,57 @@ def launch_next_attempt(
         raise MalformedEvent(
             f"field 'detail.attempt' is {diverged.attempt}, but job {parent.name!r} is tagged attempt {lineage.attempt}"
         )
-    return continue_lineage(parent, lineage, deployment, jobs=jobs, announcer=announcer, policy=policy)
+    return continue_lineage(parent, lineage, deployment, jobs=jobs, announcer=announcer, policy=policy,
+                            parent_best=diverged.decision.best_value)
+
+
+def _tagged_value(tags: Mapping[str, str], key: str) -> float | None:
+    try:
+        return float(tags[key]) if key in tags else None
+    except ValueError:
+        logger.warning("ignoring an unreadable tag", extra={"tag": key, "value": tags[key]})
+        return None
+
+
+def lineage_best(parent: Job, policy: RetrainPolicy, jobs: TrainingJobs, *, parent_best: float | None) -> LineageBest:
+    """What the policy needs to know of the lineage: the parent's best (``parent_best`` from the event,
+    else its ``o2v:best-value`` tag) and the best before it (the tags the launcher set on the parent)."""
+    known = LineageBest(
+        parent_best if parent_best is not None else _tagged_value(parent.tags, TAG_BEST_VALUE),
+        _tagged_value(parent.tags, TAG_LINEAGE_BEST_VALUE),
+        parent.tags.get(TAG_LINEAGE_BEST_JOB),
+    )
+    not_helped = known.parent_helped(policy.min_improvement) is False
+    # Only the weight_decay and smaller_step choices start from the best attempt's settings.
+    if policy.on_no_improvement != ON_NO_IMPROVEMENT_STOP and not_helped and known.best_job:
+        described = jobs.describe(known.best_job)
+        if described is not None:
+            hps = {str(key): str(value) for key, value in (described.get("HyperParameters") or {}).items()}
+            return LineageBest(known.parent_best, known.best_before, known.best_job, hps)
+    return known
 
 
 def continue_lineage(
-    parent: Job, lineage: Lineage, deployment: str, *, jobs: TrainingJobs, announcer: Announcer, policy: RetrainPolicy
+    parent: Job, lineage: Lineage, deployment: str, *, jobs: TrainingJobs, announcer: Announcer, policy: RetrainPolicy,
+    parent_best: float | None = None,
 ) -> RetrainOutcome:
     """After ``parent`` diverged: its child job, or ``RetrainingExhausted``. Idempotent.
 
     The launcher calls it on ``ValidationLossDiverged``; the reconciler on a diverged job whose
     child does not exist and which is not tagged exhausted (the event or the launch was lost).
+    ``parent_best``: the parent's best validation value, when the caller has the event.
     """
     child = lineage.next_attempt(parent.name)
-    outcome = policy.next_hyperparameters(parent.hyperparameters, child.attempt)
+    known = lineage_best(parent, policy, jobs, parent_best=parent_best)
+    best_value, best_job = known.best_after(parent.name)
+    outcome = policy.next_hyperparameters(parent.hyperparameters, child.attempt, known)
     if isinstance(outcome, Exhausted):
         if TAG_RETRAINING_EXHAUSTED in parent.tags:
             return RetrainOutcome("already_exhausted", parent.name, None, outcome.reason)
         # Once per lineage, also for concurrent deliveries: the ledger's create-only claim decides.
         announced = announcer.once(
-            RetrainingExhausted(deployment, lineage.lineage, parent.name, lineage.attempt, outcome.reason),
+            RetrainingExhausted(deployment, lineage.lineage, parent.name, lineage.attempt, outcome.reason,
+                                outcome.stopped_because, best_job, best_value),
         )
         jobs.add_tags(parent.arn, {TAG_RETRAINING_EXHAUSTED: "true"})
         if not announced:
@@ -197,8 +240,11 @@ def continue_lineage(
     child_name = child.job_name()
     if jobs.describe(child_name) is not None:
         return RetrainOutcome("already_launched", parent.name, child_name, "the child job exists")
+    best_tags = {} if best_value is None or best_job is None else {
+        TAG_LINEAGE_BEST_VALUE: repr(best_value), TAG_LINEAGE_BEST_JOB: best_job}
     request = build_child_request(
-        parent.description, name=child_name, hyperparameters=outcome, tags=child_tags(parent.tags, child.tags())
+        parent.description, name=child_name, hyperparameters=outcome,
+        tags=child_tags(parent.tags, {**child.tags(), **best_tags}),
     )
     changes = {
         key: f"{parent.hyperparameters.get(key, '(default)')} -> {value}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from o2v_core.endpoint_deployment import MAX_ROLLBACK_ALARMS, data_capture_config
@@ -11,6 +12,7 @@ from o2v_core.function_settings import PromoterSettings
 from o2v_core.resource_names import TRAINING_OUTPUT_PREFIX
 from o2v_core.runtime_config import PREFIX, ConfigError
 
+from control_plane.aws.autoscaling import Scaling
 from control_plane.aws.serving import EndpointConfigSettings
 
 
@@ -25,7 +27,9 @@ class PromotionSettings:
     instance_type: str
     event_bus_name: str
     rollback_alarm_names: tuple[str, ...]
-    serving_model_data_url_parameter: str = ""
+    instance_count: int = 1  # a new endpoint config's InitialInstanceCount (the minimum capacity)
+    # The variant's autoscaling, which the reconciler keeps registered; None: no autoscaling.
+    scaling: Scaling | None = None
     # Provenance: only jobs that ran as this role, with an artifact below this S3 prefix.
     training_role_arn: str = ""
     training_output_uri: str = ""
@@ -72,6 +76,7 @@ class PromotionSettings:
                 f"environment variable {env('data_capture_s3_uri')} must be set when "
                 f"{env('data_capture_sampling_percentage')} is {percentage}"
             )
+        scaling = _scaling(config, env)
         capture = (
             data_capture_config(config.data_capture_s3_uri, percentage, config.data_capture_kms_key_arn or None)
             if config.data_capture_s3_uri
@@ -87,8 +92,29 @@ class PromotionSettings:
             instance_type=config.endpoint_instance_type,
             event_bus_name=config.event_bus_name,
             rollback_alarm_names=alarms,
-            serving_model_data_url_parameter=config.serving_model_data_url_parameter,
+            instance_count=config.endpoint_min_capacity,
+            scaling=scaling,
             training_role_arn=config.training_role_arn,
             training_output_uri=f"s3://{config.artifact_bucket}/{TRAINING_OUTPUT_PREFIX}",
             first_endpoint_config=EndpointConfigSettings(config.endpoint_kms_key_arn or None, capture),
         )
+
+
+def _scaling(config: PromoterSettings, env: Callable[[str], str]) -> Scaling | None:
+    """The autoscaling settings, checked: None when the maximum capacity is 0 (no autoscaling)."""
+    low, high, target = config.endpoint_min_capacity, config.endpoint_max_capacity, config.endpoint_target_invocations
+    if low < 1:
+        raise ConfigError(f"environment variable {env('endpoint_min_capacity')} must be at least 1, got {low}")
+    if high == 0:
+        return None
+    if high < low:
+        raise ConfigError(
+            f"environment variable {env('endpoint_max_capacity')} must be 0 (no autoscaling) or at least "
+            f"{env('endpoint_min_capacity')} ({low}), got {high}"
+        )
+    if target <= 0:
+        raise ConfigError(
+            f"environment variable {env('endpoint_target_invocations')} must be positive when "
+            f"{env('endpoint_max_capacity')} is {high}, got {target}"
+        )
+    return Scaling(min_capacity=low, max_capacity=high, target_invocations=float(target))

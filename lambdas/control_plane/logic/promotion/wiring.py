@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from o2v_core.function_settings import PromoterSettings
 
+from control_plane.aws.autoscaling import EndpointAutoscaling
 from control_plane.aws.event_bus import EventBus
 from control_plane.aws.serving import SageMakerServing, ServingRecordStore
 from control_plane.logic.announce import announcer_from_config
@@ -16,9 +17,8 @@ def promoter_from_config(config: PromoterSettings) -> Promoter:
     return Promoter(
         settings=settings,
         sagemaker=SageMakerServing(),
-        records=ServingRecordStore(
-            settings.serving_model_parameter, url_parameter_name=settings.serving_model_data_url_parameter or None
-        ),
+        records=ServingRecordStore(settings.serving_model_parameter),
         bus=EventBus(settings.event_bus_name),
         announcer=announcer_from_config(config),
+        autoscaling=EndpointAutoscaling(),
     )

@@ -6,7 +6,7 @@ every AWS call goes through ``control_plane.aws``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aws_lambda_powertools import Logger
 from o2v_core.endpoint_deployment import deployment_config
@@ -14,6 +14,7 @@ from o2v_core.events import MalformedEvent, ModelPromoted, PromotionSkipped, Tra
 from o2v_core.naming import INFERENCE_ENVIRONMENT, LINEAGE_TAG_KEYS, TAG_DEPLOYMENT, job_prefix
 from o2v_core.served_assets import TAG_VOCAB
 
+from control_plane.aws.autoscaling import EndpointAutoscaling
 from control_plane.aws.event_bus import EventBus
 from control_plane.aws.serving import (
     EndpointConfigSettings,
@@ -69,6 +70,9 @@ class Promoter:
     records: ServingRecordStore
     bus: EventBus
     announcer: Announcer  # ModelPromoted goes out once per served-model change (control_plane.logic.announce)
+    # The endpoint variant's scaling: deregistered before an update that changes the instance type;
+    # the reconciler registers it again once the endpoint is InService (control_plane.logic.reconciler).
+    autoscaling: EndpointAutoscaling = field(default_factory=EndpointAutoscaling)
 
     def handle(self, event: TrainingSucceeded) -> Outcome:
         """Decide, promote at most once, log the decision and put it on the bus."""
@@ -229,6 +233,7 @@ class Promoter:
             config_name,
             model_name=model_name,
             instance_type=settings.instance_type,
+            instance_count=settings.instance_count,
             settings=config_settings,
             tags={**tags, **served_model_tags(job.name, event.metricName, candidate, job.validation_data)},
         )
@@ -253,6 +258,16 @@ class Promoter:
             return self._skip(event, self._busy_message(endpoint), candidate, serving, job=job, deferred=True)
         if not settings.rollback_alarm_names:
             logger.warning("blue/green update without rollback alarms: nothing rolls a bad model back")
+        if config_settings.instance_type != settings.instance_type and self.autoscaling.deregister(
+            settings.endpoint_name
+        ):
+            # "If the update would change the instance type for any model that is a target for auto
+            # scaling, the update fails" (reference 11d): the reconciler registers it again once the
+            # endpoint is InService. An unknown live type (its config is gone) counts as a change.
+            logger.info(
+                "deregistered the endpoint's scalable target before changing its instance type",
+                extra={"from": config_settings.instance_type, "to": settings.instance_type},
+            )
         try:
             self.sagemaker.update_endpoint(
                 settings.endpoint_name, config_name=config_name, deployment_config=deployment_config(
@@ -303,9 +318,7 @@ class Promoter:
         action: str,
         job: TrainingJob,
     ) -> Outcome:
-        # The URL parameter first (what a redeploy of the serving stack renders: SageMaker is
-        # already deploying this model), ModelPromoted next, the record last (handle()).
-        self.records.write_url(record)
+        # ModelPromoted next, the record last (handle()).
         logger.info(f"promoted: {action}", extra={"verdict": verdict.reason, "record": record.to_json()})
         return Outcome(
             record=record,
