@@ -133,7 +133,7 @@ def replay(curves: dict[float, Curves], hps: dict[str, Any]) -> list[Attempt]:
     Raises :class:`NotRecorded` for the first dropout the loop reaches without a recorded curve."""
     from o2v_core.retrain_policy import Exhausted
 
-    from training.demo.deployment import load_settings
+    from training.demo.stack_outputs import load_settings
 
     settings = load_settings("dev")
     policy, cfg = settings.retrain_policy, settings.detector
