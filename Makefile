@@ -56,7 +56,7 @@ typecheck: setup
 	$(RUN) mypy .
 
 # The suite runs in parallel (pytest-xdist, one test module per worker, WORKERS=auto: one per core),
-# then the IAM check alone: it reads the AWS calls every worker recorded (tests/aws_calls.py).
+# then the IAM check alone: it reads the AWS calls every worker recorded (tests/support/aws_calls.py).
 WORKERS ?= auto
 AWS_CALLS = O2V_AWS_CALLS_DIR="$(CURDIR)/.pytest_cache/aws_calls"
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.report import _f, _table, _verdict
+from bench.rendering import fmt, md_table, verdict_of
 
 STRATEGY_TITLES = {
     "ours": "Our loop (detector + retrain policy)",
@@ -38,13 +38,13 @@ def targets(results: dict[str, Any]) -> list[list[str]]:
         reachable = (f" (any strategy reaches one on {every['reachable']}/{every['seeds']})"
                      if "reachable" in every else "")
         rows.append([f"2. Our loop reaches a good model on every seed ({title})",
-                     f"{every['reached']}/{every['seeds']} seeds{reachable}", _verdict(every["met"])])
+                     f"{every['reached']}/{every['seeds']} seeds{reachable}", verdict_of(every["met"])])
         for other, (name, bound) in TARGET_NAMES.items():
             entry = found[other]
             rows.append([f"2. Our loop <= {bound} of {name} epochs to a good model ({title})",
-                         f"{_f(entry['ratio'], 3)} over all seeds; {_f(entry.get('ratio_reached'), 3)} over the "
+                         f"{fmt(entry['ratio'], 3)} over all seeds; {fmt(entry.get('ratio_reached'), 3)} over the "
                          f"{entry.get('seeds_reached', '?')}/{entry.get('seeds', '?')} seeds where ours reached one",
-                         _verdict(entry["met"])])
+                         verdict_of(entry["met"])])
     return rows
 
 
@@ -54,10 +54,10 @@ def _summary_rows(summary: dict[str, Any]) -> list[list[str]]:
         s = summary.get(name)
         if not s:
             continue
-        to_good = (_f(s["mean_epochs_to_good"], 1) if s["mean_epochs_to_good"] is not None else
+        to_good = (fmt(s["mean_epochs_to_good"], 1) if s["mean_epochs_to_good"] is not None else
                    f"not reached on {s['seeds'] - s['reached']} seed(s)")
-        rows.append([title, to_good, f"{s['reached']}/{s['seeds']}", _f(s["mean_epochs_total"], 1),
-                     _f(s["mean_wasted"], 1)])
+        rows.append([title, to_good, f"{s['reached']}/{s['seeds']}", fmt(s["mean_epochs_total"], 1),
+                     fmt(s["mean_wasted"], 1)])
     return rows
 
 
@@ -70,9 +70,9 @@ def _per_seed_rows(replay: dict[str, Any]) -> list[list[Any]]:
         ours = runs["ours"]
         attempts = "; ".join(f"dropout {item['dropout']:.1f}: {item['paid']} ep ({item['stopped_by']})"
                              for item in ours["runs"])
-        rows.append([seed, attempts, *[_f(runs[name]["epochs_to_good"], 1) if name in runs else "n/a"
+        rows.append([seed, attempts, *[fmt(runs[name]["epochs_to_good"], 1) if name in runs else "n/a"
                                        for name in STRATEGY_TITLES if name != "no_remediation"],
-                     _f(ours["held_value"], 4), _f(replay["reference"][str(seed)], 4)])
+                     fmt(ours["held_value"], 4), fmt(replay["reference"][str(seed)], 4)])
     return rows
 
 
@@ -80,8 +80,8 @@ def _ratio_line(found: dict[str, Any]) -> str:
     parts = []
     for other, (_name, bound) in TARGET_NAMES.items():
         entry = found[other]
-        parts.append(f"{SHORT_NAMES[other]} {_f(entry['ratio'], 3)} (target <= {bound}: {_verdict(entry['met'])}; "
-                     f"on epochs paid in all {_f(entry['ratio_total'], 3)})")
+        parts.append(f"{SHORT_NAMES[other]} {fmt(entry['ratio'], 3)} (target <= {bound}: {verdict_of(entry['met'])}; "
+                     f"on epochs paid in all {fmt(entry['ratio_total'], 3)})")
     return "; ".join(parts)
 
 
@@ -136,12 +136,13 @@ or after a run's divergence onset (section 1's rule).
         replay = cost[key]
         parts.append(f"""### {title[0].upper()}{title[1:]}
 
-{_table(['Strategy', 'Mean epochs to a good model', 'Seeds reaching good', 'Mean epochs paid in all',
+{md_table(['Strategy', 'Mean epochs to a good model', 'Seeds reaching good', 'Mean epochs paid in all',
          'Mean epochs wasted after onset'], _summary_rows(replay['summary']))}
 
 Per seed (epochs to a good model; our loop's attempts with the epochs each paid and why it ended):
 
-{_table(['Seed', 'Our attempts', *[STRATEGY_TITLES[n].split(' (')[0] for n in STRATEGY_TITLES if n != 'no_remediation'],
+{md_table(['Seed', 'Our attempts',
+           *[STRATEGY_TITLES[n].split(' (')[0] for n in STRATEGY_TITLES if n != 'no_remediation'],
          'Our held val. loss', 'Grid best val. loss'], _per_seed_rows(replay))}
 
 Our epochs to a good model over theirs (mean over seeds; n/a when our loop missed a seed):
@@ -152,8 +153,8 @@ Our epochs to a good model over theirs (mean over seeds; n/a when our loop misse
         parts.append(f"With the threshold study's recommended settings (section 1) instead of the deployed ones "
                      f"(early stopping on), our loop holds a good model on {mine['reached']}/{mine['seeds']} "
                      f"seeds (after "
-                     f"{_f(mine['mean_epochs_to_good_reached_only'], 1)} epochs on those) and pays "
-                     f"{_f(mine['mean_epochs_total'], 1)} epochs in all.")
+                     f"{fmt(mine['mean_epochs_to_good_reached_only'], 1)} epochs on those) and pays "
+                     f"{fmt(mine['mean_epochs_total'], 1)} epochs in all.")
     if "cost" in images:
         parts.append(f"![cost]({prefix}{images['cost']})")
     return "\n\n".join(parts)

@@ -36,7 +36,7 @@ from typing import Any
 from o2v_core.detector import detect
 from o2v_core.early_stopping import stopping_epoch
 
-from bench.report import _table
+from bench.rendering import md_table
 from training.demo.options import SHARED_STSB, SIZES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -244,7 +244,7 @@ def section(results: dict[str, Any]) -> str:
     quiet_seeds = [str(row["seed"]) for row in result["rows"] if not row["relaunched"]]
     quiet = (f" On seed(s) {', '.join(quiet_seeds)} attempt 1's rise stayed within the detector's bar, so the "
              "loop did not fire and attempt 1 was served as it was." if quiet_seeds else "")
-    table = _table(["Seed", "Attempts (dropout: best validation MSE @ epoch, epochs run)", "Served dropout",
+    table = md_table(["Seed", "Attempts (dropout: best validation MSE @ epoch, epochs run)", "Served dropout",
                     "Test Spearman, attempt 1's best", "Served", "Gain"], rows)
     return f"""## The demo's recipe across seeds (`python -m bench.demo_seeds`)
 

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from bench.curves import ONSET_MARGIN, ONSET_PERSIST
-from bench.report import DETECTOR_ORDER, SHORT, _f, _table
+from bench.rendering import DETECTOR_ORDER, SHORT, fmt, md_table
 
 
 def section(results: dict[str, Any], images: dict[str, str], prefix: str) -> str:
@@ -33,9 +33,9 @@ def section(results: dict[str, Any], images: dict[str, str], prefix: str) -> str
         rows = []
         for name in DETECTOR_ORDER:
             s = det["scores"][name][subset]
-            rows.append([det["scores"][name]["title"], _f(s["precision"], 3), _f(s["recall"], 3), _f(s["f1"], 3),
-                         _f(s["fpr_healthy"], 3), f"{s['healthy_alarms']}/{s['healthy']}", s["premature"],
-                         _f(s["median_delay"], 1), _f(s["p90_delay"], 1)])
+            rows.append([det["scores"][name]["title"], fmt(s["precision"], 3), fmt(s["recall"], 3), fmt(s["f1"], 3),
+                         fmt(s["fpr_healthy"], 3), f"{s['healthy_alarms']}/{s['healthy']}", s["premature"],
+                         fmt(s["median_delay"], 1), fmt(s["p90_delay"], 1)])
         return rows
 
     families = sorted(groups)
@@ -47,8 +47,8 @@ def section(results: dict[str, Any], images: dict[str, str], prefix: str) -> str
             row.append(f"{per['alarms']}/{per['curves']}")
         family_rows.append(row)
     study = det["study"]
-    top_rows = [[_config_text(row["config"]), _f(row["tune"]["f1"], 3), f"{row['tune']['healthy_alarms']}",
-                 row["tune"]["premature"], _f(row["tune"]["median_delay"], 1), _f(row["tune"]["p90_delay"], 1),
+    top_rows = [[_config_text(row["config"]), fmt(row["tune"]["f1"], 3), f"{row['tune']['healthy_alarms']}",
+                 row["tune"]["premature"], fmt(row["tune"]["median_delay"], 1), fmt(row["tune"]["p90_delay"], 1),
                  "yes" if row["meets"] else "no"] for row in study["top"][:8]]
     recommended = det["recommended"]
     changed = {key: value for key, value in recommended.items() if det["default"].get(key) != value}
@@ -96,30 +96,31 @@ def section(results: dict[str, Any], images: dict[str, str], prefix: str) -> str
 * **Split**: the threshold study tunes on half the suite (even seeds of recorded runs, every other
   synthetic curve per family) and the held-out half is reported separately.
 
-{_table(['Group', 'Curves', 'Diverging', 'Healthy'], suite_rows)}
+{md_table(['Group', 'Curves', 'Diverging', 'Healthy'], suite_rows)}
 
 {images_md}
 
 ### Results (whole suite)
 
-{_table(header, score_rows('all'))}
+{md_table(header, score_rows('all'))}
 
 Held-out half only (not used to choose the thresholds):
 
-{_table(header, score_rows('eval'))}
+{md_table(header, score_rows('eval'))}
 
 Recorded (real) curves only, whole curves (early stopping off):
 
-{_table(header, score_rows('recorded'))}
+{md_table(header, score_rows('recorded'))}
 
 The same recorded runs with Object2Vec's early stopping on, as users run them (each curve ends where
 the recipe's early stopping ends the job; a detector that has not fired by then never fires):
 
-{_table(header, score_rows('recorded_es')) if 'recorded_es' in det['scores'][DETECTOR_ORDER[0]] else 'Not in this run.'}
+{md_table(header, score_rows('recorded_es'))
+ if 'recorded_es' in det['scores'][DETECTOR_ORDER[0]] else 'Not in this run.'}
 
 Alarms per family (alarms / curves; a healthy family should read 0, a diverging one all):
 
-{_table(['Family', 'Curves', 'Diverging', *[SHORT[n] for n in DETECTOR_ORDER]], family_rows)}
+{md_table(['Family', 'Curves', 'Diverging', *[SHORT[n] for n in DETECTOR_ORDER]], family_rows)}
 
 Semantics of the alternatives (`bench/baselines.py`): **Object2Vec early stopping** with
 `early_stopping_patience=3`, `early_stopping_tolerance=0.01`, the container's rule
@@ -148,7 +149,7 @@ false alarm and no premature alarm; all settings. Within the tier: best F1, then
 p90 delay, then the fewest changes from the current defaults. Chosen tier:
 **{study.get('chosen_tier', 'n/a')}**. Top settings by F1 on the tuning half:
 
-{_table(['Settings (changes from defaults)', 'F1', 'Healthy alarms', 'Premature', 'Median delay', 'p90 delay',
+{md_table(['Settings (changes from defaults)', 'F1', 'Healthy alarms', 'Premature', 'Median delay', 'p90 delay',
          'Meets constraints'], top_rows)}
 
 {_trade_off(study)}
@@ -174,7 +175,7 @@ def _trade_off(study: dict[str, Any]) -> str:
             f"2 epochs or less ({_config_text(found['config'])}) raises {found['tune']['healthy_alarms']} false "
             f"alarm(s) on healthy tuning curves; on the whole suite: F1 {whole['f1']:.3f}, "
             f"{whole['healthy_alarms']}/{whole['healthy']} healthy curves stopped, median delay "
-            f"{_f(whole['median_delay'], 1)} (p90 {_f(whole['p90_delay'], 1)}).")
+            f"{fmt(whole['median_delay'], 1)} (p90 {fmt(whole['p90_delay'], 1)}).")
 
 
 def _config_text(config: dict[str, Any]) -> str:

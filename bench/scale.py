@@ -2,9 +2,9 @@
 
 Simulated jobs each log one epoch per simulated minute (job ``i`` of ``n`` at second ``60 i / n``
 of the minute); one job in ten diverges (decisive validation line at epoch 7, as
-``tests/control_plane/cloud.py``'s DIVERGING curve), the rest keep improving. Our real handler
+``tests/support/cloud.py``'s DIVERGING curve), the rest keep improving. Our real handler
 logic runs against moto in-process for every service but SageMaker, whose stand-in is the tests'
-one SageMaker fake (``tests/sagemaker_fake.py``: the local SageMaker API, scripted, over HTTP on
+one SageMaker fake (``tests/support/sagemaker_fake.py``: the local SageMaker API, scripted, over HTTP on
 loopback), on a virtual clock:
 
 * each AWS call of our code takes the wall time moto took, and a call of an API with a documented

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.report import _f, _table, _verdict
+from bench.rendering import fmt, md_table, verdict_of
 
 DESIGN_NAMES = {
     "polling": "polling monitor (every minute over every job, 60 s timeout; the design before the subscription)",
@@ -35,14 +35,14 @@ def section_scale(results: dict[str, Any]) -> str:
         for jobs in counts:
             measured = by_jobs[jobs]
             calls = [f"{_peak(measured, api)} ({_quota_cell(scale, api)})" for api in APIS]
-            p99 = _f(measured["delay_p99_s"], 1, " s") if measured["delay_p99_s"] is not None else "never (missed)"
-            runs = f"{_f(measured['longest_run_s'], 1, ' s')} / {measured['timeout_s']:.0f} s"
+            p99 = fmt(measured["delay_p99_s"], 1, " s") if measured["delay_p99_s"] is not None else "never (missed)"
+            runs = f"{fmt(measured['longest_run_s'], 1, ' s')} / {measured['timeout_s']:.0f} s"
             if "safety_net_run_s" in measured:
-                runs += (f"; safety net {_f(measured['safety_net_run_s'], 1, ' s')} / "
+                runs += (f"; safety net {fmt(measured['safety_net_run_s'], 1, ' s')} / "
                          f"{measured['safety_net_timeout_s']:.0f} s")
             rows.append([
                 DESIGN_NAMES.get(design, design), jobs, *calls, runs, measured["runs_killed"],
-                f"{_f(measured['delay_p50_s'], 1, ' s')} / {p99}",
+                f"{fmt(measured['delay_p50_s'], 1, ' s')} / {p99}",
                 f"{measured['detected']} of {measured['detected'] + measured['missed']}",
             ])
     net_rows = []
@@ -50,9 +50,9 @@ def section_scale(results: dict[str, Any]) -> str:
         peaks = ", ".join(f"{api} {net['peak_calls_per_minute'].get(api, 0)}" for api in APIS[:4])
         cover = (f"{net['runs_to_cover_all']} runs ({net['minutes_to_cover_all']} min)"
                  if net["runs_to_cover_all"] else "never")
-        net_rows.append([jobs, net["swept"], net["deferred"], f"{_f(net['run_s'], 1, ' s')} / {net['timeout_s']:.0f} s",
-                         peaks, cover])
-    net_table = _table(["Jobs", "Swept in one run", "Deferred", "Run / timeout", "Peak calls/min", "To cover all"],
+        net_rows.append([jobs, net["swept"], net["deferred"],
+                         f"{fmt(net['run_s'], 1, ' s')} / {net['timeout_s']:.0f} s", peaks, cover])
+    net_table = md_table(["Jobs", "Swept in one run", "Deferred", "Run / timeout", "Peak calls/min", "To cover all"],
                        net_rows) if net_rows else "(not measured)"
     room = f"{scale['room']:.0%}"
     target_rows = []
@@ -60,8 +60,8 @@ def section_scale(results: dict[str, Any]) -> str:
         peaks = ", ".join(f"{api} {item['peak']}/{item['quota']:.0f} ({item['share']:.0%})"
                           for api, item in scored["quota_peaks"].items())
         target_rows.append([DESIGN_NAMES.get(design, design), scored["jobs"],
-                            f"{_verdict(scored['quotas_with_room'])} ({peaks})",
-                            _verdict(scored["no_run_near_timeout"]), _verdict(scored["p99_under_target"])])
+                            f"{verdict_of(scored['quotas_with_room'])} ({peaks})",
+                            verdict_of(scored["no_run_near_timeout"]), verdict_of(scored["p99_under_target"])])
     return f"""## Scale: hundreds of concurrent training jobs (`python -m bench --only scale`)
 
 Simulated jobs each log one epoch per simulated minute, {scale['minutes']} minutes; one job in
@@ -74,13 +74,13 @@ from the decisive line to the StopTrainingJob that follows the divergence event.
 own subscription delivery latency is not published and is not included. Method and limits:
 `bench/scale.py`; the design: `docs/scale.md`.
 
-{_table(header, rows)}
+{md_table(header, rows)}
 
 Targets at {max(scale['job_counts'])} concurrent jobs (every quota used at most {room} in its
 busiest minute; no run above {scale['near_timeout']:.0%} of its timeout and none killed;
 p99 delay under {scale['delay_target_s']:.0f} s):
 
-{_table(["Design", "Jobs", "Under every documented quota with room", "No run near its timeout",
+{md_table(["Design", "Jobs", "Under every documented quota with room", "No run near its timeout",
          "p99 delay < 30 s"], target_rows)}
 
 The safety net alone, when every delivery is lost (the judge never heard from any job): one run,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from bench.report import _f, _table, _verdict
+from bench.rendering import fmt, md_table, verdict_of
 
 RULE_ORDER = ("loop", "shipped", "study_pick", "o2v_early_stopping", "early_stopped_after_rise",
               "budget_after_early_best", "generalization_gap", "loop_with_budget_rule")
@@ -29,14 +29,14 @@ def targets(results: dict[str, Any]) -> list[list[str]]:
                and loop["recall"] >= 0.8 and loop["premature"] == 0)
         rows.append([f"6. The loop's retrain decisions: precision and recall >= 0.8 against the value label, no alarm "
                      f"at or before the best epoch ({title})",
-                     f"precision {_f(loop['precision'])}, recall {_f(loop['recall'])} ({loop['tp']} right, "
+                     f"precision {fmt(loop['precision'])}, recall {fmt(loop['recall'])} ({loop['tp']} right, "
                      f"{loop['fp']} wasted, {loop['fn']} missed of {loop['cases']}; {loop['worth']} worth it); "
-                     f"{loop['premature']} premature", _verdict(met)])
+                     f"{loop['premature']} premature", verdict_of(met)])
     rows_1 = value["rules"]["loop"]["attempt_1"]["rows"]
     tested = [row for row in rows_1 if row["served_test"] is not None and row["first_test"] is not None]
     worse = [row for row in tested if row["served_test"] < row["first_test"]]
     untested = sorted({f"{row['config']} seed {row['seed']}" for row in rows_1 if row not in tested})
-    verdict = _verdict(not worse) if tested else "n/a"
+    verdict = verdict_of(not worse) if tested else "n/a"
     if tested and not worse and untested:
         verdict = "**met** where measured"
     rows.append(["6. The served model is never worse than attempt 1 on the test split (every seed and configuration)",
@@ -47,18 +47,18 @@ def targets(results: dict[str, Any]) -> list[list[str]]:
     best = equal.get("best_alternative")
     summary = equal.get("summary", {})
     rows.append(["6. Quality per epoch at least the best alternative's on every configuration",
-                 f"`{value['config']}`: loop {_f(_pct(summary.get('loop', {}).get('mean')), 3)}%/epoch vs best "
+                 f"`{value['config']}`: loop {fmt(_pct(summary.get('loop', {}).get('mean')), 3)}%/epoch vs best "
                  f"alternative ({ALTERNATIVE_TITLES.get(str(best), best)}) "
-                 f"{_f(_pct(summary.get(str(best), {}).get('mean')), 3)}%/epoch, seed by seed; the other "
-                 f"configurations lack the curves", _verdict(equal.get("met"))])
+                 f"{fmt(_pct(summary.get(str(best), {}).get('mean')), 3)}%/epoch, seed by seed; the other "
+                 f"configurations lack the curves", verdict_of(equal.get("met"))])
     hyperband = _hyperband(results)
     if hyperband:
         ratio = hyperband.get("ratio_reached")
         rows.append(["6. At most half of Hyperband's epochs to a model within 2% of the grid's best (where any "
                      "strategy reaches one)",
-                     f"{_f(ratio, 3)} over the {hyperband.get('seeds_reached')}/{hyperband.get('seeds')} seeds where "
+                     f"{fmt(ratio, 3)} over the {hyperband.get('seeds_reached')}/{hyperband.get('seeds')} seeds where "
                      f"both reach one (section 2, early stopping on)",
-                     _verdict(ratio is not None and ratio <= 0.5)])
+                     verdict_of(ratio is not None and ratio <= 0.5)])
     return rows
 
 
@@ -101,7 +101,7 @@ Recorded curves missing for the label: {'; '.join(value['missing']) or 'none'}.{
 
 ### Shape label against value label
 
-{_table(['Suite', 'Curves', 'Diverging (shape) and worth it', 'Diverging, not worth it',
+{md_table(['Suite', 'Curves', 'Diverging (shape) and worth it', 'Diverging, not worth it',
          'Healthy, worth it', 'Healthy, not worth it', 'Agreement'],
         [[name.replace('_', ' '), item['cases'], item['diverging_worth'], item['diverging_not_worth'],
           item['healthy_worth'], item['healthy_not_worth'], f"{item['agree']}/{item['cases']}"]
@@ -109,7 +109,7 @@ Recorded curves missing for the label: {'; '.join(value['missing']) or 'none'}.{
 
 Attempt 1, curve by curve (gain = the next attempt's relative improvement of the best validation value):
 
-{_table(['Configuration', 'Seed', 'Shape label', 'Next dropout', 'Gain', 'Worth it'],
+{md_table(['Configuration', 'Seed', 'Shape label', 'Next dropout', 'Gain', 'Worth it'],
         [[row['config'], row['seed'], 'diverging' if row['shape_diverging'] else 'healthy',
           f"{row['next_dropout']:g}", f"{100 * row['gain']:+.1f}%", 'yes' if row['worth'] else 'no']
          for row in agree['attempt_1']['rows']])}
@@ -121,19 +121,19 @@ epoch; epochs = attempt 1's paid epochs plus the next attempt's when the rule re
 STS-B test Spearman x 100 (cosine) of the model finally served (the better validation value of the
 two attempts) minus attempt 1's, over the cases with both measured.
 
-{_table(['Rule', 'Suite', 'Retrains', 'Precision', 'Recall', 'Premature', 'Mean epochs', 'Test gain (cases)',
+{md_table(['Rule', 'Suite', 'Retrains', 'Precision', 'Recall', 'Premature', 'Mean epochs', 'Test gain (cases)',
          'Served worse on test'],
-        [[value['rules'][name]['title'], suite.replace('_', ' '), item['retrain'], _f(item['precision']),
-          _f(item['recall']), item['premature'], _f(item['mean_epochs'], 1),
-          f"{_f(item['mean_test_gain'], 2)} ({item['test_cases']})", item['served_worse_on_test']]
+        [[value['rules'][name]['title'], suite.replace('_', ' '), item['retrain'], fmt(item['precision']),
+          fmt(item['recall']), item['premature'], fmt(item['mean_epochs'], 1),
+          f"{fmt(item['mean_test_gain'], 2)} ({item['test_cases']})", item['served_worse_on_test']]
          for name in RULE_ORDER if name in value['rules']
          for suite, item in value['rules'][name].items() if suite != 'title'])}
 
 Per configuration and seed (attempt 1; the deployed loop):
 
-{_table(['Configuration', 'Seed', 'Worth it', 'Loop retrains', 'Epochs', 'Served', 'Attempt 1 test', 'Served test'],
+{md_table(['Configuration', 'Seed', 'Worth it', 'Loop retrains', 'Epochs', 'Served', 'Attempt 1 test', 'Served test'],
         [[row['config'], row['seed'], 'yes' if row['worth'] else 'no', 'yes' if row['retrain'] else 'no',
-          row['epochs'], f"dropout {row['served_dropout']:g}", _f(row['first_test'], 1), _f(row['served_test'], 1)]
+          row['epochs'], f"dropout {row['served_dropout']:g}", fmt(row['first_test'], 1), fmt(row['served_test'], 1)]
          for row in value['rules']['loop']['attempt_1']['rows']])}"""]
     policies = value["policies"]
     parts.append(f"""### What follows a relaunch that did not help
@@ -143,14 +143,14 @@ The loop (deployed detector, finished-job evaluator) on `{value['config']}`, per
 `smaller_step` uses the recorded dropout 0.15). Value per epoch = the served model's relative
 validation gain over attempt 1, per GPU-epoch paid; mean (sd, min-max) over seeds.
 
-{_table(['Choice', 'Mean epochs', 'Gain over attempt 1', 'Value per epoch (%/epoch)', 'Attempts per seed',
+{md_table(['Choice', 'Mean epochs', 'Gain over attempt 1', 'Value per epoch (%/epoch)', 'Attempts per seed',
          'Served per seed', 'Served test per seed'],
-        [[name, f"{_f(item['epochs']['mean'], 1)} ({_f(item['epochs']['min'], 0)}-{_f(item['epochs']['max'], 0)})",
-          f"{_f(_pct(item['gain']['mean']), 2)}% (sd {_f(_pct(item['gain']['sd']), 2)})",
-          f"{_f(_pct(item['gain_per_epoch']['mean']), 3)} (sd {_f(_pct(item['gain_per_epoch']['sd']), 3)})",
+        [[name, f"{fmt(item['epochs']['mean'], 1)} ({fmt(item['epochs']['min'], 0)}-{fmt(item['epochs']['max'], 0)})",
+          f"{fmt(_pct(item['gain']['mean']), 2)}% (sd {fmt(_pct(item['gain']['sd']), 2)})",
+          f"{fmt(_pct(item['gain_per_epoch']['mean']), 3)} (sd {fmt(_pct(item['gain_per_epoch']['sd']), 3)})",
           ', '.join('>'.join(row['path']) for row in item['seeds']),
           ', '.join(row['served'] for row in item['seeds']),
-          ', '.join(_f(row['served_test'], 1) for row in item['seeds'])]
+          ', '.join(fmt(row['served_test'], 1) for row in item['seeds'])]
          for name, item in policies.items()])}
 
 Chosen by the highest mean value per epoch: **{value['chosen_policy']}**; deployed (cdk.json):
@@ -165,14 +165,14 @@ epoch among those it paid for (the grid in ascending dropout; the AMT rows: mean
 {results.get('cost', {}).get('early_stopping_on', {}).get('draws', '?')} tuning jobs with the 10th-90th
 percentile). Quality per GPU-epoch = relative validation gain over attempt 1 per epoch.
 
-{_table(['Seed', 'Budget (epochs)', 'Loop', *ALTERNATIVE_TITLES.values(), 'Grid best (any budget)'],
-        [[row['seed'], row['budget'], _f(row['loop'], 4), _f(row['grid'], 4),
-          *[f"{_f(row[n]['mean'], 4)} ({_f(row[n]['p10'], 4)}-{_f(row[n]['p90'], 4)})" for n in ALTERNATIVE_TITLES
-            if n != 'grid'], _f(row['grid_best'], 4)] for row in equal['rows']])}
+{md_table(['Seed', 'Budget (epochs)', 'Loop', *ALTERNATIVE_TITLES.values(), 'Grid best (any budget)'],
+        [[row['seed'], row['budget'], fmt(row['loop'], 4), fmt(row['grid'], 4),
+          *[f"{fmt(row[n]['mean'], 4)} ({fmt(row[n]['p10'], 4)}-{fmt(row[n]['p90'], 4)})" for n in ALTERNATIVE_TITLES
+            if n != 'grid'], fmt(row['grid_best'], 4)] for row in equal['rows']])}
 
-{_table(['Strategy', 'Quality per GPU-epoch, mean over seeds (%/epoch)', 'sd'],
-        [[('loop' if n == 'loop' else ALTERNATIVE_TITLES[n]), _f(_pct(equal['summary'][n]['mean']), 3),
-          _f(_pct(equal['summary'][n]['sd']), 3)] for n in names if n in equal['summary']])}""")
+{md_table(['Strategy', 'Quality per GPU-epoch, mean over seeds (%/epoch)', 'sd'],
+        [[('loop' if n == 'loop' else ALTERNATIVE_TITLES[n]), fmt(_pct(equal['summary'][n]['mean']), 3),
+          fmt(_pct(equal['summary'][n]['sd']), 3)] for n in names if n in equal['summary']])}""")
     parts.append(_why(results))
     return "\n\n".join(parts)
 
@@ -216,5 +216,5 @@ def _why(results: dict[str, Any]) -> str:
   the two tie; the AMT samplers spend the same epochs on random dropouts and hold worse models on
   average. Only `{value['config']}` has every dropout recorded; the other configurations have two or
   three dropouts each, too few for the alternatives.
-* **Epochs to a good model against Hyperband.** {_f(hyperband.get('ratio_reached'), 3)} of Hyperband's
+* **Epochs to a good model against Hyperband.** {fmt(hyperband.get('ratio_reached'), 3)} of Hyperband's
   epochs on the seeds where both reach a model within 2% of the grid's best (section 2)."""

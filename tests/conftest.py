@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from local_aws.moto_server import moto_server
-from tests import aws_calls, moto_s3_conditional
-from tests.sagemaker_fake import sagemaker_fake, sagemaker_url  # noqa: F401  (fixtures for every package)
+from tests.support import aws_calls, moto_s3_conditional
+from tests.support.sagemaker_fake import sagemaker_fake, sagemaker_url  # noqa: F401  (fixtures for every package)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # Real public data sits beside the repo (see ../shared/data/README.md); it is never copied in.
@@ -30,7 +30,7 @@ def shared_data() -> Path:
 
 @pytest.fixture(scope="session", autouse=True)
 def record_aws_calls() -> Iterator[None]:
-    """Record every AWS call each Lambda handler makes (tests/aws_calls.py) for the IAM check."""
+    """Record every AWS call each Lambda handler makes (tests/support/aws_calls.py) for the IAM check."""
     yield from aws_calls.installed()
 
 
@@ -42,7 +42,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
     """One moto server in server mode (HTTP) for the session, with S3's atomic conditional writes
-    (tests/moto_s3_conditional.py)."""
+    (tests/support/moto_s3_conditional.py)."""
     server = moto_server()  # local mode's own, without Nagle's delay on each reply
     server.start()
     host, port = server.get_host_and_port()

@@ -1,8 +1,8 @@
-"""The fault matrices skip only kills that leave the account as an earlier kill left it (tests/faults.py)."""
+"""The fault matrices skip only kills that leave the account as an earlier kill left it (tests/support/faults.py)."""
 
 from __future__ import annotations
 
-from tests.faults import MODES, fault_points
+from tests.support.faults import MODES, fault_points
 
 CALLS = ["DescribeEndpoint", "PutObject", "GetParameter", "PutEvents"]
 

@@ -1,7 +1,7 @@
 """The project's EventBridge rules on the local EventBridge: the one wiring every caller uses.
 
 The event pump (:mod:`local_aws.events.pump`, for ``o2v demo``) and the control-plane tests
-(``tests/control_plane/cloud.py``) both create the rules here. Each rule is one
+(``tests/support/cloud.py``) both create the rules here. Each rule is one
 :class:`o2v_core.events.RuleSpec` of ``rules(deployment)``, on the bus and with the pattern the CDK
 stacks deploy. Its target is an SQS queue (moto delivers rules to SQS; it cannot invoke a Lambda
 function or publish to SNS), and the target's input transformer writes the whole event as

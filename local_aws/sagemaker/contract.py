@@ -1,7 +1,7 @@
 """SageMaker's request contract, as the service applies it, for our one SageMaker fake.
 
 The local SageMaker API applies it to every request before anything else, in local mode and in
-the tests, which run the same API scripted (tests/sagemaker_fake.py). A request AWS would refuse is
+the tests, which run the same API scripted (tests/support/sagemaker_fake.py). A request AWS would refuse is
 refused here too, with SageMaker's error code and message shape, so a test cannot pass on a
 request a real account rejects.
 

@@ -29,7 +29,7 @@ BASE_HYPERPARAMETERS = {
     "learning_rate": "0.0004",
     "early_stopping_patience": "3",
 }
-# Early-stopping patience 5: at the epoch 7 of the tests' DIVERGING curve (tests/control_plane/cloud.py;
+# Early-stopping patience 5: at the epoch 7 of the tests' DIVERGING curve (tests/support/cloud.py;
 # bad epochs 4-7, none 0.01 below the previous 5 epochs' minimum) Object2Vec's own rule would still
 # run 2 more epochs (reference 10c); with the default patience 3 it has already ended the job there,
 # so stopping it would save nothing.

@@ -3,7 +3,7 @@
 :class:`ScriptedSageMaker` wraps :class:`~local_aws.sagemaker.api.LocalSageMaker` (the API stays
 the same; the wrapper chooses its job runner, keeps its endpoints from deploying, and listens to its
 calls). None of its controls is a SageMaker operation, and none is reachable over HTTP: a test (or
-the bench) that runs the API in its own process (``tests/sagemaker_fake.py``, ``bench/scale.py``)
+the bench) that runs the API in its own process (``tests/support/sagemaker_fake.py``, ``bench/scale.py``)
 calls them directly, while the code under test talks to the API over HTTP (:func:`serving`), as to
 AWS. In scripted mode the API trains and serves nothing:
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from tests import sagemaker_fake as fake
-from tests.control_plane import moto_ext
-from tests.control_plane.cloud import Cloud
+from tests.support import moto_ext
+from tests.support import sagemaker_fake as fake
+from tests.support.cloud import Cloud
 
 logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
 
@@ -23,7 +23,7 @@ logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request 
 @pytest.fixture
 def cloud(moto_endpoint: str, sagemaker_fake: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:
     """Every boto3 client created in the test (ours included) talks to the SageMaker fake
-    (tests/sagemaker_fake.py, emptied) for SageMaker and to the moto server for the rest."""
+    (tests/support/sagemaker_fake.py, emptied) for SageMaker and to the moto server for the rest."""
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_RETRY_MODE", "AWS_MAX_ATTEMPTS"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)

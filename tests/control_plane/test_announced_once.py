@@ -23,12 +23,12 @@ from control_plane.handlers import retrain_launcher
 from o2v_core.events import RETRAINING_EXHAUSTED
 from o2v_core.functions import RECONCILER
 
-from tests.aws_calls import attributed_to
-from tests.control_plane.cloud import ARTIFACT_BUCKET, BASE_HYPERPARAMETERS, Cloud
 from tests.control_plane.test_fault_injection import reconciler
 from tests.control_plane.test_retrain_launcher import diverged_event, stopped_parent
-from tests.faults import Killed, killed
-from tests.lambda_context import lambda_context
+from tests.support.aws_calls import attributed_to
+from tests.support.cloud import ARTIFACT_BUCKET, BASE_HYPERPARAMETERS, Cloud
+from tests.support.faults import Killed, killed
+from tests.support.lambda_context import lambda_context
 
 
 def exhausted_parent(cloud: Cloud, monkeypatch: pytest.MonkeyPatch) -> str:
@@ -121,7 +121,7 @@ def test_a_claim_whose_claimant_died_before_put_events_is_put_once_after_the_gra
 
 
 def test_the_ledger_claim_is_create_only(cloud: Cloud) -> None:
-    """S3 (and the fake, tests/moto_s3_conditional.py) answers 412 to a second If-None-Match: * write."""
+    """S3 (and the fake, tests/support/moto_s3_conditional.py) answers 412 to a second If-None-Match: * write."""
     ledger = Announcements(ARTIFACT_BUCKET, cloud.deployment)
     with ThreadPoolExecutor(max_workers=8) as pool:
         claimed = list(pool.map(lambda _: ledger.claim("exhausted/x", {"Detail": "{}"}), range(8)))

@@ -16,9 +16,9 @@ from control_plane import observability
 from control_plane.handlers import divergence_monitor, retrain_launcher
 from o2v_core import business_metrics
 
-from tests.control_plane.cloud import DEPLOYMENT, Cloud
 from tests.control_plane.test_flow import LINEAGE, SCHEDULED, run_monitor_each_epoch
-from tests.lambda_context import lambda_context
+from tests.support.cloud import DEPLOYMENT, Cloud
+from tests.support.lambda_context import lambda_context
 
 
 def emitted(output: str) -> dict[str, float]:

@@ -25,9 +25,9 @@ from o2v_core.log_subscription import DATA_MESSAGE, LogBatch, LogEvent, encode
 from o2v_core.naming import TAG_DEPLOYMENT
 from o2v_core.resource_names import TRAINING_JOB_LOG_GROUP, job_curve_table_name
 
-from tests import sagemaker_fake
-from tests.control_plane.cloud import DIVERGING, PATIENT, Cloud, epoch_lines
-from tests.lambda_context import lambda_context
+from tests.support import sagemaker_fake
+from tests.support.cloud import DIVERGING, PATIENT, Cloud, epoch_lines
+from tests.support.lambda_context import lambda_context
 
 SCHEDULED = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
 METRIC = "mean_squared_error"

@@ -15,9 +15,9 @@ from o2v_core.detector import REASON_EARLY_STOPPED_AFTER_RISE, REASON_HEALTHY, D
 from o2v_core.early_stopping import ended_by_own_early_stopping
 from o2v_core.events import VALIDATION_LOSS_DIVERGED
 
-from tests.control_plane.cloud import BASE_HYPERPARAMETERS, Cloud, epoch_lines, log_header
 from tests.control_plane.test_finished_job_evaluator import finish
-from tests.lambda_context import lambda_context
+from tests.support.cloud import BASE_HYPERPARAMETERS, Cloud, epoch_lines, log_header
+from tests.support.lambda_context import lambda_context
 
 ENDED_AFTER_A_RISE = [1.463, 1.502, 1.352, 1.420, 1.420, 1.455, 1.483, 1.492, 1.508]
 ENDED_ON_A_PLATEAU = [1.9, 1.5, 1.30, 1.31, 1.305, 1.32, 1.31, 1.315, 1.312]

@@ -34,7 +34,7 @@ from o2v_core.events import (
 )
 from o2v_core.metric_series import read_metrics_file
 
-from tests.control_plane.cloud import as_delivered
+from tests.support.cloud import as_delivered
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "events.md"
 FIXTURE_LOG = Path(__file__).parent / "fixtures" / "synthetic-object2vec-stsb-regression.log"

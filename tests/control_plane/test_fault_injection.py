@@ -2,7 +2,7 @@
 that the lineage still gets exactly one next attempt.
 
 At every AWS call the evaluator or the launcher makes, the invocation is killed or fails, before
-the call or after AWS applied it (tests/faults.py).
+the call or after AWS applied it (tests/support/faults.py).
 
 What AWS does next, with sources:
 
@@ -38,9 +38,9 @@ from o2v_core.functions import RECONCILER
 from o2v_core.naming import job_name
 from o2v_core.retrain_policy import RetrainPolicy
 
-from tests.aws_calls import attributed_to
-from tests.control_plane.cloud import ARTIFACT_BUCKET, BUS, DIVERGING, IMAGE, ROLE, Cloud, epoch_lines, log_header
-from tests.faults import KILLS, MODES, Injector, fault_points, invoke_async
+from tests.support.aws_calls import attributed_to
+from tests.support.cloud import ARTIFACT_BUCKET, BUS, DIVERGING, IMAGE, ROLE, Cloud, epoch_lines, log_header
+from tests.support.faults import KILLS, MODES, Injector, fault_points, invoke_async
 
 LINEAGE = "stsb-baseline"
 LATER = datetime.now(UTC) + timedelta(hours=1)

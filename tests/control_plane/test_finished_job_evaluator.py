@@ -21,9 +21,9 @@ from o2v_core.events import (
     parse_event,
 )
 
-from tests import sagemaker_fake
-from tests.control_plane.cloud import BASE_HYPERPARAMETERS, DIVERGING, HEALTHY, Cloud, epoch_lines, log_header
-from tests.lambda_context import lambda_context
+from tests.support import sagemaker_fake
+from tests.support.cloud import BASE_HYPERPARAMETERS, DIVERGING, HEALTHY, Cloud, epoch_lines, log_header
+from tests.support.lambda_context import lambda_context
 
 SOFTMAX = {**BASE_HYPERPARAMETERS, "output_layer": "softmax", "num_classes": "3"}
 

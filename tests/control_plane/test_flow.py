@@ -11,9 +11,8 @@ from control_plane.handlers import divergence_monitor, finished_job_evaluator, r
 from o2v_core.events import SOURCE, VALIDATION_LOSS_DIVERGED, ValidationLossDiverged, parse_event
 from o2v_core.naming import TAG_ATTEMPT, TAG_PARENT, job_name
 
-from tests import sagemaker_fake
-from tests.control_plane import moto_ext
-from tests.control_plane.cloud import (
+from tests.support import moto_ext, sagemaker_fake
+from tests.support.cloud import (
     BASE_HYPERPARAMETERS,
     DEPLOYMENT,
     DIVERGING,
@@ -22,7 +21,7 @@ from tests.control_plane.cloud import (
     epoch_lines,
     log_header,
 )
-from tests.lambda_context import lambda_context
+from tests.support.lambda_context import lambda_context
 
 SCHEDULED = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
 LINEAGE = "stsb-baseline"
@@ -130,7 +129,7 @@ def assert_child_copies_parent(cloud: Cloud, parent: str, child: str) -> None:
 
 
 def test_monitor_leaves_healthy_and_foreign_jobs_alone(cloud: Cloud, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.control_plane.cloud import HEALTHY
+    from tests.support.cloud import HEALTHY
 
     cloud.use_config(monkeypatch)
     healthy = cloud.create_job("healthy-run")

@@ -1,6 +1,6 @@
 """Fault injection for the two in-flight judges: the divergence monitor and the metric-line judge.
 
-A job diverges while it runs. At every AWS call the faulted judge makes on it (tests/faults.py:
+A job diverges while it runs. At every AWS call the faulted judge makes on it (tests/support/faults.py:
 killed or failed, before the call or after AWS applied it), the invocation ends; then what AWS
 does next, with sources:
 
@@ -37,12 +37,12 @@ from o2v_core.events import RETRAINING_EXHAUSTED
 from o2v_core.functions import RECONCILER
 from o2v_core.naming import job_name
 
-from tests import sagemaker_fake
-from tests.aws_calls import attributed_to
-from tests.control_plane.cloud import DIVERGING, PATIENT, Cloud, epoch_lines, log_header
 from tests.control_plane.test_fault_injection import fresh, reconciler
 from tests.control_plane.test_metric_line_judge import delivery
-from tests.faults import KILLS, MODES, Injector, fault_points, invoke_async, run_faulted
+from tests.support import sagemaker_fake
+from tests.support.aws_calls import attributed_to
+from tests.support.cloud import DIVERGING, PATIENT, Cloud, epoch_lines, log_header
+from tests.support.faults import KILLS, MODES, Injector, fault_points, invoke_async, run_faulted
 
 LINEAGE = "stsb-baseline"
 STAGES = ("monitor", "judge")

@@ -27,9 +27,9 @@ from o2v_core.naming import job_name
 from o2v_core.resource_names import TRAINING_JOB_LOG_GROUP as LOG_GROUP
 from o2v_core.resource_names import job_curve_table_name
 
-from tests import sagemaker_fake
-from tests.control_plane.cloud import DIVERGING, PATIENT, Cloud, epoch_lines, log_header
-from tests.lambda_context import lambda_context
+from tests.support import sagemaker_fake
+from tests.support.cloud import DIVERGING, PATIENT, Cloud, epoch_lines, log_header
+from tests.support.lambda_context import lambda_context
 
 SCHEDULED = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
 
@@ -140,7 +140,7 @@ def test_train_lines_without_a_validation_line_are_stored_not_dropped(
 
 
 # Validation drifts up 1.5-3 % (under the rise rule's 5 %) while train keeps falling: only the
-# generalization-gap rule fires, at epoch 9 (tests/control_plane/test_detector.py, same curves).
+# generalization-gap rule fires, at epoch 9 (tests/core/test_detector.py, same curves).
 GAP_VALIDATION = [0.9, 0.7, 0.6, 0.55, 0.53, 0.52, 0.52, 0.528, 0.533, 0.536, 0.54]
 GAP_TRAIN = [0.9, 0.68, 0.56, 0.5, 0.47, 0.45, 0.43, 0.41, 0.39, 0.37, 0.35]
 

@@ -3,7 +3,7 @@
 A diverging job finishes and one edge-triggered step is lost for good: its SageMaker state change
 never reaches the evaluator (``verdict``), or the evaluator's ``ValidationLossDiverged`` never
 reaches the launcher (``next-attempt``). The reconciler's run that repairs it is killed or fails
-at each of its AWS calls, before the call or after AWS applied it (tests/faults.py). Then what
+at each of its AWS calls, before the call or after AWS applied it (tests/support/faults.py). Then what
 follows, with sources: EventBridge delivers each put event to its rule's target (the rules of
 ``o2v_core.events.rules()``, SQS queues standing in for the targets), and the reconciler runs
 again on its schedule (``o2v_core.functions.RECONCILER``; a failed run is not retried, the next
@@ -18,10 +18,10 @@ from o2v_core.events import RETRAINING_EXHAUSTED
 from o2v_core.functions import RECONCILER
 from o2v_core.naming import job_name
 
-from tests.aws_calls import attributed_to
-from tests.control_plane.cloud import DIVERGING, Cloud, epoch_lines, log_header
 from tests.control_plane.test_fault_injection import fresh, reconciler
-from tests.faults import MODES, Injector, fault_points, invoke_async, run_faulted
+from tests.support.aws_calls import attributed_to
+from tests.support.cloud import DIVERGING, Cloud, epoch_lines, log_header
+from tests.support.faults import MODES, Injector, fault_points, invoke_async, run_faulted
 
 LINEAGE = "stsb-baseline"
 

@@ -42,8 +42,8 @@ from o2v_core.events import (
 from o2v_core.naming import Lineage, job_name
 from o2v_core.retrain_policy import RetrainPolicy
 
-from tests import sagemaker_fake
-from tests.control_plane.cloud import (
+from tests.support import sagemaker_fake
+from tests.support.cloud import (
     ARTIFACT_BUCKET,
     BASE_HYPERPARAMETERS,
     BUS,
@@ -53,7 +53,7 @@ from tests.control_plane.cloud import (
     as_delivered,
     job_request,
 )
-from tests.lambda_context import lambda_context
+from tests.support.lambda_context import lambda_context
 
 LINEAGE = "stsb-baseline"
 DECISION = DivergenceDecisionDetail(True, "validation_rise", 4, 0.095, 7, 0.121)

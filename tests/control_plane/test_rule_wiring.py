@@ -9,8 +9,8 @@ import json
 from o2v_core.events import rules
 from o2v_core.resource_names import event_bus_name
 
-from tests import sagemaker_fake as fake
-from tests.control_plane.cloud import BUS, DEPLOYMENT, Cloud
+from tests.support import sagemaker_fake as fake
+from tests.support.cloud import BUS, DEPLOYMENT, Cloud
 
 LAMBDA_EVENT_KEYS = {"version", "id", "detail-type", "source", "account", "time", "region", "resources", "detail"}
 

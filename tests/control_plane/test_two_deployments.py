@@ -16,9 +16,9 @@ from control_plane.handlers import divergence_monitor
 from o2v_core.events import rules
 from o2v_core.naming import NamingError, job_name, job_prefix
 
-from tests import sagemaker_fake
-from tests.control_plane.cloud import DIVERGING, Cloud, epoch_lines, log_header
-from tests.lambda_context import lambda_context
+from tests.support import sagemaker_fake
+from tests.support.cloud import DIVERGING, Cloud, epoch_lines, log_header
+from tests.support.lambda_context import lambda_context
 
 SCHEDULED = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
 # Names that are prefixes of one another, with and without hyphens at the joint.

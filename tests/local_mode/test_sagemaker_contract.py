@@ -3,7 +3,7 @@
 Each rule comes from the botocore service model of ``sagemaker`` (quoted below from the model
 itself, so a botocore upgrade that changes a constraint changes the expectation with it) or from
 reference section 10a. The same requests are then sent over HTTP to the one SageMaker fake, as local
-mode runs it and as the control-plane and promotion tests run it (scripted, tests/sagemaker_fake.py),
+mode runs it and as the control-plane and promotion tests run it (scripted, tests/support/sagemaker_fake.py),
 which must refuse them alike.
 """
 

@@ -1,4 +1,4 @@
-"""The tests' SageMaker fake (the local SageMaker API, scripted; tests/sagemaker_fake.py), over HTTP.
+"""The tests' SageMaker fake (the local SageMaker API, scripted; tests/support/sagemaker_fake.py), over HTTP.
 
 Each rule it applies, with its source: botocore's ``sagemaker`` service model (operation and
 member documentation, modelled errors) or an AWS page, named at the assertion. The test-control
@@ -15,7 +15,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from o2v_core.builtin_algorithms import METRIC_OVERRIDE_MESSAGE, builtin_metric_definitions
 
-from tests import sagemaker_fake as fake
+from tests.support import sagemaker_fake as fake
 
 if TYPE_CHECKING:
     from mypy_boto3_sagemaker import SageMakerClient

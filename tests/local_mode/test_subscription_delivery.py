@@ -5,7 +5,7 @@ creates, as the stack does) -> StopTrainingJob and ValidationLossDiverged on the
 project bus -> the RetrainOnDivergence rule.
 
 The pump runs as ``o2v demo`` runs it (rules, workers, subscription delivery) against the
-SageMaker fake (``tests/sagemaker_fake.py``, the local SageMaker API, scripted) and a moto server. Its
+SageMaker fake (``tests/support/sagemaker_fake.py``, the local SageMaker API, scripted) and a moto server. Its
 schedules are slowed to one local hour per minute, so the safety-net monitor never runs: whatever
 is detected here, the judge detected.
 """
@@ -28,9 +28,9 @@ from o2v_core.resource_names import TRAINING_JOB_LOG_GROUP, job_curve_table_name
 from local_aws.clients import Clients
 from local_aws.events.pump import SCHEDULE, SUBSCRIPTION, Delivery, EventPump
 from local_aws.logs.subscription import SubscriptionReader
-from tests import sagemaker_fake
-from tests.control_plane.cloud import DIVERGING, PATIENT, Cloud, epoch_lines, log_header
 from tests.control_plane.conftest import cloud  # noqa: F401  (the fakes' fixture; moto_endpoint is in tests/conftest.py)
+from tests.support import sagemaker_fake
+from tests.support.cloud import DIVERGING, PATIENT, Cloud, epoch_lines, log_header
 
 pytestmark = pytest.mark.timeout(180)
 

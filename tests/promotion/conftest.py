@@ -10,8 +10,8 @@ import pytest
 import requests
 from o2v_core.events import ANNOUNCEMENT_WITNESS, SOURCE, rules
 
-from tests import sagemaker_fake as fake
 from tests.promotion.support import BUS, CONFIG, DEPLOYMENT, WITNESS_QUEUE, Aws, client_of
+from tests.support import sagemaker_fake as fake
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ from typing import Any
 from control_plane.handlers.promoter import handler
 from o2v_core.events import MODEL_PROMOTED
 
-from tests import sagemaker_fake
-from tests.lambda_context import lambda_context
 from tests.promotion.support import Aws, succeeded
+from tests.support import sagemaker_fake
+from tests.support.lambda_context import lambda_context
 
 
 def promote(aws: Aws, job: str, best: float, **kwargs: Any) -> dict[str, object]:

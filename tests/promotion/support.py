@@ -14,7 +14,7 @@ from o2v_core.naming import Lineage, job_name, tag_list
 from o2v_core.resource_names import TRAINING_OUTPUT_PREFIX
 from o2v_core.runtime_config import ControlPlaneConfig
 
-from tests import sagemaker_fake
+from tests.support import sagemaker_fake
 
 if TYPE_CHECKING:
     from mypy_boto3_sagemaker import SageMakerClient

@@ -3,14 +3,14 @@
 The endpoint serves A1; A2 (better) has just been promoted and its blue/green deployment bakes
 (the endpoint is ``Updating``: SageMaker refuses another ``UpdateEndpoint`` until it is
 ``InService``, https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_UpdateEndpoint.html).
-Then C, better than both, succeeds. Faulted (tests/faults.py), on the first attempt or on every
+Then C, better than both, succeeds. Faulted (tests/support/faults.py), on the first attempt or on every
 attempt (the event then ends in the alarmed on-failure queue):
 
 * C's promoter invocation, at each of its AWS calls;
 * the reconciler's run that decides the deferred C once the bake is over, killed or failing
   before or after each of its calls.
 
-Then what AWS does next: Lambda's retries, the bake ending (``tests.sagemaker_fake.settle``), the
+Then what AWS does next: Lambda's retries, the bake ending (``tests.support.sagemaker_fake.settle``), the
 reconciler's next runs. Every case ends with C served, the record naming C (and its artifact),
 exactly one ``ModelPromoted`` for A2 and one for C, in that order, and a quiet last reconciler run.
 """
@@ -21,10 +21,6 @@ import pytest
 from control_plane.handlers.promoter import handler
 from o2v_core.functions import RECONCILER
 
-from tests import sagemaker_fake
-from tests.aws_calls import attributed_to
-from tests.control_plane.cloud import HEALTHY
-from tests.faults import MODES, Injector, invoke_async, run_faulted
 from tests.promotion.support import DEPLOYMENT, Aws, succeeded
 from tests.promotion.test_promoter_faults import (
     Outcome,
@@ -35,6 +31,10 @@ from tests.promotion.test_promoter_faults import (
     settle_and_reconcile,
 )
 from tests.promotion.test_reconciler import decided, healthy_job, serve_first
+from tests.support import sagemaker_fake
+from tests.support.aws_calls import attributed_to
+from tests.support.cloud import HEALTHY
+from tests.support.faults import MODES, Injector, invoke_async, run_faulted
 
 SECOND = f"{DEPLOYMENT}--sts-a2"
 CANDIDATE = f"{DEPLOYMENT}--other-a1"

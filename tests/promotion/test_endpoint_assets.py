@@ -10,9 +10,9 @@ import pytest
 from control_plane.handlers.promoter import handler
 from o2v_core import served_assets
 
-from tests import sagemaker_fake
-from tests.lambda_context import lambda_context
 from tests.promotion.support import ENDPOINT, Aws, succeeded
+from tests.support import sagemaker_fake
+from tests.support.lambda_context import lambda_context
 from training.data import tokenizer as tokenizer_module
 from training.data import vocab as vocab_module
 from training.serving.endpoint_assets import EndpointAssetsError, endpoint_assets

@@ -18,10 +18,10 @@ from control_plane.handlers import finished_job_evaluator, promoter
 from o2v_core.events import SAGEMAKER_SOURCE, TRAINING_JOB_STATE_CHANGE, TRAINING_SUCCEEDED, VALIDATION_LOSS_DIVERGED
 from o2v_core.resource_names import TRAINING_JOB_LOG_GROUP
 
-from tests import sagemaker_fake
-from tests.control_plane.cloud import DIVERGING, epoch_lines, log_header
-from tests.lambda_context import lambda_context
 from tests.promotion.support import PARAMETER, Aws
+from tests.support import sagemaker_fake
+from tests.support.cloud import DIVERGING, epoch_lines, log_header
+from tests.support.lambda_context import lambda_context
 
 VALIDATION = "s3://demo-data/datasets/sts/validation/"
 # Healthy, but its best (0.1) is worse than the overfitted attempt 1's best epoch (0.095).

@@ -18,8 +18,6 @@ from o2v_core.naming import TAG_BEST_EPOCH_ARTIFACT
 from o2v_core.runtime_config import ConfigError
 from o2v_core.served_assets import TAG_VOCAB
 
-from tests import sagemaker_fake
-from tests.lambda_context import lambda_context
 from tests.promotion.promoting import only_event, promote, serve_first_model
 from tests.promotion.support import (
     ALARMS,
@@ -33,6 +31,8 @@ from tests.promotion.support import (
     Aws,
     succeeded,
 )
+from tests.support import sagemaker_fake
+from tests.support.lambda_context import lambda_context
 
 # ---------------------------------------------------------------------------------------------
 # First model, better, worse, equal

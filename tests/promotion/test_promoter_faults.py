@@ -2,9 +2,9 @@
 
 At every AWS call the promoter makes while it promotes a better candidate (SageMaker, SSM, the S3
 announcement ledger, EventBridge), the invocation is killed or fails, before the call or after
-AWS applied it (tests/faults.py); on the first attempt, or on every attempt (the event then ends
+AWS applied it (tests/support/faults.py); on the first attempt, or on every attempt (the event then ends
 in the on-failure queue, whose alarm fires). Then what AWS does next: Lambda's two retries, the
-endpoint settling (or rolling back, :func:`tests.sagemaker_fake.roll_back`), EventBridge
+endpoint settling (or rolling back, :func:`tests.support.sagemaker_fake.roll_back`), EventBridge
 delivering to the rules' targets, and the reconciler's runs. Every case must end with:
 
 * the best healthy model served: the endpoint InService on the better candidate's config (or,
@@ -31,13 +31,13 @@ from o2v_core.events import MODEL_PROMOTED, MODEL_ROLLED_BACK
 from o2v_core.function_settings import ReconcilerSettings
 from o2v_core.functions import RECONCILER
 
-from tests import sagemaker_fake
-from tests.aws_calls import attributed_to
-from tests.control_plane.cloud import HEALTHY
-from tests.faults import MODES, Injector, fault_points, invoke_async, run_faulted
 from tests.promotion.conftest import fresh_account
 from tests.promotion.support import CONFIG, DEPLOYMENT, ENDPOINT, Aws, succeeded
 from tests.promotion.test_reconciler import LATER, decided, serve_first, write_curve
+from tests.support import sagemaker_fake
+from tests.support.aws_calls import attributed_to
+from tests.support.cloud import HEALTHY
+from tests.support.faults import MODES, Injector, fault_points, invoke_async, run_faulted
 
 
 @dataclass
@@ -191,7 +191,7 @@ def test_a_fault_at_any_reconciler_call_after_a_rollback_still_corrects_the_reco
             problems.append("the last reconciler run still repaired something")
         return problems
 
-    # Every mode at every call (tests.faults.fault_points runs each distinct fault once): the
+    # Every mode at every call (tests.support.faults.fault_points runs each distinct fault once): the
     # reconciler's own guard catches ordinary errors, so those differ from kills.
     calls, failures = matrix(aws, lambda fault: rolled_back_world(aws, fault), check, MODES)
     assert calls >= 8, f"the reconciler made only {calls} AWS calls"

@@ -14,8 +14,6 @@ from control_plane.logic.promotion import serving_name
 from o2v_core.endpoint_deployment import data_capture_config
 from o2v_core.events import MODEL_PROMOTED, PROMOTION_SKIPPED
 
-from tests import sagemaker_fake
-from tests.lambda_context import lambda_context
 from tests.promotion.promoting import promote, serve_first_model
 from tests.promotion.support import (
     CAPTURE_URI,
@@ -28,6 +26,8 @@ from tests.promotion.support import (
     Aws,
     succeeded,
 )
+from tests.support import sagemaker_fake
+from tests.support.lambda_context import lambda_context
 
 # ---------------------------------------------------------------------------------------------
 # The live config's KMS key and data capture carried over

@@ -8,8 +8,8 @@ AWS behaviour applied here, with sources:
   ``retries`` below re-run the handler twice with the same event.
 * A blue/green update whose alarm trips during the bake rolls back to the old fleet
   (https://docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails-configuration.html):
-  :func:`tests.sagemaker_fake.roll_back`; one that succeeds becomes InService on the new
-  config: :func:`tests.sagemaker_fake.settle`.
+  :func:`tests.support.sagemaker_fake.roll_back`; one that succeeds becomes InService on the new
+  config: :func:`tests.support.sagemaker_fake.settle`.
 * A crash is a ``BaseException`` raised from a botocore ``before-call``/``after-call`` hook
   (https://boto3.amazonaws.com/v1/documentation/api/latest/guide/events.html), so no
   ``except Exception`` in our code runs, as when Lambda kills an invocation (timeout, memory).
@@ -31,12 +31,12 @@ from o2v_core.functions import RECONCILER
 from o2v_core.naming import Lineage, job_name, tag_list
 from o2v_core.resource_names import TRAINING_OUTPUT_PREFIX
 
-from tests import sagemaker_fake
-from tests.aws_calls import attributed_to
-from tests.control_plane.cloud import HEALTHY, epoch_lines, log_header
-from tests.faults import Killed, killed
-from tests.lambda_context import lambda_context
 from tests.promotion.support import CONFIG, DEPLOYMENT, IMAGE, Aws, succeeded
+from tests.support import sagemaker_fake
+from tests.support.aws_calls import attributed_to
+from tests.support.cloud import HEALTHY, epoch_lines, log_header
+from tests.support.faults import Killed, killed
+from tests.support.lambda_context import lambda_context
 
 LATER = datetime.now(UTC) + timedelta(hours=1)  # past the reconciler's grace period
 

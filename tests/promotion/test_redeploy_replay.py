@@ -40,11 +40,11 @@ from o2v_core.resource_names import serving_stack_name
 from o2v_core.settings import read_cdk_context
 
 from stacks.app_builder import CDK_JSON, build_app
-from tests import sagemaker_fake
-from tests.aws_calls import attributed_to
 from tests.promotion.promoting import promote, serve_first_model
 from tests.promotion.support import DEPLOYMENT, ENDPOINT, Aws
 from tests.stacks.conftest import no_network
+from tests.support import sagemaker_fake
+from tests.support.aws_calls import attributed_to
 
 CHANGED_SERVING = {"instance_type": "ml.c5.xlarge", "min_capacity": 2, "max_capacity": 4,
                    "target_invocations_per_instance": 70}  # fmt: skip

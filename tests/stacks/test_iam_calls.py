@@ -1,6 +1,6 @@
 """IAM sufficiency and minimality, from the calls the handlers really made (issue 10).
 
-``tests/aws_calls.py`` records every AWS call each Lambda function's handler makes while the
+``tests/support/aws_calls.py`` records every AWS call each Lambda function's handler makes while the
 suite runs its flows (control-plane, promotion and local-mode tests). For every recorded call,
 the function's synthesized role policy must allow the action on every resource type the Service
 Authorization Reference marks as required for it, resolved to that call's ARNs. Every action a
@@ -32,9 +32,9 @@ from o2v_core import s3_layout
 from o2v_core.functions import FUNCTIONS
 from o2v_core.naming import job_prefix
 
-from tests.aws_calls import Call, recorded
 from tests.stacks.conftest import Synthesized
 from tests.stacks.iam_helpers import as_list
+from tests.support.aws_calls import Call, recorded
 
 PARTITION, REGION, ACCOUNT = "aws", "us-east-1", "123456789012"  # what the tests' moto and local API answer
 UNKNOWN = "\x00"  # a template value known only at deploy time; matches anything

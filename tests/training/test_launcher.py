@@ -1,6 +1,6 @@
 """o2v launch: stack outputs, dataset manifest, lineage name and tags, SDK v3 request.
 
-SageMaker is the tests' one SageMaker stand-in (``tests/sagemaker_fake.py``: the local SageMaker
+SageMaker is the tests' one SageMaker stand-in (``tests/support/sagemaker_fake.py``: the local SageMaker
 API, which checks every request against the whole botocore contract and reference section 10a, as
 AWS does); CloudFormation, IAM and S3 are moto's in-process mock.
 """
@@ -20,7 +20,7 @@ from o2v_core.naming import TAG_BEST_EPOCH_ARTIFACT, Lineage, job_name
 from o2v_core.resource_names import data_stack_name, training_stack_name
 from sagemaker.core import image_uris
 
-from tests import sagemaker_fake
+from tests.support import sagemaker_fake
 from training.cli import main
 from training.data.upload import upload_dataset
 from training.launcher.launch import LaunchError, build_request, plan_launch, submit

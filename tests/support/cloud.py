@@ -1,5 +1,5 @@
 """The fake cloud the control-plane tests run against, over HTTP: the SageMaker fake
-(tests/sagemaker_fake.py) and a moto server for the other services, set up the way the training
+(tests/support/sagemaker_fake.py) and a moto server for the other services, set up the way the training
 stack sets up AWS (project bus, the rules from ``o2v_core.events.rules()``, one SQS
 queue standing in for each rule's target), plus realistic Object2Vec training jobs and logs."""
 
@@ -38,8 +38,7 @@ from local_aws.sagemaker.job_requests import KMS_KEY as KMS_KEY
 from local_aws.sagemaker.job_requests import PATIENT as PATIENT
 from local_aws.sagemaker.job_requests import ROLE as ROLE
 from local_aws.sagemaker.job_requests import job_request as job_request
-from tests import sagemaker_fake
-from tests.control_plane import moto_ext
+from tests.support import moto_ext, sagemaker_fake
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient

@@ -1,7 +1,7 @@
 """A scripted EventBridge fault on the moto server: the one patch of moto the tests still need.
 
 SageMaker is not moto's here: the tests' one SageMaker stand-in is the local SageMaker API
-(``tests/sagemaker_fake.py``). moto serves the other services, and this adds one fault it cannot
+(``tests/support/sagemaker_fake.py``). moto serves the other services, and this adds one fault it cannot
 produce by itself: :data:`FAULTS` ``put_events_failures`` makes the next PutEvents calls answer
 every entry failed (``FailedEntryCount`` > 0, each entry with an ``ErrorCode``), which PutEvents
 does without raising ("The PutEvents response ... includes ... FailedEntryCount ... If any entries

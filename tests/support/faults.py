@@ -25,7 +25,7 @@ from typing import Any
 
 from control_plane.aws import clients
 
-from tests.lambda_context import lambda_context
+from tests.support.lambda_context import lambda_context
 
 MODES = ("kill-before", "kill-after", "error-before", "error-after")
 KILLS = ("kill-before", "kill-after")
