@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import secrets
 import shutil
 import signal
 import tempfile
@@ -42,6 +43,13 @@ def terminate_as_exception() -> None:
     """From now on SIGTERM raises :class:`Terminated` (main thread only; elsewhere a no-op)."""
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _raise_terminated)
+
+
+def _staging_path(target: Path, kind: str) -> Path:
+    """A fresh hidden name beside ``target``, chosen before anything is created under it: a signal
+    that interrupts the creation can then never leave something the clean-up does not know about
+    (tempfile.mkdtemp/mkstemp return the name only after creating it)."""
+    return target.parent / f".{target.name}.{kind}-pid{os.getpid()}-{secrets.token_hex(6)}"
 
 
 def _alive(pid: int) -> bool:
@@ -83,9 +91,10 @@ def atomic_directory(target: Path, *, overwrite: bool = False) -> Iterator[Path]
         raise FileExistsError(f"{target} already exists; pass --force to replace it")
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(target)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-pid{os.getpid()}-", dir=target.parent))
-    staging.chmod(0o777 & ~_umask())
+    staging = _staging_path(target, "tmp")
     try:
+        staging.mkdir(mode=0o700)  # FileExistsError on the (2^-48) chance of a clash: nothing is lost
+        staging.chmod(0o777 & ~_umask())
         yield staging
         _fsync_tree(staging)
         if target.exists():
@@ -105,11 +114,10 @@ def atomic_directory(target: Path, *, overwrite: bool = False) -> Iterator[Path]
 def atomic_file(target: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; on success it is renamed to ``target``."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(prefix=f".{target.name}.tmp-", dir=target.parent)
-    os.close(handle)
-    staging = Path(name)
-    staging.chmod(0o666 & ~_umask())
+    staging = _staging_path(target, "tmp")
     try:
+        os.close(os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        staging.chmod(0o666 & ~_umask())
         yield staging
         with staging.open("rb") as written:
             os.fsync(written.fileno())
