@@ -44,7 +44,7 @@ from o2v_core import aws_quotas
 from o2v_core.detector import DetectorConfig
 from o2v_core.functions import DIVERGENCE_MONITOR, METRIC_LINE_JUDGE
 from o2v_core.log_subscription import DATA_MESSAGE, LogBatch, LogEvent
-from o2v_core.resource_names import TRAINING_JOB_LOG_GROUP
+from o2v_core.resource_names import TRAINING_JOB_LOG_GROUP, event_bus_name
 
 if TYPE_CHECKING:
     from local_aws.sagemaker.scripted import ScriptedSageMaker
@@ -59,7 +59,7 @@ ROOM = 0.5  # "room to spare": at most half of a documented quota
 DELAY_TARGET_S = 30.0
 NEAR_TIMEOUT = 0.5  # "near its timeout": more than half of it
 DEPLOYMENT = "bench"
-BUS = "bench-control-plane"
+BUS = event_bus_name(DEPLOYMENT)
 
 
 class _Killed(BaseException):
@@ -155,13 +155,15 @@ class World:
     """n simulated jobs in moto, their epoch lines written as the virtual clock passes them."""
 
     def __init__(self, jobs: int, clock: Clock, sagemaker: ScriptedSageMaker) -> None:
-        from local_aws.curve_table import ensure_curve_table
+        from local_aws.deployment import wire_control_plane
         from local_aws.sagemaker.job_requests import PATIENT, job_request
 
         self.sm = boto3.client("sagemaker")
         self.logs = boto3.client("logs")  # the bench's own clients: not counted
-        boto3.client("events").create_event_bus(Name=BUS)
-        ensure_curve_table(boto3.client("dynamodb"), DEPLOYMENT)
+        # The curve store and the bus as local mode's deployment makes them; no rule: the bench invokes
+        # the handlers itself, on its clock.
+        wire_control_plane(boto3.client("events"), boto3.client("sqs"), boto3.client("dynamodb"), DEPLOYMENT, BUS,
+                           targets=())
         self.logs.create_log_group(logGroupName=TRAINING_JOB_LOG_GROUP)
         self.names: list[str] = []
         self.lines: list[Line] = []

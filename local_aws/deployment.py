@@ -9,8 +9,9 @@ curve store table, and the control plane's settings through the stacks' own buil
 from __future__ import annotations
 
 import json
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from o2v_core import resource_names
 from o2v_core.function_settings import deployment_config
@@ -18,6 +19,18 @@ from o2v_core.runtime_config import ControlPlaneConfig
 from o2v_core.settings import Settings
 
 from local_aws.curve_table import ensure_curve_table
+from local_aws.events.rules import RuleRoute, wire_rules
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sns import SNSClient
+    from mypy_boto3_sqs import SQSClient
+
+# SageMaker assumes the training and model roles (the stacks' trust policy).
+_SAGEMAKER_TRUST = json.dumps({"Version": "2012-10-17", "Statement": [{
+    "Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
 
 
 @dataclass(frozen=True)
@@ -64,22 +77,46 @@ class LocalDeployment:
     model_role_arn: str
 
 
-def deploy(session: Any, settings: Settings, names: LocalNames, image_uri: str) -> LocalDeployment:
-    """Create the buckets, the training and model roles, the SNS topic and the curve store table in
-    the local services, and the control plane's settings, as the stacks would (the rules come with
-    the event pump). ``image_uri``: the training image the stacks' settings name."""
-    s3, iam, sns = session.client("s3"), session.client("iam"), session.client("sns")
-    deployment = settings.deployment
-    for bucket in (names.dataset_bucket, names.artifact_bucket):
+def create_buckets(s3: S3Client, buckets: Iterable[str]) -> None:
+    """The data stack's buckets (datasets, artifacts: also the announcement ledger's)."""
+    for bucket in buckets:
         s3.create_bucket(Bucket=bucket)
-    trust = json.dumps({"Version": "2012-10-17", "Statement": [{
-        "Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+
+
+def create_roles(iam: Any, deployment: str) -> tuple[str, str]:  # Any: no IAM stubs in the venv
+    """The training stack's training role and the serving stack's model role; their ARNs."""
     training_role, model_role = (
-        iam.create_role(RoleName=f"{deployment}-{kind}", AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+        iam.create_role(RoleName=f"{deployment}-{kind}", AssumeRolePolicyDocument=_SAGEMAKER_TRUST)["Role"]["Arn"]
         for kind in ("training", "model")
     )
-    topic = sns.create_topic(Name=names.topic)["TopicArn"]
-    ensure_curve_table(session.client("dynamodb"), deployment)  # the metric-line judge's curve store
+    return training_role, model_role
+
+
+def create_topic(sns: SNSClient, name: str) -> str:
+    """The training stack's notification topic (operators subscribe to it); its ARN."""
+    return sns.create_topic(Name=name)["TopicArn"]
+
+
+def wire_control_plane(
+    events: EventBridgeClient, sqs: SQSClient, dynamodb: DynamoDBClient, deployment: str, event_bus_name: str,
+    targets: Collection[str] | None = None,
+) -> list[RuleRoute]:
+    """The training stack's control plane on the local services: the metric-line judge's curve store
+    table, the project bus and the rules of ``o2v_core.events.rules()`` (those whose target is in
+    ``targets``, where given: a caller that invokes the handlers itself wires none), each delivering
+    to a queue of its own; the routes, in ``rules()`` order."""
+    ensure_curve_table(dynamodb, deployment)
+    return wire_rules(events, sqs, deployment, event_bus_name, targets)
+
+
+def deploy(session: Any, settings: Settings, names: LocalNames, image_uri: str) -> LocalDeployment:
+    """Create the buckets, the training and model roles and the SNS topic in the local services, and
+    the control plane's settings, as the stacks would (the curve store table, bus and rules come with
+    the event pump, through :func:`wire_control_plane`). ``image_uri``: the training image the
+    stacks' settings name."""
+    create_buckets(session.client("s3"), (names.dataset_bucket, names.artifact_bucket))
+    training_role, model_role = create_roles(session.client("iam"), settings.deployment)
+    topic = create_topic(session.client("sns"), names.topic)
     # The same builder as the stacks': what comes from cdk.json is derived there, once.
     config = deployment_config(
         settings,

@@ -5,7 +5,8 @@ Set-up (:meth:`EventPump.setup`), on the local moto EventBridge:
 * the project bus (``ControlPlaneConfig.event_bus_name``) next to the default bus;
 * one rule per :class:`o2v_core.events.RuleSpec` of ``rules(deployment)``, on the bus and with
   the pattern the CDK stacks deploy, each delivering to an SQS queue
-  (:func:`local_aws.events.rules.wire_rules`, the wiring the tests use too);
+  (:func:`local_aws.deployment.wire_control_plane`, the wiring the tests and the bench use too,
+  which also creates the metric-line judge's curve store table);
 * one dead-letter queue.
 
 Running (:meth:`EventPump.start`): one thread per rule long-polls its queue. A message for a
@@ -46,8 +47,8 @@ from o2v_core.runtime_config import ControlPlaneConfig
 
 from local_aws.awslambda.runtime import LambdaFunction, function_name
 from local_aws.clients import Clients
-from local_aws.curve_table import ensure_curve_table
-from local_aws.events.rules import RuleRoute, wire_rules
+from local_aws.deployment import wire_control_plane
+from local_aws.events.rules import RuleRoute
 from local_aws.logs.subscription import SubscriptionReader
 
 if TYPE_CHECKING:
@@ -154,7 +155,9 @@ class EventPump:
         config = self.config
         deployment = config.deployment
         self.dlq_url = self.sqs.create_queue(QueueName=f"{deployment}-local-dead-letters")["QueueUrl"]
-        for route in wire_rules(self.events, self.sqs, deployment, config.event_bus_name):
+        # The judge's curve store, the bus and the rules, as the stack has them.
+        for route in wire_control_plane(self.events, self.sqs, boto3.client("dynamodb"), deployment,
+                                        config.event_bus_name):
             if route.spec.target == ANNOUNCEMENT_WITNESS:
                 # Not delivered to a function: the reconciler reads this queue itself, as in AWS.
                 self.config = replace(self.config, announcement_witness_queue_url=route.queue_url)
@@ -164,7 +167,6 @@ class EventPump:
         for scheduled in SCHEDULED_FUNCTIONS:
             self.events.put_rule(Name=self._schedule_rule_name(scheduled), ScheduleExpression=str(scheduled.schedule),
                                  State="ENABLED", Description=scheduled.description)
-        ensure_curve_table(boto3.client("dynamodb"), deployment)  # the judge's curve store, as the stack has it
         for subscribed in SUBSCRIBED_FUNCTIONS:
             reader = SubscriptionReader(subscribed, deployment, self.clients.logs, self.clients.account)
             reader.ensure_log_group()

@@ -19,8 +19,9 @@ callers (the control-plane handlers, the launcher, ``o2v embed``) need no local 
   refused up front, not run differently. DescribeTrainingJob echoes the request's members.
 * ``sagemaker-runtime`` (REST-JSON, ``POST /endpoints/<name>/invocations``): InvokeEndpoint.
 
-Training jobs are in :mod:`local_aws.sagemaker.training_jobs`, endpoints in
-:mod:`local_aws.sagemaker.endpoints`. Every call is appended to ``api-calls.jsonl`` in the state
+Training jobs are in :mod:`local_aws.sagemaker.training_jobs` (and ``training_job_record``),
+endpoints in :mod:`local_aws.sagemaker.endpoints`, the HTTP side of both protocols in
+:mod:`local_aws.sagemaker.wire`. Every call is appended to ``api-calls.jsonl`` in the state
 directory (operation, resource, time, the caller's user agent), a local stand-in for CloudTrail.
 
 Run as ``python -m local_aws.sagemaker.api --state-dir DIR --ready-file PATH``, with
@@ -33,18 +34,16 @@ import argparse
 import contextlib
 import json
 import os
-import re
 import signal
 import sys
 import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType
 from typing import Any
-from urllib.parse import unquote
 
 import boto3
 import botocore.session
@@ -53,16 +52,12 @@ from o2v_core.resource_names import TRAINING_JOB_LOG_GROUP
 from local_aws import procs
 from local_aws.clients import ApiError, Clients, page, tags_dict
 from local_aws.sagemaker.contract import ContractViolation, check_request
-from local_aws.sagemaker.endpoints import EndpointManager, server_command
-from local_aws.sagemaker.training_jobs import (
-    JobRunner,
-    Runner,
-    TrainingJob,
-    state_change_entry,
-    trainer_command,
-)
+from local_aws.sagemaker.endpoints import EndpointManager
+from local_aws.sagemaker.inference_servers import server_command
+from local_aws.sagemaker.training_job_record import TrainingJob, state_change_entry
+from local_aws.sagemaker.training_jobs import JobRunner, Runner, trainer_command
+from local_aws.sagemaker.wire import make_handler
 
-INVOCATIONS = re.compile(r"^/endpoints/([^/]+)/invocations$")
 # A runner factory: (the job, the API's lock, the state-change callback) -> the job's runner.
 RunnerFactory = Callable[[TrainingJob, threading.Lock, Callable[[TrainingJob], None]], Runner]
 # A call listener: (operation, request, the error it answered or None), after every known operation.
@@ -335,74 +330,6 @@ def _timestamp(value: Any) -> float:
     if isinstance(value, (int, float)):
         return float(value)
     return datetime.fromisoformat(str(value)).timestamp()
-
-
-def make_handler(api: LocalSageMaker) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        server_version = "LocalSageMaker/1"
-        disable_nagle_algorithm = procs.NO_NAGLE  # headers and body in two writes: no 40 ms wait
-
-        def log_message(self, format: str, *args: Any) -> None:  # quiet: the audit log records calls
-            return
-
-        def _body(self) -> bytes:
-            length = int(self.headers.get("Content-Length") or 0)
-            return self.rfile.read(length) if length else b""
-
-        def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
-            self.send_response(status)
-            for key, value in headers.items():
-                self.send_header(key, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("x-amzn-RequestId", os.urandom(16).hex())
-            self.end_headers()
-            self.wfile.write(body)
-
-        def _error(self, error: ApiError, *, json_type: str) -> None:
-            body = json.dumps({"__type": error.code, "message": error.message, "Message": error.message,
-                               **error.fields})
-            self._send(error.status, body.encode(), {"Content-Type": json_type, "x-amzn-ErrorType": error.code})
-
-        def do_GET(self) -> None:
-            if self.path == "/ping":
-                self._send(200, b"{}", {"Content-Type": "application/json"})
-            else:
-                self._error(ApiError("UnknownOperationException", f"GET {self.path}", 404),
-                            json_type="application/json")
-
-        def do_POST(self) -> None:
-            body = self._body()
-            match = INVOCATIONS.match(self.path.split("?", 1)[0])
-            if match:
-                try:
-                    api.audit("InvokeEndpoint", {"EndpointName": unquote(match.group(1))},
-                              self.headers.get("User-Agent", ""), None)
-                    status, payload, headers = api.endpoints.invoke(
-                        unquote(match.group(1)), body, self.headers.get("Content-Type"), self.headers.get("Accept"))
-                    self._send(status, payload, headers)
-                except ApiError as error:
-                    self._error(error, json_type="application/json")
-                return
-            target = self.headers.get("X-Amz-Target", "")
-            json_type = "application/x-amz-json-1.1"
-            if not target.startswith("SageMaker."):
-                self._error(ApiError("UnknownOperationException", f"no X-Amz-Target SageMaker.* in POST {self.path}"),
-                            json_type=json_type)
-                return
-            try:
-                params = json.loads(body or b"{}")
-                result = api.call(target.split(".", 1)[1], params, self.headers.get("User-Agent", ""))
-                self._send(200, json.dumps(result).encode(), {"Content-Type": json_type})
-            except ApiError as error:
-                self._error(error, json_type=json_type)
-            except json.JSONDecodeError as decode_error:
-                self._error(ApiError("SerializationException", str(decode_error)), json_type=json_type)
-            except Exception as unexpected:  # a bug here must reach the caller, not vanish
-                self._error(ApiError("InternalFailure", f"{type(unexpected).__name__}: {unexpected}", 500),
-                            json_type=json_type)
-
-    return Handler
 
 
 def make_clients() -> Clients:

@@ -13,19 +13,17 @@ decides, so ``o2v serve`` and local mode agree), refuses a body over 6 MiB (boto
 models. A container error becomes ``ModelError`` (424) with ``OriginalStatusCode``,
 ``OriginalMessage`` and ``LogStreamArn`` (the members of botocore's sagemaker-runtime
 ``ModelError`` shape). Server output goes to the local Logs group
-``/aws/sagemaker/Endpoints/<endpoint>``.
+``/aws/sagemaker/Endpoints/<endpoint>``. The server processes themselves are
+:mod:`local_aws.sagemaker.inference_servers`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import os
 import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,37 +32,7 @@ from o2v_core.aws_quotas import INVOKE_ENDPOINT_MAX_BODY_BYTES
 
 from local_aws import procs
 from local_aws.clients import ApiError, Clients, LogForwarder, page, split_s3_uri
-
-ServerCommand = Callable[[Path, int], list[str]]
-
-
-def server_command(threads: int) -> ServerCommand:
-    """The local inference server, as SageMaker starts the serving container, on ``threads`` threads."""
-
-    def command(model: Path, port: int) -> list[str]:
-        return [sys.executable, "-u", "-m", "training.serving", "--model", str(model), "--port", str(port),
-                "--threads", str(threads)]
-
-    return command
-
-
-@dataclass
-class Server:
-    """One running inference server (one production variant of one endpoint config)."""
-
-    process: subprocess.Popen[bytes]
-    port: int
-    config_name: str
-    forwarder: LogForwarder
-    reader: threading.Thread
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def stop(self) -> None:
-        procs.stop_process(self.process, grace_seconds=10)
-        self.reader.join(timeout=5)
-        self.forwarder.close()
+from local_aws.sagemaker.inference_servers import Server, ServerCommand, ping, pump_output
 
 
 @dataclass
@@ -367,7 +335,7 @@ class EndpointManager:
         variant_name = variant.get("VariantName", "AllTraffic")
         forwarder = LogForwarder(self.clients, f"/aws/sagemaker/Endpoints/{endpoint.name}",
                                  f"{variant_name}/i-local{number:04d}")
-        reader = threading.Thread(target=_pump_output, args=(process, forwarder, directory / "server.log"),
+        reader = threading.Thread(target=pump_output, args=(process, forwarder, directory / "server.log"),
                                   daemon=True)
         reader.start()
         server = Server(process, port, config_name, forwarder, reader)
@@ -379,7 +347,7 @@ class EndpointManager:
                                f"the inference server exited with status {process.returncode} before "
                                f"answering /ping; see {directory / 'server.log'}:\n"
                                + procs.tail(directory / "server.log", 10))
-            if _ping(port):
+            if ping(port):
                 return server, variant, str(container.get("Image", ""))
             time.sleep(0.2)
         server.stop()
@@ -438,25 +406,3 @@ class EndpointManager:
                 endpoint.status = "OutOfService"
         for server in servers:
             server.stop()
-
-
-def _ping(port: int) -> bool:
-    connection = http.client.HTTPConnection(procs.LOOPBACK, port, timeout=2)
-    try:
-        connection.request("GET", "/ping")
-        return connection.getresponse().status == 200
-    except OSError:
-        return False
-    finally:
-        connection.close()
-
-
-def _pump_output(process: subprocess.Popen[bytes], forwarder: LogForwarder, log_path: Path) -> None:
-    assert process.stdout is not None
-    with log_path.open("ab") as log:
-        for raw in process.stdout:
-            log.write(raw)
-            log.flush()
-            forwarder.add(raw.decode("utf-8", errors="replace").rstrip("\n"))
-    with contextlib.suppress(Exception):
-        forwarder.flush()

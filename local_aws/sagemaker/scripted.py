@@ -47,8 +47,9 @@ import boto3
 
 from local_aws import procs
 from local_aws.clients import ApiError, Clients
-from local_aws.sagemaker.api import LocalSageMaker, make_handler
-from local_aws.sagemaker.training_jobs import TrainingJob
+from local_aws.sagemaker.api import LocalSageMaker
+from local_aws.sagemaker.training_job_record import TrainingJob
+from local_aws.sagemaker.wire import make_handler
 
 ACCOUNT = "123456789012"  # what moto's STS answers, so the scripted API's ARNs are moto's account
 REGION = "us-east-1"

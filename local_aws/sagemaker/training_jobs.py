@@ -16,7 +16,8 @@ A job follows SageMaker's lifecycle and container contract:
 
 Every status or secondary-status change is put on the local default event bus as a
 "SageMaker Training Job State Change" event with source ``aws.sagemaker``, in the documented
-shape (times as epoch-millisecond strings, tags as a map).
+shape (times as epoch-millisecond strings, tags as a map). The job as SageMaker describes it
+(:class:`TrainingJob`, the event's entry) is :mod:`local_aws.sagemaker.training_job_record`.
 """
 
 from __future__ import annotations
@@ -31,131 +32,25 @@ import tarfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-from o2v_core.events import SAGEMAKER_SOURCE, TRAINING_JOB_STATE_CHANGE
 from o2v_core.metric_lines import parse_line
 from o2v_core.resource_names import TRAINING_JOB_LOG_GROUP, TRAINING_JOB_METRICS_NAMESPACE
 
 from local_aws import procs
 from local_aws.clients import ApiError, Clients, LogForwarder, split_s3_uri
 from local_aws.sagemaker.contract import described_algorithm_specification
-
-if TYPE_CHECKING:
-    pass
+from local_aws.sagemaker.training_job_record import TrainingJob
 
 HOST = "algo-1"
-
-
-def epoch_ms(value: float | None) -> str | None:
-    return None if value is None else str(int(value * 1000))
 
 
 @dataclass
 class MetricDefinition:
     name: str
     regex: re.Pattern[str]
-
-
-@dataclass
-class TrainingJob:
-    """One training job: its SageMaker description and the runner that drives it."""
-
-    request: dict[str, Any]
-    arn: str
-    root: Path
-    created: float = field(default_factory=time.time)
-    status: str = "InProgress"
-    secondary: str = "Starting"
-    failure_reason: str | None = None
-    started: float | None = None
-    ended: float | None = None
-    modified: float = field(default_factory=time.time)
-    transitions: list[dict[str, Any]] = field(default_factory=list)
-    final_metrics: dict[str, tuple[float, float]] = field(default_factory=dict)
-    model_artifact: str | None = None
-    stop_requested: threading.Event = field(default_factory=threading.Event)
-    stop_reason: str = "Stopped"
-    process: subprocess.Popen[bytes] | None = None
-    tags: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def name(self) -> str:
-        name: str = self.request["TrainingJobName"]
-        return name
-
-    def describe(self) -> dict[str, Any]:
-        req = self.request
-        out: dict[str, Any] = {
-            "TrainingJobName": self.name,
-            "TrainingJobArn": self.arn,
-            "TrainingJobStatus": self.status,
-            "SecondaryStatus": self.secondary,
-            "HyperParameters": dict(req.get("HyperParameters", {})),
-            "AlgorithmSpecification": described_algorithm_specification(req.get("AlgorithmSpecification", {})),
-            "RoleArn": req["RoleArn"],
-            "InputDataConfig": list(req.get("InputDataConfig", [])),
-            "OutputDataConfig": dict(req["OutputDataConfig"]),
-            "ResourceConfig": dict(req.get("ResourceConfig", {})),
-            "StoppingCondition": dict(req.get("StoppingCondition", {"MaxRuntimeInSeconds": 86400})),
-            "CreationTime": self.created,
-            "LastModifiedTime": self.modified,
-            "SecondaryStatusTransitions": [dict(item) for item in self.transitions],
-            "FinalMetricDataList": [
-                {"MetricName": name, "Value": value, "Timestamp": stamp}
-                for name, (value, stamp) in sorted(self.final_metrics.items())
-            ],
-            "EnableNetworkIsolation": bool(req.get("EnableNetworkIsolation", False)),
-            "EnableInterContainerTrafficEncryption": bool(req.get("EnableInterContainerTrafficEncryption", False)),
-            "EnableManagedSpotTraining": bool(req.get("EnableManagedSpotTraining", False)),
-        }
-        for key in ("VpcConfig", "CheckpointConfig", "Environment", "RetryStrategy", "ExperimentConfig"):
-            if key in req:
-                out[key] = req[key]
-        if self.model_artifact:
-            out["ModelArtifacts"] = {"S3ModelArtifacts": self.model_artifact}
-        if self.failure_reason:
-            out["FailureReason"] = self.failure_reason
-        if self.started is not None:
-            out["TrainingStartTime"] = self.started
-        if self.ended is not None:
-            out["TrainingEndTime"] = self.ended
-            seconds = max(1, int(self.ended - (self.started or self.created)))
-            out["TrainingTimeInSeconds"] = seconds
-            out["BillableTimeInSeconds"] = seconds
-        return out
-
-    def summary(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "TrainingJobName": self.name,
-            "TrainingJobArn": self.arn,
-            "CreationTime": self.created,
-            "LastModifiedTime": self.modified,
-            "TrainingJobStatus": self.status,
-            "SecondaryStatus": self.secondary,
-        }
-        if self.ended is not None:
-            out["TrainingEndTime"] = self.ended
-        return out
-
-    def event_detail(self) -> dict[str, Any]:
-        """The ``detail`` of SageMaker's state-change event (reference section 8a)."""
-        detail = self.describe()
-        for key in ("CreationTime", "TrainingStartTime", "TrainingEndTime", "LastModifiedTime"):
-            if key in detail:
-                detail[key] = epoch_ms(detail[key])
-        detail["SecondaryStatusTransitions"] = [
-            {key: (epoch_ms(value) if key.endswith("Time") else value) for key, value in item.items()}
-            for item in self.transitions
-        ]
-        detail["FinalMetricDataList"] = [
-            {**item, "Timestamp": epoch_ms(item["Timestamp"])} for item in detail["FinalMetricDataList"]
-        ]
-        detail.setdefault("VpcConfig", {})
-        detail["Tags"] = dict(self.tags)
-        return detail
 
 
 TrainerCommand = Callable[[Path], list[str]]
@@ -440,13 +335,3 @@ class JobRunner:
         if not text.startswith(("AlgorithmError", "ClientError")):
             text = f"AlgorithmError: {text}"
         return text[:1024]
-
-
-def state_change_entry(job: TrainingJob, region: str) -> dict[str, Any]:
-    """The ``PutEvents`` entry SageMaker would send for ``job``'s current state."""
-    return {
-        "Source": SAGEMAKER_SOURCE,
-        "DetailType": TRAINING_JOB_STATE_CHANGE,
-        "Detail": json.dumps(job.event_detail()),
-        "Resources": [job.arn],
-    }

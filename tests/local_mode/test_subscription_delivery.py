@@ -26,6 +26,7 @@ from o2v_core.log_subscription import DATA_MESSAGE, decode
 from o2v_core.resource_names import TRAINING_JOB_LOG_GROUP, job_curve_table_name
 
 from local_aws.clients import Clients
+from local_aws.deployment import create_topic
 from local_aws.events.pump import SCHEDULE, SUBSCRIPTION, Delivery, EventPump
 from local_aws.logs.subscription import SubscriptionReader
 from tests.control_plane.conftest import cloud  # noqa: F401  (the fakes' fixture; moto_endpoint is in tests/conftest.py)
@@ -39,7 +40,7 @@ pytestmark = pytest.mark.timeout(180)
 def pump(cloud: Cloud, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[EventPump]:  # noqa: F811
     config = cloud.use_config(monkeypatch, finish_diverged_within_epochs=1)  # PATIENT jobs: 2 epochs left > 1
     sns = boto3.client("sns")
-    sns.create_topic(Name=config.notification_topic_arn.rsplit(":", 1)[1])
+    create_topic(sns, config.notification_topic_arn.rsplit(":", 1)[1])  # the pump wires the rest
     clients = Clients(s3=boto3.client("s3"), logs=boto3.client("logs"), cloudwatch=boto3.client("cloudwatch"),
                       events=cloud.events, account=sagemaker_fake.ACCOUNT, region=sagemaker_fake.REGION)
     env = {key: value for key, value in os.environ.items() if not key.startswith("O2V_")}

@@ -8,9 +8,10 @@ import os
 
 import pytest
 import requests
-from o2v_core.events import ANNOUNCEMENT_WITNESS, SOURCE, rules
+from o2v_core.events import ANNOUNCEMENT_WITNESS, SOURCE
 
-from tests.promotion.support import BUS, CONFIG, DEPLOYMENT, WITNESS_QUEUE, Aws, client_of
+from local_aws.deployment import create_buckets, wire_control_plane
+from tests.promotion.support import BUS, CONFIG, DEPLOYMENT, Aws, client_of
 from tests.support import sagemaker_fake as fake
 
 
@@ -33,22 +34,18 @@ def aws(moto_endpoint: str, sagemaker_fake: str, monkeypatch: pytest.MonkeyPatch
 
 
 def fresh_account(moto_url: str, sagemaker_url: str) -> Aws:
-    """An empty account again: the SageMaker fake reset; the bus, the capture and witness rules and
-    the artifact bucket on moto."""
+    """An empty account again: the SageMaker fake reset; on moto, the artifact bucket, the curve store,
+    the bus and the witness rule as local mode's deployment makes them (local_aws.deployment: the
+    promoter's own rule is not wired, the tests invoke it), and the tests' capture rule."""
     requests.post(f"{moto_url}/moto-api/reset", timeout=10).raise_for_status()
     fake.reset()
     client, sqs = client_of("events", moto_url), client_of("sqs", moto_url)
-    client.create_event_bus(Name=BUS)
-    s3 = client_of("s3", moto_url)
-    s3.create_bucket(Bucket=CONFIG.artifact_bucket)  # the data stack's; the announcement ledger's too
+    create_buckets(client_of("s3", moto_url), [CONFIG.artifact_bucket])  # the announcement ledger's too
+    (witness,) = wire_control_plane(client, sqs, client_of("dynamodb", moto_url), DEPLOYMENT, BUS,
+                                    targets={ANNOUNCEMENT_WITNESS})
+    assert witness.queue_url.endswith(CONFIG.announcement_witness_queue_url.rsplit("/", 1)[1]), witness.queue_url
     queue_url = sqs.create_queue(QueueName="promotion-events")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     client.put_rule(Name="capture", EventBusName=BUS, EventPattern=json.dumps({"source": [SOURCE]}))
     client.put_targets(Rule="capture", EventBusName=BUS, Targets=[{"Id": "queue", "Arn": queue_arn}])
-    # The WitnessAnnouncements rule, as deployed (o2v_core.events.rules()), into its queue.
-    witness = next(spec for spec in rules(DEPLOYMENT) if spec.target == ANNOUNCEMENT_WITNESS)
-    witness_url = sqs.create_queue(QueueName=WITNESS_QUEUE)["QueueUrl"]
-    witness_arn = sqs.get_queue_attributes(QueueUrl=witness_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    client.put_rule(Name=witness.rule_id, EventBusName=BUS, EventPattern=json.dumps(witness.pattern))
-    client.put_targets(Rule=witness.rule_id, EventBusName=BUS, Targets=[{"Id": "witness", "Arn": witness_arn}])
     return Aws(url=moto_url, sagemaker_url=sagemaker_url, log=fake.SERVING_LOG, queue_url=queue_url)

@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 import boto3
-from o2v_core.events import SOURCE, TRAINING_SUCCEEDED, TrainingSucceeded, to_detail
+from o2v_core.events import ANNOUNCEMENT_WITNESS, SOURCE, TRAINING_SUCCEEDED, TrainingSucceeded, rules, to_detail
 from o2v_core.naming import Lineage, job_name, tag_list
-from o2v_core.resource_names import TRAINING_OUTPUT_PREFIX
+from o2v_core.resource_names import TRAINING_OUTPUT_PREFIX, event_bus_name
 from o2v_core.runtime_config import ControlPlaneConfig
 
+from local_aws.events.rules import rule_queue_name
 from tests.support import sagemaker_fake
 
 if TYPE_CHECKING:
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_ssm import SSMClient
 DEPLOYMENT = "demo"
-BUS = "o2v-demo-bus"
+BUS = event_bus_name(DEPLOYMENT)
 ENDPOINT = "demo-embeddings"
 PARAMETER = "/o2v/demo/serving-model"
 KEY_ARN = f"arn:aws:kms:us-east-1:{sagemaker_fake.ACCOUNT}:key/11111111-2222-3333-4444-555555555555"
@@ -29,8 +30,10 @@ CAPTURE_URI = "s3://demo-artifacts/data-capture/"
 IMAGE = "382416733822.dkr.ecr.us-east-1.amazonaws.com/object2vec:1"
 ALARMS = ("demo-embeddings-5xx", "demo-embeddings-latency")
 METRIC = "validation:mean_squared_error"
-# The WitnessAnnouncements rule's queue (the fixture creates it; moto finds a queue by the URL's last part).
-WITNESS_QUEUE = "demo-announcement-witness"
+# The WitnessAnnouncements rule's queue, as local mode's deployment names it (the fixture creates it;
+# moto finds a queue by the URL's last part).
+WITNESS_QUEUE = rule_queue_name(
+    DEPLOYMENT, next(spec.rule_id for spec in rules(DEPLOYMENT) if spec.target == ANNOUNCEMENT_WITNESS))
 
 CONFIG = ControlPlaneConfig(
     deployment=DEPLOYMENT,

@@ -27,8 +27,7 @@ from o2v_core.metric_lines import format_line
 from o2v_core.resource_names import TRAINING_JOB_LOG_GROUP, event_bus_name
 from o2v_core.runtime_config import ControlPlaneConfig
 
-from local_aws.curve_table import ensure_curve_table
-from local_aws.events.rules import wire_rules
+from local_aws.deployment import create_buckets, wire_control_plane
 
 # A realistic request and its parts, re-exported under the tests' names for them.
 from local_aws.sagemaker.job_requests import BASE_HYPERPARAMETERS as BASE_HYPERPARAMETERS
@@ -122,11 +121,10 @@ class Cloud:
 
     def wire_rules(self) -> None:
         """The project bus and every rule of ``rules()``, as local mode wires them (each target replaced
-        by an SQS queue, the event delivered as Lambda receives it); the judge's curve store table, as
-        local mode creates it; and the artifact bucket (the data stack's)."""
-        ensure_curve_table(boto3.client("dynamodb"), self.deployment)
-        boto3.client("s3").create_bucket(Bucket=ARTIFACT_BUCKET)
-        for route in wire_rules(self.events, self.sqs, self.deployment, BUS):
+        by an SQS queue, the event delivered as Lambda receives it); the judge's curve store table; and
+        the artifact bucket (the data stack's): local mode's deployment (local_aws.deployment)."""
+        create_buckets(boto3.client("s3"), [ARTIFACT_BUCKET])
+        for route in wire_control_plane(self.events, self.sqs, boto3.client("dynamodb"), self.deployment, BUS):
             self.queues[route.spec.target] = route.queue_url  # one rule per target
 
     def delivered(self, target: str) -> list[dict[str, Any]]:
