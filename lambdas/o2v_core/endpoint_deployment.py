@@ -7,6 +7,7 @@ Standard library only; the boto3 request shapes are type stubs, imported for typ
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
@@ -24,6 +25,15 @@ MAX_DEPLOYMENT_SECONDS = 3600
 # holds two fleets, each as large as the autoscaled variant may be, and the account's
 # "<instance type> for endpoint usage" quota must cover both (`o2v preflight` checks it).
 FLEETS_DURING_UPDATE = 2
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """What the variant's scaling is: capacity bounds and the InvocationsPerInstance target."""
+
+    min_capacity: int
+    max_capacity: int
+    target_invocations: float
 
 
 def instances_during_update(max_capacity: int) -> int:

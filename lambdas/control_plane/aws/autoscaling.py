@@ -10,11 +10,10 @@ naming that role before it exists fails with "Unable to assume IAM role"
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal, cast
 
 from botocore.exceptions import ClientError
-from o2v_core.endpoint_deployment import VARIANT_NAME
+from o2v_core.endpoint_deployment import VARIANT_NAME, Scaling
 
 from control_plane.aws import clients
 
@@ -31,15 +30,6 @@ PREDEFINED_METRIC = "SageMakerVariantInvocationsPerInstance"
 def resource_id(endpoint_name: str) -> str:
     """The variant's ResourceId, as Application Auto Scaling names SageMaker variants."""
     return f"endpoint/{endpoint_name}/variant/{VARIANT_NAME}"
-
-
-@dataclass(frozen=True)
-class Scaling:
-    """What the variant's scaling is: capacity bounds and the InvocationsPerInstance target."""
-
-    min_capacity: int
-    max_capacity: int
-    target_invocations: float
 
 
 __all__ = ["DIMENSION", "NAMESPACE", "POLICY_NAME", "EndpointAutoscaling", "Scaling", "resource_id"]

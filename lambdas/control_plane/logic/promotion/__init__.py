@@ -43,7 +43,8 @@ Rules (``docs/promotion.md`` explains them with examples):
   parameter (read by the serving stack at deploy time), then ``ModelPromoted`` is put, then the
   JSON record is written (nothing is marked done before the event that says so; docs/guarantees.md).
 
-Where each part lives: :mod:`.settings` (checked settings), :mod:`.rules` (pure rules),
+Where each part lives: ``o2v_core.function_settings.PromoterSettings`` (its settings, checked
+when built), :mod:`.rules` (pure rules),
 :mod:`.serving_resources` (names and tags of what it creates), :mod:`.workflow` (the steps and
 their AWS calls, through ``control_plane.aws``), :mod:`.wiring` (built from the environment).
 """
@@ -65,7 +66,6 @@ from control_plane.logic.promotion.serving_resources import (
     served_model_tags,
     serving_name,
 )
-from control_plane.logic.promotion.settings import PromotionSettings
 from control_plane.logic.promotion.wiring import promoter_from_config
 from control_plane.logic.promotion.workflow import (
     DEFERRED_REASON_PREFIX,
@@ -84,7 +84,6 @@ __all__ = [
     "TAG_VALIDATION_DATA",
     "Outcome",
     "Promoter",
-    "PromotionSettings",
     "Verdict",
     "artifact_holds_best_epoch",
     "candidate_value",

@@ -8,17 +8,15 @@ from control_plane.aws.autoscaling import EndpointAutoscaling
 from control_plane.aws.event_bus import EventBus
 from control_plane.aws.serving import SageMakerServing, ServingRecordStore
 from control_plane.logic.announce import announcer_from_config
-from control_plane.logic.promotion.settings import PromotionSettings
 from control_plane.logic.promotion.workflow import Promoter
 
 
-def promoter_from_config(config: PromoterSettings) -> Promoter:
-    settings = PromotionSettings.from_config(config)
+def promoter_from_config(settings: PromoterSettings) -> Promoter:
     return Promoter(
         settings=settings,
         sagemaker=SageMakerServing(),
         records=ServingRecordStore(settings.serving_model_parameter),
         bus=EventBus(settings.event_bus_name),
-        announcer=announcer_from_config(config),
+        announcer=announcer_from_config(settings),
         autoscaling=EndpointAutoscaling(),
     )
