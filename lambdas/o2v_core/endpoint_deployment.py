@@ -14,6 +14,12 @@ if TYPE_CHECKING:
     from mypy_boto3_sagemaker.type_defs import DataCaptureConfigTypeDef, DeploymentConfigTypeDef
 
 VARIANT_NAME = "AllTraffic"  # the one production variant of every endpoint config the promoter creates
+
+
+def scalable_resource_id(endpoint_name: str) -> str:
+    """The variant's ResourceId, as Application Auto Scaling names SageMaker variants."""
+    return f"endpoint/{endpoint_name}/variant/{VARIANT_NAME}"
+
 MAX_ROLLBACK_ALARMS = 10  # AutoRollbackConfig.Alarms: 1-10 items
 
 # Blue/green: provision the new fleet, shift all traffic at once, watch the rollback alarms for

@@ -20,7 +20,7 @@ from aws_lambda_powertools import Logger
 from o2v_core.detector import Decision
 from o2v_core.early_stopping import ended_by_own_early_stopping
 from o2v_core.events import MalformedEvent, ValidationLossDiverged
-from o2v_core.hyperparameters import SCHEMA, validate_partial
+from o2v_core.hyperparameters import DEFAULT_OUTPUT_LAYER, SCHEMA, validate_partial
 from o2v_core.metric_series import MetricSeries, loss_metric_for, series_from_lines
 from o2v_core.naming import TAG_DEPLOYMENT, Lineage, NamingError
 
@@ -39,7 +39,6 @@ TAG_ROLLED_BACK = "o2v:rolled-back"  # set once the reconciler reported the endp
 TAG_BEST_VALUE = "o2v:best-value"  # set with o2v:diverged: the diverged job's best validation value
 TAG_LINEAGE_BEST_VALUE = "o2v:lineage-best-value"  # set by the launcher on attempt n+1: best of attempts 1..n
 TAG_LINEAGE_BEST_JOB = "o2v:lineage-best-job"  # ... and the job that reached it
-DEFAULT_OUTPUT_LAYER = "softmax"  # Object2Vec's default (o2v_core.hyperparameters.SCHEMA)
 
 
 @dataclass(frozen=True)
