@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from o2v_core.endpoint_deployment import MAX_ROLLBACK_ALARMS, Scaling, data_capture_config
 from o2v_core.resource_names import TRAINING_OUTPUT_PREFIX
-from o2v_core.runtime_config import PREFIX, ConfigError, ControlPlaneConfig, EnvironmentSettings
+from o2v_core.runtime_config import PREFIX, ConfigError, ControlPlaneConfig, EnvironmentCodec
 from o2v_core.settings import Settings
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ def deployment_default(name: str) -> Any:
     return default
 
 
-class FromDeployment(EnvironmentSettings):
+class FromDeployment(EnvironmentCodec):
     @classmethod
     def from_config(cls, config: ControlPlaneConfig) -> Self:
         """This function's fields, taken from the deployment's values."""

@@ -96,7 +96,7 @@ class EndpointState:
 
 
 @dataclass(frozen=True)
-class EndpointConfigSettings:
+class EndpointConfigExtras:
     """What an endpoint config carries besides its variants: storage-volume key and data capture.
 
     ``DataCaptureConfig`` as SageMaker's DescribeEndpointConfig answers it, which is also the shape
@@ -185,15 +185,15 @@ class SageMakerServing:
         model_name: str,
         instance_type: str,
         instance_count: int,
-        settings: EndpointConfigSettings,
+        extras: EndpointConfigExtras,
         tags: Mapping[str, str],
     ) -> bool:
         """Create a one-variant endpoint config; False when one of that name already exists."""
         extra: dict[str, Any] = {}
-        if settings.kms_key_id:
-            extra["KmsKeyId"] = settings.kms_key_id
-        if settings.data_capture is not None:
-            extra["DataCaptureConfig"] = settings.data_capture
+        if extras.kms_key_id:
+            extra["KmsKeyId"] = extras.kms_key_id
+        if extras.data_capture is not None:
+            extra["DataCaptureConfig"] = extras.data_capture
         return _created(lambda: self._sm.create_endpoint_config(
             EndpointConfigName=name,
             ProductionVariants=[{
@@ -207,7 +207,7 @@ class SageMakerServing:
             **extra,
         ))
 
-    def describe_endpoint_config(self, name: str) -> EndpointConfigSettings | None:
+    def describe_endpoint_config(self, name: str) -> EndpointConfigExtras | None:
         """The config's KmsKeyId and DataCaptureConfig; None when no config of that name exists."""
         try:
             config = self._sm.describe_endpoint_config(EndpointConfigName=name)
@@ -217,7 +217,7 @@ class SageMakerServing:
             raise
         capture = config.get("DataCaptureConfig")
         variants = config.get("ProductionVariants") or []
-        return EndpointConfigSettings(
+        return EndpointConfigExtras(
             kms_key_id=config.get("KmsKeyId") or None,
             # The answer's shape is CreateEndpointConfig's (lists where the request takes sequences).
             data_capture=cast("DataCaptureConfigTypeDef", copy.deepcopy(dict(capture))) if capture else None,

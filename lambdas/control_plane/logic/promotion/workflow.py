@@ -18,7 +18,7 @@ from o2v_core.served_assets import TAG_VOCAB
 from control_plane.aws.autoscaling import EndpointAutoscaling
 from control_plane.aws.event_bus import EventBus
 from control_plane.aws.serving import (
-    EndpointConfigSettings,
+    EndpointConfigExtras,
     EndpointState,
     EndpointUpdateRejected,
     SageMakerServing,
@@ -219,7 +219,7 @@ class Promoter:
 
         # The endpoint was described before the config is created: the new config carries the live
         # one's KmsKeyId and DataCaptureConfig. Races with concurrent invocations are settled below.
-        config_settings = self._config_settings(endpoint)
+        config_extras = self._config_extras(endpoint)
 
         self.sagemaker.create_model(
             model_name,
@@ -234,7 +234,7 @@ class Promoter:
             model_name=model_name,
             instance_type=settings.endpoint_instance_type,
             instance_count=settings.endpoint_min_capacity,  # the minimum capacity
-            settings=config_settings,
+            extras=config_extras,
             tags={**tags, **served_model_tags(job.name, event.metricName, candidate, job.validation_data)},
         )
         record = ServingRecord(
@@ -258,7 +258,7 @@ class Promoter:
             return self._skip(event, self._busy_message(endpoint), candidate, serving, job=job, deferred=True)
         if not settings.rollback_alarms:
             logger.warning("blue/green update without rollback alarms: nothing rolls a bad model back")
-        if config_settings.instance_type != settings.endpoint_instance_type and self.autoscaling.deregister(
+        if config_extras.instance_type != settings.endpoint_instance_type and self.autoscaling.deregister(
             settings.endpoint_name
         ):
             # "If the update would change the instance type for any model that is a target for auto
@@ -266,7 +266,7 @@ class Promoter:
             # endpoint is InService. An unknown live type (its config is gone) counts as a change.
             logger.info(
                 "deregistered the endpoint's scalable target before changing its instance type",
-                extra={"from": config_settings.instance_type, "to": settings.endpoint_instance_type},
+                extra={"from": config_extras.instance_type, "to": settings.endpoint_instance_type},
             )
         try:
             self.sagemaker.update_endpoint(
@@ -283,10 +283,10 @@ class Promoter:
             raise
         return self._promoted(event, record, serving, verdict, "started a blue/green update", job)
 
-    def _config_settings(self, endpoint: EndpointState | None) -> EndpointConfigSettings:
+    def _config_extras(self, endpoint: EndpointState | None) -> EndpointConfigExtras:
         """KmsKeyId and DataCaptureConfig for the new config: the live config's, else the settings'."""
         if endpoint is None:
-            return self._first_config_settings()
+            return self._first_config_extras()
         live = self.sagemaker.describe_endpoint_config(endpoint.config_name)
         if live is None:
             logger.warning(
@@ -294,12 +294,12 @@ class Promoter:
                 "from the settings",
                 extra={"endpointName": endpoint.name, "endpointConfigName": endpoint.config_name},
             )
-            return self._first_config_settings()
+            return self._first_config_extras()
         return live
 
-    def _first_config_settings(self) -> EndpointConfigSettings:
+    def _first_config_extras(self) -> EndpointConfigExtras:
         """KmsKeyId and DataCaptureConfig of the first endpoint's config (later ones copy the live config's)."""
-        return EndpointConfigSettings(self.settings.endpoint_kms_key_arn or None, self.settings.first_data_capture)
+        return EndpointConfigExtras(self.settings.endpoint_kms_key_arn or None, self.settings.first_data_capture)
 
     def _must_describe(self) -> EndpointState:
         endpoint = self.sagemaker.describe_endpoint(self.settings.endpoint_name)
