@@ -24,8 +24,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from control_plane.aws.announcements import Announcements
+from control_plane.aws.endpoint import SageMakerServing
 from control_plane.aws.event_bus import EventBus
-from control_plane.aws.serving import SageMakerServing, ServingRecordStore
+from control_plane.aws.serving_record import ServingRecordStore
 from control_plane.aws.training_jobs import TrainingJobs
 from control_plane.aws.training_logs import TrainingLogs
 from control_plane.handlers import finished_job_evaluator, retrain_launcher

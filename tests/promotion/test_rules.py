@@ -7,7 +7,7 @@ from dataclasses import replace
 from typing import Literal
 
 import pytest
-from control_plane.aws.serving import ServingRecord, ServingRecordError
+from control_plane.aws.serving_record import ServingRecord, ServingRecordError
 from control_plane.logic.promotion import (
     compare,
     serving_name,

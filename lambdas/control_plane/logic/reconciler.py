@@ -52,9 +52,10 @@ from o2v_core.naming import TAG_DEPLOYMENT, job_prefix
 from o2v_core.retrain_policy import RetrainPolicy
 from o2v_core.served_assets import TAG_TRAINING_JOB, TAG_VOCAB
 
+from control_plane.aws.endpoint import EndpointState, ServedConfig
 from control_plane.aws.event_bus import EventBus
-from control_plane.aws.serving import EndpointState, ServedConfig, ServingRecord
-from control_plane.aws.training_jobs import RecentJob, TrainingJobs
+from control_plane.aws.serving_record import ServingRecord
+from control_plane.aws.training_jobs import RecentJob, TrainingJob, TrainingJobs
 from control_plane.aws.training_logs import TrainingLogs
 from control_plane.logic.evaluator import OFFERED_FOR_PROMOTION, Diverged, judge, judge_and_report
 from control_plane.logic.jobs import (
@@ -63,7 +64,6 @@ from control_plane.logic.jobs import (
     TAG_PROMOTION,
     TAG_RETRAINING_EXHAUSTED,
     TAG_ROLLED_BACK,
-    Job,
     lineage_of,
 )
 from control_plane.logic.promotion import (
@@ -145,7 +145,7 @@ class Reconciler:
         recent = self.jobs.recent(
             job_prefix(self.deployment), since=self.now() - timedelta(days=WINDOW_DAYS), limit=MAX_JOBS
         )
-        deferred: list[tuple[Job, TrainingSucceeded]] = []
+        deferred: list[tuple[TrainingJob, TrainingSucceeded]] = []
         for summary in recent:
             if report.actions >= MAX_ACTIONS:
                 report.capped = True
@@ -279,7 +279,7 @@ class Reconciler:
         return (self.now() - summary.last_modified).total_seconds() >= GRACE_SECONDS
 
     def _reconcile_job(
-        self, summary: RecentJob, report: ReconcileReport, deferred: list[tuple[Job, TrainingSucceeded]]
+        self, summary: RecentJob, report: ReconcileReport, deferred: list[tuple[TrainingJob, TrainingSucceeded]]
     ) -> None:
         tags = self.jobs.tags(summary.arn)
         if tags.get("o2v:deployment") != self.deployment:
@@ -315,10 +315,10 @@ class Reconciler:
         outcome = self.promoter.handle(verdict)
         report.decided.append(f"{summary.name}: {outcome.detail.detail_type}")
 
-    def _decide_deferred(self, deferred: list[tuple[Job, TrainingSucceeded]], report: ReconcileReport) -> None:
+    def _decide_deferred(self, deferred: list[tuple[TrainingJob, TrainingSucceeded]], report: ReconcileReport) -> None:
         """Best candidate first; stop at the first promotion (the endpoint is busy again)."""
 
-        def rank(item: tuple[Job, TrainingSucceeded]) -> float:
+        def rank(item: tuple[TrainingJob, TrainingSucceeded]) -> float:
             job, event = item
             value = candidate_value(event, job.status, job.tags)
             if not math.isfinite(value):
@@ -331,11 +331,11 @@ class Reconciler:
             if outcome.promoted or outcome.deferred:
                 return
 
-    def _load(self, summary: RecentJob, tags: dict[str, str]) -> Job:
+    def _load(self, summary: RecentJob, tags: dict[str, str]) -> TrainingJob:
         description = self.jobs.describe(summary.name)
         if description is None:
             raise RuntimeError(f"training job {summary.name!r} vanished")
-        return Job(summary.name, summary.arn, description, tags)
+        return TrainingJob(summary.name, summary.arn, description, tags)
 
     def _guard(
         self, report: ReconcileReport, what: str, step: Callable[[], EndpointState | None]
@@ -363,10 +363,10 @@ def reconciler_from_config(config: ReconcilerSettings, **overrides: Any) -> Reco
 
 
 def _bind(
-    step: Callable[[RecentJob, ReconcileReport, list[tuple[Job, TrainingSucceeded]]], None],
+    step: Callable[[RecentJob, ReconcileReport, list[tuple[TrainingJob, TrainingSucceeded]]], None],
     summary: RecentJob,
     report: ReconcileReport,
-    deferred: list[tuple[Job, TrainingSucceeded]],
+    deferred: list[tuple[TrainingJob, TrainingSucceeded]],
 ) -> Callable[[], None]:
     return lambda: step(summary, report, deferred)
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from o2v_core.function_settings import PromoterSettings
 
 from control_plane.aws.autoscaling import EndpointAutoscaling
+from control_plane.aws.endpoint import SageMakerServing
 from control_plane.aws.event_bus import EventBus
-from control_plane.aws.serving import SageMakerServing, ServingRecordStore
+from control_plane.aws.serving_record import ServingRecordStore
 from control_plane.logic.announce import announcer_from_config
 from control_plane.logic.promotion.workflow import Promoter
 

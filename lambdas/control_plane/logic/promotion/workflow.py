@@ -16,16 +16,15 @@ from o2v_core.naming import INFERENCE_ENVIRONMENT, LINEAGE_TAG_KEYS, TAG_DEPLOYM
 from o2v_core.served_assets import TAG_VOCAB
 
 from control_plane.aws.autoscaling import EndpointAutoscaling
-from control_plane.aws.event_bus import EventBus
-from control_plane.aws.serving import (
+from control_plane.aws.endpoint import (
     EndpointConfigExtras,
     EndpointState,
     EndpointUpdateRejected,
     SageMakerServing,
-    ServingRecord,
-    ServingRecordStore,
-    TrainingJob,
 )
+from control_plane.aws.event_bus import EventBus
+from control_plane.aws.serving_record import ServingRecord, ServingRecordStore
+from control_plane.aws.training_jobs import TrainingJob
 from control_plane.logic.announce import Announcer
 from control_plane.logic.jobs import TAG_PROMOTION
 from control_plane.logic.promotion.rules import (
