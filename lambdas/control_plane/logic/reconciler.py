@@ -41,13 +41,11 @@ import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from aws_lambda_powertools import Logger
 from o2v_core.business_metrics import RECONCILER_REPAIRS
 from o2v_core.detector import DetectorConfig
 from o2v_core.events import FINISHED_STATUSES, ModelPromoted, ModelRolledBack, TrainingSucceeded
-from o2v_core.function_settings import ReconcilerSettings
 from o2v_core.naming import TAG_DEPLOYMENT, job_prefix
 from o2v_core.retrain_policy import RetrainPolicy
 from o2v_core.served_assets import TAG_TRAINING_JOB, TAG_VOCAB
@@ -74,7 +72,6 @@ from control_plane.logic.promotion import (
     Promoter,
     candidate_value,
     lower_is_better,
-    promoter_from_config,
 )
 from control_plane.logic.retrain import continue_lineage
 from control_plane.observability import count
@@ -346,20 +343,6 @@ class Reconciler:
             logger.exception("reconciler step failed", extra={"step": what})
             report.errors.append(f"{what}: {error}")
             return None
-
-
-def reconciler_from_config(config: ReconcilerSettings, **overrides: Any) -> Reconciler:
-    """The reconciler with plain AWS data access, as the handler runs it (tests may set ``now``)."""
-    return Reconciler(
-        deployment=config.deployment,
-        jobs=TrainingJobs(),
-        logs=TrainingLogs(),
-        bus=EventBus(config.event_bus_name),
-        detector=DetectorConfig.from_json(config.detector_config),
-        policy=RetrainPolicy.from_json(config.retrain_policy),
-        promoter=promoter_from_config(config),
-        **overrides,
-    )
 
 
 def _bind(

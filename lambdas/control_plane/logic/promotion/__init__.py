@@ -46,7 +46,7 @@ Rules (``docs/promotion.md`` explains them with examples):
 Where each part lives: ``o2v_core.function_settings.PromoterSettings`` (its settings, checked
 when built), :mod:`.rules` (pure rules),
 :mod:`.serving_resources` (names and tags of what it creates), :mod:`.workflow` (the steps and
-their AWS calls, through ``control_plane.aws``), :mod:`.wiring` (built from the environment).
+their AWS calls, through ``control_plane.aws``); ``control_plane.handlers.wiring`` builds it.
 """
 
 from control_plane.logic.promotion.rules import (
@@ -66,7 +66,6 @@ from control_plane.logic.promotion.serving_resources import (
     served_model_tags,
     serving_name,
 )
-from control_plane.logic.promotion.wiring import promoter_from_config
 from control_plane.logic.promotion.workflow import (
     DEFERRED_REASON_PREFIX,
     PROMOTION_DECIDED,
@@ -89,7 +88,6 @@ __all__ = [
     "candidate_value",
     "compare",
     "lower_is_better",
-    "promoter_from_config",
     "provenance_veto",
     "rollback_veto",
     "served_model_tags",
