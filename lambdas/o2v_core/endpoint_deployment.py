@@ -7,12 +7,19 @@ Standard library only; the boto3 request shapes are type stubs, imported for typ
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from mypy_boto3_sagemaker.type_defs import DataCaptureConfigTypeDef, DeploymentConfigTypeDef
 
 VARIANT_NAME = "AllTraffic"  # the one production variant of every endpoint config the promoter creates
+
+
+def scalable_resource_id(endpoint_name: str) -> str:
+    """The variant's ResourceId, as Application Auto Scaling names SageMaker variants."""
+    return f"endpoint/{endpoint_name}/variant/{VARIANT_NAME}"
+
 MAX_ROLLBACK_ALARMS = 10  # AutoRollbackConfig.Alarms: 1-10 items
 
 # Blue/green: provision the new fleet, shift all traffic at once, watch the rollback alarms for
@@ -24,6 +31,15 @@ MAX_DEPLOYMENT_SECONDS = 3600
 # holds two fleets, each as large as the autoscaled variant may be, and the account's
 # "<instance type> for endpoint usage" quota must cover both (`o2v preflight` checks it).
 FLEETS_DURING_UPDATE = 2
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """What the variant's scaling is: capacity bounds and the InvocationsPerInstance target."""
+
+    min_capacity: int
+    max_capacity: int
+    target_invocations: float
 
 
 def instances_during_update(max_capacity: int) -> int:

@@ -9,11 +9,17 @@ Which class a function uses is part of its spec (``o2v_core.functions.FunctionSp
 
 from __future__ import annotations
 
+import math
 from dataclasses import MISSING, dataclass, fields
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
-from o2v_core.runtime_config import ControlPlaneConfig, EnvironmentSettings
+from o2v_core.endpoint_deployment import MAX_ROLLBACK_ALARMS, Scaling, data_capture_config
+from o2v_core.resource_names import TRAINING_OUTPUT_PREFIX
+from o2v_core.runtime_config import PREFIX, ConfigError, ControlPlaneConfig, EnvironmentCodec
 from o2v_core.settings import Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_sagemaker.type_defs import DataCaptureConfigTypeDef
 
 
 def deployment_default(name: str) -> Any:
@@ -25,7 +31,7 @@ def deployment_default(name: str) -> Any:
     return default
 
 
-class FromDeployment(EnvironmentSettings):
+class FromDeployment(EnvironmentCodec):
     @classmethod
     def from_config(cls, config: ControlPlaneConfig) -> Self:
         """This function's fields, taken from the deployment's values."""
@@ -64,8 +70,8 @@ class LauncherSettings(FromDeployment):
 
 @dataclass(frozen=True)
 class PromoterSettings(FromDeployment):
-    """The promoter's; ``control_plane.logic.promotion.PromotionSettings`` checks them at cold start
-    and names the variable of any that is missing or out of range."""
+    """The promoter's, checked when built (at cold start, by ``from_env``): a value that is missing
+    or out of range raises :class:`ConfigError` naming its environment variable."""
 
     deployment: str
     event_bus_name: str
@@ -88,6 +94,92 @@ class PromoterSettings(FromDeployment):
     data_capture_sampling_percentage: int = deployment_default("data_capture_sampling_percentage")
     data_capture_kms_key_arn: str = deployment_default("data_capture_kms_key_arn")
 
+    def __post_init__(self) -> None:
+        required = (
+            "endpoint_name",
+            "serving_model_parameter",
+            "model_role_arn",
+            "image_uri",
+            "endpoint_instance_type",
+            "training_role_arn",
+            "artifact_bucket",
+        )
+        for name in required:
+            if not getattr(self, name):
+                raise ConfigError(f"environment variable {_variable(name)} must be set for the promoter")
+        margin = self.promotion_margin
+        if not (math.isfinite(margin) and 0.0 <= margin < 1.0):
+            raise ConfigError(
+                f"environment variable {_variable('promotion_margin')} must be a relative margin in [0, 1), "
+                f"got {margin!r}"
+            )
+        if len(self.rollback_alarms) > MAX_ROLLBACK_ALARMS:
+            raise ConfigError(
+                f"environment variable {_variable('rollback_alarm_names')} names {len(self.rollback_alarms)} "
+                f"alarms; SageMaker accepts at most {MAX_ROLLBACK_ALARMS}"
+            )
+        percentage = self.data_capture_sampling_percentage
+        if not 0 <= percentage <= 100:
+            raise ConfigError(
+                f"environment variable {_variable('data_capture_sampling_percentage')} must be in [0, 100], "
+                f"got {percentage}"
+            )
+        if percentage and not self.data_capture_s3_uri:
+            raise ConfigError(
+                f"environment variable {_variable('data_capture_s3_uri')} must be set when "
+                f"{_variable('data_capture_sampling_percentage')} is {percentage}"
+            )
+        self._check_scaling()
+
+    def _check_scaling(self) -> None:
+        low, high, target = self.endpoint_min_capacity, self.endpoint_max_capacity, self.endpoint_target_invocations
+        if low < 1:
+            raise ConfigError(
+                f"environment variable {_variable('endpoint_min_capacity')} must be at least 1, got {low}"
+            )
+        if high == 0:
+            return
+        if high < low:
+            raise ConfigError(
+                f"environment variable {_variable('endpoint_max_capacity')} must be 0 (no autoscaling) or at least "
+                f"{_variable('endpoint_min_capacity')} ({low}), got {high}"
+            )
+        if target <= 0:
+            raise ConfigError(
+                f"environment variable {_variable('endpoint_target_invocations')} must be positive when "
+                f"{_variable('endpoint_max_capacity')} is {high}, got {target}"
+            )
+
+    @property
+    def rollback_alarms(self) -> tuple[str, ...]:
+        """The rollback alarms' names, split and trimmed."""
+        return tuple(name.strip() for name in self.rollback_alarm_names.split(",") if name.strip())
+
+    @property
+    def scaling(self) -> Scaling | None:
+        """The variant's autoscaling, which the reconciler keeps registered; None: no autoscaling."""
+        if self.endpoint_max_capacity == 0:
+            return None
+        return Scaling(self.endpoint_min_capacity, self.endpoint_max_capacity, float(self.endpoint_target_invocations))
+
+    @property
+    def training_output_uri(self) -> str:
+        """Provenance: only artifacts below this S3 prefix (where the training role writes) serve."""
+        return f"s3://{self.artifact_bucket}/{TRAINING_OUTPUT_PREFIX}"
+
+    @property
+    def first_data_capture(self) -> DataCaptureConfigTypeDef | None:
+        """The first endpoint config's DataCaptureConfig (later ones copy the live config's); None: none."""
+        if not self.data_capture_s3_uri:
+            return None
+        return data_capture_config(
+            self.data_capture_s3_uri, self.data_capture_sampling_percentage, self.data_capture_kms_key_arn or None
+        )
+
+
+def _variable(field: str) -> str:
+    return PREFIX + field.upper()
+
 
 @dataclass(frozen=True)
 class ReconcilerSettings(PromoterSettings):
@@ -100,8 +192,15 @@ class ReconcilerSettings(PromoterSettings):
 
 
 def function_environment(settings: type[FromDeployment], config: ControlPlaneConfig) -> dict[str, str]:
-    """The ``O2V_*`` variables of one function: its settings class's fields, from the deployment."""
-    return settings.from_config(config).to_env()
+    """The ``O2V_*`` variables of one function: its settings class's fields, from the deployment.
+
+    Built without checking them: a function checks its own settings when it starts (``from_env``),
+    so a deployment whose serving half is not there yet still synthesizes."""
+    return {
+        key: value
+        for key, value in config.to_env().items()
+        if key in settings.variable_names()
+    }
 
 
 def deployment_config(

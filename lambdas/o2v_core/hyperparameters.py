@@ -28,6 +28,8 @@ NETWORKS: tuple[str, ...] = ("hcnn", "bilstm", "pooled_embedding")
 # accepts '-'; common vector files are named like wiki-news-300d-1M.vec. We follow the service: letters,
 # digits, '.', '_' and '-'. Never a path: no '/' or '\\', and not '.' or '..' (the trainer joins the
 # name to the channel's directory, so a separator or a dot-only name would leave it).
+DEFAULT_OUTPUT_LAYER = "softmax"  # Object2Vec's default output_layer: classification (the SCHEMA row below)
+
 _FILENAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
 
 
@@ -206,7 +208,8 @@ SCHEMA: Mapping[str, Hyperparameter] = {
                        description="Number of classes (ignored for regression)."),
         Hyperparameter("optimizer", "choice", "adam", choices=("adadelta", "adagrad", "adam", "sgd", "rmsprop"),
                        description="Optimizer."),
-        Hyperparameter("output_layer", "choice", "softmax", choices=("softmax", "mean_squared_error"),
+        Hyperparameter("output_layer", "choice", DEFAULT_OUTPUT_LAYER,
+                       choices=(DEFAULT_OUTPUT_LAYER, "mean_squared_error"),
                        description="softmax: classification (cross-entropy); mean_squared_error: regression."),
         Hyperparameter("tied_token_embedding_weight", "bool", False,
                        description="Share one token-embedding layer between the encoders."),

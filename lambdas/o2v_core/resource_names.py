@@ -98,6 +98,14 @@ def serving_model_parameter(deployment: str) -> str:
 
 TRAINING_JOB_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 TRAINING_JOB_METRICS_NAMESPACE = "/aws/sagemaker/TrainingJobs"
+ENDPOINT_METRICS_NAMESPACE = "/aws/sagemaker/Endpoints"
+
+
+def endpoint_log_group(endpoint_name: str) -> str:
+    """The CloudWatch Logs group SageMaker writes an endpoint's container output to
+    (``/aws/sagemaker/Endpoints/[EndpointName]``,
+    https://docs.aws.amazon.com/sagemaker/latest/dg/logging-cloudwatch.html)."""
+    return f"/aws/sagemaker/Endpoints/{endpoint_name}"
 
 
 # Log groups of this deployment's Lambda functions: named below one prefix, so that the data key's

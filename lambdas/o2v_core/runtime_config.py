@@ -21,7 +21,7 @@ class ConfigError(ValueError):
     """A runtime setting is missing or malformed; the message names the variable."""
 
 
-class EnvironmentSettings:
+class EnvironmentCodec:
     """Dataclass settings that travel as ``O2V_<FIELD>`` environment variables (str, bool, int, float)."""
 
     def to_env(self) -> dict[str, str]:
@@ -70,7 +70,7 @@ def _parse(key: str, raw: str, kind: object) -> object:
 
 
 @dataclass(frozen=True)
-class ControlPlaneConfig(EnvironmentSettings):
+class ControlPlaneConfig(EnvironmentCodec):
     deployment: str
     event_bus_name: str
     notification_topic_arn: str

@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from o2v_core.aws_quotas import INVOKE_ENDPOINT_MAX_BODY_BYTES
+from o2v_core.endpoint_deployment import VARIANT_NAME
+from o2v_core.resource_names import endpoint_log_group
 
 from local_aws import procs
 from local_aws.clients import ApiError, Clients, LogForwarder, page, split_s3_uri
@@ -64,7 +66,7 @@ class Endpoint:
         if self.variant:  # what a deployment put in service (a server, or a test's settle)
             count = int(self.variant.get("InitialInstanceCount", 1))
             out["ProductionVariants"] = [{
-                "VariantName": self.variant.get("VariantName", "AllTraffic"),
+                "VariantName": self.variant.get("VariantName", VARIANT_NAME),
                 "DeployedImages": [{"SpecifiedImage": self.image, "ResolvedImage": self.image,
                                     "ResolutionTime": self.modified}],
                 "CurrentWeight": float(self.variant.get("InitialVariantWeight", 1.0)),
@@ -332,8 +334,8 @@ class EndpointManager:
         env["PYTHONUNBUFFERED"] = "1"
         process = procs.spawn_in_group(self.server_command(archive, port), env=env, cwd=directory,
                                        stdout=subprocess.PIPE)
-        variant_name = variant.get("VariantName", "AllTraffic")
-        forwarder = LogForwarder(self.clients, f"/aws/sagemaker/Endpoints/{endpoint.name}",
+        variant_name = variant.get("VariantName", VARIANT_NAME)
+        forwarder = LogForwarder(self.clients, endpoint_log_group(endpoint.name),
                                  f"{variant_name}/i-local{number:04d}")
         reader = threading.Thread(target=pump_output, args=(process, forwarder, directory / "server.log"),
                                   daemon=True)
@@ -361,7 +363,7 @@ class EndpointManager:
         with self.lock:
             endpoint = self.endpoints.get(name)
             server = endpoint.server if endpoint is not None else None
-            variant = endpoint.variant.get("VariantName", "AllTraffic") if endpoint is not None else ""
+            variant = endpoint.variant.get("VariantName", VARIANT_NAME) if endpoint is not None else ""
         if endpoint is None or server is None or not server.alive():
             raise ApiError("ValidationError",
                            f"Endpoint {name} of account {self.clients.account} not found.")
@@ -392,7 +394,7 @@ class EndpointManager:
             raise ApiError(
                 "ModelError",
                 f"Received {side} error ({response.status}) from primary with message \"{message}\". "
-                f"See the local log group /aws/sagemaker/Endpoints/{name}.",
+                f"See the local log group {endpoint_log_group(name)}.",
                 424,
                 {"OriginalStatusCode": response.status, "OriginalMessage": message, "LogStreamArn": log_stream_arn},
             )

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from aws_cdk import Aws
 from o2v_core import s3_layout
-from o2v_core.endpoint_deployment import VARIANT_NAME
+from o2v_core.endpoint_deployment import scalable_resource_id
 from o2v_core.resource_names import TRAINING_JOB_LOG_GROUP
 
 from stacks.grants import Grant, allow, log_group_arn
@@ -320,7 +320,7 @@ SCALABLE_TARGET_REASON = (
 def endpoint_autoscaling(scope: PromotionScope, target_actions: list[str]) -> list[Grant]:
     """``target_actions`` on the endpoint variant's scalable target (control_plane.aws.autoscaling), and
     what Application Auto Scaling checks or does with the caller's permissions when it changes one."""
-    variant = f"endpoint/{scope.endpoint_name}/variant/{VARIANT_NAME}"
+    variant = scalable_resource_id(scope.endpoint_name)
     return [
         allow(
             "ScaleTheEndpoint",

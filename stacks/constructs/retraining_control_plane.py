@@ -15,6 +15,7 @@ from constructs import Construct
 from o2v_core.events import rules
 from o2v_core.function_settings import deployment_config
 from o2v_core.functions import DIVERGENCE_MONITOR, FUNCTIONS, METRIC_LINE_JUDGE, SERVING_FUNCTIONS
+from o2v_core.hyperparameters import DEFAULT_OUTPUT_LAYER
 from o2v_core.metric_lines import LOSS_METRIC
 from o2v_core.naming import job_prefix
 from o2v_core.settings import Settings
@@ -38,7 +39,7 @@ TRAINING_FUNCTIONS = tuple(spec for spec in FUNCTIONS if spec not in SERVING_FUN
 
 
 def validation_metric_name(settings: Settings) -> str:
-    output_layer = str(settings.hyperparameters.get("output_layer", "softmax"))
+    output_layer = str(settings.hyperparameters.get("output_layer", DEFAULT_OUTPUT_LAYER))
     return f"validation:{LOSS_METRIC[output_layer]}"
 
 

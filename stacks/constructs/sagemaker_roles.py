@@ -7,14 +7,16 @@ from collections.abc import Sequence
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 from o2v_core import s3_layout
-from o2v_core.resource_names import TRAINING_JOB_LOG_GROUP, TRAINING_JOB_METRICS_NAMESPACE
+from o2v_core.resource_names import (
+    ENDPOINT_METRICS_NAMESPACE,
+    TRAINING_JOB_LOG_GROUP,
+    TRAINING_JOB_METRICS_NAMESPACE,
+    endpoint_log_group,
+)
 
 from stacks.data_stack import DataRefs
 from stacks.grants import Grant, log_group_arn, role_with_grants
 from stacks.guardrails import sagemaker_source_conditions
-
-ENDPOINT_LOG_GROUP_PREFIX = "/aws/sagemaker/Endpoints/"
-ENDPOINT_METRICS_NAMESPACE = "/aws/sagemaker/Endpoints"
 
 ECR_PULL_ACTIONS = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
 SAGEMAKER_PRINCIPAL = "sagemaker.amazonaws.com"
@@ -138,7 +140,7 @@ class ModelExecutionRole(Construct):
         super().__init__(scope, construct_id)
         # The promoter serves only artifacts below the training-output prefix (its provenance rule).
         model_artifacts = [s3_layout.objects_arn(data.artifact_bucket_arn, s3_layout.TRAINING_OUTPUT_PREFIX)]
-        log_group = f"{ENDPOINT_LOG_GROUP_PREFIX}{endpoint_name}"
+        log_group = endpoint_log_group(endpoint_name)
         grants = [
             Grant(
                 iam.PolicyStatement(sid="ReadModelArtifacts", actions=["s3:GetObject"], resources=model_artifacts),

@@ -24,16 +24,18 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from control_plane.aws.announcements import Announcements
+from control_plane.aws.endpoint import SageMakerServing
 from control_plane.aws.event_bus import EventBus
-from control_plane.aws.serving import SageMakerServing, ServingRecordStore
+from control_plane.aws.serving_record import ServingRecordStore
 from control_plane.aws.training_jobs import TrainingJobs
 from control_plane.aws.training_logs import TrainingLogs
 from control_plane.handlers import finished_job_evaluator, retrain_launcher
 from control_plane.logic.announce import Announcer
-from control_plane.logic.promotion import Promoter, PromotionSettings
+from control_plane.logic.promotion import Promoter
 from control_plane.logic.reconciler import Reconciler
 from o2v_core.detector import DetectorConfig
 from o2v_core.events import ANNOUNCEMENT_WITNESS, RETRAINING_EXHAUSTED, TRAINING_FAILED
+from o2v_core.function_settings import PromoterSettings
 from o2v_core.functions import RECONCILER
 from o2v_core.naming import job_name
 from o2v_core.retrain_policy import RetrainPolicy
@@ -47,11 +49,12 @@ LATER = datetime.now(UTC) + timedelta(hours=1)
 
 
 def reconciler(cloud: Cloud, *, now: datetime = LATER) -> Reconciler:
-    settings = PromotionSettings(
+    settings = PromoterSettings(
         deployment=cloud.deployment, endpoint_name=f"{cloud.deployment}-embeddings",
         # The diverged parent is Completed, so it is also a promotion candidate the reconciler decides.
         serving_model_parameter=f"/o2v/{cloud.deployment}/serving-model", model_role_arn=ROLE,
-        image_uri=IMAGE, margin=0.0, instance_type="ml.m5.large", event_bus_name=BUS, rollback_alarm_names=(),
+        image_uri=IMAGE, promotion_margin=0.0, endpoint_instance_type="ml.m5.large", event_bus_name=BUS,
+        rollback_alarm_names="", training_role_arn=ROLE, artifact_bucket=ARTIFACT_BUCKET,
     )
     return Reconciler(
         deployment=cloud.deployment, jobs=TrainingJobs(), logs=TrainingLogs(), bus=EventBus(BUS),

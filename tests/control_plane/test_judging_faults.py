@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import pytest
 from control_plane.handlers import finished_job_evaluator, metric_line_judge, retrain_launcher
-from control_plane.handlers.divergence_monitor import judge_from_env
+from control_plane.handlers.wiring import judge_from_env
 from control_plane.logic.monitor import COVERED_WITHIN_S, run_monitor
 from o2v_core.events import RETRAINING_EXHAUSTED
 from o2v_core.functions import RECONCILER

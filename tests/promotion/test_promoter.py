@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from control_plane.aws.serving import ServingRecordError
+from control_plane.aws.serving_record import ServingRecordError
 from control_plane.handlers.promoter import handler
 from control_plane.logic.promotion import serving_name
 from o2v_core.endpoint_deployment import data_capture_config

@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 
 import pytest
 from control_plane.handlers.promoter import handler
-from control_plane.logic.reconciler import Reconciler, reconciler_from_config
+from control_plane.handlers.wiring import reconciler_from_config
+from control_plane.logic.reconciler import Reconciler
 from o2v_core.events import MODEL_PROMOTED, MODEL_ROLLED_BACK
 from o2v_core.function_settings import ReconcilerSettings
 from o2v_core.functions import RECONCILER

@@ -24,7 +24,7 @@ from typing import Any
 
 from control_plane.aws import clients
 from control_plane.handlers.promoter import handler
-from control_plane.logic.reconciler import reconciler_from_config
+from control_plane.handlers.wiring import reconciler_from_config
 from o2v_core.events import MODEL_PROMOTED, MODEL_ROLLED_BACK, PROMOTION_SKIPPED
 from o2v_core.function_settings import ReconcilerSettings
 from o2v_core.functions import RECONCILER

@@ -30,9 +30,9 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from control_plane.aws.serving import SageMakerServing
+from control_plane.aws.endpoint import SageMakerServing
+from control_plane.handlers.wiring import reconciler_from_config
 from control_plane.logic.promotion import serving_name
-from control_plane.logic.reconciler import reconciler_from_config
 from o2v_core.events import MODEL_PROMOTED
 from o2v_core.function_settings import ReconcilerSettings
 from o2v_core.functions import PROMOTER, RECONCILER

@@ -7,17 +7,15 @@ from dataclasses import replace
 from typing import Literal
 
 import pytest
-from control_plane.aws.autoscaling import Scaling
-from control_plane.aws.serving import EndpointConfigSettings, ServingRecord, ServingRecordError
+from control_plane.aws.serving_record import ServingRecord, ServingRecordError
 from control_plane.logic.promotion import (
-    PromotionSettings,
     compare,
     serving_name,
     status_veto,
 )
 from hypothesis import given
 from hypothesis import strategies as st
-from o2v_core.endpoint_deployment import data_capture_config, deployment_config
+from o2v_core.endpoint_deployment import Scaling, data_capture_config, deployment_config
 from o2v_core.function_settings import PromoterSettings
 from o2v_core.functions import PROMOTER
 from o2v_core.naming import JOB_NAME_PATTERN, MAX_JOB_NAME, TAG_BEST_EPOCH_ARTIFACT, job_name, job_prefix
@@ -133,25 +131,25 @@ def test_blue_green_without_alarms_has_no_rollback_section() -> None:
 )
 def test_settings_errors_name_the_variable(change: dict[str, object], variable: str) -> None:
     with pytest.raises(ConfigError, match=variable):
-        PromotionSettings.from_config(PromoterSettings.from_config(replace(CONFIG, **change)))  # type: ignore[arg-type]
+        PromoterSettings.from_config(replace(CONFIG, **change))  # type: ignore[arg-type]
 
 
 def test_first_endpoint_settings_round_trip_through_the_environment() -> None:
     # What the promoter's Lambda environment holds (the stacks' and local mode's one builder).
-    settings = PromotionSettings.from_config(PromoterSettings.from_env(PROMOTER.environment(CONFIG)))
-    assert settings.instance_count == CONFIG.endpoint_min_capacity
+    settings = PromoterSettings.from_env(PROMOTER.environment(CONFIG))
+    assert settings.endpoint_min_capacity == CONFIG.endpoint_min_capacity
     assert settings.scaling == Scaling(CONFIG.endpoint_min_capacity, CONFIG.endpoint_max_capacity,
                                        float(CONFIG.endpoint_target_invocations))
     capture = data_capture_config(CONFIG.data_capture_s3_uri, 20, CONFIG.data_capture_kms_key_arn)
-    assert settings.first_endpoint_config == EndpointConfigSettings(CONFIG.endpoint_kms_key_arn, capture)
+    assert (settings.endpoint_kms_key_arn, settings.first_data_capture) == (CONFIG.endpoint_kms_key_arn, capture)
     with pytest.raises(ConfigError, match="O2V_DATA_CAPTURE_SAMPLING_PERCENTAGE must be an integer"):
         ControlPlaneConfig.from_env(CONFIG.to_env() | {"O2V_DATA_CAPTURE_SAMPLING_PERCENTAGE": "12.5"})
 
 
 def test_without_capture_or_key_settings_the_first_config_has_neither() -> None:
     bare = replace(CONFIG, endpoint_kms_key_arn="", data_capture_s3_uri="", data_capture_sampling_percentage=0)
-    settings = PromotionSettings.from_config(PromoterSettings.from_config(bare))
-    assert settings.first_endpoint_config == EndpointConfigSettings(None, None)
+    settings = PromoterSettings.from_config(bare)
+    assert (settings.endpoint_kms_key_arn, settings.first_data_capture) == ("", None)
 
 
 def test_data_capture_at_zero_percent_is_configured_but_off() -> None:
@@ -161,8 +159,8 @@ def test_data_capture_at_zero_percent_is_configured_but_off() -> None:
 
 def test_alarm_names_are_split_and_trimmed() -> None:
     spaced = replace(CONFIG, rollback_alarm_names=" a, ,b ")
-    settings = PromotionSettings.from_config(PromoterSettings.from_config(spaced))
-    assert settings.rollback_alarm_names == ("a", "b")
+    settings = PromoterSettings.from_config(spaced)
+    assert settings.rollback_alarms == ("a", "b")
 
 
 def test_record_round_trips_and_placeholder_means_nothing_served() -> None:

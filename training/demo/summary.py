@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
+from o2v_core.hyperparameters import DEFAULT_OUTPUT_LAYER
 from o2v_core.naming import Lineage, tag_dict
 from o2v_core.resource_names import TRAINING_JOB_LOG_GROUP
 
@@ -50,7 +51,7 @@ def attempts(sagemaker: SageMakerClient, logs: Any, watcher: Watcher, run_dir: P
                          for tag in sagemaker.list_tags(ResourceArn=job["TrainingJobArn"]).get("Tags", [])])
         lineage = Lineage.from_tags(tags)
         hps = dict(job.get("HyperParameters", {}))
-        metric = loss_metric_for(hps.get("output_layer", "softmax"))
+        metric = loss_metric_for(hps.get("output_layer", DEFAULT_OUTPUT_LAYER))
         series = series_from_lines(job_log_lines(logs, name), metric=metric)
         validation = list(series.validation)
         best = min(validation, key=lambda point: point[1]) if validation else None

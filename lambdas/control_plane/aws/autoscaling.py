@@ -10,11 +10,10 @@ naming that role before it exists fails with "Unable to assume IAM role"
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal, cast
 
 from botocore.exceptions import ClientError
-from o2v_core.endpoint_deployment import VARIANT_NAME
+from o2v_core.endpoint_deployment import Scaling, scalable_resource_id
 
 from control_plane.aws import clients
 
@@ -28,21 +27,7 @@ POLICY_NAME = "InvocationsPerInstance"
 PREDEFINED_METRIC = "SageMakerVariantInvocationsPerInstance"
 
 
-def resource_id(endpoint_name: str) -> str:
-    """The variant's ResourceId, as Application Auto Scaling names SageMaker variants."""
-    return f"endpoint/{endpoint_name}/variant/{VARIANT_NAME}"
-
-
-@dataclass(frozen=True)
-class Scaling:
-    """What the variant's scaling is: capacity bounds and the InvocationsPerInstance target."""
-
-    min_capacity: int
-    max_capacity: int
-    target_invocations: float
-
-
-__all__ = ["DIMENSION", "NAMESPACE", "POLICY_NAME", "EndpointAutoscaling", "Scaling", "resource_id"]
+__all__ = ["DIMENSION", "NAMESPACE", "POLICY_NAME", "EndpointAutoscaling", "Scaling"]
 
 
 class EndpointAutoscaling:
@@ -59,14 +44,14 @@ class EndpointAutoscaling:
 
     def _targets(self, endpoint_name: str) -> list[Any]:
         return list(self._aas.describe_scalable_targets(
-            ServiceNamespace=NAMESPACE, ResourceIds=[resource_id(endpoint_name)], ScalableDimension=DIMENSION
+            ServiceNamespace=NAMESPACE, ResourceIds=[scalable_resource_id(endpoint_name)], ScalableDimension=DIMENSION
         )["ScalableTargets"])
 
     def current(self, endpoint_name: str) -> Scaling | None:
         """The registered target and its target-tracking policy; None when no target is registered.
 
         A target without our policy reads as target value 0 (never equal to a configured one)."""
-        rid = resource_id(endpoint_name)
+        rid = scalable_resource_id(endpoint_name)
         targets = self._targets(endpoint_name)
         if not targets:
             return None
@@ -84,7 +69,7 @@ class EndpointAutoscaling:
 
         Both calls create or update in place (RegisterScalableTarget, PutScalingPolicy), so a
         repeat after a crash between them completes what the first began."""
-        rid = resource_id(endpoint_name)
+        rid = scalable_resource_id(endpoint_name)
         self._aas.register_scalable_target(
             ServiceNamespace=NAMESPACE,
             ResourceId=rid,
@@ -113,7 +98,7 @@ class EndpointAutoscaling:
             return False
         try:
             self._aas.deregister_scalable_target(
-                ServiceNamespace=NAMESPACE, ResourceId=resource_id(endpoint_name), ScalableDimension=DIMENSION
+                ServiceNamespace=NAMESPACE, ResourceId=scalable_resource_id(endpoint_name), ScalableDimension=DIMENSION
             )
         except ClientError as error:
             if clients.error_code(error) == "ObjectNotFoundException":

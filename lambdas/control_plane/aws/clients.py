@@ -85,3 +85,20 @@ def error_code(error: ClientError) -> str:
 
 def error_message(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Message", ""))
+
+
+def not_found(error: ClientError) -> bool:
+    """SageMaker's "no such resource": ValidationException (or ResourceNotFound) whose message says
+    "Could not find ..." (endpoints, endpoint configs) or "... not found" (training jobs)."""
+    message = error_message(error).lower()
+    return error_code(error) in ("ValidationException", "ResourceNotFound") and (
+        "not found" in message or "could not find" in message
+    )
+
+
+def already_exists(error: ClientError) -> bool:
+    """SageMaker's duplicate name: ResourceInUse, or ValidationException "Cannot create already existing ..."."""
+    code = error_code(error)
+    return code in ("ResourceInUse", "ResourceInUseException") or (
+        code == "ValidationException" and "already exist" in error_message(error).lower()
+    )

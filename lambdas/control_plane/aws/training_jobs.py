@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 from botocore.exceptions import ClientError
 from o2v_core.naming import tag_dict, tag_list
+from o2v_core.served_assets import vocab_uri
 
 from control_plane.aws import clients
 
@@ -22,6 +23,46 @@ if TYPE_CHECKING:
     from mypy_boto3_sagemaker import SageMakerClient
 
 IN_PROGRESS: Final[Literal["InProgress"]] = "InProgress"
+
+
+@dataclass(frozen=True)
+class TrainingJob:
+    """A described training job with its tags: DescribeTrainingJob's answer and ListTags'."""
+
+    name: str
+    arn: str
+    description: Mapping[str, Any]
+    tags: Mapping[str, str]
+
+    @property
+    def status(self) -> str:
+        return str(self.description.get("TrainingJobStatus", ""))
+
+    @property
+    def hyperparameters(self) -> dict[str, str]:
+        return {str(key): str(value) for key, value in (self.description.get("HyperParameters") or {}).items()}
+
+    @property
+    def model_data_url(self) -> str | None:
+        return (self.description.get("ModelArtifacts") or {}).get("S3ModelArtifacts") or None
+
+    @property
+    def vocab_uri(self) -> str | None:
+        """Its auxiliary channel's vocab.json (o2v_core.served_assets)."""
+        return vocab_uri(self.description)
+
+    @property
+    def validation_data(self) -> str | None:
+        """The S3Uri of the job's ``validation`` channel, or None."""
+        for channel in self.description.get("InputDataConfig") or []:
+            if channel.get("ChannelName") == "validation":
+                uri = ((channel.get("DataSource") or {}).get("S3DataSource") or {}).get("S3Uri")
+                return str(uri) if uri else None
+        return None
+
+    @property
+    def role_arn(self) -> str:
+        return str(self.description.get("RoleArn", ""))
 
 
 @dataclass(frozen=True)
@@ -79,7 +120,7 @@ class TrainingJobs:
         try:
             return dict(self._sm.describe_training_job(TrainingJobName=name))
         except ClientError as error:
-            if _not_found(error):
+            if clients.not_found(error):
                 return None
             raise
 
@@ -109,21 +150,7 @@ class TrainingJobs:
         try:
             self._sm.create_training_job(**request)
         except ClientError as error:
-            if _already_exists(error):
+            if clients.already_exists(error):
                 return False
             raise
         return True
-
-
-def _not_found(error: ClientError) -> bool:
-    message = clients.error_message(error).lower()
-    return clients.error_code(error) in ("ValidationException", "ResourceNotFound") and (
-        "not found" in message or "could not find" in message
-    )
-
-
-def _already_exists(error: ClientError) -> bool:
-    code = clients.error_code(error)
-    return code in ("ResourceInUse", "ResourceInUseException") or (
-        code == "ValidationException" and "already exist" in clients.error_message(error).lower()
-    )

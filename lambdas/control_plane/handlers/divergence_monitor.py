@@ -13,33 +13,13 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from o2v_core.aws_quotas import safety_net_logs_per_second
-from o2v_core.detector import DetectorConfig
-from o2v_core.function_settings import JudgeSettings
-from o2v_core.resource_names import job_curve_table_name
 
-from control_plane.aws.curve_store import CurveStore
-from control_plane.aws.event_bus import EventBus
-from control_plane.aws.training_jobs import TrainingJobs
 from control_plane.aws.training_logs import Pacer, TrainingLogs
-from control_plane.logic.monitor import Judge, run_monitor
+from control_plane.handlers.wiring import judge_from_env
+from control_plane.logic.monitor import run_monitor
 from control_plane.observability import instrumented
 
 logger = Logger()
-
-
-def judge_from_env(logs: TrainingLogs | None = None) -> Judge:
-    """The per-job judge over this deployment's AWS data access (both judging handlers use it)."""
-    config = JudgeSettings.from_env()
-    return Judge(
-        deployment=config.deployment,
-        jobs=TrainingJobs(),
-        logs=logs or TrainingLogs(),
-        bus=EventBus(config.event_bus_name),
-        store=CurveStore(job_curve_table_name(config.deployment)),
-        detector=DetectorConfig.from_json(config.detector_config),
-        stop_on_divergence=config.stop_on_divergence,
-        finish_within_epochs=config.finish_diverged_within_epochs,
-    )
 
 
 @instrumented

@@ -13,7 +13,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from o2v_core.log_subscription import decode
 
-from control_plane.handlers.divergence_monitor import judge_from_env
+from control_plane.handlers.wiring import judge_from_env
 from control_plane.logic.metric_line_judge import judge_batch
 from control_plane.observability import instrumented
 

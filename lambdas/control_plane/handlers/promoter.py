@@ -16,7 +16,7 @@ from aws_lambda_powertools import Logger
 from o2v_core.events import MalformedEvent, TrainingSucceeded, parse_event
 from o2v_core.function_settings import PromoterSettings
 
-from control_plane.logic.promotion import promoter_from_config
+from control_plane.handlers.wiring import promoter_from_config
 from control_plane.observability import instrumented
 
 logger = Logger()

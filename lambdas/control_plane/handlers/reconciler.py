@@ -12,7 +12,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from o2v_core.function_settings import ReconcilerSettings
 
-from control_plane.logic.reconciler import reconciler_from_config
+from control_plane.handlers.wiring import reconciler_from_config
 from control_plane.observability import instrumented
 
 logger = Logger()

@@ -17,7 +17,7 @@ from o2v_core.function_settings import LauncherSettings
 from o2v_core.retrain_policy import RetrainPolicy
 
 from control_plane.aws.training_jobs import TrainingJobs
-from control_plane.logic.announce import announcer_from_config
+from control_plane.handlers.wiring import announcer_from_config
 from control_plane.logic.retrain import launch_next_attempt
 from control_plane.observability import instrumented
 

@@ -30,7 +30,6 @@ from o2v_core.events import (
     put_events_entry,
     to_detail,
 )
-from o2v_core.function_settings import LauncherSettings, PromoterSettings
 
 from control_plane.aws.announcements import Announcements
 from control_plane.aws.event_bus import EventBus
@@ -97,14 +96,4 @@ class Announcer:
             logger.warning("announced a claim whose claimant died before its event", extra={"key": claim.key})
             republished.append(claim.key)
         return confirmed, republished
-
-
-def announcer_from_config(config: LauncherSettings | PromoterSettings) -> Announcer:
-    """The project bus and the ledger in the artifact bucket, as the handlers use them (and the
-    witness queue, which only the reconciler's settings name)."""
-    return Announcer(
-        EventBus(config.event_bus_name),
-        Announcements(config.artifact_bucket, config.deployment,
-                      witness_queue_url=getattr(config, "announcement_witness_queue_url", "")),
-    )
 

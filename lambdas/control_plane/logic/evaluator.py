@@ -28,14 +28,14 @@ from o2v_core.metric_series import MetricSeries, decide_series
 from o2v_core.naming import Lineage
 
 from control_plane.aws.event_bus import EventBus
-from control_plane.aws.training_jobs import TrainingJobs
+from control_plane.aws.training_jobs import TrainingJob, TrainingJobs
 from control_plane.aws.training_logs import TrainingLogs
 from control_plane.logic.jobs import (
     TAG_DIVERGED,
     TAG_EVALUATED,
-    Job,
     lineage_of,
     load_job,
+    own_early_stopping,
     read_curve,
     report_divergence,
 )
@@ -93,7 +93,8 @@ def evaluate_finished_job(
 
 
 def judge_and_report(
-    job: Job, deployment: str, *, jobs: TrainingJobs, logs: TrainingLogs, bus: EventBus, detector: DetectorConfig
+    job: TrainingJob, deployment: str, *, jobs: TrainingJobs, logs: TrainingLogs, bus: EventBus,
+    detector: DetectorConfig,
 ) -> Evaluation:
     """Judge a finished job and put the verdict's event, then tag the job as judged.
 
@@ -143,7 +144,7 @@ OFFERED_FOR_PROMOTION = ("succeeded", EVALUATED_DIVERGED_CANDIDATE)
 
 
 def judge(
-    job: Job, deployment: str, *, logs: TrainingLogs, detector: DetectorConfig
+    job: TrainingJob, deployment: str, *, logs: TrainingLogs, detector: DetectorConfig
 ) -> TrainingSucceeded | TrainingFailed | Diverged:
     """What a finished job's whole curve says; reads the logs, changes nothing."""
     lineage = lineage_of(job, deployment)
@@ -154,7 +155,7 @@ def judge(
     series = read_curve(job, logs)
     # A Completed job may have been ended by its own early stopping before the detector's patience
     # could see the rise: the detector's early_stopped_after_rise rule judges that case.
-    ended_itself = status == "Completed" and job.own_early_stopping().ended(series)
+    ended_itself = status == "Completed" and own_early_stopping(job).ended(series)
     decision = decide_series(series, detector, ended_by_early_stopping=ended_itself)
     if decision.diverged:
         candidate = _candidate(job, deployment, lineage, series, decision)
@@ -163,7 +164,7 @@ def judge(
 
 
 def _candidate(
-    job: Job, deployment: str, lineage: Lineage, series: MetricSeries, decision: Decision
+    job: TrainingJob, deployment: str, lineage: Lineage, series: MetricSeries, decision: Decision
 ) -> TrainingSucceeded | TrainingFailed:
     status = job.status
     if not series.validation or decision.best_epoch is None or decision.best_value is None:

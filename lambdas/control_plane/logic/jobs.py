@@ -12,20 +12,19 @@ finds the tag (docs/guarantees.md).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from aws_lambda_powertools import Logger
 from o2v_core.detector import Decision
 from o2v_core.early_stopping import ended_by_own_early_stopping
 from o2v_core.events import MalformedEvent, ValidationLossDiverged
-from o2v_core.hyperparameters import SCHEMA, validate_partial
+from o2v_core.hyperparameters import DEFAULT_OUTPUT_LAYER, SCHEMA, validate_partial
 from o2v_core.metric_series import MetricSeries, loss_metric_for, series_from_lines
 from o2v_core.naming import TAG_DEPLOYMENT, Lineage, NamingError
 
 from control_plane.aws.event_bus import EventBus
-from control_plane.aws.training_jobs import TrainingJobs
+from control_plane.aws.training_jobs import TrainingJob, TrainingJobs
 from control_plane.aws.training_logs import TrainingLogs
 
 logger = Logger(child=True)
@@ -39,34 +38,16 @@ TAG_ROLLED_BACK = "o2v:rolled-back"  # set once the reconciler reported the endp
 TAG_BEST_VALUE = "o2v:best-value"  # set with o2v:diverged: the diverged job's best validation value
 TAG_LINEAGE_BEST_VALUE = "o2v:lineage-best-value"  # set by the launcher on attempt n+1: best of attempts 1..n
 TAG_LINEAGE_BEST_JOB = "o2v:lineage-best-job"  # ... and the job that reached it
-DEFAULT_OUTPUT_LAYER = "softmax"  # Object2Vec's default (o2v_core.hyperparameters.SCHEMA)
 
 
-@dataclass(frozen=True)
-class Job:
-    """A described training job with its tags."""
-
-    name: str
-    arn: str
-    description: Mapping[str, Any]
-    tags: Mapping[str, str]
-
-    @property
-    def status(self) -> str:
-        return str(self.description.get("TrainingJobStatus", ""))
-
-    @property
-    def hyperparameters(self) -> dict[str, str]:
-        return {str(key): str(value) for key, value in (self.description.get("HyperParameters") or {}).items()}
-
-    def own_early_stopping(self) -> OwnEarlyStopping:
-        """The job's own early-stopping settings and epoch budget (the schema's defaults where not set)."""
-        given = validate_partial({key: value for key, value in self.hyperparameters.items()
-                                  if key in _EARLY_STOPPING_KEYS},
-                                 where=f"training job {self.name} HyperParameters")
-        patience, tolerance, epochs = (given.get(key, SCHEMA[key].default) for key in _EARLY_STOPPING_KEYS)
-        assert isinstance(patience, int) and isinstance(tolerance, float) and isinstance(epochs, int)
-        return OwnEarlyStopping(patience, tolerance, epochs)
+def own_early_stopping(job: TrainingJob) -> OwnEarlyStopping:
+    """The job's own early-stopping settings and epoch budget (the schema's defaults where not set)."""
+    given = validate_partial({key: value for key, value in job.hyperparameters.items()
+                              if key in _EARLY_STOPPING_KEYS},
+                             where=f"training job {job.name} HyperParameters")
+    patience, tolerance, epochs = (given.get(key, SCHEMA[key].default) for key in _EARLY_STOPPING_KEYS)
+    assert isinstance(patience, int) and isinstance(tolerance, float) and isinstance(epochs, int)
+    return OwnEarlyStopping(patience, tolerance, epochs)
 
 
 _EARLY_STOPPING_KEYS = ("early_stopping_patience", "early_stopping_tolerance", "epochs")
@@ -86,16 +67,16 @@ class OwnEarlyStopping:
                                            self.tolerance, self.epochs)
 
 
-def load_job(jobs: TrainingJobs, name: str, *, field: str) -> Job:
+def load_job(jobs: TrainingJobs, name: str, *, field: str) -> TrainingJob:
     """Describe a job and read its tags; a missing job is a malformed event (``field`` names it)."""
     description = jobs.describe(name)
     if description is None:
         raise MalformedEvent(f"field {field!r}: no training job named {name!r}")
     arn = str(description["TrainingJobArn"])
-    return Job(name, arn, description, jobs.tags(arn))
+    return TrainingJob(name, arn, description, jobs.tags(arn))
 
 
-def lineage_of(job: Job, deployment: str) -> Lineage:
+def lineage_of(job: TrainingJob, deployment: str) -> Lineage:
     """The job's lineage tags, checked to belong to this deployment."""
     try:
         lineage = Lineage.from_tags(job.tags)
@@ -109,12 +90,12 @@ def lineage_of(job: Job, deployment: str) -> Lineage:
     return lineage
 
 
-def read_curve(job: Job, logs: TrainingLogs) -> MetricSeries:
+def read_curve(job: TrainingJob, logs: TrainingLogs) -> MetricSeries:
     """The job's per-epoch validation loss (and train loss) from its CloudWatch Logs stream."""
     return curve_of(job, logs.metric_lines(job.name), source=f"CloudWatch Logs of {job.name}")
 
 
-def curve_of(job: Job, lines: Sequence[str], *, source: str) -> MetricSeries:
+def curve_of(job: TrainingJob, lines: Sequence[str], *, source: str) -> MetricSeries:
     """The job's curve from its ``#quality_metric`` lines in log order (from the logs or the curve store)."""
     output_layer = job.hyperparameters.get("output_layer", DEFAULT_OUTPUT_LAYER)
     metric = loss_metric_for(output_layer)
@@ -126,7 +107,8 @@ def curve_of(job: Job, lines: Sequence[str], *, source: str) -> MetricSeries:
 
 
 def report_divergence(
-    job: Job, lineage: Lineage, decision: Decision, metric: str, *, jobs: TrainingJobs, bus: EventBus, stop: bool,
+    job: TrainingJob, lineage: Lineage, decision: Decision, metric: str, *, jobs: TrainingJobs, bus: EventBus,
+    stop: bool,
     epochs_saved: int = 0,
 ) -> bool:
     """Put ``ValidationLossDiverged``, then tag, then stop the job when ``stop``. False when already reported.

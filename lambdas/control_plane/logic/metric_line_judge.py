@@ -39,8 +39,8 @@ from o2v_core.metric_lines import parse_line
 from o2v_core.metric_series import decide_series
 from o2v_core.naming import TAG_DEPLOYMENT, job_prefix
 
-from control_plane.aws.training_jobs import IN_PROGRESS
-from control_plane.logic.jobs import TAG_DIVERGED, Job, curve_of
+from control_plane.aws.training_jobs import IN_PROGRESS, TrainingJob
+from control_plane.logic.jobs import TAG_DIVERGED, curve_of
 from control_plane.logic.monitor import Judge, Verdict, judge_job, stop_choice
 
 logger = Logger(child=True)
@@ -135,7 +135,7 @@ def judge_record(
             return "not_running"
     if meta.tags.get(TAG_DEPLOYMENT) != judge.deployment:
         return "skipped"  # the prefix matched, but the job is not ours (remembered: no call next time)
-    job = Job(name, meta.arn, {"HyperParameters": dict(meta.hyperparameters)}, meta.tags)
+    job = TrainingJob(name, meta.arn, {"HyperParameters": dict(meta.hyperparameters)}, meta.tags)
     series = curve_of(job, record.messages, source=f"curve store of {name}")
     if record.reported or TAG_DIVERGED in meta.tags:
         if judge.finish_within is None or not stop_choice(job, series, judge.finish_within).stop:

@@ -52,9 +52,9 @@ from o2v_core.naming import TAG_DEPLOYMENT, job_prefix
 
 from control_plane.aws.curve_store import CurveStore
 from control_plane.aws.event_bus import EventBus
-from control_plane.aws.training_jobs import IN_PROGRESS, JobSummary, TrainingJobs
+from control_plane.aws.training_jobs import IN_PROGRESS, JobSummary, TrainingJob, TrainingJobs
 from control_plane.aws.training_logs import TrainingLogs
-from control_plane.logic.jobs import TAG_DIVERGED, Job, lineage_of, read_curve, report_divergence
+from control_plane.logic.jobs import TAG_DIVERGED, lineage_of, own_early_stopping, read_curve, report_divergence
 
 logger = Logger(child=True)
 
@@ -144,7 +144,7 @@ def judge_job(
         return "gone"  # deleted between List and Describe
     if description.get("TrainingJobStatus") != IN_PROGRESS:
         return "not_running"  # the finished-job evaluator judges the whole curve
-    job = Job(name, arn, description, tags)
+    job = TrainingJob(name, arn, description, tags)
     series = series if series is not None else read_curve(job, judge.logs)
     if TAG_DIVERGED in tags:  # reported already: left to finish, or its stop did not take
         choice = stop_choice(job, series, judge.finish_within)
@@ -164,9 +164,9 @@ def judge_job(
     return "checked"
 
 
-def stop_choice(job: Job, series: MetricSeries, finish_within: int | None) -> StopChoice:
+def stop_choice(job: TrainingJob, series: MetricSeries, finish_within: int | None) -> StopChoice:
     """Stop this diverged job now? Its own early-stopping settings and budget say how long it would go on."""
-    own = job.own_early_stopping()
+    own = own_early_stopping(job)
     losses = [value for _, value in series.validation]
     return choose_stop(losses, patience=own.patience, tolerance=own.tolerance, epochs=own.epochs,
                        finish_within_epochs=finish_within)

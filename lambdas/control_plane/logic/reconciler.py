@@ -41,20 +41,19 @@ import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from aws_lambda_powertools import Logger
 from o2v_core.business_metrics import RECONCILER_REPAIRS
 from o2v_core.detector import DetectorConfig
 from o2v_core.events import FINISHED_STATUSES, ModelPromoted, ModelRolledBack, TrainingSucceeded
-from o2v_core.function_settings import ReconcilerSettings
 from o2v_core.naming import TAG_DEPLOYMENT, job_prefix
 from o2v_core.retrain_policy import RetrainPolicy
 from o2v_core.served_assets import TAG_TRAINING_JOB, TAG_VOCAB
 
+from control_plane.aws.endpoint import EndpointState, ServedConfig
 from control_plane.aws.event_bus import EventBus
-from control_plane.aws.serving import EndpointState, ServedConfig, ServingRecord
-from control_plane.aws.training_jobs import RecentJob, TrainingJobs
+from control_plane.aws.serving_record import ServingRecord
+from control_plane.aws.training_jobs import RecentJob, TrainingJob, TrainingJobs
 from control_plane.aws.training_logs import TrainingLogs
 from control_plane.logic.evaluator import OFFERED_FOR_PROMOTION, Diverged, judge, judge_and_report
 from control_plane.logic.jobs import (
@@ -63,7 +62,6 @@ from control_plane.logic.jobs import (
     TAG_PROMOTION,
     TAG_RETRAINING_EXHAUSTED,
     TAG_ROLLED_BACK,
-    Job,
     lineage_of,
 )
 from control_plane.logic.promotion import (
@@ -74,7 +72,6 @@ from control_plane.logic.promotion import (
     Promoter,
     candidate_value,
     lower_is_better,
-    promoter_from_config,
 )
 from control_plane.logic.retrain import continue_lineage
 from control_plane.observability import count
@@ -145,7 +142,7 @@ class Reconciler:
         recent = self.jobs.recent(
             job_prefix(self.deployment), since=self.now() - timedelta(days=WINDOW_DAYS), limit=MAX_JOBS
         )
-        deferred: list[tuple[Job, TrainingSucceeded]] = []
+        deferred: list[tuple[TrainingJob, TrainingSucceeded]] = []
         for summary in recent:
             if report.actions >= MAX_ACTIONS:
                 report.capped = True
@@ -279,7 +276,7 @@ class Reconciler:
         return (self.now() - summary.last_modified).total_seconds() >= GRACE_SECONDS
 
     def _reconcile_job(
-        self, summary: RecentJob, report: ReconcileReport, deferred: list[tuple[Job, TrainingSucceeded]]
+        self, summary: RecentJob, report: ReconcileReport, deferred: list[tuple[TrainingJob, TrainingSucceeded]]
     ) -> None:
         tags = self.jobs.tags(summary.arn)
         if tags.get("o2v:deployment") != self.deployment:
@@ -315,10 +312,10 @@ class Reconciler:
         outcome = self.promoter.handle(verdict)
         report.decided.append(f"{summary.name}: {outcome.detail.detail_type}")
 
-    def _decide_deferred(self, deferred: list[tuple[Job, TrainingSucceeded]], report: ReconcileReport) -> None:
+    def _decide_deferred(self, deferred: list[tuple[TrainingJob, TrainingSucceeded]], report: ReconcileReport) -> None:
         """Best candidate first; stop at the first promotion (the endpoint is busy again)."""
 
-        def rank(item: tuple[Job, TrainingSucceeded]) -> float:
+        def rank(item: tuple[TrainingJob, TrainingSucceeded]) -> float:
             job, event = item
             value = candidate_value(event, job.status, job.tags)
             if not math.isfinite(value):
@@ -331,11 +328,11 @@ class Reconciler:
             if outcome.promoted or outcome.deferred:
                 return
 
-    def _load(self, summary: RecentJob, tags: dict[str, str]) -> Job:
+    def _load(self, summary: RecentJob, tags: dict[str, str]) -> TrainingJob:
         description = self.jobs.describe(summary.name)
         if description is None:
             raise RuntimeError(f"training job {summary.name!r} vanished")
-        return Job(summary.name, summary.arn, description, tags)
+        return TrainingJob(summary.name, summary.arn, description, tags)
 
     def _guard(
         self, report: ReconcileReport, what: str, step: Callable[[], EndpointState | None]
@@ -348,25 +345,11 @@ class Reconciler:
             return None
 
 
-def reconciler_from_config(config: ReconcilerSettings, **overrides: Any) -> Reconciler:
-    """The reconciler with plain AWS data access, as the handler runs it (tests may set ``now``)."""
-    return Reconciler(
-        deployment=config.deployment,
-        jobs=TrainingJobs(),
-        logs=TrainingLogs(),
-        bus=EventBus(config.event_bus_name),
-        detector=DetectorConfig.from_json(config.detector_config),
-        policy=RetrainPolicy.from_json(config.retrain_policy),
-        promoter=promoter_from_config(config),
-        **overrides,
-    )
-
-
 def _bind(
-    step: Callable[[RecentJob, ReconcileReport, list[tuple[Job, TrainingSucceeded]]], None],
+    step: Callable[[RecentJob, ReconcileReport, list[tuple[TrainingJob, TrainingSucceeded]]], None],
     summary: RecentJob,
     report: ReconcileReport,
-    deferred: list[tuple[Job, TrainingSucceeded]],
+    deferred: list[tuple[TrainingJob, TrainingSucceeded]],
 ) -> Callable[[], None]:
     return lambda: step(summary, report, deferred)
 

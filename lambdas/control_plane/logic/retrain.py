@@ -43,7 +43,7 @@ from o2v_core.events import MalformedEvent, RetrainingExhausted, ValidationLossD
 from o2v_core.naming import LINEAGE_TAG_KEYS, Lineage, job_prefix, tag_list
 from o2v_core.retrain_policy import ON_NO_IMPROVEMENT_STOP, Exhausted, LineageBest, RetrainPolicy
 
-from control_plane.aws.training_jobs import TrainingJobs
+from control_plane.aws.training_jobs import TrainingJob, TrainingJobs
 from control_plane.logic.announce import Announcer
 from control_plane.logic.jobs import (
     TAG_BEST_VALUE,
@@ -54,7 +54,6 @@ from control_plane.logic.jobs import (
     TAG_PROMOTION,
     TAG_RETRAINING_EXHAUSTED,
     TAG_ROLLED_BACK,
-    Job,
     lineage_of,
     load_job,
 )
@@ -191,7 +190,9 @@ def _tagged_value(tags: Mapping[str, str], key: str) -> float | None:
         return None
 
 
-def lineage_best(parent: Job, policy: RetrainPolicy, jobs: TrainingJobs, *, parent_best: float | None) -> LineageBest:
+def lineage_best(
+    parent: TrainingJob, policy: RetrainPolicy, jobs: TrainingJobs, *, parent_best: float | None
+) -> LineageBest:
     """What the policy needs to know of the lineage: the parent's best (``parent_best`` from the event,
     else its ``o2v:best-value`` tag) and the best before it (the tags the launcher set on the parent)."""
     known = LineageBest(
@@ -210,7 +211,8 @@ def lineage_best(parent: Job, policy: RetrainPolicy, jobs: TrainingJobs, *, pare
 
 
 def continue_lineage(
-    parent: Job, lineage: Lineage, deployment: str, *, jobs: TrainingJobs, announcer: Announcer, policy: RetrainPolicy,
+    parent: TrainingJob, lineage: Lineage, deployment: str, *, jobs: TrainingJobs, announcer: Announcer,
+    policy: RetrainPolicy,
     parent_best: float | None = None,
 ) -> RetrainOutcome:
     """After ``parent`` diverged: its child job, or ``RetrainingExhausted``. Idempotent.

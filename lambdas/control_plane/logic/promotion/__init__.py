@@ -43,9 +43,10 @@ Rules (``docs/promotion.md`` explains them with examples):
   parameter (read by the serving stack at deploy time), then ``ModelPromoted`` is put, then the
   JSON record is written (nothing is marked done before the event that says so; docs/guarantees.md).
 
-Where each part lives: :mod:`.settings` (checked settings), :mod:`.rules` (pure rules),
+Where each part lives: ``o2v_core.function_settings.PromoterSettings`` (its settings, checked
+when built), :mod:`.rules` (pure rules),
 :mod:`.serving_resources` (names and tags of what it creates), :mod:`.workflow` (the steps and
-their AWS calls, through ``control_plane.aws``), :mod:`.wiring` (built from the environment).
+their AWS calls, through ``control_plane.aws``); ``control_plane.handlers.wiring`` builds it.
 """
 
 from control_plane.logic.promotion.rules import (
@@ -65,8 +66,6 @@ from control_plane.logic.promotion.serving_resources import (
     served_model_tags,
     serving_name,
 )
-from control_plane.logic.promotion.settings import PromotionSettings
-from control_plane.logic.promotion.wiring import promoter_from_config
 from control_plane.logic.promotion.workflow import (
     DEFERRED_REASON_PREFIX,
     PROMOTION_DECIDED,
@@ -84,13 +83,11 @@ __all__ = [
     "TAG_VALIDATION_DATA",
     "Outcome",
     "Promoter",
-    "PromotionSettings",
     "Verdict",
     "artifact_holds_best_epoch",
     "candidate_value",
     "compare",
     "lower_is_better",
-    "promoter_from_config",
     "provenance_veto",
     "rollback_veto",
     "served_model_tags",

@@ -10,7 +10,8 @@ from o2v_core.events import TrainingSucceeded
 from o2v_core.metric_lines import SCORE_KIND
 from o2v_core.naming import TAG_BEST_EPOCH_ARTIFACT
 
-from control_plane.aws.serving import ServingRecord, TrainingJob
+from control_plane.aws.serving_record import ServingRecord
+from control_plane.aws.training_jobs import TrainingJob
 from control_plane.logic.jobs import TAG_ROLLED_BACK
 
 
@@ -24,12 +25,12 @@ def artifact_holds_best_epoch(tags: dict[str, str]) -> bool:
     return tags.get(TAG_BEST_EPOCH_ARTIFACT, "").strip().lower() == "true"
 
 
-def status_veto(status: str, tags: dict[str, str]) -> str | None:
+def status_veto(status: str, tags: Mapping[str, str]) -> str | None:
     """Why a job of this status is not promotable, or None when it is."""
     if status == "Completed":
         return None
     if status == "Stopped":
-        if artifact_holds_best_epoch(tags):
+        if artifact_holds_best_epoch(dict(tags)):
             return None
         return (
             "training job was stopped and its artifact may hold a diverged epoch's weights "
@@ -110,7 +111,7 @@ def compare(
     return Verdict(better, ("better by the margin; " if better else "not better by the margin; ") + numbers, threshold)
 
 
-def rollback_veto(tags: dict[str, str]) -> str | None:
+def rollback_veto(tags: Mapping[str, str]) -> str | None:
     """A model the endpoint's rollback alarms rejected is never deployed again."""
     if TAG_ROLLED_BACK in tags:
         return f"the endpoint rolled this model back ({TAG_ROLLED_BACK}={tags[TAG_ROLLED_BACK]}); not deployed again"

@@ -11,20 +11,20 @@ from dataclasses import dataclass, field
 from aws_lambda_powertools import Logger
 from o2v_core.endpoint_deployment import deployment_config
 from o2v_core.events import MalformedEvent, ModelPromoted, PromotionSkipped, TrainingSucceeded, to_detail
+from o2v_core.function_settings import PromoterSettings
 from o2v_core.naming import INFERENCE_ENVIRONMENT, LINEAGE_TAG_KEYS, TAG_DEPLOYMENT, job_prefix
 from o2v_core.served_assets import TAG_VOCAB
 
 from control_plane.aws.autoscaling import EndpointAutoscaling
-from control_plane.aws.event_bus import EventBus
-from control_plane.aws.serving import (
-    EndpointConfigSettings,
+from control_plane.aws.endpoint import (
+    EndpointConfigExtras,
     EndpointState,
     EndpointUpdateRejected,
     SageMakerServing,
-    ServingRecord,
-    ServingRecordStore,
-    TrainingJob,
 )
+from control_plane.aws.event_bus import EventBus
+from control_plane.aws.serving_record import ServingRecord, ServingRecordStore
+from control_plane.aws.training_jobs import TrainingJob
 from control_plane.logic.announce import Announcer
 from control_plane.logic.jobs import TAG_PROMOTION
 from control_plane.logic.promotion.rules import (
@@ -36,7 +36,6 @@ from control_plane.logic.promotion.rules import (
     status_veto,
 )
 from control_plane.logic.promotion.serving_resources import served_model_tags, serving_name
-from control_plane.logic.promotion.settings import PromotionSettings
 
 logger = Logger(child=True)
 
@@ -65,7 +64,7 @@ class Outcome:
 
 @dataclass
 class Promoter:
-    settings: PromotionSettings
+    settings: PromoterSettings
     sagemaker: SageMakerServing
     records: ServingRecordStore
     bus: EventBus
@@ -88,7 +87,7 @@ class Promoter:
                 "metricName": detail.metricName,
                 "candidateValue": detail.candidateValue,
                 "servingValue": detail.previousValue if isinstance(detail, ModelPromoted) else detail.servingValue,
-                "margin": self.settings.margin,
+                "margin": self.settings.promotion_margin,
                 "endpointName": detail.endpointName,
             },
         )
@@ -191,7 +190,7 @@ class Promoter:
                 f"{endpoint.config_name!r}"
             )
             return self._skip(event, reason, candidate, serving, job=job, deferred=True)
-        verdict = compare(candidate, event.metricName, serving, self.settings.margin,
+        verdict = compare(candidate, event.metricName, serving, self.settings.promotion_margin,
                           validation_data=job.validation_data)
         if not verdict.promote:
             return self._skip(event, verdict.reason, candidate, serving, job=job)
@@ -219,7 +218,7 @@ class Promoter:
 
         # The endpoint was described before the config is created: the new config carries the live
         # one's KmsKeyId and DataCaptureConfig. Races with concurrent invocations are settled below.
-        config_settings = self._config_settings(endpoint)
+        config_extras = self._config_extras(endpoint)
 
         self.sagemaker.create_model(
             model_name,
@@ -232,9 +231,9 @@ class Promoter:
         self.sagemaker.create_endpoint_config(
             config_name,
             model_name=model_name,
-            instance_type=settings.instance_type,
-            instance_count=settings.instance_count,
-            settings=config_settings,
+            instance_type=settings.endpoint_instance_type,
+            instance_count=settings.endpoint_min_capacity,  # the minimum capacity
+            extras=config_extras,
             tags={**tags, **served_model_tags(job.name, event.metricName, candidate, job.validation_data)},
         )
         record = ServingRecord(
@@ -256,9 +255,9 @@ class Promoter:
             return self._duplicate(event, candidate, serving, endpoint, job)
         if endpoint.busy:
             return self._skip(event, self._busy_message(endpoint), candidate, serving, job=job, deferred=True)
-        if not settings.rollback_alarm_names:
+        if not settings.rollback_alarms:
             logger.warning("blue/green update without rollback alarms: nothing rolls a bad model back")
-        if config_settings.instance_type != settings.instance_type and self.autoscaling.deregister(
+        if config_extras.instance_type != settings.endpoint_instance_type and self.autoscaling.deregister(
             settings.endpoint_name
         ):
             # "If the update would change the instance type for any model that is a target for auto
@@ -266,12 +265,12 @@ class Promoter:
             # endpoint is InService. An unknown live type (its config is gone) counts as a change.
             logger.info(
                 "deregistered the endpoint's scalable target before changing its instance type",
-                extra={"from": config_settings.instance_type, "to": settings.instance_type},
+                extra={"from": config_extras.instance_type, "to": settings.endpoint_instance_type},
             )
         try:
             self.sagemaker.update_endpoint(
                 settings.endpoint_name, config_name=config_name, deployment_config=deployment_config(
-                    settings.rollback_alarm_names
+                    settings.rollback_alarms
                 )
             )
         except EndpointUpdateRejected:
@@ -283,10 +282,10 @@ class Promoter:
             raise
         return self._promoted(event, record, serving, verdict, "started a blue/green update", job)
 
-    def _config_settings(self, endpoint: EndpointState | None) -> EndpointConfigSettings:
+    def _config_extras(self, endpoint: EndpointState | None) -> EndpointConfigExtras:
         """KmsKeyId and DataCaptureConfig for the new config: the live config's, else the settings'."""
         if endpoint is None:
-            return self.settings.first_endpoint_config
+            return self._first_config_extras()
         live = self.sagemaker.describe_endpoint_config(endpoint.config_name)
         if live is None:
             logger.warning(
@@ -294,8 +293,12 @@ class Promoter:
                 "from the settings",
                 extra={"endpointName": endpoint.name, "endpointConfigName": endpoint.config_name},
             )
-            return self.settings.first_endpoint_config
+            return self._first_config_extras()
         return live
+
+    def _first_config_extras(self) -> EndpointConfigExtras:
+        """KmsKeyId and DataCaptureConfig of the first endpoint's config (later ones copy the live config's)."""
+        return EndpointConfigExtras(self.settings.endpoint_kms_key_arn or None, self.settings.first_data_capture)
 
     def _must_describe(self) -> EndpointState:
         endpoint = self.sagemaker.describe_endpoint(self.settings.endpoint_name)

@@ -1,7 +1,8 @@
-"""Data access for promotion: SageMaker serving resources and the served-model record in SSM.
+"""Data access for promotion's SageMaker side: models, endpoint configs, the endpoint.
 
 Thin wrappers over boto3 that turn AWS answers into small typed values and AWS "already
 exists" errors into ``False``; every decision lives in :mod:`control_plane.logic.promotion`.
+The served-model record (SSM) is :mod:`control_plane.aws.serving_record`.
 
 Clients come from :mod:`control_plane.aws.clients` (plain, lazy, cached per environment).
 """
@@ -9,48 +10,28 @@ Clients come from :mod:`control_plane.aws.clients` (plain, lazy, cached per envi
 from __future__ import annotations
 
 import copy
-import json
-import math
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import ClientError
 from o2v_core.endpoint_deployment import VARIANT_NAME
 from o2v_core.naming import tag_dict, tag_list
-from o2v_core.served_assets import vocab_uri
 
 from control_plane.aws import clients
+from control_plane.aws.training_jobs import TrainingJob
 
 if TYPE_CHECKING:
     from mypy_boto3_sagemaker import SageMakerClient
     from mypy_boto3_sagemaker.type_defs import DataCaptureConfigTypeDef, DeploymentConfigTypeDef, TagTypeDef
-    from mypy_boto3_ssm import SSMClient
-
-def _error(error: ClientError) -> tuple[str, str]:
-    return clients.error_code(error), clients.error_message(error)
-
-
-def _already_exists(error: ClientError) -> bool:
-    """SageMaker answers a duplicate name with ValidationException 'Cannot create already existing ...'."""
-    code, message = _error(error)
-    return code in ("ResourceInUse", "ResourceInUseException") or (
-        code == "ValidationException" and "already exist" in message.lower()
-    )
-
-
-def _not_found(error: ClientError) -> bool:
-    code, message = _error(error)
-    return code in ("ValidationException", "ResourceNotFound") and "could not find" in message.lower()
-
 
 def _created(create: Callable[[], object]) -> bool:
     """Run a create call; False when a resource of that name already exists (a duplicate event)."""
     try:
         create()
     except ClientError as error:
-        if _already_exists(error):
+        if clients.already_exists(error):
             return False
         raise
     return True
@@ -64,18 +45,6 @@ def _tags(tags: Mapping[str, str]) -> list[TagTypeDef]:
 # SageMaker
 
 IN_SERVICE = "InService"
-
-
-@dataclass(frozen=True)
-class TrainingJob:
-    name: str
-    arn: str
-    status: str
-    model_data_url: str | None
-    tags: dict[str, str]
-    vocab_uri: str | None = None  # its auxiliary channel's vocab.json (o2v_core.served_assets)
-    validation_data: str | None = None  # S3Uri of the job's "validation" channel
-    role_arn: str = ""
 
 
 @dataclass(frozen=True)
@@ -96,7 +65,7 @@ class EndpointState:
 
 
 @dataclass(frozen=True)
-class EndpointConfigSettings:
+class EndpointConfigExtras:
     """What an endpoint config carries besides its variants: storage-volume key and data capture.
 
     ``DataCaptureConfig`` as SageMaker's DescribeEndpointConfig answers it, which is also the shape
@@ -126,15 +95,6 @@ class EndpointUpdateRejected(RuntimeError):
     """UpdateEndpoint answered ValidationException (typically: another update is in progress)."""
 
 
-def validation_channel(description: Mapping[str, Any]) -> str | None:
-    """The S3Uri of a DescribeTrainingJob answer's ``validation`` channel, or None."""
-    for channel in description.get("InputDataConfig") or []:
-        if channel.get("ChannelName") == "validation":
-            uri = ((channel.get("DataSource") or {}).get("S3DataSource") or {}).get("S3Uri")
-            return str(uri) if uri else None
-    return None
-
-
 class SageMakerServing:
     def __init__(self, client: SageMakerClient | None = None) -> None:
         self._given = client
@@ -144,18 +104,9 @@ class SageMakerServing:
         return self._given or clients.sagemaker()
 
     def describe_training_job(self, name: str) -> TrainingJob:
-        job = self._sm.describe_training_job(TrainingJobName=name)
-        arn = job["TrainingJobArn"]
-        return TrainingJob(
-            name=name,
-            arn=arn,
-            status=job["TrainingJobStatus"],
-            model_data_url=job.get("ModelArtifacts", {}).get("S3ModelArtifacts") or None,
-            tags=self._tags_of(arn),
-            vocab_uri=vocab_uri(job),
-            validation_data=validation_channel(job),
-            role_arn=job["RoleArn"],
-        )
+        job = dict(self._sm.describe_training_job(TrainingJobName=name))
+        arn = str(job["TrainingJobArn"])
+        return TrainingJob(name, arn, job, self._tags_of(arn))
 
     def create_model(
         self,
@@ -185,15 +136,15 @@ class SageMakerServing:
         model_name: str,
         instance_type: str,
         instance_count: int,
-        settings: EndpointConfigSettings,
+        extras: EndpointConfigExtras,
         tags: Mapping[str, str],
     ) -> bool:
         """Create a one-variant endpoint config; False when one of that name already exists."""
         extra: dict[str, Any] = {}
-        if settings.kms_key_id:
-            extra["KmsKeyId"] = settings.kms_key_id
-        if settings.data_capture is not None:
-            extra["DataCaptureConfig"] = settings.data_capture
+        if extras.kms_key_id:
+            extra["KmsKeyId"] = extras.kms_key_id
+        if extras.data_capture is not None:
+            extra["DataCaptureConfig"] = extras.data_capture
         return _created(lambda: self._sm.create_endpoint_config(
             EndpointConfigName=name,
             ProductionVariants=[{
@@ -207,17 +158,17 @@ class SageMakerServing:
             **extra,
         ))
 
-    def describe_endpoint_config(self, name: str) -> EndpointConfigSettings | None:
+    def describe_endpoint_config(self, name: str) -> EndpointConfigExtras | None:
         """The config's KmsKeyId and DataCaptureConfig; None when no config of that name exists."""
         try:
             config = self._sm.describe_endpoint_config(EndpointConfigName=name)
         except ClientError as error:
-            if _not_found(error):
+            if clients.not_found(error):
                 return None
             raise
         capture = config.get("DataCaptureConfig")
         variants = config.get("ProductionVariants") or []
-        return EndpointConfigSettings(
+        return EndpointConfigExtras(
             kms_key_id=config.get("KmsKeyId") or None,
             # The answer's shape is CreateEndpointConfig's (lists where the request takes sequences).
             data_capture=cast("DataCaptureConfigTypeDef", copy.deepcopy(dict(capture))) if capture else None,
@@ -228,7 +179,7 @@ class SageMakerServing:
         try:
             endpoint = self._sm.describe_endpoint(EndpointName=name)
         except ClientError as error:
-            if _not_found(error):
+            if clients.not_found(error):
                 return None
             raise
         pending = endpoint.get("PendingDeploymentSummary", {}).get("EndpointConfigName")
@@ -252,7 +203,7 @@ class SageMakerServing:
             model_name = config["ProductionVariants"][0]["ModelName"]
             model = self._sm.describe_model(ModelName=model_name)
         except ClientError as error:
-            if _not_found(error):
+            if clients.not_found(error):
                 return None
             raise
         container = model.get("PrimaryContainer") or {}
@@ -286,96 +237,7 @@ class SageMakerServing:
                 RetainAllVariantProperties=True,
             )
         except ClientError as error:
-            code, message = _error(error)
+            code, message = clients.error_code(error), clients.error_message(error)
             if code == "ValidationException":
                 raise EndpointUpdateRejected(f"UpdateEndpoint {name} -> {config_name} rejected: {message}") from error
             raise
-
-
-# ---------------------------------------------------------------------------------------------
-# The served-model record (SSM String parameter)
-
-
-class ServingRecordError(ValueError):
-    """The SSM parameter does not hold a valid served-model record; names the parameter and field."""
-
-
-@dataclass(frozen=True)
-class ServingRecord:
-    """What the endpoint serves now. Stored as JSON with these exact (camelCase) keys."""
-
-    modelDataUrl: str
-    trainingJobName: str
-    metricName: str
-    metricValue: float
-    modelName: str
-    endpointConfigName: str
-    vocab: str | None = None  # S3 URI of the vocab (SageMaker jobs); None: vocab.json is inside model.tar.gz
-    # S3 URI of the validation channel metricValue was measured on; None: unknown (older records).
-    validationData: str | None = None
-
-    def to_json(self) -> str:
-        data = {key: value for key, value in asdict(self).items() if value is not None}
-        return json.dumps(data, sort_keys=True, separators=(",", ":"))
-
-    @classmethod
-    def from_json(cls, text: str, *, where: str) -> ServingRecord | None:
-        """Parse a record; ``{}`` (a placeholder, since SSM values cannot be empty) means none yet."""
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise ServingRecordError(f"{where}: not JSON ({error.msg})") from None
-        if not isinstance(data, dict):
-            raise ServingRecordError(f"{where}: must be a JSON object, got {type(data).__name__}")
-        if not data:
-            return None
-        values: dict[str, Any] = {}
-        for key in ("modelDataUrl", "trainingJobName", "metricName", "modelName", "endpointConfigName"):
-            value = data.get(key)
-            if not isinstance(value, str) or not value:
-                raise ServingRecordError(f"{where}: field {key!r} must be a non-empty string, got {value!r}")
-            values[key] = value
-        metric = data.get("metricValue")
-        if isinstance(metric, bool) or not isinstance(metric, (int, float)) or not math.isfinite(metric):
-            raise ServingRecordError(f"{where}: field 'metricValue' must be a finite number, got {metric!r}")
-        optional: dict[str, str | None] = {}
-        for key in ("vocab", "validationData"):
-            value = data.get(key)
-            if value is not None and (not isinstance(value, str) or not value):
-                raise ServingRecordError(
-                    f"{where}: field {key!r} must be a non-empty string when present, got {value!r}"
-                )
-            optional[key] = value
-        return cls(metricValue=float(metric), vocab=optional["vocab"], validationData=optional["validationData"],
-                   **values)
-
-
-class ServingRecordStore:
-    """The record in one SSM String parameter, created on first write; only the promoter and the
-    reconciler write it (docs/promotion.md, "Who owns what")."""
-
-    def __init__(self, parameter_name: str, client: SSMClient | None = None) -> None:
-        self.parameter_name = parameter_name
-        self._given = client
-
-    @property
-    def _ssm(self) -> SSMClient:
-        return self._given or cast("SSMClient", clients.client("ssm"))
-
-    def read(self) -> ServingRecord | None:
-        try:
-            answer = self._ssm.get_parameter(Name=self.parameter_name)
-        except ClientError as error:
-            if _error(error)[0] == "ParameterNotFound":
-                return None
-            raise
-        return ServingRecord.from_json(
-            answer["Parameter"].get("Value", ""), where=f"SSM parameter {self.parameter_name!r}"
-        )
-
-    def clear(self) -> None:
-        """No promoted model is served (an endpoint config the promoter did not create): ``{}``."""
-        self._ssm.put_parameter(Name=self.parameter_name, Value="{}", Type="String", Overwrite=True)
-
-    def write(self, record: ServingRecord) -> None:
-        self._ssm.put_parameter(Name=self.parameter_name, Value=record.to_json(), Type="String", Overwrite=True)
