@@ -91,6 +91,10 @@ class RunRecord:
     early_stopping_patience: int  # the recipe's, as users run it
     early_stopping_tolerance: float
     early_stopping_epoch: int | None  # the epoch after which that rule ends the job; None: it runs them all
+    # The trainer's test-channel metrics of the saved model (the full run's best epoch), as Object2Vec
+    # reports them once at the end (`test accuracy`, `test cross_entropy`; `test mean_squared_error`):
+    # SNLI test accuracy comes from here. None: recorded before the bench kept them.
+    test: dict[str, float] | None = None
 
     def curve(self) -> Curve:
         """The whole curve (early stopping off)."""
@@ -215,6 +219,7 @@ def run_one(spec: RunSpec, dataset: Path, work: Path) -> RunRecord:
         early_stopping_patience=patience,
         early_stopping_tolerance=tolerance,
         early_stopping_epoch=stopping_epoch(validation, patience, tolerance),
+        test=dict(result.test) if result.test is not None else None,
     )
 
 

@@ -75,6 +75,33 @@ def record_missing(ctx: Context) -> None:
     _recording_summary(ctx)
 
 
+def rerecord(ctx: Context, prefixes: tuple[str, ...]) -> None:
+    """``--rerecord``: train again the recorded runs whose key starts with one of ``prefixes`` (their models
+    stay in the work directory, for the test metrics the value section reads), each in its former place in
+    the records (the detection suite's tune/eval split follows that order). What was measured on the former
+    models goes; the largest per-epoch difference of validation value from the former curve is kept in
+    ``value_recheck`` (how well a seeded run reproduces)."""
+    former = {item.spec.key: item for item in ctx.records if item.spec.key.startswith(prefixes)}
+    unconfigured = sorted(set(former) - {spec.key for spec in ctx.cfg.all_runs()})
+    if not former or unconfigured:
+        raise SystemExit(f"--rerecord {','.join(prefixes)}: " + (
+            f"not configured in bench/config.py, so it could not be recorded again: {', '.join(unconfigured)}"
+            if former else "no recorded run's key starts with it"))
+    order = {item.spec.key: index for index, item in enumerate(ctx.records)}
+    measured = ctx.results.get("value_test", {})
+    for key in former:
+        measured.pop(key, None)
+    ctx.records = [item for item in ctx.records if item.spec.key not in former]
+    record_missing(ctx)
+    ctx.records.sort(key=lambda item: order.get(item.spec.key, len(order)))
+    _recording_summary(ctx)
+    recheck = ctx.results.setdefault("value_recheck", {})
+    for item in ctx.records:
+        if item.spec.key in former:
+            recheck[item.spec.key] = max(abs(new - old) for new, old in
+                                         zip(item.validation, former[item.spec.key].validation, strict=True))
+
+
 def _recording_summary(ctx: Context) -> None:
     ctx.results["records"] = [item.to_json() for item in ctx.records]
     suite = _suite_records(ctx)
@@ -226,9 +253,11 @@ def cost(ctx: Context) -> None:
 
 
 def _test_quality(ctx: Context) -> Callable[[RunRecord], float | None]:
-    """STS-B test Spearman (cosine, x 100) of a recorded run's saved model: from the quality section's
-    measurements, else measured now where the model is in the work directory (cached in the results);
-    None where neither (SNLI test accuracy is not measured by the bench)."""
+    """The test-split quality of a recorded run's saved model (:data:`bench.value.TEST_METRICS`). SNLI: test
+    accuracy x 100, as the trainer scored the test channel at the end of the recorded run (``RunRecord.test``).
+    STS-B: test Spearman (cosine, x 100) from the quality section's measurements, else measured now where the
+    model is in the work directory (cached in the results). None where neither (recorded before the bench kept
+    the test metrics, or the model is not in the work directory: ``--rerecord`` trains it again)."""
     measured = ctx.results.setdefault("value_test", {})
     for entry in ctx.results.get("quality", {}).get("models", {}).values():
         for item in ctx.records:
@@ -238,11 +267,14 @@ def _test_quality(ctx: Context) -> Callable[[RunRecord], float | None]:
 
     def test(item: RunRecord) -> float | None:
         key = item.spec.key
+        if item.spec.dataset == "snli":
+            accuracy = (item.test or {}).get("accuracy")
+            return None if accuracy is None else 100.0 * float(accuracy)
         if key in measured:
             return float(measured[key]) if measured[key] is not None else None
         model = ctx.work / item.model
         if item.spec.dataset != "stsb" or not model.is_dir():
-            return None  # SNLI: no test evaluation in the bench; STS-B: the model is not kept (a later run may)
+            return None  # the model is not kept (a later run may measure it)
         from bench.quality import served_spearman, test_pairs
 
         if not pairs:

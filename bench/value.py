@@ -43,6 +43,9 @@ from bench.record import RunRecord
 from bench.tuners import Trial, hyperband_trial, median_rule_trial, random_trial, sampled_search
 
 VALUE_MARGIN = 0.01
+# The test-split quality of a served model, per dataset (bench.sections._test_quality measures it): STS-B
+# Spearman x 100 of the served embeddings' cosine, SNLI accuracy x 100 of the saved model on the test split.
+TEST_METRICS = {"stsb": "STS-B Spearman", "snli": "SNLI accuracy"}
 ALTERNATIVES: dict[str, Callable[[], Trial]] = {"random_search": random_trial, "hyperband": hyperband_trial,
                                                 "median_rule": median_rule_trial}
 
@@ -186,6 +189,7 @@ def score_rule(rule: Rule, found: Sequence[Case], threshold: float, own: OwnStop
             "premature": verdict.alarm is not None and verdict.alarm <= best_epoch, "epochs": paid,
             "served_dropout": served_record.spec.dropout, "served_value": served, "first_value": min(curve.validation),
             "first_test": first_test, "served_test": served_test,
+            "test_metric": TEST_METRICS.get(case.first.spec.dataset, case.first.spec.dataset),
         })
     tp = sum(row["retrain"] and row["worth"] for row in rows)
     fp = sum(row["retrain"] and not row["worth"] for row in rows)
@@ -199,10 +203,18 @@ def score_rule(rule: Rule, found: Sequence[Case], threshold: float, own: OwnStop
         "mean_epochs": statistics.fmean(row["epochs"] for row in rows) if rows else None,
         "test_cases": len(tested),
         "served_worse_on_test": sum(row["served_test"] < row["first_test"] for row in tested),
-        "mean_test_gain": (statistics.fmean(row["served_test"] - row["first_test"] for row in tested)
-                           if tested else None),
+        "test_gain": test_gains(tested),
         "rows": rows,
     }
+
+
+def test_gains(tested: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per test metric (their units differ): the mean of served minus attempt 1's test quality, and how many."""
+    by_metric: dict[str, list[float]] = {}
+    for row in tested:
+        by_metric.setdefault(str(row["test_metric"]), []).append(row["served_test"] - row["first_test"])
+    return {metric: {"mean": statistics.fmean(gains), "cases": len(gains)}
+            for metric, gains in sorted(by_metric.items())}
 
 
 def agreement(found: Sequence[Case], threshold: float) -> dict[str, Any]:

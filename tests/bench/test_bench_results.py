@@ -1,0 +1,142 @@
+"""The bench's results file and what section 6 reads from the recorded runs (issue 29): a run merges
+into the results it does not produce, SNLI test accuracy comes from the trainer's test channel,
+``--rerecord`` trains recorded runs again in place, and the report renders its sections in order."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from o2v_core.retrain_policy import RetrainPolicy
+
+from bench import sections, value
+from bench.__main__ import SECTIONS, previous_results
+from bench.config import SMOKE
+from bench.cost import OwnStop
+from bench.record import RunRecord, RunSpec
+from bench.report import _target_notes, render
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _record(dataset: str, dropout: float, validation: list[float], *, test: dict[str, float] | None = None,
+            size: int = 8, epochs: int | None = None) -> RunRecord:
+    spec = RunSpec(dataset, "pooled_embedding", size, dropout, 0, epochs or len(validation))
+    metric = "validation:cross_entropy" if dataset == "snli" else "validation:mean_squared_error"
+    return RunRecord(spec, metric, validation, [v * 0.5 for v in validation], [1.0] * len(validation), 1.0, 0,
+                     f"models/{spec.key}", 3, 0.01, None, test)
+
+
+def _context(tmp_path: Path, results: dict[str, object], records: list[RunRecord]) -> sections.Context:
+    return sections.Context(cfg=SMOKE, repo=REPO_ROOT, shared=REPO_ROOT.parent / "shared" / "data",
+                            work=tmp_path, results=results, log=lambda message: None, records=records)
+
+
+def test_a_full_run_merges_into_the_results_it_does_not_produce(tmp_path: Path) -> None:
+    path = tmp_path / "results.json"
+    demo = {"seeds": [0, 1], "size": "standard"}
+    path.write_text(json.dumps({"demo_seeds": demo, "value_test": {"stsb/x": 50.0}, "value_recheck": {"stsb/x": 0.1},
+                                "scale": {"designs": {}}}), encoding="utf-8")
+    full = previous_results(path, SECTIONS)
+    assert full["demo_seeds"] == demo  # python -m bench.demo_seeds --write's study survives `make bench`
+    assert "value_test" not in full and "value_recheck" not in full  # measured on models recorded again
+    partial = previous_results(path, ["detection", "cost"])
+    assert partial["demo_seeds"] == demo and partial["value_test"] == {"stsb/x": 50.0}
+    assert previous_results(tmp_path / "absent.json", SECTIONS) == {}
+
+
+def test_a_record_keeps_the_trainers_test_metrics_and_reads_records_from_before_them() -> None:
+    item = _record("snli", 0.0, [1.0, 0.9], test={"accuracy": 0.61, "cross_entropy": 0.9})
+    assert RunRecord.from_json(json.loads(json.dumps(item.to_json()))).test == {"accuracy": 0.61, "cross_entropy": 0.9}
+    older = item.to_json()
+    del older["test"]  # results files written before the bench kept the test line
+    assert RunRecord.from_json(older).test is None
+
+
+def test_snli_test_accuracy_is_the_served_models_test_quality(tmp_path: Path) -> None:
+    first = _record("snli", 0.0, [1.0, 0.9, 1.2], test={"accuracy": 0.60, "cross_entropy": 0.95})
+    following = _record("snli", 0.1, [1.0, 0.8, 0.85], test={"accuracy": 0.645, "cross_entropy": 0.9})
+    untested = _record("snli", 0.2, [1.0, 0.95, 0.97])
+    test = sections._test_quality(_context(tmp_path, {}, [first, following, untested]))
+    assert test(first) == pytest.approx(60.0) and test(following) == pytest.approx(64.5)
+    assert test(untested) is None  # recorded before the bench kept the test line
+    # A STS-B run whose model is not in the work directory has no Spearman to give.
+    assert test(_record("stsb", 0.0, [1.0, 0.9])) is None
+
+    found = value.cases([first, following, untested], RetrainPolicy())
+    own = OwnStop(True, 3, 0.01, None)
+    always = value.score_rule(lambda curve: value.Verdict(True, None), found, 0.01, own, test)
+    row = always["rows"][0]
+    assert row["test_metric"] == "SNLI accuracy" and row["served_dropout"] == 0.1
+    assert (row["first_test"], row["served_test"]) == (pytest.approx(60.0), pytest.approx(64.5))
+    # From dropout 0.1 the next attempt (0.2, no test line) is worse on validation, so 0.1 stays served: measured.
+    assert always["rows"][1]["served_test"] == always["rows"][1]["first_test"] == pytest.approx(64.5)
+    assert always["test_gain"] == {"SNLI accuracy": {"mean": pytest.approx((4.5 + 0.0) / 2), "cases": 2}}
+    assert value.score_rule(lambda curve: value.Verdict(True, None), found[:1], 0.01, own,
+                            lambda item: None)["test_cases"] == 0  # nothing measured: no gain claimed
+
+
+def test_test_gains_are_kept_apart_per_metric() -> None:
+    rows = [{"test_metric": "STS-B Spearman", "first_test": 50.0, "served_test": 54.0},
+            {"test_metric": "STS-B Spearman", "first_test": 48.0, "served_test": 48.0},
+            {"test_metric": "SNLI accuracy", "first_test": 60.0, "served_test": 59.0}]
+    assert value.test_gains(rows) == {"SNLI accuracy": {"mean": -1.0, "cases": 1},
+                                      "STS-B Spearman": {"mean": 2.0, "cases": 2}}
+
+
+def test_rerecord_refuses_what_it_could_not_record_again(tmp_path: Path) -> None:
+    configured = SMOKE.main_runs()[0]
+    item = _record("stsb", configured.dropout, [1.0] * configured.epochs, size=configured.size)
+    stray = _record("snli", 0.0, [1.0, 0.9])  # no such run in the smoke configuration
+    ctx = _context(tmp_path, {}, [item, stray])
+    with pytest.raises(SystemExit, match="no recorded run's key starts with it"):
+        sections.rerecord(ctx, ("stsb/hcnn",))
+    with pytest.raises(SystemExit, match="not configured"):
+        sections.rerecord(ctx, ("snli/",))
+    assert ctx.records == [item, stray]  # nothing dropped
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_rerecord_trains_the_runs_again_in_their_place_with_their_test_metrics(tmp_path: Path,
+                                                                                shared_data: Path) -> None:
+    first, second = SMOKE.main_runs()[:2]
+    former = [_record("stsb", spec.dropout, [9.0] * spec.epochs, size=spec.size) for spec in (first, second)]
+    results: dict[str, object] = {"value_test": {first.key: 1.0, second.key: 2.0}}
+    ctx = sections.Context(cfg=SMOKE, repo=REPO_ROOT, shared=shared_data, work=tmp_path, results=results,
+                           log=lambda message: None, records=list(former))
+    sections.rerecord(ctx, (first.key,))
+    assert [item.spec.key for item in ctx.records] == [first.key, second.key]  # the suite's order, kept
+    again = ctx.records[0]
+    assert again is not former[0] and ctx.records[1] is former[1]
+    assert again.test is not None and "mean_squared_error" in again.test  # the trainer's test line, kept
+    assert (tmp_path / again.model).is_dir()  # the model stays for the test metrics
+    assert results["value_test"] == {second.key: 2.0}  # what was measured on the former model goes
+    recheck = results["value_recheck"]
+    assert isinstance(recheck, dict)
+    assert recheck[first.key] == pytest.approx(max(abs(v - 9.0) for v in again.validation))
+
+
+def test_the_report_renders_its_numbered_sections_and_targets_in_order() -> None:
+    results = json.loads((REPO_ROOT / "bench" / "results" / "results.json").read_text(encoding="utf-8"))
+    page = render(results, {}, "img/", "bench/results/results.json")
+    numbers = [int(found) for found in re.findall(r"^## (\d+)\. ", page, flags=re.MULTILINE)]
+    assert numbers == sorted(numbers) and {5, 6} <= set(numbers)
+    targets = page.split("## Targets", 1)[1].split("\n## ", 1)[0]
+    rows = [int(found) for found in re.findall(r"^\| (\d+)\. ", targets, flags=re.MULTILINE)]
+    assert rows == sorted(rows) and 6 in rows
+
+
+def test_the_commentary_says_which_sections_were_measured_again_since_it_was_written(tmp_path: Path) -> None:
+    discussion = tmp_path / "discussion.md"
+    discussion.write_text("<!-- sections: detection=run-a, value=run-b -->\n**Why each verdict**: ...\n",
+                          encoding="utf-8")
+    same = {"sections": {"detection": {"run_id": "run-a"}, "value": {"run_id": "run-b"}, "scale": {"run_id": "x"}}}
+    assert _target_notes(same, discussion) == "**Why each verdict**: ..."
+    later = {"sections": {"detection": {"run_id": "run-a"}, "value": {"run_id": "run-c"}}}
+    note = _target_notes(later, discussion)
+    assert "section `value` was measured again (now run `run-c`)" in note and "`detection`" not in note
+    assert note.endswith("**Why each verdict**: ...")
+    assert _target_notes({**same, "smoke": True}, discussion) == ""
