@@ -252,12 +252,13 @@ def cost(ctx: Context) -> None:
 # -- 5. value ---------------------------------------------------------------------------------------
 
 
-def _test_quality(ctx: Context) -> Callable[[RunRecord], float | None]:
-    """The test-split quality of a recorded run's saved model (:data:`bench.value.TEST_METRICS`). SNLI: test
-    accuracy x 100, as the trainer scored the test channel at the end of the recorded run (``RunRecord.test``).
-    STS-B: test Spearman (cosine, x 100) from the quality section's measurements, else measured now where the
-    model is in the work directory (cached in the results). None where neither (recorded before the bench kept
-    the test metrics, or the model is not in the work directory: ``--rerecord`` trains it again)."""
+def _test_quality(ctx: Context) -> Callable[[RunRecord, int], float | None]:
+    """The test-split quality of a recorded run's weights at an epoch (:data:`bench.value.TEST_METRICS`).
+    SNLI: test accuracy x 100 of that epoch's weights, recorded with the run (``RunRecord.test_per_epoch``).
+    STS-B: test Spearman (cosine, x 100) of the saved model, so only at its epoch (the full run's best): from
+    the quality section's measurements, else measured now where the model is in the work directory (cached in
+    the results). None where neither (recorded before the bench kept the test metrics, or the model is not in
+    the work directory: ``--rerecord`` trains it again)."""
     measured = ctx.results.setdefault("value_test", {})
     for entry in ctx.results.get("quality", {}).get("models", {}).values():
         for item in ctx.records:
@@ -265,15 +266,16 @@ def _test_quality(ctx: Context) -> Callable[[RunRecord], float | None]:
                 measured[item.spec.key] = entry["spearman_cosine"]
     pairs: list[Any] = []
 
-    def test(item: RunRecord) -> float | None:
+    def test(item: RunRecord, epoch: int) -> float | None:
         key = item.spec.key
-        if item.spec.dataset == "snli":
-            accuracy = (item.test or {}).get("accuracy")
-            return None if accuracy is None else 100.0 * float(accuracy)
+        if item.test_per_epoch is not None:
+            return item.test_per_epoch[epoch] if epoch < len(item.test_per_epoch) else None
+        if item.spec.dataset != "stsb" or epoch != item.saved_best_epoch:
+            return None  # the saved model is another epoch's weights
         if key in measured:
             return float(measured[key]) if measured[key] is not None else None
         model = ctx.work / item.model
-        if item.spec.dataset != "stsb" or not model.is_dir():
+        if not model.is_dir():
             return None  # the model is not kept (a later run may measure it)
         from bench.quality import served_spearman, test_pairs
 
@@ -314,9 +316,9 @@ def value(ctx: Context) -> None:
     by_knobs = {(item.spec.seed, *item.spec.knobs): item for item in ctx.records
                 if item.spec.config_name == ctx.cfg.main_config}
 
-    def test_of(dropout: float, weight_decay: float, seed: int) -> float | None:
+    def test_of(dropout: float, weight_decay: float, seed: int, epoch: int) -> float | None:
         found = by_knobs.get((seed, round(dropout, 6), round(weight_decay, 6)))
-        return test(found) if found is not None else None
+        return test(found, epoch) if found is not None else None
 
     from bench.config import VALUE_WEIGHT_DECAYS
 

@@ -167,8 +167,16 @@ def _paid(curve: Curve, verdict: Verdict, own: OwnStop) -> int:
     return verdict.alarm + 1 if choice.stop else curve.epochs
 
 
+# The test-split quality of a recorded run's weights at an epoch (None: not measured for that epoch).
+TestQuality = Callable[[RunRecord, int], float | None]
+
+
+def _best(values: Sequence[float]) -> int:
+    return min(range(len(values)), key=lambda index: values[index])
+
+
 def score_rule(rule: Rule, found: Sequence[Case], threshold: float, own: OwnStop,
-               test: Callable[[RunRecord], float | None]) -> dict[str, Any]:
+               test: TestQuality) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     for case in found:
         curve = case.first_curve
@@ -176,13 +184,16 @@ def score_rule(rule: Rule, found: Sequence[Case], threshold: float, own: OwnStop
         worth = case.gain() > threshold
         best_epoch = min(range(curve.epochs), key=lambda index: curve.validation[index])
         paid = _paid(curve, verdict, own)
-        held_first = min(curve.validation[:paid])
-        served, served_record = held_first, case.first
+        held_epoch = _best(curve.validation[:paid])  # attempt 1's epoch the loop holds (and serves, if it stays)
+        held_first = curve.validation[held_epoch]
+        served, served_record, served_epoch = held_first, case.first, held_epoch
         if verdict.retrain:
             paid += case.next_curve.epochs
             if min(case.next_curve.validation) < held_first:
-                served, served_record = min(case.next_curve.validation), case.following
-        first_test, served_test = test(case.first), test(served_record)
+                served_epoch = _best(case.next_curve.validation)
+                served, served_record = case.next_curve.validation[served_epoch], case.following
+        # Attempt 1's test quality at its best epoch as users run it (the model it would serve alone).
+        first_test, served_test = test(case.first, best_epoch), test(served_record, served_epoch)
         rows.append({
             "config": case.config, "seed": case.seed, "dropout": case.dropout, "worth": worth,
             "gain": case.gain(), "retrain": verdict.retrain, "alarm": verdict.alarm, "best_epoch": best_epoch,
@@ -245,7 +256,7 @@ def policy_variants(base: RetrainPolicy, weight_decays: Sequence[float]) -> dict
 def replay_policies(
     by_seed: Mapping[int, Mapping[float, Curve]], extra: Mapping[int, Mapping[tuple[float, float], Curve]],
     detector: DetectorConfig, variants: Mapping[str, RetrainPolicy], own: OwnStop,
-    test: Callable[[float, float, int], float | None],
+    test: Callable[[float, float, int, int], float | None],
 ) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for name, policy in variants.items():
@@ -261,8 +272,8 @@ def replay_policies(
                 "served": f"dropout {served.dropout:g}" + (f", weight decay {served.weight_decay:g}"
                                                            if served.weight_decay else ""),
                 "first_value": first, "gain": gain, "gain_per_epoch": gain / run.epochs_total,
-                "served_test": test(served.dropout, served.weight_decay, seed),
-                "first_test": test(run.runs[0].dropout, 0.0, seed),
+                "served_test": test(served.dropout, served.weight_decay, seed, served.best_epoch),
+                "first_test": test(run.runs[0].dropout, 0.0, seed, run.runs[0].best_epoch),
                 "path": [f"{item.dropout:g}" + (f"+wd{item.weight_decay:g}" if item.weight_decay else "")
                          for item in run.runs],
                 "note": run.note,

@@ -22,11 +22,11 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _record(dataset: str, dropout: float, validation: list[float], *, test: dict[str, float] | None = None,
-            size: int = 8, epochs: int | None = None) -> RunRecord:
+            test_per_epoch: list[float] | None = None, size: int = 8, epochs: int | None = None) -> RunRecord:
     spec = RunSpec(dataset, "pooled_embedding", size, dropout, 0, epochs or len(validation))
     metric = "validation:cross_entropy" if dataset == "snli" else "validation:mean_squared_error"
     return RunRecord(spec, metric, validation, [v * 0.5 for v in validation], [1.0] * len(validation), 1.0, 0,
-                     f"models/{spec.key}", 3, 0.01, None, test)
+                     f"models/{spec.key}", 3, 0.01, None, test, test_per_epoch)
 
 
 def _context(tmp_path: Path, results: dict[str, object], records: list[RunRecord]) -> sections.Context:
@@ -48,34 +48,51 @@ def test_a_full_run_merges_into_the_results_it_does_not_produce(tmp_path: Path) 
 
 
 def test_a_record_keeps_the_trainers_test_metrics_and_reads_records_from_before_them() -> None:
-    item = _record("snli", 0.0, [1.0, 0.9], test={"accuracy": 0.61, "cross_entropy": 0.9})
-    assert RunRecord.from_json(json.loads(json.dumps(item.to_json()))).test == {"accuracy": 0.61, "cross_entropy": 0.9}
+    item = _record("snli", 0.0, [1.0, 0.9], test={"accuracy": 0.61, "cross_entropy": 0.9}, test_per_epoch=[58.0, 61.0])
+    again = RunRecord.from_json(json.loads(json.dumps(item.to_json())))
+    assert again.test == {"accuracy": 0.61, "cross_entropy": 0.9} and again.test_per_epoch == [58.0, 61.0]
     older = item.to_json()
-    del older["test"]  # results files written before the bench kept the test line
-    assert RunRecord.from_json(older).test is None
+    del older["test"], older["test_per_epoch"]  # results files written before the bench kept them
+    assert RunRecord.from_json(older).test is None and RunRecord.from_json(older).test_per_epoch is None
 
 
-def test_snli_test_accuracy_is_the_served_models_test_quality(tmp_path: Path) -> None:
-    first = _record("snli", 0.0, [1.0, 0.9, 1.2], test={"accuracy": 0.60, "cross_entropy": 0.95})
-    following = _record("snli", 0.1, [1.0, 0.8, 0.85], test={"accuracy": 0.645, "cross_entropy": 0.9})
+def test_snli_test_accuracy_is_read_at_the_epoch_each_attempt_serves(tmp_path: Path) -> None:
+    # Test accuracy x 100 of each epoch's weights, as run_one records it for a classification run.
+    first = _record("snli", 0.0, [1.0, 0.9, 1.2], test_per_epoch=[55.0, 60.0, 58.0])
+    following = _record("snli", 0.1, [1.0, 0.8, 0.85], test_per_epoch=[54.0, 64.5, 65.0])
     untested = _record("snli", 0.2, [1.0, 0.95, 0.97])
     test = sections._test_quality(_context(tmp_path, {}, [first, following, untested]))
-    assert test(first) == pytest.approx(60.0) and test(following) == pytest.approx(64.5)
-    assert test(untested) is None  # recorded before the bench kept the test line
-    # A STS-B run whose model is not in the work directory has no Spearman to give.
-    assert test(_record("stsb", 0.0, [1.0, 0.9])) is None
+    assert test(first, 1) == 60.0 and test(following, 2) == 65.0
+    assert test(untested, 1) is None  # recorded before the bench kept the test metrics
+    # STS-B: the saved model's Spearman, so nothing at another epoch, nor where the model is not kept.
+    stsb = _record("stsb", 0.0, [1.0, 0.9])
+    assert test(stsb, 1) is None and test(stsb, stsb.saved_best_epoch) is None
 
     found = value.cases([first, following, untested], RetrainPolicy())
     own = OwnStop(True, 3, 0.01, None)
     always = value.score_rule(lambda curve: value.Verdict(True, None), found, 0.01, own, test)
     row = always["rows"][0]
     assert row["test_metric"] == "SNLI accuracy" and row["served_dropout"] == 0.1
-    assert (row["first_test"], row["served_test"]) == (pytest.approx(60.0), pytest.approx(64.5))
-    # From dropout 0.1 the next attempt (0.2, no test line) is worse on validation, so 0.1 stays served: measured.
-    assert always["rows"][1]["served_test"] == always["rows"][1]["first_test"] == pytest.approx(64.5)
+    assert (row["first_test"], row["served_test"]) == (60.0, 64.5)  # each attempt's best validation epoch, 1 and 1
+    # From dropout 0.1 the next attempt (0.2, no test metrics) is worse on validation, so 0.1 stays served: measured.
+    assert always["rows"][1]["served_test"] == always["rows"][1]["first_test"] == 64.5
     assert always["test_gain"] == {"SNLI accuracy": {"mean": pytest.approx((4.5 + 0.0) / 2), "cases": 2}}
     assert value.score_rule(lambda curve: value.Verdict(True, None), found[:1], 0.01, own,
-                            lambda item: None)["test_cases"] == 0  # nothing measured: no gain claimed
+                            lambda item, epoch: None)["test_cases"] == 0  # nothing measured: no gain claimed
+
+
+def test_an_alarm_before_the_best_epoch_serves_the_epoch_the_loop_held(tmp_path: Path) -> None:
+    # The control plane stops a diverged job (finish_within_epochs 0): attempt 1 pays epochs 0-2 only.
+    first = _record("snli", 0.0, [1.0, 0.9, 1.1, 0.5], test_per_epoch=[50.0, 61.0, 59.0, 70.0])
+    worse = _record("snli", 0.1, [1.0, 0.95, 0.96, 0.97], test_per_epoch=[40.0, 45.0, 44.0, 43.0])
+    test = sections._test_quality(_context(tmp_path, {}, [first, worse]))
+    found = value.cases([first, worse], RetrainPolicy())
+    stopped_at_2 = value.score_rule(lambda curve: value.Verdict(True, 2), found, 0.01, OwnStop(True, 9, 0.01, 0),
+                                    test)
+    row = stopped_at_2["rows"][0]
+    assert row["premature"] and row["served_dropout"] == 0.0
+    # Served: epoch 1 of the three attempt 1 ran (61.0); attempt 1 alone would have served epoch 3 (70.0).
+    assert (row["served_test"], row["first_test"]) == (61.0, 70.0) and stopped_at_2["served_worse_on_test"] == 1
 
 
 def test_test_gains_are_kept_apart_per_metric() -> None:
