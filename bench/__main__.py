@@ -142,7 +142,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = previous_results(args.out, args.sections)
     results.update({"run_id": run_id, "smoke": args.smoke, "machine": machine(),
                     "command": "python -m bench" + (" --smoke" if args.smoke else "")
-                    + (f" --only {','.join(args.sections)}" if set(args.sections) != set(SECTIONS) else "")})
+                    + (f" --only {','.join(args.sections)}" if set(args.sections) != set(SECTIONS) else "")
+                    + (" --reuse-records" if args.reuse_records else "")
+                    + (f" --rerecord {args.rerecord}" if args.rerecord else "")})
     results.setdefault("sections", {})
     _log(f"run {run_id}: sections {', '.join(args.sections)} ({'smoke' if args.smoke else 'full'}); work {args.work}")
 

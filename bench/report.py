@@ -376,10 +376,14 @@ def _reproduce(results_name: str) -> str:
 make bench                       # = python -m bench: every section (~20 min on 2 cores); writes
                                  #   {results_name}, docs/benchmarks.md and docs/img/*.png
 python -m bench --only detection,cost   # some sections (merged into the results file)
+python -m bench --only detection,cost,value --reuse-records --rerecord snli/,stsb/hcnn-64
+                                 # replay the recorded curves, training those runs again (models kept)
 python -m bench --smoke          # the tiny version the tests run (tests/bench/test_bench_smoke.py)
 python -m bench.report           # regenerate this page from the results file, without measuring
 ```
 
+Every run merges into the results file: it replaces what it measures and keeps the rest (the demo
+seed study's results, written by `python -m bench.demo_seeds --write`, and the sections not run).
 Shared data is read from `../shared/data` beside the repository (`--shared DIR` to change it);
 scratch data, models and runs go to `runs/bench` (`--work DIR`)."""
 

@@ -15,7 +15,7 @@ from bench import sections, value
 from bench.__main__ import SECTIONS, previous_results
 from bench.config import SMOKE
 from bench.cost import OwnStop
-from bench.record import RunRecord, RunSpec
+from bench.record import RunRecord, RunSpec, prepare_datasets, run_one
 from bench.report import _target_notes, render
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -134,6 +134,18 @@ def test_rerecord_trains_the_runs_again_in_their_place_with_their_test_metrics(t
     recheck = results["value_recheck"]
     assert isinstance(recheck, dict)
     assert recheck[first.key] == pytest.approx(max(abs(v - 9.0) for v in again.validation))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_classification_run_records_the_test_accuracy_of_every_epoch(tmp_path: Path, shared_data: Path) -> None:
+    datasets = prepare_datasets(shared_data, tmp_path, snli=True, smoke=True)  # SNLI: train on dev, test on test
+    item = run_one(RunSpec("snli", "pooled_embedding", 16, 0.0, 0, 3), datasets["snli"], tmp_path)
+    assert item.test_per_epoch is not None and len(item.test_per_epoch) == len(item.validation) == 3
+    assert all(0.0 <= score <= 100.0 for score in item.test_per_epoch)
+    # The saved model is the best epoch's weights: its per-epoch score is the trainer's own test line.
+    assert item.test is not None
+    assert item.test_per_epoch[item.saved_best_epoch] == pytest.approx(100.0 * item.test["accuracy"])
 
 
 def test_the_report_renders_its_numbered_sections_and_targets_in_order() -> None:
