@@ -198,7 +198,8 @@ def score_rule(rule: Rule, found: Sequence[Case], threshold: float, own: OwnStop
             "config": case.config, "seed": case.seed, "dropout": case.dropout, "worth": worth,
             "gain": case.gain(), "retrain": verdict.retrain, "alarm": verdict.alarm, "best_epoch": best_epoch,
             "premature": verdict.alarm is not None and verdict.alarm <= best_epoch, "epochs": paid,
-            "served_dropout": served_record.spec.dropout, "served_value": served, "first_value": min(curve.validation),
+            "served_dropout": served_record.spec.dropout, "served_epoch": served_epoch,
+            "served_value": served, "first_value": min(curve.validation),
             "first_test": first_test, "served_test": served_test,
             "test_metric": TEST_METRICS.get(case.first.spec.dataset, case.first.spec.dataset),
         })

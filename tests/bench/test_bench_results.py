@@ -17,6 +17,7 @@ from bench.config import SMOKE
 from bench.cost import OwnStop
 from bench.record import RunRecord, RunSpec, prepare_datasets, run_one
 from bench.report import _target_notes, render
+from bench.value_report import served_on_test
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -169,3 +170,16 @@ def test_the_commentary_says_which_sections_were_measured_again_since_it_was_wri
     assert "section `value` was measured again (now run `run-c`)" in note and "`detection`" not in note
     assert note.endswith("**Why each verdict**: ...")
     assert _target_notes({**same, "smoke": True}, discussion) == ""
+
+
+def test_a_pair_serving_attempt_1s_own_weights_is_not_worse_even_unmeasured() -> None:
+    def row(config: str, dropout: float, served: float, best: int, served_epoch: int, first: float | None,
+            test: float | None) -> dict[str, object]:
+        return {"config": config, "seed": 0, "dropout": dropout, "served_dropout": served, "best_epoch": best,
+                "served_epoch": served_epoch, "first_test": first, "served_test": test, "test_metric": "SNLI accuracy"}
+
+    rows = [row("a", 0.0, 0.1, 3, 2, 50.0, 52.0), row("b", 0.0, 0.0, 3, 3, None, None),
+            row("c", 0.0, 0.0, 3, 1, None, None)]  # c: the loop stopped attempt 1 before its best epoch
+    found = served_on_test(rows)
+    assert [item["config"] for item in found["tested"]] == ["a"] and not found["worse"]
+    assert found["untested"] == ["b seed 0", "c seed 0"] and found["untested_own"] == ["b seed 0"]
