@@ -46,6 +46,7 @@ VIOLATIONS = {
     "training/commands/bad.py": "import control_plane.aws\n",
     "training/demo/bad.py": "import control_plane.aws\n",
     "training/commands/bad_local.py": "import local_aws.sagemaker\n",
+    "training/verify/bad_local.py": "import local_aws.deployment\n",  # only --local's module may
     "local_aws/bad.py": "import control_plane\n",
     "local_aws/sagemaker/bad.py": "import training.data\n",
     "o2v_core/bad_local.py": "import local_aws\n",
@@ -56,6 +57,7 @@ VIOLATIONS = {
 ALLOWED = {
     "control_plane/handlers/fine.py": "import control_plane.logic\nimport o2v_core\n",
     "training/demo/fine.py": "import local_aws.sagemaker\nimport o2v_core\n",
+    "training/verify/local.py": "import local_aws.deployment\nimport o2v_core\n",
     "local_aws/fine.py": "import local_aws.sagemaker\nimport o2v_core\n",
     "bench/fine.py": "import stacks\nimport control_plane\nimport training\nimport local_aws\n",
     "tests/fine.py": "import local_aws.sagemaker\n",
@@ -65,7 +67,7 @@ ALLOWED = {
 
 def test_the_contracts_catch_each_forbidden_import(tmp_path: Path) -> None:
     packages = ["o2v_core", "control_plane", "control_plane/handlers", "control_plane/logic", "control_plane/aws",
-                "stacks", "training", "training/data", "training/commands", "training/demo", "local_aws",
+                "stacks", "training", "training/data", "training/commands", "training/demo", "training/verify", "local_aws",
                 "local_aws/sagemaker", "bench", "tests"]
     for package in packages:
         (tmp_path / package).mkdir(parents=True, exist_ok=True)
