@@ -20,6 +20,7 @@ from training.preflight.account import IdentityError, caller_identity, identity_
 from training.preflight.log_slots import log_filter_slot_check, our_filter_names
 from training.preflight.quotas import quota_checks
 from training.preflight.report import Check, Status
+from training.preflight.runner import ClientFactory
 from training.verify.output import Output
 from training.verify.plan import TRAINING_INSTANCE_TYPE
 from training.verify.target import Target, VerifyInputError, deploy_fix, read_target
@@ -47,8 +48,12 @@ def subscription_in_place(logs: Any, settings: Settings) -> str:
                            f"{TRAINING_JOB_LOG_GROUP}; fix: {deploy_fix(settings.env_name)}")
 
 
-def account_target(settings: Settings, region_flag: str | None, output: Output) -> tuple[Any, Target]:
-    """The session and the deployed target, or :class:`VerifyInputError` naming the missing piece."""
+def account_target(settings: Settings, region_flag: str | None, output: Output,
+                   clients: ClientFactory | None = None) -> tuple[Any, Target]:
+    """The session and the deployed target, or :class:`VerifyInputError` naming the missing piece.
+
+    ``clients`` makes the clients of the reads after the identity, as in ``run_preflight`` (tests
+    answer Service Quotas with botocore's Stubber: moto has no ListServiceQuotas)."""
     try:
         session = boto3.Session()
     except ProfileNotFound as error:
@@ -62,14 +67,20 @@ def account_target(settings: Settings, region_flag: str | None, output: Output) 
     if check.status is Status.FAILED:
         raise VerifyInputError(f"{check.detail}; fix: {check.remedy}")
     output.check(check)
-    target = read_target(session.client("cloudformation", region_name=region), settings.deployment,
+
+    def client(service: str) -> Any:
+        if clients is not None:
+            return clients(service, region)
+        return session.client(service, region_name=region)  # type: ignore[call-overload]
+
+    target = read_target(client("cloudformation"), settings.deployment,
                          settings.env_name, region)
     output.check(Check("stacks", Status.PASSED, f"{target.origin} (this version's outputs)"))
-    filters = subscription_in_place(session.client("logs", region_name=region), settings)
+    filters = subscription_in_place(client("logs"), settings)
     output.check(Check(SUBSCRIPTION, Status.PASSED, filters))
     verify_settings = dataclasses.replace(
         settings, training=dataclasses.replace(settings.training, instance_type=TRAINING_INSTANCE_TYPE))
-    for quota in quota_checks(session.client("service-quotas", region_name=region), verify_settings, region):
+    for quota in quota_checks(client("service-quotas"), verify_settings, region):
         if quota.status is Status.FAILED:
             raise VerifyInputError(f"{quota.detail}; fix: {quota.remedy}")
         output.check(quota)

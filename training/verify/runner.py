@@ -12,6 +12,7 @@ from o2v_core.settings import Settings
 
 from training.demo.interruption import guarded_signals, how_interrupted
 from training.preflight.report import Check, Status
+from training.preflight.runner import ClientFactory
 from training.verify.loop_checks import LoopChecks
 from training.verify.loop_results import RESULT_CHECKS, served_record
 from training.verify.output import EXIT_BAD_INPUT, EXIT_INTERRUPTED, Output
@@ -107,14 +108,16 @@ def verify_target(session: Any, target: Target, settings: Settings, options: Ver
     return code
 
 
-def run_verify(settings: Settings, options: VerifyOptions, output: Output | None = None) -> int:
+def run_verify(settings: Settings, options: VerifyOptions, output: Output | None = None,
+               clients: ClientFactory | None = None) -> int:
+    """The whole run; ``clients``: the account's clients after the identity (tests), as in ``o2v preflight``."""
     output = output or Output()
     with tempfile.TemporaryDirectory(prefix="o2v-verify-") as temporary:
         work_dir = options.work_dir or Path(temporary)
         work_dir.mkdir(parents=True, exist_ok=True)
         if options.local:
             return _run_local(settings, options, output, work_dir)
-        return _run_account(settings, options, output, work_dir)
+        return _run_account(settings, options, output, work_dir, clients)
 
 
 def _run_local(settings: Settings, options: VerifyOptions, output: Output, work_dir: Path) -> int:
@@ -132,8 +135,9 @@ def _run_local(settings: Settings, options: VerifyOptions, output: Output, work_
         output.say("o2v verify: every local process stopped.")
 
 
-def _run_account(settings: Settings, options: VerifyOptions, output: Output, work_dir: Path) -> int:
+def _run_account(settings: Settings, options: VerifyOptions, output: Output, work_dir: Path,
+                 clients: ClientFactory | None) -> int:
     from training.verify.account_input import account_target
 
-    session, target = account_target(settings, options.region, output)
+    session, target = account_target(settings, options.region, output, clients)
     return verify_target(session, target, settings, options, output, work_dir)
