@@ -55,7 +55,16 @@ def test_every_loop_check_passes_against_local_mode(verified: tuple[int, str, Pa
     assert code == 0, output
     for check in LOOP_CHECKS:
         assert _line(output, check).startswith("passed "), output
-    assert "11 passed, 0 failed, 0 could not tell" in output
+    assert "11 passed, 0 failed, 8 could not tell" in output
+
+
+def test_each_point_only_a_real_account_settles_says_so_in_local_mode(verified: tuple[int, str, Path]) -> None:
+    from training.verify.account_checks import POINTS
+
+    _, output, _ = verified
+    for point in POINTS:
+        line = _line(output, point.name)
+        assert line.startswith("could not tell ") and ": local mode: " in line, line
 
 
 def test_the_plan_comes_before_anything_is_created_and_names_types_and_bounds(verified: tuple[int, str, Path]) -> None:
@@ -64,7 +73,8 @@ def test_the_plan_comes_before_anything_is_created_and_names_types_and_bounds(ve
     assert plan < output.index(" announcement subscriber: ")
     head = output[:output.index(" announcement subscriber: ")]
     assert "on ml.m5.2xlarge" in head and "1 x ml.m5.large" in head
-    assert "Upper bound:" in head and "training instance-hours" in head and "minutes" in head
+    assert "In an account the same run would use at most" in head
+    assert "training instance-hours" in head and "minutes" in head
 
 
 def test_attempt_2_has_more_dropout_and_the_embeddings_have_enc_dim_values(verified: tuple[int, str, Path]) -> None:

@@ -1,6 +1,8 @@
 """``o2v verify`` on bad input: a clear message naming the missing piece and the command that
-fixes it, exit 2, and nothing created. And the clean-up that a later run does of an interrupted
-run's leftovers. CloudFormation, CloudWatch Logs, SQS, SNS, S3, SSM and SageMaker are moto.
+fixes it, exit 2, and nothing created. The clean-up that a later run does of an interrupted run's
+leftovers. And the real path of the checks that only an account settles, each reading what moto
+answers as AWS would. CloudFormation, CloudWatch, Logs, SQS, SNS, S3, SSM, DynamoDB and SageMaker
+are moto.
 
 AWS behaviour relied on: DescribeStacks of a stack that does not exist answers ValidationError
 (CloudFormation API reference, DescribeStacks); the physical id of an ``AWS::SQS::Queue`` is its
@@ -10,6 +12,7 @@ subscription filters (PutSubscriptionFilter; reference 11f).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -26,8 +29,11 @@ from tests.training.test_preflight import session as moto_session  # noqa: F401 
 from training.cli import main
 from training.preflight.log_slots import our_filter_names
 from training.preflight.quotas import endpoint_quota_name, training_quota_name
-from training.verify.plan import TRAINING_INSTANCE_TYPE
-from training.verify.run_tag import clean_up
+from training.preflight.report import Check, Status
+from training.verify.account_checks import POINTS, AccountPoint
+from training.verify.loop_checks import LoopChecks
+from training.verify.plan import TRAINING_INSTANCE_TYPE, make_plan
+from training.verify.run_tag import VerifyRun, clean_up
 from training.verify.runner import VerifyOptions, run_verify
 from training.verify.target import VerifyInputError, read_target
 
@@ -217,3 +223,77 @@ def test_help_explains_the_checks_the_clean_up_and_the_exit_codes(capsys: pytest
     text = capsys.readouterr().out
     for words in ("ml.m5.2xlarge", "--local", "--keep", "--yes", "o2v:verify-run", "Exit status", "could not tell"):
         assert words in text, words
+
+
+# ---------------------------------------------------------------------------------------------
+# The points only a real account settles: their real path, against moto
+
+
+def _loop(account: boto3.Session, tmp_path: Path) -> LoopChecks:
+    deploy(account)
+    target = read_target(account.client("cloudformation"), "o2v-dev", "dev", REGION)
+    plan = make_plan(VerifyRun.new("o2v-dev"), target, DEV, local=False)
+    return LoopChecks(account, plan, tmp_path, timeout=1, poll_seconds=0, progress=print, best_epoch_artifact=False)
+
+
+def _point(name: str) -> AccountPoint:
+    (point,) = [point for point in POINTS if point.name == name]
+    return point
+
+
+def test_every_point_of_the_docs_has_a_named_check() -> None:
+    docs = (REPO_ROOT / "docs" / "verification.md").read_text(encoding="utf-8")
+    for point in POINTS:
+        assert f"`{point.name}`" in docs, f"docs/verification.md does not map {point.name!r}"
+
+
+def test_a_stopped_attempt_records_whether_object2vec_saved_a_model(account: boto3.Session, tmp_path: Path) -> None:
+    loop = _loop(account, tmp_path)
+    uri = f"s3://{ARTIFACTS}/training-jobs/o2v-dev--verify-1-a1/output/model.tar.gz"
+    account.client("s3").put_object(Bucket=ARTIFACTS, Key=uri.split("/", 3)[3], Body=b"x" * 10)
+    loop.seen.jobs["o2v-dev--verify-1-a1"] = {"TrainingJobName": "o2v-dev--verify-1-a1", "TrainingJobStatus": "Stopped",
+                                              "ModelArtifacts": {"S3ModelArtifacts": uri}}
+    check = _point("Object2Vec saves a model on StopTrainingJob").run(loop, {})
+    assert check.status is Status.PASSED and f"{uri} (10 bytes)" in check.detail
+
+
+def test_the_rollback_check_reads_the_alarms_and_never_claims_a_trip(account: boto3.Session, tmp_path: Path) -> None:
+    loop = _loop(account, tmp_path)
+    point = _point("blue/green rollback on a tripped alarm")
+    missing = point.run(loop, {})
+    assert missing.status is Status.FAILED
+    assert "o2v-dev-invocation-errors, o2v-dev-latency do not exist" in missing.detail
+    for alarm in loop.target.rollback_alarms:
+        account.client("cloudwatch").put_metric_alarm(
+            AlarmName=alarm, MetricName="Invocation5XXErrors", Namespace="AWS/SageMaker", Statistic="Sum",
+            Period=60, EvaluationPeriods=1, Threshold=1, ComparisonOperator="GreaterThanOrEqualToThreshold")
+    account.client("sagemaker").create_model(ModelName="m", ExecutionRoleArn=f"arn:aws:iam::{ACCOUNT}:role/model",
+                                             PrimaryContainer={"Image": "object2vec:1"})
+    account.client("sagemaker").create_endpoint_config(EndpointConfigName="c", ProductionVariants=[{
+        "VariantName": "AllTraffic", "ModelName": "m", "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}])
+    account.client("sagemaker").create_endpoint(EndpointName=loop.target.endpoint_name, EndpointConfigName="c")
+    wired = point.run(loop, {})
+    assert wired.status is Status.UNKNOWN and "a tripped alarm was not provoked" in wired.detail
+
+
+def test_the_custom_resources_point_reads_the_stacks_status(account: boto3.Session, tmp_path: Path) -> None:
+    check = _point("the inline custom resources answered CloudFormation").run(_loop(account, tmp_path), {})
+    assert check.status is Status.PASSED and "o2v-dev-serving CREATE_COMPLETE" in check.detail
+
+
+def test_the_delivery_point_follows_the_announcement_check(account: boto3.Session, tmp_path: Path) -> None:
+    loop = _loop(account, tmp_path)
+    point = _point("EventBridge and SNS deliver into the encrypted topic and queues")
+    passed = Check("announcements reach the operators' topic", Status.PASSED, "received ModelPromoted")
+    assert point.run(loop, {passed.name: passed}).status is Status.PASSED
+    failed = Check(passed.name, Status.FAILED, "nothing")
+    assert point.run(loop, {failed.name: failed}).status is Status.FAILED
+
+
+def test_in_local_mode_every_point_could_not_tell(account: boto3.Session, tmp_path: Path) -> None:
+    loop = _loop(account, tmp_path)
+    local = dataclasses.replace(loop.plan, target=dataclasses.replace(loop.target, local=True))
+    loop = LoopChecks(account, local, tmp_path, timeout=1, poll_seconds=0, progress=print, best_epoch_artifact=True)
+    for point in POINTS:
+        check = point.run(loop, {})
+        assert check.status is Status.UNKNOWN and check.detail.startswith("local mode: "), check

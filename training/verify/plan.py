@@ -74,7 +74,8 @@ class Plan:
             f"  - an SQS queue {run.queue_name} subscribed to the operators' topic, to see the announcements",
             f"  - through the promoter: a model, an endpoint config and endpoint {target.endpoint_name} on "
             f"{self.serving_instances} x {self.serving_instance_type}",
-            f"Upper bound: {self.training_hours:.1f} training instance-hours and {self.endpoint_hours:.1f} endpoint "
+            f"{'In an account the same run would use at most' if self.local else 'Upper bound:'} "
+            f"{self.training_hours:.1f} training instance-hours and {self.endpoint_hours:.1f} endpoint "
             f"instance-hours, about ${self.max_cost_usd:.2f} at us-east-1 list prices; at most "
             f"{self.max_minutes:.0f} minutes.",
             "Everything it creates is removed at the end, on failure and on Ctrl-C (--keep keeps the endpoint); "

@@ -13,6 +13,7 @@ from o2v_core.settings import Settings
 from training.demo.interruption import guarded_signals, how_interrupted
 from training.preflight.report import Check, Status
 from training.preflight.runner import ClientFactory
+from training.verify.account_checks import POINTS
 from training.verify.loop_checks import LoopChecks
 from training.verify.loop_results import RESULT_CHECKS, served_record
 from training.verify.output import EXIT_BAD_INPUT, EXIT_INTERRUPTED, Output
@@ -86,8 +87,13 @@ def verify_target(session: Any, target: Target, settings: Settings, options: Ver
                 if output.check(step()).status is Status.FAILED:
                     break
             else:
+                results = {check.name: check for check in output.checks}
                 for result in RESULT_CHECKS:
-                    output.check(result(loop))
+                    check = output.check(result(loop))
+                    results[check.name] = check
+                output.say("Points only a real account settles (docs/verification.md):")
+                for point in POINTS:
+                    output.check(point.run(loop, results))
             code = output.exit_code()
         except KeyboardInterrupt as error:
             guard.cleaning_up()

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 from o2v_core import resource_names as rn
+from o2v_core.functions import FUNCTIONS
 
 from training.launcher.stack import StackError, StackOutputs, raw_outputs, read_outputs
 
@@ -38,6 +39,7 @@ class Target:
     curve_table: str
     queues: dict[str, str] = field(default_factory=dict)  # logical id -> URL: DLQs and the witness queue
     rollback_alarms: tuple[str, ...] = ()
+    functions: dict[str, str] = field(default_factory=dict)  # function id -> Lambda function name
     local: bool = False
     origin: str = ""
 
@@ -92,10 +94,13 @@ def read_target(cloudformation: CloudFormationClient, deployment: str, env_name:
         raise VerifyInputError(f"cannot list the stacks' queues ({error}); fix: allow "
                                "cloudformation:ListStackResources on the o2v stacks") from None
     alarms = tuple(name for name in serving[rn.OUTPUT_ROLLBACK_ALARMS].split(",") if name)
+    outputs = {**training, **serving}
+    functions = {spec.function_id: outputs[rn.function_name_output(spec.function_id)] for spec in FUNCTIONS
+                 if outputs.get(rn.function_name_output(spec.function_id))}
     return Target(
         deployment=deployment, region=region, launch=launch, topic_arn=training[rn.OUTPUT_NOTIFICATION_TOPIC],
         endpoint_name=serving[rn.OUTPUT_ENDPOINT_NAME], serving_parameter=serving[rn.OUTPUT_SERVING_MODEL_PARAMETER],
-        curve_table=rn.job_curve_table_name(deployment), queues=queues, rollback_alarms=alarms,
+        curve_table=rn.job_curve_table_name(deployment), queues=queues, rollback_alarms=alarms, functions=functions,
         origin=f"stacks {rn.data_stack_name(deployment)}, {rn.training_stack_name(deployment)}, "
                f"{rn.serving_stack_name(deployment)}",
     )
