@@ -217,6 +217,17 @@ def test_a_later_run_removes_the_leftovers_of_an_interrupted_one_and_nothing_els
     assert any("SQS queue" in item for item in done.removed) and done.failed == []
 
 
+def test_keep_leaves_the_served_verify_model_and_its_record(account: boto3.Session) -> None:
+    deploy(account)
+    target = read_target(account.client("cloudformation"), "o2v-dev", "dev", REGION)
+    ssm = account.client("ssm")
+    ssm.put_parameter(Name=target.serving_parameter, Type="String",
+                      Value=json.dumps({"trainingJobName": "o2v-dev--verify-1206235959-a1"}))
+    done = clean_up(account, target, keep_endpoint=True)
+    assert json.loads(ssm.get_parameter(Name=target.serving_parameter)["Parameter"]["Value"])
+    assert done.kept and "--keep" in done.kept[0] and not any("record" in item for item in done.removed)
+
+
 def test_help_explains_the_checks_the_clean_up_and_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["verify", "--help"])
