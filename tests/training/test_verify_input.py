@@ -308,3 +308,21 @@ def test_in_local_mode_every_point_could_not_tell(account: boto3.Session, tmp_pa
     for point in POINTS:
         check = point.run(loop, {})
         assert check.status is Status.UNKNOWN and check.detail.startswith("local mode: "), check
+
+
+def test_the_loop_settles_without_announcements_once_nothing_changes(account: boto3.Session, tmp_path: Path) -> None:
+    """A broken announcement path must not hold the run until its timeout: its own check reports it."""
+    loop = _loop(account, tmp_path)
+    assert loop.subscribe().status is Status.PASSED
+    job = f"o2v-dev--{loop.run_.lineage}-a1"
+    account.client("sagemaker").create_training_job(
+        TrainingJobName=job, RoleArn=loop.target.launch.training_role_arn,
+        AlgorithmSpecification={"TrainingImage": "object2vec:1", "TrainingInputMode": "File"},
+        OutputDataConfig={"S3OutputPath": loop.target.launch.training_output_uri},
+        ResourceConfig={"InstanceType": "ml.m5.2xlarge", "InstanceCount": 1, "VolumeSizeInGB": 5},
+        StoppingCondition={"MaxRuntimeInSeconds": 60}, HyperParameters={"dropout": "0.0"})
+    loop.timeout, loop.idle_seconds = 30, 0.0
+    settled = loop.wait()
+    assert settled.status is Status.PASSED and "1 attempt(s)" in settled.detail, settled
+    delivery = _point("EventBridge and SNS deliver into the encrypted topic and queues")
+    assert delivery.run(loop, {}).status is Status.FAILED

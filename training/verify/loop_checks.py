@@ -84,6 +84,10 @@ class LoopChecks:
         self.seen = Observed()
         self.queue_url = ""
         self.enc_dim = dims
+        self.last_change = time.monotonic()  # when a job last appeared or changed status
+        # Settled without an announcement once nothing changed for this long (SNS delivery may be
+        # what is broken; its own check says so): 40 polls, 10 minutes at an account's 15 s.
+        self.idle_seconds = 40 * poll_seconds
 
     def client(self, service: str) -> Any:
         return self.session.client(service, region_name=self.target.region)
@@ -169,6 +173,7 @@ class LoopChecks:
                 described = sagemaker.describe_training_job(TrainingJobName=job)
                 self.seen.jobs[job] = described
                 if described["TrainingJobStatus"] != before:
+                    self.last_change = time.monotonic()
                     self.progress(f"{job}: {described['TrainingJobStatus']} (dropout "
                                   f"{described['HyperParameters'].get('dropout', '?')})")
                     self.seen.tags[job] = {tag["Key"]: tag["Value"] for tag in sagemaker.list_tags(
@@ -182,7 +187,9 @@ class LoopChecks:
             return None
 
     def wait(self) -> Check:
-        """Until no job runs, no endpoint update is under way and the lineage reached an end."""
+        """Until no job runs, no endpoint update is under way and the lineage reached an end: an
+        announcement says so (ModelPromoted, RetrainingExhausted, TrainingFailed), or nothing changed
+        for ``idle_seconds`` (so a broken announcement path costs minutes, not the whole timeout)."""
         name = "the loop settles"
         deadline = time.monotonic() + self.timeout
         quiet = 0
@@ -190,10 +197,10 @@ class LoopChecks:
             self._drain()
             self._read_jobs()
             running = [job for job in self.seen.jobs.values() if job["TrainingJobStatus"] in SETTLING]
-            ended = self.seen.kinds() & {MODEL_PROMOTED, RETRAINING_EXHAUSTED, TRAINING_FAILED}
-            promoted = MODEL_PROMOTED in self.seen.kinds()
+            ended = bool(self.seen.kinds() & {MODEL_PROMOTED, RETRAINING_EXHAUSTED, TRAINING_FAILED})
+            idle = time.monotonic() - self.last_change > self.idle_seconds
             busy = self._endpoint_status() in ENDPOINT_BUSY
-            quiet = quiet + 1 if (self.seen.jobs and not running and not busy and (ended or promoted)) else 0
+            quiet = quiet + 1 if (self.seen.jobs and not running and not busy and (ended or idle)) else 0
             if quiet >= 3:
                 self.seen.settled = True
                 return Check(name, Status.PASSED, f"{len(self.seen.jobs)} attempt(s), announcements: "
