@@ -314,7 +314,7 @@ def test_the_loop_settles_without_announcements_once_nothing_changes(account: bo
     """A broken announcement path must not hold the run until its timeout: its own check reports it."""
     loop = _loop(account, tmp_path)
     assert loop.subscribe().status is Status.PASSED
-    job = f"o2v-dev--{loop.run_.lineage}-a1"
+    job = f"o2v-dev--{loop.verify_run.lineage}-a1"
     account.client("sagemaker").create_training_job(
         TrainingJobName=job, RoleArn=loop.target.launch.training_role_arn,
         AlgorithmSpecification={"TrainingImage": "object2vec:1", "TrainingInputMode": "File"},

@@ -73,7 +73,7 @@ class LoopChecks:
         self.session = session
         self.plan = plan
         self.target = plan.target
-        self.run_ = plan.run
+        self.verify_run = plan.run
         self.data_dir = data_dir
         self.timeout = timeout
         self.poll_seconds = poll_seconds
@@ -98,7 +98,8 @@ class LoopChecks:
         name = "announcement subscriber"
         sqs, sns = self.client("sqs"), self.client("sns")
         try:
-            self.queue_url = sqs.create_queue(QueueName=self.run_.queue_name, tags=self.run_.tags)["QueueUrl"]
+            run = self.verify_run
+            self.queue_url = sqs.create_queue(QueueName=run.queue_name, tags=run.tags)["QueueUrl"]
             arn = sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"][
                 "QueueArn"]
             policy = {"Version": "2012-10-17", "Statement": [{
@@ -110,7 +111,7 @@ class LoopChecks:
             return Check(name, Status.FAILED, f"could not subscribe a queue to {self.target.topic_arn}: "
                          f"{aws_error(error)}", "allow sqs:CreateQueue, sqs:SetQueueAttributes and sns:Subscribe "
                          "for these credentials")
-        return Check(name, Status.PASSED, f"queue {self.run_.queue_name} subscribed to {self.target.topic_arn}")
+        return Check(name, Status.PASSED, f"queue {self.verify_run.queue_name} subscribed to {self.target.topic_arn}")
 
     def upload(self) -> Check:
         from training.data.upload import upload_dataset
@@ -118,24 +119,24 @@ class LoopChecks:
         name = "dataset upload"
         bucket = self.target.launch.dataset_bucket
         try:
-            written = upload_dataset(self.client("s3"), self.data_dir, bucket, self.run_.dataset)
+            written = upload_dataset(self.client("s3"), self.data_dir, bucket, self.verify_run.dataset)
         except (ClientError, BotoCoreError) as error:
             return Check(name, Status.FAILED, f"PutObject to s3://{bucket}: {aws_error(error)}",
                          "allow s3:PutObject on the dataset bucket (and kms:GenerateDataKey on the data key)")
-        return Check(name, Status.PASSED, f"{len(written)} objects to s3://{bucket}/datasets/{self.run_.dataset}/")
+        return Check(name, Status.PASSED, f"{len(written)} objects to s3://{bucket}/datasets/{self.verify_run.dataset}/")
 
     def launch(self) -> Check:
         from training.demo.recipe import overfit_prone_recipe
         from training.launcher.launch import LaunchError, plan_launch, submit
 
         name = "attempt 1"
-        tags = dict(self.run_.tags)
+        tags = dict(self.verify_run.tags)
         if self.best_epoch_artifact:
             tags[TAG_BEST_EPOCH_ARTIFACT] = "true"
         try:
             launch = plan_launch(
-                self.session, deployment=self.target.deployment, lineage=self.run_.lineage,
-                dataset=self.run_.dataset, layers=[(VERIFY_LAYER, overfit_prone_recipe(self.dims, self.epochs))],
+                self.session, deployment=self.target.deployment, lineage=self.verify_run.lineage,
+                dataset=self.verify_run.dataset, layers=[(VERIFY_LAYER, overfit_prone_recipe(self.dims, self.epochs))],
                 instance_type=self.plan.training_instance_type, volume_size_gb=5,
                 max_runtime_seconds=MAX_RUNTIME_SECONDS, stack=self.target.launch, tags=tags)
             submit(self.session, launch)
@@ -164,7 +165,7 @@ class LoopChecks:
 
     def _read_jobs(self) -> None:
         sagemaker = self.client("sagemaker")
-        for page in sagemaker.get_paginator("list_training_jobs").paginate(NameContains=self.run_.lineage):
+        for page in sagemaker.get_paginator("list_training_jobs").paginate(NameContains=self.verify_run.lineage):
             for item in page["TrainingJobSummaries"]:
                 job = item["TrainingJobName"]
                 if not is_verify_job(self.target.deployment, job):

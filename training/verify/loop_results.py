@@ -16,6 +16,7 @@ from o2v_core.naming import TAG_PARENT
 from training.preflight.report import Check, Status
 from training.verify.loop_checks import EXAMPLE_SENTENCES, LoopChecks, aws_error
 from training.verify.run_tag import is_verify_job
+from training.verify.target import served_record
 
 NOT_SETTLED = "the loop did not settle (see above)"
 
@@ -69,18 +70,6 @@ def divergence_check(loop: LoopChecks) -> Check:
     how = "stopped" if first["TrainingJobStatus"] == "Stopped" else f"left to finish ({first['TrainingJobStatus']})"
     return Check(name, Status.PASSED, f"attempt 1 {how}; {child['TrainingJobName']} dropout {_dropout(first)} -> "
                  f"{_dropout(child)}")
-
-
-def served_record(ssm: Any, parameter: str) -> dict[str, Any] | None:
-    """The promoter's served-model record (SSM String parameter, JSON), or None when there is none."""
-    try:
-        value = ssm.get_parameter(Name=parameter)["Parameter"]["Value"]
-    except ClientError:
-        return None
-    with contextlib.suppress(ValueError):
-        record = json.loads(value)
-        return record if isinstance(record, dict) else None
-    return None
 
 
 def promotion_check(loop: LoopChecks) -> Check:
@@ -143,7 +132,7 @@ def announcement_check(loop: LoopChecks) -> Check:
         return Check(name, Status.FAILED, f"the subscriber received {', '.join(sorted(kinds)) or 'nothing'}, no "
                      f"{MODEL_PROMOTED}", "look at the NotifyOperators rule's FailedInvocations and its dead-letter "
                      "queue; the message key must let events.amazonaws.com use it (docs/verification.md)")
-    return Check(name, Status.PASSED, f"received {', '.join(sorted(kinds))} through {loop.run_.queue_name}")
+    return Check(name, Status.PASSED, f"received {', '.join(sorted(kinds))} through {loop.verify_run.queue_name}")
 
 
 def queues_check(loop: LoopChecks) -> Check:

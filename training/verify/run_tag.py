@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,7 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from o2v_core import s3_layout
 from o2v_core.naming import TAG_VERIFY_RUN, job_prefix
 
-from training.verify.target import Target
+from training.verify.target import Target, served_record
 
 VERIFY_PREFIX = "verify-"
 
@@ -128,9 +127,7 @@ def _remove_objects(session: Any, bucket: str, prefix: str, done: Cleanup) -> No
 
 def _remove_serving(session: Any, target: Target, keep_endpoint: bool, done: Cleanup) -> None:
     sagemaker, ssm = session.client("sagemaker"), session.client("ssm")
-    served: str | None = None
-    with contextlib.suppress(ClientError, ValueError, KeyError):
-        served = json.loads(ssm.get_parameter(Name=target.serving_parameter)["Parameter"]["Value"])["trainingJobName"]
+    served = (served_record(ssm, target.serving_parameter) or {}).get("trainingJobName")
     try:
         endpoint = sagemaker.describe_endpoint(EndpointName=target.endpoint_name)
     except ClientError:

@@ -15,11 +15,11 @@ from training.preflight.report import Check, Status
 from training.preflight.runner import ClientFactory
 from training.verify.account_checks import POINTS
 from training.verify.loop_checks import LoopChecks
-from training.verify.loop_results import RESULT_CHECKS, served_record
+from training.verify.loop_results import RESULT_CHECKS
 from training.verify.output import EXIT_BAD_INPUT, EXIT_INTERRUPTED, Output
 from training.verify.plan import confirmed, make_plan
 from training.verify.run_tag import VerifyRun, clean_up, is_verify_job
-from training.verify.target import Target, VerifyInputError
+from training.verify.target import Target, VerifyInputError, served_record
 
 TINY_TRAIN_ROWS = 300  # a deterministic STS-B sample: attempt 1 overfits it within a few epochs
 

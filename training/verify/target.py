@@ -9,8 +9,10 @@ deployment (:mod:`training.verify.local`); every check then runs on it alike.
 
 from __future__ import annotations
 
+import contextlib
+import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 from o2v_core import resource_names as rn
@@ -104,3 +106,15 @@ def read_target(cloudformation: CloudFormationClient, deployment: str, env_name:
         origin=f"stacks {rn.data_stack_name(deployment)}, {rn.training_stack_name(deployment)}, "
                f"{rn.serving_stack_name(deployment)}",
     )
+
+
+def served_record(ssm: Any, parameter: str) -> dict[str, Any] | None:
+    """The promoter's served-model record (SSM String parameter, JSON), or None when there is none."""
+    try:
+        value = ssm.get_parameter(Name=parameter)["Parameter"]["Value"]
+    except ClientError:
+        return None
+    with contextlib.suppress(ValueError):
+        record = json.loads(value)
+        return record if isinstance(record, dict) else None
+    return None
