@@ -26,19 +26,29 @@ example), :mod:`.summary` (the report's content), :mod:`.orchestrator` (the step
 the clean-up).
 """
 
-from training.demo.console import Console
-from training.demo.options import SIZES, DemoError, DemoOptions, Size
-from training.demo.orchestrator import Demo, run_demo
-from training.demo.recipe import overfit_prone_hyperparameters, overfit_prone_recipe
+from __future__ import annotations
 
-__all__ = [
-    "SIZES",
-    "Console",
-    "Demo",
-    "DemoError",
-    "DemoOptions",
-    "Size",
-    "overfit_prone_hyperparameters",
-    "overfit_prone_recipe",
-    "run_demo",
-]
+import importlib
+from typing import Any
+
+# Loaded on first use (PEP 562), not at import: ``o2v verify`` against an account imports the
+# demo's recipe and data modules, and must not load local_aws through the orchestrator.
+_EXPORTS = {
+    "SIZES": "training.demo.options",
+    "Console": "training.demo.console",
+    "Demo": "training.demo.orchestrator",
+    "DemoError": "training.demo.options",
+    "DemoOptions": "training.demo.options",
+    "Size": "training.demo.options",
+    "overfit_prone_hyperparameters": "training.demo.recipe",
+    "overfit_prone_recipe": "training.demo.recipe",
+    "run_demo": "training.demo.orchestrator",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
