@@ -17,6 +17,10 @@ SOURCE = "object2vec.retraining"
 
 SAGEMAKER_SOURCE = "aws.sagemaker"
 TRAINING_JOB_STATE_CHANGE = "SageMaker Training Job State Change"
+# SageMaker's event for a batch transform job's status change (SageMaker developer guide,
+# automating-sagemaker-with-eventbridge.html, "SageMaker transform job state change"; detail
+# ``TransformJobName``, ``TransformJobStatus``, ``FailureReason`` when it failed, ...).
+TRANSFORM_JOB_STATE_CHANGE = "SageMaker Transform Job State Change"
 FINISHED_STATUSES = ("Completed", "Stopped", "Failed")
 
 VALIDATION_LOSS_DIVERGED = "ValidationLossDiverged"
