@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import time
 
+from o2v_core.events import TRANSFORM_JOB_INFIX
 from o2v_core.naming import INFERENCE_ENVIRONMENT, job_prefix
 
 JSON_LINES = "application/jsonlines"  # reference 4b: one {"in0": [ids]} per line in, {"embeddings": [...]} out
@@ -50,7 +51,7 @@ BULK_INPUT_PREFIX = "bulk-embeddings/input/"
 BULK_OUTPUT_PREFIX = "bulk-embeddings/output/"
 # A transform job of deployment D is named {D}--embed-<UTC time>: the deployment's job prefix, so the
 # rule that reports the end of a job and the IAM grants match this deployment's jobs only.
-JOB_INFIX = "embed-"
+JOB_INFIX = TRANSFORM_JOB_INFIX  # defined with the rule's pattern (o2v_core.events)
 
 
 def transform_job_prefix(deployment: str) -> str:
