@@ -68,6 +68,7 @@ OUTPUT_ENDPOINT_NAME = "EndpointName"
 OUTPUT_MODEL_ROLE = "ModelRoleArn"
 OUTPUT_SERVING_IMAGE = "ServingImageUri"
 OUTPUT_ROLLBACK_ALARMS = "RollbackAlarmNames"
+OUTPUT_BULK_EMBEDDING_POLICY = "BulkEmbeddingPolicyArn"  # the managed policy o2v embed --corpus needs
 
 
 # ---------------------------------------------------------------------------------------------
