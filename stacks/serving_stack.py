@@ -13,7 +13,7 @@ from typing import Any
 from aws_cdk import CfnOutput, Fn, Stack
 from aws_cdk import aws_sns as sns
 from constructs import Construct
-from o2v_core import resource_names
+from o2v_core import bulk_transform, resource_names
 from o2v_core.endpoint_deployment import VARIANT_NAME
 from o2v_core.settings import Settings
 
@@ -63,9 +63,9 @@ class ServingStack(Stack):
             rollback_alarm_arns=[alarm.alarm_arn for alarm in self.endpoint_alarms.all],
             extra_grants=model_role_transform_grants(refs, settings.deployment),
         ).role
-        self.bulk_embedding = BulkEmbeddingCaller(self, "BulkEmbedding", deployment=settings.deployment, data=refs,
-                                                  endpoint_name=endpoint_name,
-                                                  model_role_arn=self.model_role.role_arn)
+        self.bulk_embedding = BulkEmbeddingCaller(
+            self, bulk_transform.CALLER_POLICY, deployment=settings.deployment, data=refs,
+            endpoint_name=endpoint_name, model_role_arn=self.model_role.role_arn)
         rollback_alarm_names = [alarm.alarm_name for alarm in self.endpoint_alarms.all]
         self.promotion = Promotion(
             self,

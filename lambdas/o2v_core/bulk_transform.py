@@ -51,6 +51,9 @@ BULK_INPUT_PREFIX = "bulk-embeddings/input/"
 BULK_OUTPUT_PREFIX = "bulk-embeddings/output/"
 # A transform job of deployment D is named {D}--embed-<UTC time>: the deployment's job prefix, so the
 # rule that reports the end of a job and the IAM grants match this deployment's jobs only.
+# The serving stack's managed policy for whoever runs o2v embed --corpus (its construct id; the IAM
+# check attributes the CLI's recorded calls to it).
+CALLER_POLICY = "BulkEmbeddingCaller"
 JOB_INFIX = TRANSFORM_JOB_INFIX  # defined with the rule's pattern (o2v_core.events)
 
 

@@ -8,7 +8,8 @@ The same path against local mode's running servers is tests/training/test_bulk_t
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from o2v_core import bulk_transform
 from o2v_core.resource_names import TRANSFORM_JOB_LOG_GROUP
 
 from tests.support import sagemaker_fake as fake
+from tests.support.aws_calls import attributed_to
 from training.bulk.corpus import NO_KNOWN_TOKEN, Corpus
 from training.bulk.transform import TransformError, TransformOptions, TransformTarget, run_transform
 from training.data.tokenizer import Tokenizer
@@ -35,8 +37,11 @@ def clients(moto_endpoint: str, sagemaker_url: str) -> tuple[Any, Any]:
 
 
 @pytest.fixture
-def served(sagemaker_fake: str, moto_endpoint: str) -> Iterator[tuple[Any, Any]]:
-    """An endpoint serving a model of a training job whose auxiliary channel holds the vocabulary."""
+def served(sagemaker_fake: str, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, Any]]:
+    """An endpoint serving a model of a training job whose auxiliary channel holds the vocabulary.
+
+    The CLI's calls in the tests below are recorded as the caller policy's (tests/stacks/test_iam_calls.py)."""
+    monkeypatch.setenv("O2V_DEPLOYMENT", "o2v-dev")
     sagemaker, s3 = clients(moto_endpoint, sagemaker_fake)
     for bucket in ("bulk-data", "bulk-artifacts"):
         s3.create_bucket(Bucket=bucket)
@@ -52,15 +57,23 @@ def served(sagemaker_fake: str, moto_endpoint: str) -> Iterator[tuple[Any, Any]]
         ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 5},
         StoppingCondition={"MaxRuntimeInSeconds": 600}, HyperParameters={"enc0_max_seq_len": "10",
                                                                           "enc0_vocab_size": "7"})
-    sagemaker.create_model(ModelName="o2v-dev-model-1", ExecutionRoleArn=f"arn:aws:iam::{fake.ACCOUNT}:role/model",
+    sagemaker.create_model(ModelName="o2v-dev--m-sts-a1", ExecutionRoleArn=f"arn:aws:iam::{fake.ACCOUNT}:role/model",
                            PrimaryContainer={"Image": IMAGE, "ModelDataUrl":
                                              f"s3://bulk-artifacts/training-jobs/{SERVED_JOB}/output/model.tar.gz"})
-    sagemaker.create_endpoint_config(EndpointConfigName="o2v-dev-config-1", ProductionVariants=[{
-        "VariantName": "AllTraffic", "ModelName": "o2v-dev-model-1", "InitialInstanceCount": 1,
+    sagemaker.create_endpoint_config(EndpointConfigName="o2v-dev--c-sts-a1", ProductionVariants=[{
+        "VariantName": "AllTraffic", "ModelName": "o2v-dev--m-sts-a1", "InitialInstanceCount": 1,
         "InstanceType": "ml.m5.large"}], Tags=[{"Key": "o2v:training-job", "Value": SERVED_JOB}])
-    sagemaker.create_endpoint(EndpointName="o2v-dev-embeddings", EndpointConfigName="o2v-dev-config-1")
+    sagemaker.create_endpoint(EndpointName="o2v-dev-embeddings", EndpointConfigName="o2v-dev--c-sts-a1")
     fake.settle()
     yield sagemaker, s3
+
+
+def as_sagemaker(work: Callable[[], None]) -> None:
+    """Run what SageMaker itself does in a thread of its own: the CLI's recorded calls (the IAM check's
+    attribution, a context variable) do not cross threads."""
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join()
 
 
 def corpus_file(tmp_path: Path) -> Path:
@@ -78,7 +91,10 @@ def test_the_job_is_created_with_the_documented_embedding_transform_and_the_corp
     sagemaker, s3 = served
     written: list[dict[str, Any]] = []
 
-    def complete(seconds: float) -> None:  # SageMaker finishes the job: one .out per input part
+    def complete(seconds: float) -> None:
+        as_sagemaker(finish)
+
+    def finish() -> None:  # SageMaker finishes the job: one .out per input part
         prefix = f"{bulk_transform.BULK_INPUT_PREFIX}{JOB}/"
         for item in s3.list_objects_v2(Bucket="bulk-data", Prefix=prefix)["Contents"]:
             lines = s3.get_object(Bucket="bulk-data", Key=item["Key"])["Body"].read().splitlines()
@@ -89,12 +105,13 @@ def test_the_job_is_created_with_the_documented_embedding_transform_and_the_corp
                           Body=answers)
         fake.set_transform_status(JOB, "Completed")
 
-    run_transform(sagemaker, s3, Corpus.open(str(corpus_file(tmp_path))), TARGET, endpoint="o2v-dev-embeddings",
-                  write=lambda lines: written.extend(lines), options=TransformOptions(records_per_object=2),
-                  job_name=JOB, sleep=complete)
+    with attributed_to(bulk_transform.CALLER_POLICY):
+        run_transform(sagemaker, s3, Corpus.open(str(corpus_file(tmp_path))), TARGET, endpoint="o2v-dev-embeddings",
+                      write=lambda lines: written.extend(lines), options=TransformOptions(records_per_object=2),
+                      job_name=JOB, sleep=complete)
 
     described = sagemaker.describe_transform_job(TransformJobName=JOB)
-    assert described["ModelName"] == "o2v-dev-model-1"  # the model the endpoint serves
+    assert described["ModelName"] == "o2v-dev--m-sts-a1"  # the model the endpoint serves
     assert described["Environment"] == {"INFERENCE_PREFERRED_MODE": "embedding"}  # reference 4b, 11g
     assert described["TransformInput"]["ContentType"] == "application/jsonlines"
     assert described["TransformInput"]["SplitType"] == "Line"
@@ -121,12 +138,18 @@ def test_a_job_that_fails_half_way_names_the_failed_records_and_writes_nothing(
     job = JOB.replace("000000", "000001")  # moto's bucket outlives the test: a job name of its own
     written: list[dict[str, Any]] = []
 
-    def fail(seconds: float) -> None:  # the first part succeeded; the second did not (no .out)
+    def fail(seconds: float) -> None:
+        as_sagemaker(fail_half_way)
+
+    def fail_half_way() -> None:  # the first part succeeded; the second did not (no .out)
         s3.put_object(Bucket="bulk-data", Key=f"{bulk_transform.BULK_OUTPUT_PREFIX}{job}/part-00000.jsonl.out",
                       Body=b'{"embeddings": [1.0]}\n{"embeddings": [1.0]}\n')
         fake.set_transform_status(job, "Failed", "ClientError: See job logs for more information")
 
-    with pytest.raises(TransformError) as raised:
+    # The stack's own endpoint config has no o2v:training-job tag: the job is found through the model's URL.
+    config_arn = sagemaker.describe_endpoint_config(EndpointConfigName="o2v-dev--c-sts-a1")["EndpointConfigArn"]
+    sagemaker.delete_tags(ResourceArn=config_arn, TagKeys=["o2v:training-job"])
+    with pytest.raises(TransformError) as raised, attributed_to(bulk_transform.CALLER_POLICY):
         run_transform(sagemaker, s3, Corpus.open(str(corpus_file(tmp_path))), TARGET, endpoint="o2v-dev-embeddings",
                       write=lambda lines: written.extend(lines), options=TransformOptions(records_per_object=2),
                       job_name=job, sleep=fail)
@@ -148,3 +171,26 @@ def test_a_missing_vocabulary_or_model_is_named(served: tuple[Any, Any], tmp_pat
     with pytest.raises(TransformError, match="model role and image"):
         run_transform(sagemaker, s3, Corpus.open(str(corpus_file(tmp_path))), TARGET, training_job=SERVED_JOB,
                       write=lambda lines: None, job_name=JOB)
+
+
+def test_a_training_job_s_model_is_created_with_the_model_role_and_an_interrupt_stops_the_job(
+        served: tuple[Any, Any], tmp_path: Path) -> None:
+    sagemaker, s3 = served
+    job = JOB.replace("000000", "000002")
+    target = TransformTarget(deployment="o2v-dev", bucket="bulk-data", model_role_arn=f"arn:aws:iam::{fake.ACCOUNT}:"
+                             "role/o2v-dev-model", image_uri=IMAGE)
+
+    def interrupt(seconds: float) -> None:  # Ctrl-C while waiting: the job is stopped, not left running
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt), attributed_to(bulk_transform.CALLER_POLICY):
+        run_transform(sagemaker, s3, Corpus.open(str(corpus_file(tmp_path))), target, training_job=SERVED_JOB,
+                      write=lambda lines: None, job_name=job, sleep=interrupt)
+
+    model = sagemaker.describe_model(ModelName=job)
+    assert model["ExecutionRoleArn"] == target.model_role_arn
+    assert model["PrimaryContainer"]["ModelDataUrl"] == (
+        f"s3://bulk-artifacts/training-jobs/{SERVED_JOB}/output/model.tar.gz")  # the job's ModelArtifacts
+    assert model["PrimaryContainer"]["Environment"] == {"INFERENCE_PREFERRED_MODE": "embedding"}
+    described = sagemaker.describe_transform_job(TransformJobName=job)
+    assert described["ModelName"] == job and described["TransformJobStatus"] == "Stopped"
