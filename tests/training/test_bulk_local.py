@@ -123,6 +123,18 @@ def test_bad_input_names_file_and_line_and_writes_no_output(tmp_path: Path, serv
     assert not out.exists()
 
 
+def test_corpus_options_that_do_not_go_together_are_refused(tmp_path: Path, served_model: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    corpus = tmp_path / "s.txt"
+    corpus.write_text("A man plays.\n")
+    assert embed("--corpus", str(corpus), "--model", str(served_model)) == 2
+    assert "--corpus needs --out" in capsys.readouterr().err
+    assert embed("--corpus", str(corpus), "--out", str(tmp_path / "o.jsonl")) == 2
+    assert "--corpus needs --model" in capsys.readouterr().err
+    assert embed("A sentence.", "--out", str(tmp_path / "o.jsonl"), "--model", str(served_model)) == 2
+    assert "--out and --overwrite go with --corpus" in capsys.readouterr().err
+
+
 def test_a_missing_input_and_a_vocabulary_of_another_model_are_refused(
         tmp_path: Path, served_model: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "out.jsonl"
@@ -197,8 +209,9 @@ def _encoder(loaded: LoadedModel) -> SentenceEncoder:
 
 
 @pytest.mark.slow
-def test_sigkill_of_the_command_leaves_no_output_and_the_rerun_finishes_it(tmp_path: Path, served_model: Path,
-                                                                           repo_root: Path) -> None:
+@pytest.mark.parametrize("signal_number", [signal.SIGKILL, signal.SIGTERM])
+def test_a_killed_command_leaves_no_output_and_the_rerun_finishes_it(tmp_path: Path, served_model: Path,
+                                                                     repo_root: Path, signal_number: int) -> None:
     corpus = tmp_path / "s.txt"
     corpus.write_text("\n".join(SENTENCES * 400) + "\n")  # 4,000 records in parts of 100
     out = tmp_path / "out.jsonl"
@@ -210,9 +223,12 @@ def test_sigkill_of_the_command_leaves_no_output_and_the_rerun_finishes_it(tmp_p
     deadline = time.monotonic() + 120
     while not (parts / "part-000001.jsonl").exists() and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.02)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    process.send_signal(signal_number)
+    expected = -signal.SIGKILL if signal_number == signal.SIGKILL else 128 + signal.SIGTERM  # Terminated: 143
+    assert process.wait() == expected
     assert not out.exists()
+    if signal_number == signal.SIGTERM:  # the part being written is removed, as on Ctrl-C
+        assert not [path.name for path in parts.iterdir() if path.name.startswith(".")]
     finished = len(list(parts.glob("part-*.jsonl")))
     assert 2 <= finished < 40
     rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=True)

@@ -82,6 +82,7 @@ def register(subparsers: Subparsers) -> None:
 
 def _corpus(args: argparse.Namespace) -> int:
     """``--corpus``: embed a whole corpus into ``--out`` in process, with ``--model``."""
+    from training.atomic import terminate_as_exception
     from training.bulk.corpus import Corpus, corpus_encoder
     from training.bulk.local_run import embed_corpus, model_fingerprint
     from training.data.tokenizer import Tokenizer
@@ -94,9 +95,12 @@ def _corpus(args: argparse.Namespace) -> int:
         raise CommandError("--corpus embeds a corpus; give no sentences or --file with it")
     if not args.out:
         raise CommandError("--corpus needs --out (a path or s3://bucket/key.jsonl)")
+    if args.endpoint:
+        raise CommandError("--corpus with --model runs the model here, in process; leave out --endpoint")
     if args.model is None:
         raise CommandError("--corpus needs --model model.tar.gz (the model is run here, in process)")
     corpus = Corpus.open(args.corpus, text_field=args.text_field, id_field=args.id_field)
+    terminate_as_exception()  # SIGTERM removes the part being written, as Ctrl-C does; finished parts stay
     configure_threads(args.threads)
     loaded = load(args.model)
     assets = loaded.assets
