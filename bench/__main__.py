@@ -7,7 +7,7 @@
                                                  # configured runs the results file lacks)
     python -m bench.report                # rewrite docs/benchmarks.md from bench/results/results.json
 
-Sections: record, detection, cost, value, quality, throughput, synth, server, scale. Training runs are recorded
+Sections: record, detection, cost, value, quality, throughput, synth, server, scale, bulk. Training runs are recorded
 once per invocation (section record, implied by detection, cost, quality and throughput) and shared.
 """
 
@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SECTIONS = ("record", "detection", "cost", "value", "quality", "throughput", "synth", "server", "scale")
+SECTIONS = ("record", "detection", "cost", "value", "quality", "throughput", "synth", "server", "scale", "bulk")
 NEEDS_RECORDS = {"detection", "cost", "value", "quality", "throughput"}
 REPLAY_ONLY = {"detection", "cost", "value"}  # need the recorded curves, not the trained models
 DEFAULT_RESULTS = REPO_ROOT / "bench" / "results" / "results.json"

@@ -4,8 +4,6 @@ named by ``source:line``, S3 prefixes in key order (moto server), and ``o2v embe
 from __future__ import annotations
 
 import gzip
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
@@ -99,38 +97,26 @@ def test_the_fingerprint_changes_with_the_content_and_the_fields(tmp_path: Path)
     assert Corpus.open(str(path)).fingerprint() != first
 
 
-@pytest.fixture
-def s3_env(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A fresh bucket on the session's moto server, reached as local mode does (AWS_ENDPOINT_URL_S3)."""
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto_endpoint)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    bucket = f"corpus-{uuid.uuid4().hex[:10]}"
-    boto3.client("s3").create_bucket(Bucket=bucket)
-    yield bucket
-
-
-def test_an_s3_prefix_is_read_object_by_object_in_key_order(s3_env: str) -> None:
+def test_an_s3_prefix_is_read_object_by_object_in_key_order(s3_bucket: str) -> None:
     s3 = boto3.client("s3")
-    s3.put_object(Bucket=s3_env, Key="in/b.txt", Body=b"third\nfourth\n")
-    s3.put_object(Bucket=s3_env, Key="in/a.jsonl", Body=b'{"text": "first"}\n{"text": "second"}')
-    s3.put_object(Bucket=s3_env, Key="in/", Body=b"")
-    s3.put_object(Bucket=s3_env, Key="other/c.txt", Body=b"not this\n")
-    found = records(f"s3://{s3_env}/in/")
+    s3.put_object(Bucket=s3_bucket, Key="in/b.txt", Body=b"third\nfourth\n")
+    s3.put_object(Bucket=s3_bucket, Key="in/a.jsonl", Body=b'{"text": "first"}\n{"text": "second"}')
+    s3.put_object(Bucket=s3_bucket, Key="in/", Body=b"")
+    s3.put_object(Bucket=s3_bucket, Key="other/c.txt", Body=b"not this\n")
+    found = records(f"s3://{s3_bucket}/in/")
     assert [(line, text) for _, line, _, text in found] == [(1, "first"), (2, "second"), (1, "third"),
                                                             (2, "fourth")]
-    assert found[0][0] == f"s3://{s3_env}/in/a.jsonl"
+    assert found[0][0] == f"s3://{s3_bucket}/in/a.jsonl"
 
 
-def test_a_bad_s3_line_and_an_empty_prefix_are_named(s3_env: str) -> None:
-    boto3.client("s3").put_object(Bucket=s3_env, Key="in/a.txt", Body=b"fine\n\xc3\n")
-    with pytest.raises(CorpusError, match=rf"s3://{s3_env}/in/a\.txt:2: not valid UTF-8"):
-        records(f"s3://{s3_env}/in/")
+def test_a_bad_s3_line_and_an_empty_prefix_are_named(s3_bucket: str) -> None:
+    boto3.client("s3").put_object(Bucket=s3_bucket, Key="in/a.txt", Body=b"fine\n\xc3\n")
+    with pytest.raises(CorpusError, match=rf"s3://{s3_bucket}/in/a\.txt:2: not valid UTF-8"):
+        records(f"s3://{s3_bucket}/in/")
     with pytest.raises(CorpusError, match="no object under this prefix"):
-        Corpus.open(f"s3://{s3_env}/none/")
+        Corpus.open(f"s3://{s3_bucket}/none/")
     with pytest.raises(CorpusError, match="no such bucket"):
-        Corpus.open(f"s3://{s3_env}-missing/in/")
+        Corpus.open(f"s3://{s3_bucket}-missing/in/")
 
 
 VOCAB = Vocab({"<pad>": 0, "<unk>": 1, "a": 2, "man": 3, "plays": 4, ".": 5})

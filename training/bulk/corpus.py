@@ -186,6 +186,7 @@ def _lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
 
 def _records(source: Source, text_field: str, id_field: str | None) -> Iterator[CorpusRecord]:
     number = 0
+    json_lines = source.json_lines
     with gzip_errors(source.name, lambda: number + 1):
         for number, raw in enumerate(_lines(source.open_chunks()), start=1):
             raw = raw.removesuffix(b"\r")
@@ -195,7 +196,7 @@ def _records(source: Source, text_field: str, id_field: str | None) -> Iterator[
                 raise CorpusError(source.name, number, problem.problem)
             if not text.strip():
                 raise CorpusError(source.name, number, "empty line; every line must hold a sentence")
-            if source.json_lines:
+            if json_lines:
                 yield _json_record(source.name, number, text, text_field, id_field)
             else:
                 yield CorpusRecord(source.name, number, None, text)
