@@ -21,7 +21,13 @@ import boto3
 import pytest
 from o2v_core import bulk_transform
 from o2v_core.events import SAGEMAKER_SOURCE, TRANSFORM_JOB_STATE_CHANGE, transform_job_finished_pattern
-from o2v_core.resource_names import TRANSFORM_JOB_LOG_GROUP
+from o2v_core.resource_names import (
+    OUTPUT_DATASET_BUCKET,
+    OUTPUT_ENDPOINT_NAME,
+    TRANSFORM_JOB_LOG_GROUP,
+    data_stack_name,
+    serving_stack_name,
+)
 
 from local_aws import procs
 from local_aws.services import LocalServices
@@ -105,8 +111,13 @@ def queue_for(local: Local, pattern: dict[str, Any], name: str) -> str:
 
 
 def received(local: Local, url: str) -> list[dict[str, Any]]:
-    messages = local.client("sqs").receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=2)
-    return [json.loads(message["Body"]) for message in messages.get("Messages", [])]
+    """Every message the queue holds (until a 2-second wait brings none), oldest first."""
+    sqs, bodies = local.client("sqs"), []
+    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=2).get("Messages"):
+        bodies += [json.loads(message["Body"]) for message in messages]
+        sqs.delete_message_batch(QueueUrl=url, Entries=[{"Id": str(index), "ReceiptHandle": message["ReceiptHandle"]}
+                                                        for index, message in enumerate(messages)])
+    return sorted(bodies, key=lambda body: str(body["time"]))
 
 
 def test_the_transform_job_s_output_joined_to_the_corpus_equals_the_endpoint_s_embeddings(
@@ -120,6 +131,25 @@ def test_the_transform_job_s_output_joined_to_the_corpus_equals_the_endpoint_s_e
 
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n".join(SENTENCES) + "\n", encoding="utf-8")
+    # The command as the README shows it: the stacks' outputs name the bucket (a stand-in stack here).
+    cloudformation = local.client("cloudformation")
+    for stack, outputs in ((data_stack_name("o2v-dev"), {OUTPUT_DATASET_BUCKET: "data"}),
+                           (serving_stack_name("o2v-dev"), {OUTPUT_ENDPOINT_NAME: ENDPOINT})):
+        cloudformation.create_stack(StackName=stack, TemplateBody=json.dumps({
+            "Resources": {"Handle": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+            "Outputs": {key: {"Value": value} for key, value in outputs.items()}}))
+    out = tmp_path / "embeddings.jsonl"
+    assert cli.main(["embed", "--corpus", str(corpus), "--out", str(out), "--endpoint", ENDPOINT,
+                     "--deployment", "o2v-dev", "--instance-count", "2"]) == 0
+    lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [line["text"] for line in lines] == SENTENCES
+    for mine, theirs in zip((line["embedding"] for line in lines), realtime, strict=True):
+        assert mine == pytest.approx(theirs, abs=1e-5)
+    assert cli.main(["embed", "--corpus", str(corpus), "--out", str(out), "--endpoint", ENDPOINT,
+                     "--deployment", "o2v-dev"]) == 2  # an existing output is refused before a job starts
+    assert "already exists" in capsys.readouterr().err
+
+    # Several input objects over two instances (the library call, with small objects).
     written: list[dict[str, Any]] = []
     sagemaker, s3 = local.client("sagemaker"), local.client("s3")
     job = run_transform(sagemaker, s3, Corpus.open(str(corpus), s3=s3), TransformTarget("o2v-dev", "data"),
@@ -137,7 +167,7 @@ def test_the_transform_job_s_output_joined_to_the_corpus_equals_the_endpoint_s_e
                                                         logStreamNamePrefix=f"{job}/")["logStreams"]
     assert len([stream for stream in streams if stream["logStreamName"].endswith("/data-log")]) == 2
     events = received(local, finished)
-    assert [event["detail"]["TransformJobStatus"] for event in events] == ["Completed"]
+    assert [event["detail"]["TransformJobStatus"] for event in events] == ["Completed", "Completed"]
     assert events[0]["detail-type"] == TRANSFORM_JOB_STATE_CHANGE and events[0]["source"] == SAGEMAKER_SOURCE
 
 

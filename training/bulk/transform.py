@@ -27,6 +27,7 @@ hold) and the job's log group; nothing is yielded, so nothing partial is written
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import tempfile
 import time
@@ -37,13 +38,23 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 from o2v_core import bulk_transform as defaults
-from o2v_core.resource_names import TRANSFORM_JOB_LOG_GROUP
+from o2v_core.resource_names import (
+    OUTPUT_DATA_KEY,
+    OUTPUT_DATASET_BUCKET,
+    OUTPUT_MODEL_ROLE,
+    OUTPUT_SERVING_IMAGE,
+    TRANSFORM_JOB_LOG_GROUP,
+    data_stack_name,
+    serving_stack_name,
+)
 
 from training.bulk.corpus import NO_KNOWN_TOKEN, Corpus, corpus_encoder, record_key, record_token_ids
+from training.bulk.output import PartedOutput
 from training.progress import Progress
 from training.serving.endpoint_assets import EndpointAssets, EndpointAssetsError, job_assets, served_job, served_model
 
 if TYPE_CHECKING:
+    from mypy_boto3_cloudformation import CloudFormationClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sagemaker import SageMakerClient
 
@@ -193,8 +204,11 @@ def transform_request(prepared: PreparedInput, model: str, target: TransformTarg
 
 def wait(sagemaker: SageMakerClient, s3: S3Client, prepared: PreparedInput, options: TransformOptions,
          progress: Progress, sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
-    """DescribeTransformJob until the job ends; progress names the parts whose output exists."""
+    """DescribeTransformJob until the job ends; progress names the parts whose output exists. Polls
+    after 1, 2, 4, ... seconds, then every ``poll_seconds``: a short job is seen ending soon, a long one
+    costs few calls."""
     started = time.monotonic()
+    delay = 1.0
     while True:
         described: dict[str, Any] = _aws(f"DescribeTransformJob({prepared.job})", lambda: dict(
             sagemaker.describe_transform_job(TransformJobName=prepared.job)))
@@ -204,7 +218,8 @@ def wait(sagemaker: SageMakerClient, s3: S3Client, prepared: PreparedInput, opti
                         f"{time.monotonic() - started:.0f} s", force=status in FINISHED)
         if status in FINISHED:
             return described
-        sleep(options.poll_seconds)
+        sleep(delay)
+        delay = min(delay * 2, options.poll_seconds)
 
 
 def _outputs(s3: S3Client, prepared: PreparedInput) -> dict[str, str]:
@@ -272,6 +287,37 @@ def _embedding(line: bytes, uri: str) -> list[float]:
     if not isinstance(value, list):
         raise TransformError(f"{uri}{defaults.OUTPUT_SUFFIX}: 'embeddings' is not a list")
     return value
+
+
+def target_from_stacks(cloudformation: CloudFormationClient, deployment: str) -> TransformTarget:
+    """The dataset bucket and data key (data stack), and the model role and image (serving stack)."""
+    from training.launcher.stack import StackError, raw_outputs
+
+    try:
+        data = raw_outputs(cloudformation, data_stack_name(deployment))
+        serving = raw_outputs(cloudformation, serving_stack_name(deployment))
+    except StackError as error:
+        raise TransformError(f"{error} (deploy the stacks of {deployment} first)") from None
+    if not data.get(OUTPUT_DATASET_BUCKET):
+        raise TransformError(f"stack {data_stack_name(deployment)} has no output {OUTPUT_DATASET_BUCKET}")
+    return TransformTarget(deployment, data[OUTPUT_DATASET_BUCKET], data.get(OUTPUT_DATA_KEY) or None,
+                           serving.get(OUTPUT_MODEL_ROLE) or None, serving.get(OUTPUT_SERVING_IMAGE) or None)
+
+
+def write_parts(output: PartedOutput, lines: Iterator[dict[str, Any]], part_records: int) -> int:
+    """The joined lines through ``o2v embed --corpus``'s writer (training/bulk/output.py): parts of
+    ``part_records`` lines, then one atomic publish. Returns the number of lines."""
+    count = 0
+    index = 0
+    while True:
+        chunk = list(itertools.islice(lines, part_records))
+        if not chunk:
+            break
+        output.write_part(index, (json.dumps(line) + "\n" for line in chunk))
+        count += len(chunk)
+        index += 1
+    output.publish(index)
+    return count
 
 
 def run_transform(sagemaker: SageMakerClient, s3: S3Client, corpus: Corpus, target: TransformTarget, *,

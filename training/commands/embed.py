@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from o2v_core import bulk_transform
+
 from training.bulk import DEFAULT_BATCH_SIZE as CORPUS_BATCH_SIZE
 from training.bulk import DEFAULT_PART_RECORDS
 from training.cli import CommandError
@@ -41,11 +43,22 @@ where it stopped (finished parts are kept in <out>.parts/); an existing output i
 --overwrite. Bad input (an empty line, text that is not UTF-8, a JSON line without the text
 field) stops the run naming file and line, exit 2.
 
+With --endpoint NAME (its served model) or --training-job NAME (that job's model) and
+--deployment, the corpus runs as a SageMaker Batch Transform job instead: tokenized here into
+{"in0": [ids]} request lines under the dataset bucket's bulk-embeddings/input/<job>/, the job
+started with the documented Object2Vec embedding settings (--instance-type, --instance-count:
+SageMaker deals the input objects to the instances), its progress shown until it ends, and its
+output joined back into the same --out. A job that fails writes nothing and names the input
+parts without output, the corpus lines they hold and the job's log group. The caller needs the
+serving stack's BulkEmbeddingPolicyArn policy.
+
 Examples:
   o2v embed "A man is playing a flute." "A man plays the flute." --model runs/stsb/model.tar.gz
   o2v embed --corpus sentences.txt --out embeddings.jsonl --model runs/stsb/model.tar.gz
   o2v embed --corpus s3://my-bucket/corpus/ --text-field body --id-field doc_id \\
       --out s3://my-bucket/embeddings/corpus.jsonl --model runs/stsb/model.tar.gz
+  o2v embed --corpus s3://my-bucket/corpus/ --out s3://my-bucket/embeddings/corpus.jsonl \\
+      --endpoint o2v-dev-embeddings --deployment o2v-dev --instance-count 4 --region us-east-1
   o2v embed --file sentences.txt --model runs/stsb/model.tar.gz --url http://127.0.0.1:8080
   o2v embed "A plane is taking off." --endpoint o2v-dev-embeddings --region us-east-1
   o2v embed "A plane is taking off." --endpoint o2v-dev-embeddings --region us-east-1 \\
@@ -77,6 +90,18 @@ def register(subparsers: Subparsers) -> None:
     bulk.add_argument("--part-size", type=int, default=DEFAULT_PART_RECORDS,
                       help=f"sentences per resumable part (default: {DEFAULT_PART_RECORDS})")
     bulk.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: $O2V_THREADS or 1)")
+    cloud = parser.add_argument_group(
+        "a whole corpus with SageMaker Batch Transform (--corpus with --endpoint or --training-job)")
+    cloud.add_argument("--training-job", help="embed with this training job's model (a new SageMaker model) instead "
+                                              "of the endpoint's")
+    cloud.add_argument("--deployment",
+                       help="deployment (e.g. o2v-dev) whose stacks name the bucket, key and model role")
+    cloud.add_argument("--instance-type", default=bulk_transform.DEFAULT_INSTANCE_TYPE,
+                       help=f"transform instance type (default: {bulk_transform.DEFAULT_INSTANCE_TYPE})")
+    cloud.add_argument("--instance-count", type=int, default=bulk_transform.DEFAULT_INSTANCE_COUNT,
+                       help="transform instances; SageMaker deals the input objects "
+                            f"({bulk_transform.RECORDS_PER_OBJECT:,} sentences each) to them "
+                            f"(default: {bulk_transform.DEFAULT_INSTANCE_COUNT})")
     parser.set_defaults(func=run)
 
 
@@ -95,8 +120,8 @@ def _corpus(args: argparse.Namespace) -> int:
         raise CommandError("--corpus embeds a corpus; give no sentences or --file with it")
     if not args.out:
         raise CommandError("--corpus needs --out (a path or s3://bucket/key.jsonl)")
-    if args.endpoint:
-        raise CommandError("--corpus with --model runs the model here, in process; leave out --endpoint")
+    if args.endpoint or args.training_job:
+        return _corpus_transform(args)
     if args.model is None:
         raise CommandError("--corpus needs --model model.tar.gz (the model is run here, in process)")
     corpus = Corpus.open(args.corpus, text_field=args.text_field, id_field=args.id_field)
@@ -122,6 +147,49 @@ def _corpus(args: argparse.Namespace) -> int:
     if result.no_known_token:
         print(f"embed: {result.no_known_token:,} sentences have no known token (first at "
               f"{result.first_no_known_token}): written with \"embedding\": null", file=sys.stderr)
+    return 0
+
+
+def _corpus_transform(args: argparse.Namespace) -> int:
+    """``--corpus`` with ``--endpoint`` or ``--training-job``: a SageMaker Batch Transform job
+    (training/bulk/transform.py), its output joined back and written as with ``--model``."""
+    from training.bulk.corpus import Corpus
+    from training.bulk.output import PartedOutput, PartsKey
+    from training.bulk.transform import (
+        TransformError,
+        TransformOptions,
+        run_transform,
+        target_from_stacks,
+        write_parts,
+    )
+    from training.launcher.stack import aws_session
+
+    if args.model is not None:
+        raise CommandError("--corpus runs --model here, or a transform job with --endpoint/--training-job: not both")
+    if not args.deployment:
+        raise CommandError("--corpus with --endpoint or --training-job needs --deployment (its stacks name the "
+                           "bucket, the data key and the model role)")
+    if args.instance_count < 1:
+        raise CommandError("--instance-count must be at least 1")
+    session = aws_session(args.region)
+    s3 = session.client("s3")
+    corpus = Corpus.open(args.corpus, text_field=args.text_field, id_field=args.id_field, s3=s3)
+    source = f"endpoint:{args.endpoint}" if args.endpoint else f"training-job:{args.training_job}"
+    # Refuses an existing --out now, before a job is paid for.
+    output = PartedOutput(args.out, PartsKey(corpus.fingerprint(), source, args.input, args.part_size),
+                          overwrite=args.overwrite, s3=s3)
+    written: list[int] = []
+    try:
+        job = run_transform(
+            session.client("sagemaker"), s3, corpus, target_from_stacks(session.client("cloudformation"),
+                                                                        args.deployment),
+            endpoint=args.endpoint, training_job=args.training_job,
+            options=TransformOptions(instance_type=args.instance_type, instance_count=args.instance_count,
+                                     side=args.input),
+            write=lambda lines: written.append(write_parts(output, lines, args.part_size)))
+    except TransformError as error:
+        raise CommandError(str(error)) from None
+    print(f"embed: {sum(written):,} sentences -> {args.out} (transform job {job})", file=sys.stderr)
     return 0
 
 
