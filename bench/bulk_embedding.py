@@ -39,10 +39,10 @@ TARGET_X_TOKENIZER = 3.0  # issue 27: within 3x of the tokenizer-alone time
 FLAT_MEMORY_RATIO = 1.10  # flat: peak memory at the largest size within 10% of the smallest's
 MINILM_BATCH = 64
 MODEL_DIMS, MODEL_EPOCHS, MODEL_DROPOUT = 128, 3, 0.1
-# The estimate's instance: the serving instance type of cdk.json's dev environment, where the served
-# model already runs (the transform's own default is set by the cloud side of issue 27).
-ESTIMATE_INSTANCE_TYPE = "ml.m5.large"
-ESTIMATE_INSTANCE_VCPUS = 2  # ml.m5.large: 2 vCPUs, 8 GiB (https://aws.amazon.com/sagemaker/pricing/, instance details)
+# The estimate's instance: the Batch Transform default of the cloud side of issue 27
+# (o2v_core.bulk_transform.DEFAULT_INSTANCE_TYPE on branch bulk27cloud; import it once both are merged).
+ESTIMATE_INSTANCE_TYPE = "ml.c5.xlarge"
+ESTIMATE_INSTANCE_VCPUS = 4  # ml.c5.xlarge: 4 vCPUs, 8 GiB (https://aws.amazon.com/sagemaker/pricing/, instance details)
 
 
 def corpus_sentences(shared: Path) -> list[str]:
