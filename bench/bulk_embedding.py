@@ -42,7 +42,7 @@ MODEL_DIMS, MODEL_EPOCHS, MODEL_DROPOUT = 128, 3, 0.1
 # The estimate's instance: the Batch Transform default of the cloud side of issue 27
 # (o2v_core.bulk_transform.DEFAULT_INSTANCE_TYPE on branch bulk27cloud; import it once both are merged).
 ESTIMATE_INSTANCE_TYPE = "ml.c5.xlarge"
-ESTIMATE_INSTANCE_VCPUS = 4  # ml.c5.xlarge: 4 vCPUs, 8 GiB (https://aws.amazon.com/sagemaker/pricing/, instance details)
+ESTIMATE_INSTANCE_VCPUS = 4  # ml.c5.xlarge: 4 vCPUs, 8 GiB (https://aws.amazon.com/sagemaker/pricing/, instances)
 
 
 def corpus_sentences(shared: Path) -> list[str]:
