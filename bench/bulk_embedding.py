@@ -216,6 +216,7 @@ def breakdown(model: Path, corpus: Path, count: int) -> dict[str, float]:
     ids = [encoder.known_token_ids(text) or [1] for text in texts]
     tokenize = time.perf_counter() - tick
     predictor = Predictor(loaded, batch_size=512)
+    predictor.predict([Instance(item, None) for item in ids[:512]], predictor.max_lens)  # warm-up: torch's first call
     tick = time.perf_counter()
     vectors = [row["embeddings"] for start in range(0, len(ids), 512)
                for row in predictor.predict([Instance(item, None) for item in ids[start:start + 512]],
