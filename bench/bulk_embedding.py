@@ -39,10 +39,10 @@ TARGET_X_TOKENIZER = 3.0  # issue 27: within 3x of the tokenizer-alone time
 FLAT_MEMORY_RATIO = 1.10  # flat: peak memory at the largest size within 10% of the smallest's
 MINILM_BATCH = 64
 MODEL_DIMS, MODEL_EPOCHS, MODEL_DROPOUT = 128, 3, 0.1
-# The estimate's instance: the serving instance type of cdk.json's dev environment, where the served
-# model already runs (the transform's own default is set by the cloud side of issue 27).
-ESTIMATE_INSTANCE_TYPE = "ml.m5.large"
-ESTIMATE_INSTANCE_VCPUS = 2  # ml.m5.large: 2 vCPUs, 8 GiB (https://aws.amazon.com/sagemaker/pricing/, instance details)
+# The estimate's instance: the Batch Transform default of the cloud side of issue 27
+# (o2v_core.bulk_transform.DEFAULT_INSTANCE_TYPE on branch bulk27cloud; import it once both are merged).
+ESTIMATE_INSTANCE_TYPE = "ml.c5.xlarge"
+ESTIMATE_INSTANCE_VCPUS = 4  # ml.c5.xlarge: 4 vCPUs, 8 GiB (https://aws.amazon.com/sagemaker/pricing/, instances)
 
 
 def corpus_sentences(shared: Path) -> list[str]:
@@ -216,6 +216,7 @@ def breakdown(model: Path, corpus: Path, count: int) -> dict[str, float]:
     ids = [encoder.known_token_ids(text) or [1] for text in texts]
     tokenize = time.perf_counter() - tick
     predictor = Predictor(loaded, batch_size=512)
+    predictor.predict([Instance(item, None) for item in ids[:512]], predictor.max_lens)  # warm-up: torch's first call
     tick = time.perf_counter()
     vectors = [row["embeddings"] for start in range(0, len(ids), 512)
                for row in predictor.predict([Instance(item, None) for item in ids[start:start + 512]],

@@ -82,6 +82,21 @@ def test_a_jsonl_corpus_comes_out_in_order_with_its_ids_and_o2v_embeds_embedding
                           np.array([line["embedding"] for line in today], dtype=np.float32))
 
 
+def test_input_in1_embeds_with_the_second_encoder_as_o2v_embed_does(
+        tmp_path: Path, served_model: Path, server_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    corpus = tmp_path / "s.txt"
+    corpus.write_text("\n".join(SENTENCES[:4]) + "\n")
+    out = tmp_path / "out.jsonl"
+    assert embed("--corpus", str(corpus), "--out", str(out), "--model", str(served_model), "--input", "in1") == 0
+    assert embed(*SENTENCES[:4], "--model", str(served_model), "--url", server_url, "--input", "in1") == 0
+    today = [json.loads(line)["embedding"] for line in capsys.readouterr().out.splitlines()]
+    ours = [line["embedding"] for line in read_lines(out)]
+    assert np.array_equal(np.array(ours, dtype=np.float32), np.array(today, dtype=np.float32))
+    assert embed("--corpus", str(corpus), "--out", str(out), "--model", str(served_model), "--overwrite") == 0
+    assert not np.allclose(np.array([line["embedding"] for line in read_lines(out)], dtype=np.float32),
+                           np.array(ours, dtype=np.float32))  # in0 is another encoder (hcnn, not bilstm)
+
+
 def test_a_text_corpus_carries_each_sentence_and_a_sentence_with_no_known_token_gets_null(
         tmp_path: Path, served_model: Path, loaded: LoadedModel, capsys: pytest.CaptureFixture[str]) -> None:
     assert SentenceEncoder.of_model(loaded.assets).known_token_ids(UNKNOWN) is None
