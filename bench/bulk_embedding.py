@@ -32,6 +32,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from o2v_core import bulk_transform
+
 from bench.serving import MiniLM
 
 TARGET_X_MINILM = 20.0  # issue 27: at least 20x MiniLM's sentences/s
@@ -39,10 +41,11 @@ TARGET_X_TOKENIZER = 3.0  # issue 27: within 3x of the tokenizer-alone time
 FLAT_MEMORY_RATIO = 1.10  # flat: peak memory at the largest size within 10% of the smallest's
 MINILM_BATCH = 64
 MODEL_DIMS, MODEL_EPOCHS, MODEL_DROPOUT = 128, 3, 0.1
-# The estimate's instance: the Batch Transform default of the cloud side of issue 27
-# (o2v_core.bulk_transform.DEFAULT_INSTANCE_TYPE on branch bulk27cloud; import it once both are merged).
-ESTIMATE_INSTANCE_TYPE = "ml.c5.xlarge"
-ESTIMATE_INSTANCE_VCPUS = 4  # ml.c5.xlarge: 4 vCPUs, 8 GiB (https://aws.amazon.com/sagemaker/pricing/, instances)
+# The estimate's instance: o2v embed --corpus's Batch Transform default (o2v_core.bulk_transform).
+ESTIMATE_INSTANCE_TYPE = bulk_transform.DEFAULT_INSTANCE_TYPE
+# ml.c5.xlarge: 4 vCPUs, 8 GiB (https://aws.amazon.com/sagemaker/pricing/, instances); a new default
+# without its vCPU count here fails at import instead of estimating with the wrong count.
+ESTIMATE_INSTANCE_VCPUS = {"ml.c5.xlarge": 4}[ESTIMATE_INSTANCE_TYPE]
 
 
 def corpus_sentences(shared: Path) -> list[str]:
