@@ -194,3 +194,18 @@ def test_a_training_job_s_model_is_created_with_the_model_role_and_an_interrupt_
     assert model["PrimaryContainer"]["Environment"] == {"INFERENCE_PREFERRED_MODE": "embedding"}
     described = sagemaker.describe_transform_job(TransformJobName=job)
     assert described["ModelName"] == job and described["TransformJobStatus"] == "Stopped"
+
+
+@pytest.mark.parametrize(("arguments", "words"), [
+    (["--endpoint", "o2v-dev-embeddings"], "needs --deployment"),
+    (["--endpoint", "o2v-dev-embeddings", "--deployment", "o2v-dev", "--model", "model.tar.gz"], "not both"),
+    (["--training-job", SERVED_JOB, "--deployment", "o2v-dev", "--instance-count", "0"], "--instance-count"),
+])
+def test_the_command_names_what_is_missing_before_any_aws_call(
+        tmp_path: Path, arguments: list[str], words: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from training import cli
+
+    code = cli.main(["embed", "--corpus", str(corpus_file(tmp_path)), "--out", str(tmp_path / "out.jsonl"),
+                     *arguments])
+    assert code == 2 and words in capsys.readouterr().err
+    assert not (tmp_path / "out.jsonl").exists()
