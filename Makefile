@@ -14,7 +14,7 @@ NODE_HOME = $(firstword $(wildcard $(CURDIR)/$(VENV)/lib/python3*/site-packages/
 # end-of-life for jsii) and the pinned CDK CLI first on PATH; the README's deploy steps source it too.
 RUN = source "$(CURDIR)/activate" &&
 
-.PHONY: setup checkov demo test test-fast lint typecheck unit unit-fast synth bench clean
+.PHONY: setup checkov demo test test-fast lint typecheck unit unit-fast synth snapshots bench clean
 
 setup: $(STAMP) node_modules/.installed $(CHECKOV_STAMP)
 
@@ -69,6 +69,10 @@ unit-fast: setup
 	rm -rf .pytest_cache/aws_calls
 	$(RUN) $(AWS_CALLS) pytest -n $(WORKERS) --dist loadfile -m "not slow and not iam_calls" $(PYTEST_ARGS)
 	$(RUN) $(AWS_CALLS) pytest -m iam_calls $(PYTEST_ARGS)
+
+## Rewrite tests/stacks/snapshots/ from the templates synthesized now; review `git diff` and commit it.
+snapshots: setup
+	$(RUN) O2V_UPDATE_SNAPSHOTS=1 python -m pytest -q tests/stacks/test_snapshots.py
 
 ## Synthesize every stack with the pinned CDK CLI (ENV=dev|prod).
 synth: setup

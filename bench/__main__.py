@@ -5,7 +5,12 @@
     python -m bench --only detection,cost # some sections (merged into the existing results file)
     python -m bench --only cost --reuse-records  # replay the curves already recorded (training only the
                                                  # configured runs the results file lacks)
+    python -m bench --only detection,cost,value --reuse-records --rerecord snli/,stsb/hcnn-64
+                                          # train those recorded runs again (models kept for the test metrics)
     python -m bench.report                # rewrite docs/benchmarks.md from bench/results/results.json
+
+Every run merges into the results file: it replaces what it measures and keeps the rest (the demo
+seed study's ``demo_seeds``, written by ``python -m bench.demo_seeds --write``, and sections not run).
 
 Sections: record, detection, cost, value, quality, throughput, synth, server, scale, bulk. Training runs are recorded
 once per invocation (section record, implied by detection, cost, quality and throughput) and shared.
@@ -57,6 +62,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="replay the recorded curves already in the results file instead of training them again "
                         "(only for sections that replay curves: detection, cost, value); configured runs the file "
                         "lacks are trained and added")
+    parser.add_argument("--rerecord", default="",
+                        help="with --reuse-records: train again the recorded runs whose key starts with one of these "
+                        "comma-separated prefixes (e.g. snli/,stsb/hcnn-64), keeping their models in the work "
+                        "directory for the test metrics")
     parser.add_argument("--workers", type=int, help="training processes for recorded runs (default: 2)")
     args = parser.parse_args(argv)
     chosen = [part.strip() for part in args.only.split(",") if part.strip()] or list(SECTIONS)
@@ -70,6 +79,23 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args.doc = args.doc or (args.work / "benchmarks.md" if args.smoke else DEFAULT_DOC)
     args.img = args.img or (args.work / "img" if args.smoke else DEFAULT_IMG)
     return args
+
+
+# What was measured on the recorded runs' saved models: stale once the runs are recorded again.
+FROM_RECORDED_MODELS = ("value_test", "value_recheck")
+
+
+def previous_results(path: Path, sections: Sequence[str]) -> dict[str, Any]:
+    """The results file's contents, for this run to merge into: a run replaces what it measures and keeps what
+    it does not produce (``demo_seeds``, sections not run). A run that records the curves again drops what was
+    measured on the former runs' models."""
+    if not path.is_file():
+        return {}
+    results: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    if "record" in sections:
+        for key in FROM_RECORDED_MODELS:
+            results.pop(key, None)
+    return results
 
 
 def machine() -> dict[str, Any]:
@@ -113,12 +139,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.work.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     run_id = f"{dt.datetime.now(dt.UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}-{uuid.uuid4().hex[:6]}"
-    results: dict[str, Any] = {}
-    if args.out.is_file() and set(args.sections) != set(SECTIONS):
-        results = json.loads(args.out.read_text(encoding="utf-8"))
+    results = previous_results(args.out, args.sections)
     results.update({"run_id": run_id, "smoke": args.smoke, "machine": machine(),
                     "command": "python -m bench" + (" --smoke" if args.smoke else "")
-                    + (f" --only {','.join(args.sections)}" if set(args.sections) != set(SECTIONS) else "")})
+                    + (f" --only {','.join(args.sections)}" if set(args.sections) != set(SECTIONS) else "")
+                    + (" --reuse-records" if args.reuse_records else "")
+                    + (f" --rerecord {args.rerecord}" if args.rerecord else "")})
     results.setdefault("sections", {})
     _log(f"run {run_id}: sections {', '.join(args.sections)} ({'smoke' if args.smoke else 'full'}); work {args.work}")
 
@@ -134,7 +160,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         context.records = [RunRecord.from_json(item) for item in results["records"]]
         _log(f"replaying {len(context.records)} recorded runs from {args.out}")
-        sections.record_missing(context)
+        prefixes = tuple(part.strip() for part in args.rerecord.split(",") if part.strip())
+        if prefixes:
+            sections.rerecord(context, prefixes)
+        else:
+            sections.record_missing(context)
+    elif args.rerecord:
+        raise SystemExit("--rerecord: needs --reuse-records")
     elif NEEDS_RECORDS & set(chosen) and "record" not in chosen:
         chosen.insert(0, "record")  # the recorded curves the other sections replay
     for name in chosen:

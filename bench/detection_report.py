@@ -72,7 +72,8 @@ def section(results: dict[str, Any], images: dict[str, str], prefix: str) -> str
   configuration (seeds {', '.join(str(s) for s in recording.get('seeds', []))}, {recording.get('main_epochs', '?')}
   epochs), fewer dropout values and seeds for the others. STS-B is regression (validation
   `mean_squared_error`); SNLI (train on 90% of the 10k dev pairs, validate on the other 10%) is
-  3-class (validation `cross_entropy`).
+  3-class (validation `cross_entropy`; each epoch's weights are also scored on SNLI's test split,
+  for section 6's test accuracy).
 * **Synthetic curves** ({det['synthetic']['per_family']} per family, seed {det['synthetic']['seed']},
   20-30 epochs, `bench/curves.py`): *healthy* (exponential decay to a floor plus a slow continued
   improvement, 0.5% noise), *noisy healthy* (same, 1.5-3% noise), *plateau* (fast convergence, then

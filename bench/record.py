@@ -91,6 +91,14 @@ class RunRecord:
     early_stopping_patience: int  # the recipe's, as users run it
     early_stopping_tolerance: float
     early_stopping_epoch: int | None  # the epoch after which that rule ends the job; None: it runs them all
+    # The trainer's test-channel metrics of the saved model (the full run's best epoch), as Object2Vec
+    # reports them once at the end (`test accuracy`, `test cross_entropy`; `test mean_squared_error`):
+    # SNLI test accuracy comes from here. None: recorded before the bench kept them.
+    test: dict[str, float] | None = None
+    # Test accuracy x 100 of each epoch's weights (a classification run: SNLI), so the value study reads the
+    # test quality of exactly the epoch a strategy serves. None: a regression run (STS-B's test Spearman is
+    # measured on the saved model, bench.sections._test_quality), or recorded before the bench kept it.
+    test_per_epoch: list[float] | None = None
 
     def curve(self) -> Curve:
         """The whole curve (early stopping off)."""
@@ -187,7 +195,9 @@ def run_one(spec: RunSpec, dataset: Path, work: Path) -> RunRecord:
     from o2v_core.hyperparameters import with_defaults
     from o2v_core.metric_series import series_from_lines
 
-    from training.trainer.loop import Channels, train
+    from training.model.config import resolve
+    from training.trainer.data import load_channel
+    from training.trainer.loop import Channels, evaluate, train
 
     hps = with_defaults(spec.hyperparameters(manifest_hyperparameters(dataset)), where=spec.key)
     patience, tolerance = int(hps["early_stopping_patience"]), float(hps["early_stopping_tolerance"])
@@ -195,11 +205,21 @@ def run_one(spec: RunSpec, dataset: Path, work: Path) -> RunRecord:
     model_rel = Path("models") / spec.key
     model_dir = work / model_rel
     shutil.rmtree(model_dir, ignore_errors=True)
+    channels = Channels.from_directory(dataset)
+    config = resolve(hps)
+    test_per_epoch: list[float] | None = None
+    after_epoch: Callable[[Any, int], None] | None = None
+    if channels.test is not None and config.output_layer == "softmax":
+        test_split, test_per_epoch = load_channel(channels.test, config), []
+
+        def after_epoch(model: Any, epoch: int, scores: list[float] = test_per_epoch) -> None:
+            scores.append(100.0 * evaluate(model, test_split)["accuracy"])
+
     stream = io.StringIO()
     started = time.monotonic()
     with open(os.devnull, "w", encoding="utf-8") as devnull:
-        result = train(hps, Channels.from_directory(dataset), model_dir=model_dir, archive=None, seed=spec.seed,
-                       metric_streams=[stream], log=devnull, quiet=True)
+        result = train(hps, channels, model_dir=model_dir, archive=None, seed=spec.seed, metric_streams=[stream],
+                       log=devnull, quiet=True, after_epoch=after_epoch)
     seconds = time.monotonic() - started
     series = series_from_lines(stream.getvalue().splitlines(), source=spec.key)
     validation = [value for _, value in series.validation]
@@ -215,6 +235,8 @@ def run_one(spec: RunSpec, dataset: Path, work: Path) -> RunRecord:
         early_stopping_patience=patience,
         early_stopping_tolerance=tolerance,
         early_stopping_epoch=stopping_epoch(validation, patience, tolerance),
+        test=dict(result.test) if result.test is not None else None,
+        test_per_epoch=test_per_epoch,
     )
 
 

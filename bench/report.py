@@ -140,9 +140,8 @@ def render(results: dict[str, Any], images: dict[str, str], img_prefix: str, res
 
     parts = [_header(results, results_name), _targets(results), detection_report.section(results, images, img_prefix),
              cost_report.section(results, images, img_prefix), _section_throughput(results), _section_quality(results),
-             value_report.section(results),
-             report_server.section(results, md_table), bulk_report.section(results), section_scale(results),
-             demo_seeds.section(results),
+             report_server.section(results, md_table), value_report.section(results),
+             bulk_report.section(results), section_scale(results), demo_seeds.section(results),
              _reproduce(results_name)]
     return "\n\n".join(part for part in parts if part) + "\n"
 
@@ -198,7 +197,6 @@ def _targets(results: dict[str, Any]) -> str:
                          f"{ours['premature']} of {ours['diverging']} diverging curves",
                          verdict_of(ours["premature"] == 0)])
     rows += cost_report.targets(results)
-    rows += value_report.targets(results)
     tp = results.get("throughput")
     if tp and tp["server"].get("minilm"):
         groups = (("over HTTP", tp["server"]["models"]), ("in process", tp["server"].get("in_process", {})))
@@ -208,6 +206,7 @@ def _targets(results: dict[str, Any]) -> str:
                     rows.append([f"3. >= 20x MiniLM sentences/s ({prefix}): {name}, batch {size}",
                                  f"{row['x_minilm']:.1f}x", verdict_of(row["x_minilm"] >= 20)])
     rows += report_server.targets(results, verdict_of)
+    rows += value_report.targets(results)
     rows += bulk_report.targets(results)
     if not rows:
         return ""
@@ -217,17 +216,26 @@ def _targets(results: dict[str, Any]) -> str:
 DISCUSSION = REPO_ROOT / "bench" / "results" / "discussion.md"
 
 
-def _target_notes(results: dict[str, Any]) -> str:
-    """Hand-written commentary on the verdicts (bench/results/discussion.md), for full runs only."""
-    if results.get("smoke") or not DISCUSSION.is_file():
+def _target_notes(results: dict[str, Any], discussion: Path = DISCUSSION) -> str:
+    """Hand-written commentary on the verdicts (bench/results/discussion.md), for full runs only.
+
+    Its first line names the run of each section it was written for (``<!-- sections: detection=RUN, ... -->``);
+    a section measured again since is named above the commentary, so stale prose says it is stale."""
+    if results.get("smoke") or not discussion.is_file():
         return ""
-    text = DISCUSSION.read_text(encoding="utf-8").strip()
+    text = discussion.read_text(encoding="utf-8").strip()
     first, _, rest = text.partition("\n")
-    written_for = first.removeprefix("<!-- run:").removesuffix("-->").strip() if first.startswith("<!-- run:") else ""
-    if written_for and written_for != results.get("run_id"):
-        rest = (f"*(This commentary was written for run `{written_for}`; the numbers above come from run "
-                f"`{results.get('run_id')}` and may differ.)*\n\n" + rest.strip())
-    return rest.strip() if written_for else text
+    if not first.startswith("<!-- sections:"):
+        return text
+    written = dict(part.strip().split("=", 1) for part in
+                   first.removeprefix("<!-- sections:").removesuffix("-->").split(",") if "=" in part)
+    measured = {name: str(info.get("run_id")) for name, info in results.get("sections", {}).items()}
+    changed = sorted(name for name, run in written.items() if measured.get(name) != run)
+    if changed:
+        rest = ("*(This commentary was written before " + ", ".join(
+            f"section `{name}` was measured again (now run `{measured.get(name, 'none')}`)" for name in changed)
+            + "; its numbers for those sections may differ from the tables.)*\n\n" + rest.strip())
+    return rest.strip()
 
 
 def _section_throughput(results: dict[str, Any]) -> str:
@@ -369,10 +377,14 @@ def _reproduce(results_name: str) -> str:
 make bench                       # = python -m bench: every section (~20 min on 2 cores); writes
                                  #   {results_name}, docs/benchmarks.md and docs/img/*.png
 python -m bench --only detection,cost   # some sections (merged into the results file)
+python -m bench --only detection,cost,value --reuse-records --rerecord snli/,stsb/hcnn-64
+                                 # replay the recorded curves, training those runs again (models kept)
 python -m bench --smoke          # the tiny version the tests run (tests/bench/test_bench_smoke.py)
 python -m bench.report           # regenerate this page from the results file, without measuring
 ```
 
+Every run merges into the results file: it replaces what it measures and keeps the rest (the demo
+seed study's results, written by `python -m bench.demo_seeds --write`, and the sections not run).
 Shared data is read from `../shared/data` beside the repository (`--shared DIR` to change it);
 scratch data, models and runs go to `runs/bench` (`--work DIR`)."""
 

@@ -75,6 +75,33 @@ def record_missing(ctx: Context) -> None:
     _recording_summary(ctx)
 
 
+def rerecord(ctx: Context, prefixes: tuple[str, ...]) -> None:
+    """``--rerecord``: train again the recorded runs whose key starts with one of ``prefixes`` (their models
+    stay in the work directory, for the test metrics the value section reads), each in its former place in
+    the records (the detection suite's tune/eval split follows that order). What was measured on the former
+    models goes; the largest per-epoch difference of validation value from the former curve is kept in
+    ``value_recheck`` (how well a seeded run reproduces)."""
+    former = {item.spec.key: item for item in ctx.records if item.spec.key.startswith(prefixes)}
+    unconfigured = sorted(set(former) - {spec.key for spec in ctx.cfg.all_runs()})
+    if not former or unconfigured:
+        raise SystemExit(f"--rerecord {','.join(prefixes)}: " + (
+            f"not configured in bench/config.py, so it could not be recorded again: {', '.join(unconfigured)}"
+            if former else "no recorded run's key starts with it"))
+    order = {item.spec.key: index for index, item in enumerate(ctx.records)}
+    measured = ctx.results.get("value_test", {})
+    for key in former:
+        measured.pop(key, None)
+    ctx.records = [item for item in ctx.records if item.spec.key not in former]
+    record_missing(ctx)
+    ctx.records.sort(key=lambda item: order.get(item.spec.key, len(order)))
+    _recording_summary(ctx)
+    recheck = ctx.results.setdefault("value_recheck", {})
+    for item in ctx.records:
+        if item.spec.key in former:
+            recheck[item.spec.key] = max(abs(new - old) for new, old in
+                                         zip(item.validation, former[item.spec.key].validation, strict=True))
+
+
 def _recording_summary(ctx: Context) -> None:
     ctx.results["records"] = [item.to_json() for item in ctx.records]
     suite = _suite_records(ctx)
@@ -225,10 +252,13 @@ def cost(ctx: Context) -> None:
 # -- 5. value ---------------------------------------------------------------------------------------
 
 
-def _test_quality(ctx: Context) -> Callable[[RunRecord], float | None]:
-    """STS-B test Spearman (cosine, x 100) of a recorded run's saved model: from the quality section's
-    measurements, else measured now where the model is in the work directory (cached in the results);
-    None where neither (SNLI test accuracy is not measured by the bench)."""
+def _test_quality(ctx: Context) -> Callable[[RunRecord, int], float | None]:
+    """The test-split quality of a recorded run's weights at an epoch (:data:`bench.value.TEST_METRICS`).
+    SNLI: test accuracy x 100 of that epoch's weights, recorded with the run (``RunRecord.test_per_epoch``).
+    STS-B: test Spearman (cosine, x 100) of the saved model, so only at its epoch (the full run's best): from
+    the quality section's measurements, else measured now where the model is in the work directory (cached in
+    the results). None where neither (recorded before the bench kept the test metrics, or the model is not in
+    the work directory: ``--rerecord`` trains it again)."""
     measured = ctx.results.setdefault("value_test", {})
     for entry in ctx.results.get("quality", {}).get("models", {}).values():
         for item in ctx.records:
@@ -236,13 +266,17 @@ def _test_quality(ctx: Context) -> Callable[[RunRecord], float | None]:
                 measured[item.spec.key] = entry["spearman_cosine"]
     pairs: list[Any] = []
 
-    def test(item: RunRecord) -> float | None:
+    def test(item: RunRecord, epoch: int) -> float | None:
         key = item.spec.key
+        if item.test_per_epoch is not None:
+            return item.test_per_epoch[epoch] if epoch < len(item.test_per_epoch) else None
+        if item.spec.dataset != "stsb" or epoch != item.saved_best_epoch:
+            return None  # the saved model is another epoch's weights
         if key in measured:
             return float(measured[key]) if measured[key] is not None else None
         model = ctx.work / item.model
-        if item.spec.dataset != "stsb" or not model.is_dir():
-            return None  # SNLI: no test evaluation in the bench; STS-B: the model is not kept (a later run may)
+        if not model.is_dir():
+            return None  # the model is not kept (a later run may measure it)
         from bench.quality import served_spearman, test_pairs
 
         if not pairs:
@@ -282,9 +316,9 @@ def value(ctx: Context) -> None:
     by_knobs = {(item.spec.seed, *item.spec.knobs): item for item in ctx.records
                 if item.spec.config_name == ctx.cfg.main_config}
 
-    def test_of(dropout: float, weight_decay: float, seed: int) -> float | None:
+    def test_of(dropout: float, weight_decay: float, seed: int, epoch: int) -> float | None:
         found = by_knobs.get((seed, round(dropout, 6), round(weight_decay, 6)))
-        return test(found) if found is not None else None
+        return test(found, epoch) if found is not None else None
 
     from bench.config import VALUE_WEIGHT_DECAYS
 

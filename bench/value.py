@@ -43,6 +43,9 @@ from bench.record import RunRecord
 from bench.tuners import Trial, hyperband_trial, median_rule_trial, random_trial, sampled_search
 
 VALUE_MARGIN = 0.01
+# The test-split quality of a served model, per dataset (bench.sections._test_quality measures it): STS-B
+# Spearman x 100 of the served embeddings' cosine, SNLI accuracy x 100 of the saved model on the test split.
+TEST_METRICS = {"stsb": "STS-B Spearman", "snli": "SNLI accuracy"}
 ALTERNATIVES: dict[str, Callable[[], Trial]] = {"random_search": random_trial, "hyperband": hyperband_trial,
                                                 "median_rule": median_rule_trial}
 
@@ -164,8 +167,16 @@ def _paid(curve: Curve, verdict: Verdict, own: OwnStop) -> int:
     return verdict.alarm + 1 if choice.stop else curve.epochs
 
 
+# The test-split quality of a recorded run's weights at an epoch (None: not measured for that epoch).
+TestQuality = Callable[[RunRecord, int], float | None]
+
+
+def _best(values: Sequence[float]) -> int:
+    return min(range(len(values)), key=lambda index: values[index])
+
+
 def score_rule(rule: Rule, found: Sequence[Case], threshold: float, own: OwnStop,
-               test: Callable[[RunRecord], float | None]) -> dict[str, Any]:
+               test: TestQuality) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     for case in found:
         curve = case.first_curve
@@ -173,19 +184,24 @@ def score_rule(rule: Rule, found: Sequence[Case], threshold: float, own: OwnStop
         worth = case.gain() > threshold
         best_epoch = min(range(curve.epochs), key=lambda index: curve.validation[index])
         paid = _paid(curve, verdict, own)
-        held_first = min(curve.validation[:paid])
-        served, served_record = held_first, case.first
+        held_epoch = _best(curve.validation[:paid])  # attempt 1's epoch the loop holds (and serves, if it stays)
+        held_first = curve.validation[held_epoch]
+        served, served_record, served_epoch = held_first, case.first, held_epoch
         if verdict.retrain:
             paid += case.next_curve.epochs
             if min(case.next_curve.validation) < held_first:
-                served, served_record = min(case.next_curve.validation), case.following
-        first_test, served_test = test(case.first), test(served_record)
+                served_epoch = _best(case.next_curve.validation)
+                served, served_record = case.next_curve.validation[served_epoch], case.following
+        # Attempt 1's test quality at its best epoch as users run it (the model it would serve alone).
+        first_test, served_test = test(case.first, best_epoch), test(served_record, served_epoch)
         rows.append({
             "config": case.config, "seed": case.seed, "dropout": case.dropout, "worth": worth,
             "gain": case.gain(), "retrain": verdict.retrain, "alarm": verdict.alarm, "best_epoch": best_epoch,
             "premature": verdict.alarm is not None and verdict.alarm <= best_epoch, "epochs": paid,
-            "served_dropout": served_record.spec.dropout, "served_value": served, "first_value": min(curve.validation),
+            "served_dropout": served_record.spec.dropout, "served_epoch": served_epoch,
+            "served_value": served, "first_value": min(curve.validation),
             "first_test": first_test, "served_test": served_test,
+            "test_metric": TEST_METRICS.get(case.first.spec.dataset, case.first.spec.dataset),
         })
     tp = sum(row["retrain"] and row["worth"] for row in rows)
     fp = sum(row["retrain"] and not row["worth"] for row in rows)
@@ -199,10 +215,18 @@ def score_rule(rule: Rule, found: Sequence[Case], threshold: float, own: OwnStop
         "mean_epochs": statistics.fmean(row["epochs"] for row in rows) if rows else None,
         "test_cases": len(tested),
         "served_worse_on_test": sum(row["served_test"] < row["first_test"] for row in tested),
-        "mean_test_gain": (statistics.fmean(row["served_test"] - row["first_test"] for row in tested)
-                           if tested else None),
+        "test_gain": test_gains(tested),
         "rows": rows,
     }
+
+
+def test_gains(tested: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per test metric (their units differ): the mean of served minus attempt 1's test quality, and how many."""
+    by_metric: dict[str, list[float]] = {}
+    for row in tested:
+        by_metric.setdefault(str(row["test_metric"]), []).append(row["served_test"] - row["first_test"])
+    return {metric: {"mean": statistics.fmean(gains), "cases": len(gains)}
+            for metric, gains in sorted(by_metric.items())}
 
 
 def agreement(found: Sequence[Case], threshold: float) -> dict[str, Any]:
@@ -233,7 +257,7 @@ def policy_variants(base: RetrainPolicy, weight_decays: Sequence[float]) -> dict
 def replay_policies(
     by_seed: Mapping[int, Mapping[float, Curve]], extra: Mapping[int, Mapping[tuple[float, float], Curve]],
     detector: DetectorConfig, variants: Mapping[str, RetrainPolicy], own: OwnStop,
-    test: Callable[[float, float, int], float | None],
+    test: Callable[[float, float, int, int], float | None],
 ) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for name, policy in variants.items():
@@ -249,8 +273,8 @@ def replay_policies(
                 "served": f"dropout {served.dropout:g}" + (f", weight decay {served.weight_decay:g}"
                                                            if served.weight_decay else ""),
                 "first_value": first, "gain": gain, "gain_per_epoch": gain / run.epochs_total,
-                "served_test": test(served.dropout, served.weight_decay, seed),
-                "first_test": test(run.runs[0].dropout, 0.0, seed),
+                "served_test": test(served.dropout, served.weight_decay, seed, served.best_epoch),
+                "first_test": test(run.runs[0].dropout, 0.0, seed, run.runs[0].best_epoch),
                 "path": [f"{item.dropout:g}" + (f"+wd{item.weight_decay:g}" if item.weight_decay else "")
                          for item in run.runs],
                 "note": run.note,

@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "training.commands.detect",
     "training.commands.demo",
     "training.commands.preflight",
+    "training.commands.verify",
 )
 
 

@@ -30,6 +30,9 @@ TAG_PARENT = "o2v:parent"
 LINEAGE_TAG_KEYS = (TAG_DEPLOYMENT, TAG_LINEAGE, TAG_ATTEMPT, TAG_PARENT)
 # Model tags, set by the launcher on attempt 1 and copied to every later attempt.
 TAG_BEST_EPOCH_ARTIFACT = "o2v:artifact-holds-best-epoch"  # "true": model.tar.gz holds the best epoch
+# `o2v verify`: the run that created a resource (training jobs inherit it from attempt 1, as the
+# retrain launcher copies the parent's other tags), so a later run finds and removes the leftovers.
+TAG_VERIFY_RUN = "o2v:verify-run"
 
 # Object2Vec's inference container serves encoder embeddings preferentially in this mode
 # (shared/reference/object2vec.md section 4d); the serving stack and the promoter both set it.

@@ -19,6 +19,11 @@ SECTIONS = ("record", "detection", "cost", "value", "quality", "throughput", "sy
 @pytest.mark.timeout(360)
 def test_bench_smoke_runs_every_section(repo_root: Path, shared_data: Path, tmp_path: Path) -> None:
     work = tmp_path / "work"
+    work.mkdir()
+    # What another command wrote there (python -m bench.demo_seeds --write: the committed study), and a Spearman
+    # measured on a model that this run records again.
+    demo = json.loads((repo_root / "bench" / "results" / "results.json").read_text(encoding="utf-8"))["demo_seeds"]
+    (work / "results.json").write_text(json.dumps({"demo_seeds": demo, "value_test": {"x": 1.0}}), encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(repo_root), str(repo_root / "lambdas")])}
     completed = subprocess.run(
         [sys.executable, "-m", "bench", "--smoke", "--only", ",".join(SECTIONS), "--work", str(work), "--shared",
@@ -29,6 +34,7 @@ def test_bench_smoke_runs_every_section(repo_root: Path, shared_data: Path, tmp_
 
     results = json.loads((work / "results.json").read_text(encoding="utf-8"))
     assert results["smoke"] is True
+    assert results["demo_seeds"] == demo and "x" not in results.get("value_test", {})
     assert set(results["sections"]) == set(SECTIONS)
     assert all(info["run_id"] == results["run_id"] for info in results["sections"].values())
 
@@ -63,7 +69,7 @@ def test_bench_smoke_runs_every_section(repo_root: Path, shared_data: Path, tmp_
     assert set(results["scale"]["designs"]) == {"polling", "subscription"}
     for heading in ("## 1. Divergence detection", "## 2. Cost", "AMT Hyperband", "median rule", "## 3. Throughput",
                     "## 4. Embedding quality", "## 6. Is a retrain worth it",
-                    "## Scale"):
+                    "## Scale", "## The demo's recipe across seeds"):
         assert heading in doc
     assert (work / "img" / "curve_suite_synthetic.png").is_file()
     assert (work / "img" / "curve_suite_recorded.png").is_file()

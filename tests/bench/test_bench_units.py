@@ -172,7 +172,7 @@ def test_rule_scores_count_wasted_and_missed_retrains_and_the_served_model() -> 
                _record(0.2, [1.0, 0.9, 0.95, 0.99])]
     found = value.cases(records, RetrainPolicy())
     always = value.score_rule(lambda curve: value.Verdict(True, None), found, 0.01, OwnStop(True, 3, 0.01, None),
-                              lambda item: 50.0 + 10 * item.spec.dropout)
+                              lambda item, epoch: 50.0 + 10 * item.spec.dropout)
     assert (always["tp"], always["fp"], always["fn"]) == (1, 1, 0)
     assert always["precision"] == 0.5 and always["recall"] == 1.0
     first = always["rows"][0]
@@ -189,7 +189,8 @@ def test_the_stop_policy_pays_less_than_raising_a_knob_that_stopped_helping() ->
     detector = DetectorConfig(min_epochs=3, patience=2)
     own = OwnStop(False, 9, 0.01, finish_within_epochs=0)
     replayed = value.replay_policies({0: curves}, {}, detector,
-                                     value.policy_variants(RetrainPolicy(), ()), own, lambda d, w, s: None)
+                                     value.policy_variants(RetrainPolicy(), ()), own,
+                                     lambda d, w, s, e: None)
     stop, keep = replayed["stop"]["seeds"][0], replayed["keep_raising"]["seeds"][0]
     assert stop["path"] == ["0", "0.1", "0.2"] and keep["path"] == ["0", "0.1", "0.2", "0.3"]
     assert stop["served_value"] == keep["served_value"] == 0.6 and stop["epochs"] < keep["epochs"]

@@ -28,6 +28,8 @@ from control_plane.aws.training_logs import TrainingLogs
 from o2v_core.metric_series import loss_metric_for, series_from_lines
 from o2v_core.naming import TAG_ATTEMPT, TAG_PARENT
 
+from tests.support.processes import processes_mentioning
+
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 
 READY_TIMEOUT = 300.0
@@ -70,22 +72,6 @@ def _wait_for_serving(process: subprocess.Popen[bytes], runs: Path, output: Path
         time.sleep(0.5)
     pytest.fail(f"o2v demo did not reach serving within {READY_TIMEOUT:.0f} s:\n"
                 + output.read_text(errors="replace")[-6000:])
-
-
-def _processes_mentioning(text: str) -> list[str]:
-    """Command lines of live processes that mention ``text`` (the run directory)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if text in command and state != "Z":
-            found.append(f"{entry.name}: {command}")
-    return found
 
 
 def _group_alive(pgid: int) -> bool:
@@ -249,5 +235,5 @@ def test_ctrl_c_stops_every_process(demo: DemoRun) -> None:
     while time.monotonic() < deadline and any(_group_alive(group) for group in groups):
         time.sleep(0.2)
     assert [group for group in groups if _group_alive(group)] == []
-    assert _processes_mentioning(str(demo.run_dir)) == []
+    assert processes_mentioning(str(demo.run_dir)) == []
     assert "every local process stopped" in demo.log()

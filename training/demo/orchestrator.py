@@ -19,21 +19,21 @@ from o2v_core.naming import TAG_BEST_EPOCH_ARTIFACT, job_prefix
 from o2v_core.settings import Settings
 
 from local_aws import procs
-from local_aws.deployment import LocalNames, deploy
+from local_aws.deployment import LocalNames
 from local_aws.events.pump import EventPump
-from local_aws.sagemaker.api import make_clients
 from local_aws.services import LocalServices
 from training.demo.console import Console, new_run_dir
 from training.demo.data import DataChoice, find_data, prepare_data, use_prepared
 from training.demo.evaluation import EmbedExample, evaluate_served
 from training.demo.interruption import guarded_signals, how_interrupted, write_interrupted_report
+from training.demo.local_account import LocalAccount
 from training.demo.options import DATASET_NAME, LINEAGE, SIZES, DemoError, DemoOptions
 from training.demo.recipe import OVERFIT_LAYER, overfit_prone_hyperparameters
 from training.demo.report import RunSummary, write_report
 from training.demo.stack_outputs import load_settings, stack_outputs
 from training.demo.summary import attempts, endpoint_status, print_summary, served_record
 from training.demo.watcher import Watcher
-from training.launcher.launch import plan_launch, submit, training_image
+from training.launcher.launch import plan_launch, submit
 
 if TYPE_CHECKING:
     from mypy_boto3_sagemaker import SageMakerClient
@@ -46,6 +46,7 @@ class Demo:
         self.options = options
         self.size = SIZES[options.size]
         self.console = console or Console()
+        self.account: LocalAccount | None = None
         self.services: LocalServices | None = None
         self.pump: EventPump | None = None
         self.run_dir: Path | None = None
@@ -77,21 +78,19 @@ class Demo:
 
         # 2. services and what the stacks would create
         self.stage = "2. starting the local services"
-        self.services = LocalServices(run_dir / "services", region=options.region)
-        endpoints = self.services.start()
-        os.environ.update(self.services.environment())
+        self.account = LocalAccount(run_dir, options.region)
+        self.services = self.account.services
+        watcher = Watcher(console, names, deployment, options.verbose)
+        endpoints = self.account.start(settings, names, minute_seconds=options.minute_seconds,
+                                       on_delivery=watcher.on_delivery, on_handler_log=watcher.on_handler_log)
         console.line("services", f"moto server {endpoints.moto} (S3, EventBridge, SQS, CloudWatch, Logs, SNS, SSM, "
                                  f"IAM, STS); local SageMaker API {endpoints.sagemaker}")
         session = boto3.session.Session()
-        sqs, events, sns = session.client("sqs"), session.client("events"), session.client("sns")
+        sqs, events = session.client("sqs"), session.client("events")
         sagemaker, logs = session.client("sagemaker"), session.client("logs")
-        local = deploy(session, settings, names, training_image(options.region))
-
-        watcher = Watcher(console, names, deployment, options.verbose)
-        self.pump = EventPump(local.config, env=self.services.environment(), clients=make_clients(), sqs=sqs,
-                              events=events, sns=sns, run_dir=run_dir, minute_seconds=options.minute_seconds,
-                              on_delivery=watcher.on_delivery, on_handler_log=watcher.on_handler_log)
-        self.pump.setup()
+        assert self.account.deployment is not None and self.account.pump is not None
+        local = self.account.deployment
+        self.pump = self.account.pump
         watcher.setup(sqs, events)
         self.pump.start()
         rule_text = ", ".join(f"{route.spec.rule_id} ({route.spec.bus})" for route in self.pump.routes)

@@ -221,8 +221,12 @@ def train(
     metric_streams: Iterable[TextIO] = (),
     log: TextIO,
     quiet: bool = False,
+    after_epoch: Callable[[Object2Vec, int], None] | None = None,
 ) -> TrainResult:
-    """Train on ``channels`` with full (defaults filled in) ``hyperparameters``; save the best model."""
+    """Train on ``channels`` with full (defaults filled in) ``hyperparameters``; save the best model.
+
+    ``after_epoch(model, epoch)``, if given, sees each epoch's weights after validation (the bench scores
+    them on the test split); it must not train the model."""
     config = resolve(hyperparameters)
     hp = dict(hyperparameters)
     if hp.get("token_embedding_storage_type") == "row_sparse":
@@ -275,6 +279,8 @@ def train(
         train_metrics = meter.result()
         validation_metrics = evaluate(model, validation) if validation is not None else None
         container.epoch(epoch, epochs, train_metrics, validation_metrics)
+        if after_epoch is not None:
+            after_epoch(model, epoch)
         watched = (validation_metrics or train_metrics)[loss_name]
         result.epochs.append(EpochResult(epoch, train_metrics, validation_metrics, time.monotonic() - tick))
         if not math.isfinite(watched) or not math.isfinite(train_metrics[loss_name]):
