@@ -268,7 +268,8 @@ def test_a_stopped_attempt_records_whether_object2vec_saved_a_model(account: bot
     assert check.status is Status.PASSED and f"{uri} (10 bytes)" in check.detail
 
 
-def test_the_rollback_check_reads_the_alarms_and_never_claims_a_trip(account: boto3.Session, tmp_path: Path) -> None:
+def test_the_rollback_check_needs_the_alarms_and_a_served_model_of_the_run(account: boto3.Session,
+                                                                           tmp_path: Path) -> None:
     loop = _loop(account, tmp_path)
     point = _point("blue/green rollback on a tripped alarm")
     missing = point.run(loop, {})
@@ -283,8 +284,9 @@ def test_the_rollback_check_reads_the_alarms_and_never_claims_a_trip(account: bo
     account.client("sagemaker").create_endpoint_config(EndpointConfigName="c", ProductionVariants=[{
         "VariantName": "AllTraffic", "ModelName": "m", "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}])
     account.client("sagemaker").create_endpoint(EndpointName=loop.target.endpoint_name, EndpointConfigName="c")
-    wired = point.run(loop, {})
-    assert wired.status is Status.UNKNOWN and "a tripped alarm was not provoked" in wired.detail
+    unserved = point.run(loop, {})  # the promotion check did not pass: no candidate is launched
+    assert unserved.status is Status.UNKNOWN and "no model of this run was served" in unserved.detail
+    assert account.client("sagemaker").list_training_jobs()["TrainingJobSummaries"] == []
 
 
 def test_the_custom_resources_point_reads_the_stacks_status(account: boto3.Session, tmp_path: Path) -> None:
