@@ -269,6 +269,7 @@ class RollbackProbe:
             if status not in ENDPOINT_BUSY and moved:
                 break
             self.seen.answers[self._invoke(runtime)] += 1
+            self._watch_alarms()
             if time.monotonic() - last_report > 60:
                 last_report = time.monotonic()
                 self.loop.progress(f"rollback bake: {status}; {_answers(self.seen)}")
@@ -291,14 +292,31 @@ class RollbackProbe:
             return f"error {response.get('Error', {}).get('Code', '?')}"
         return "ok"
 
+    def _watch_alarms(self) -> None:
+        """The rollback alarms' states as DescribeAlarms shows them during the bake (an alarm may be
+        OK again by the end: after a rollback the old fleet answers)."""
+        alarms = self.loop.client("cloudwatch").describe_alarms(AlarmNames=list(self.target.rollback_alarms))
+        for alarm in alarms["MetricAlarms"]:
+            if alarm.get("StateValue") == "ALARM":
+                seen = f"{alarm['AlarmName']} -> ALARM at {alarm.get('StateUpdatedTimestamp')}"
+                if seen not in self.seen.alarm_trips:
+                    self.seen.alarm_trips.append(seen)
+                    self.loop.progress(f"rollback bake: {seen} ({alarm.get('StateReason', '')})")
+
     def _read_alarm_history(self) -> None:
+        """Trips between two looks: DescribeAlarmHistory's state updates since the bake began."""
         cloudwatch = self.loop.client("cloudwatch")
+        self._watch_alarms()
         for alarm in self.target.rollback_alarms:
-            items = cloudwatch.describe_alarm_history(AlarmName=alarm, HistoryItemType="StateUpdate",
-                                                      StartDate=self.bake_started)["AlarmHistoryItems"]
+            try:
+                items = cloudwatch.describe_alarm_history(AlarmName=alarm, HistoryItemType="StateUpdate",
+                                                          StartDate=self.bake_started)["AlarmHistoryItems"]
+            except (ClientError, BotoCoreError) as error:  # the states seen during the bake still count
+                self.loop.progress(f"rollback: DescribeAlarmHistory of {alarm}: {aws_error(error)}")
+                continue
             for item in items:
-                summary = str(item.get("HistorySummary", ""))
-                if "to ALARM" in summary:
+                if "to ALARM" in str(item.get("HistorySummary", "")) and not any(
+                        trip.startswith(f"{alarm} -> ALARM") for trip in self.seen.alarm_trips):
                     self.seen.alarm_trips.append(f"{alarm} -> ALARM at {item.get('Timestamp')}")
 
     def _await_record(self) -> None:
