@@ -328,3 +328,21 @@ def test_the_loop_settles_without_announcements_once_nothing_changes(account: bo
     assert settled.status is Status.PASSED and "1 attempt(s)" in settled.detail, settled
     delivery = _point("EventBridge and SNS deliver into the encrypted topic and queues")
     assert delivery.run(loop, {}).status is Status.FAILED
+
+
+def test_an_accounts_plan_names_the_rollback_candidate_and_counts_it_in_the_bound(account: boto3.Session,
+                                                                                 tmp_path: Path) -> None:
+    from training.verify.plan import (
+        MAX_RUNTIME_SECONDS,
+        ROLLBACK_BAKE_SECONDS,
+        ROLLBACK_DECISION_SECONDS,
+        ROLLBACK_RECORD_SECONDS,
+    )
+
+    plan = _loop(account, tmp_path).plan
+    text = "\n".join(plan.lines())
+    assert f"one more training job o2v-dev--{plan.run.lineage}-rb-a1 " in text and "holds no model" in text
+    assert plan.training_hours == (DEV.retrain_policy.max_attempts + 1) * MAX_RUNTIME_SECONDS / 3600
+    rollback = MAX_RUNTIME_SECONDS + ROLLBACK_DECISION_SECONDS + ROLLBACK_BAKE_SECONDS + ROLLBACK_RECORD_SECONDS
+    assert plan.max_minutes == (plan.max_attempts * MAX_RUNTIME_SECONDS + rollback) / 60 + 60
+    assert f"at most {plan.max_minutes:.0f} minutes" in text

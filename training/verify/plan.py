@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from o2v_core.naming import job_name
 from o2v_core.settings import Settings
 
 from training.verify.run_tag import VerifyRun
@@ -31,6 +32,7 @@ ENDPOINT_HOURS = 1.0  # creation and the checks, before the clean-up deletes it
 # MAX_RUNTIME_SECONDS) and the promoter's decision on it; the blue/green update, bounded by the
 # promoter's MaximumExecutionTimeoutInSeconds (o2v_core.endpoint_deployment, 3600 s) with two fleets;
 # and the reconciler's next run (every 5 minutes) that rewrites the record.
+ROLLBACK_LINEAGE_SUFFIX = "-rb"
 ROLLBACK_DECISION_SECONDS = 15 * 60
 ROLLBACK_BAKE_SECONDS = 65 * 60
 ROLLBACK_RECORD_SECONDS = 15 * 60
@@ -70,6 +72,11 @@ class Plan:
         rollback = MAX_RUNTIME_SECONDS + ROLLBACK_DECISION_SECONDS + ROLLBACK_BAKE_SECONDS + ROLLBACK_RECORD_SECONDS
         return (self.max_attempts * MAX_RUNTIME_SECONDS + rollback) / 60 + ENDPOINT_HOURS * 60
 
+    @property
+    def rollback_candidate(self) -> str:
+        """The rollback check's candidate job (``training.verify.rollback``: lineage ``<run>-rb``)."""
+        return job_name(self.target.deployment, f"{self.run.lineage}{ROLLBACK_LINEAGE_SUFFIX}", 1)
+
     def lines(self) -> list[str]:
         run, target = self.run, self.target
         where = "local mode (no AWS account; nothing is billed)" if self.local else (
@@ -83,8 +90,10 @@ class Plan:
             f"  - an SQS queue {run.queue_name} subscribed to the operators' topic, to see the announcements",
             f"  - through the promoter: a model, an endpoint config and endpoint {target.endpoint_name} on "
             f"{self.serving_instances} x {self.serving_instance_type}",
-            f"  - for the rollback check, one more training job {run.lineage}-rb-a1 (the served attempt's recipe) "
-            "whose model.tar.gz it replaces with one that holds no model; the promoter deploys it blue/green "
+            "  - no rollback candidate: local mode evaluates no alarm, so the rollback check says could not tell"
+            if self.local else
+            f"  - for the rollback check, one more training job {self.rollback_candidate} (the served attempt's "
+            "recipe) whose model.tar.gz it replaces with one that holds no model; the promoter deploys it blue/green "
             "(two fleets) and the run invokes it during the bake",
             f"{'In an account the same run would use at most' if self.local else 'Upper bound:'} "
             f"{self.training_hours:.1f} training instance-hours and {self.endpoint_hours:.1f} endpoint "

@@ -56,13 +56,13 @@ from training.verify.plan import (
     MAX_RUNTIME_SECONDS,
     ROLLBACK_BAKE_SECONDS,
     ROLLBACK_DECISION_SECONDS,
+    ROLLBACK_LINEAGE_SUFFIX,
     ROLLBACK_RECORD_SECONDS,
 )
 from training.verify.target import served_record
 
 NAME = "blue/green rollback on a tripped alarm"
 CANDIDATE_LAYER = "o2v verify's rollback candidate (the served attempt's recipe)"
-LINEAGE_SUFFIX = "-rb"
 # A body any Object2Vec model with a vocabulary of more than 3 tokens embeds (reference 4b).
 PROBE_BODY = json.dumps({"instances": [{"in0": [1, 2, 3]}]}).encode()
 INVOCATION_SECONDS = 2.0  # between the bake's invocations: ~30 a minute, each minute's Sum moves
@@ -194,7 +194,8 @@ class RollbackProbe:
         served = loop.client("sagemaker").describe_training_job(TrainingJobName=self.seen.previous_job)
         try:
             launch = plan_launch(
-                loop.session, deployment=self.target.deployment, lineage=loop.verify_run.lineage + LINEAGE_SUFFIX,
+                loop.session, deployment=self.target.deployment,
+                lineage=loop.verify_run.lineage + ROLLBACK_LINEAGE_SUFFIX,
                 dataset=loop.verify_run.dataset, layers=[(CANDIDATE_LAYER, dict(served.get("HyperParameters", {})))],
                 instance_type=loop.plan.training_instance_type, volume_size_gb=5,
                 max_runtime_seconds=MAX_RUNTIME_SECONDS, stack=self.target.launch, tags=dict(loop.verify_run.tags))
