@@ -12,7 +12,7 @@
 Every run merges into the results file: it replaces what it measures and keeps the rest (the demo
 seed study's ``demo_seeds``, written by ``python -m bench.demo_seeds --write``, and sections not run).
 
-Sections: record, detection, cost, value, quality, throughput, synth, server, scale. Training runs are recorded
+Sections: record, detection, cost, value, quality, throughput, synth, server, scale, bulk. Training runs are recorded
 once per invocation (section record, implied by detection, cost, quality and throughput) and shared.
 """
 
@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SECTIONS = ("record", "detection", "cost", "value", "quality", "throughput", "synth", "server", "scale")
+SECTIONS = ("record", "detection", "cost", "value", "quality", "throughput", "synth", "server", "scale", "bulk")
 NEEDS_RECORDS = {"detection", "cost", "value", "quality", "throughput"}
 REPLAY_ONLY = {"detection", "cost", "value"}  # need the recorded curves, not the trained models
 DEFAULT_RESULTS = REPO_ROOT / "bench" / "results" / "results.json"

@@ -33,6 +33,11 @@ class BenchConfig:
     run_demo: bool = True
     workers: int = 2
     server_train_pairs: int = 1000
+    # Bulk embedding (issue 27): corpus sizes, MiniLM's fixed sample, and the model's size and epochs.
+    bulk_sizes: tuple[int, ...] = (100_000, 1_000_000)
+    bulk_minilm_sample: int = 10_000  # ~5 minutes of MiniLM on 2 shared cores; a million would take hours
+    bulk_dims: int = 128
+    bulk_epochs: int = 3
     server_load: dict[str, Any] = field(default_factory=lambda: {
         "clients": 32, "per_client": 40, "batch1_requests": 300, "idle_connections": 2000, "hang_after": 15.0,
         "read_timeout": 10})
@@ -118,6 +123,10 @@ SMOKE = BenchConfig(
     random_draws=50,
     run_demo=False,
     server_train_pairs=64,
+    bulk_sizes=(2_000, 4_000),
+    bulk_minilm_sample=200,
+    bulk_dims=16,
+    bulk_epochs=1,
     server_load={"clients": 4, "per_client": 3, "batch1_requests": 5, "idle_connections": 40, "hang_after": 4.0,
                  "read_timeout": 1},
 )

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import cost_report, detection_report, report_server, value_report
+from bench import bulk_report, cost_report, detection_report, report_server, value_report
 from bench.curves import SYNTHETIC_FAMILIES, Curve, synthetic_suite
 from bench.rendering import DETECTOR_ORDER, SHORT, fmt, md_table, verdict_of
 from bench.scale_report import section_scale
@@ -141,7 +141,7 @@ def render(results: dict[str, Any], images: dict[str, str], img_prefix: str, res
     parts = [_header(results, results_name), _targets(results), detection_report.section(results, images, img_prefix),
              cost_report.section(results, images, img_prefix), _section_throughput(results), _section_quality(results),
              report_server.section(results, md_table), value_report.section(results),
-             section_scale(results), demo_seeds.section(results),
+             bulk_report.section(results), section_scale(results), demo_seeds.section(results),
              _reproduce(results_name)]
     return "\n\n".join(part for part in parts if part) + "\n"
 
@@ -207,6 +207,7 @@ def _targets(results: dict[str, Any]) -> str:
                                  f"{row['x_minilm']:.1f}x", verdict_of(row["x_minilm"] >= 20)])
     rows += report_server.targets(results, verdict_of)
     rows += value_report.targets(results)
+    rows += bulk_report.targets(results)
     if not rows:
         return ""
     return "## Targets\n\n" + md_table(["Target", "Measured", "Verdict"], rows) + "\n\n" + _target_notes(results)

@@ -466,3 +466,14 @@ def scale(ctx: Context) -> None:
     counts = (2,) if ctx.cfg.smoke else JOB_COUNTS
     ctx.log(f"scale: polling monitor vs subscription judge at {', '.join(map(str, counts))} simulated jobs")
     ctx.results["scale"] = run_scale(counts, log=ctx.log)
+
+
+def bulk(ctx: Context) -> None:
+    from bench.bulk_embedding import run_bulk
+    from bench.record import prepare_datasets
+
+    if "stsb" not in ctx.datasets:
+        ctx.datasets = prepare_datasets(ctx.shared, ctx.work, snli=False, smoke=ctx.cfg.smoke)
+    ctx.results["bulk"] = run_bulk(ctx.repo, ctx.shared, ctx.work, ctx.datasets["stsb"], sizes=ctx.cfg.bulk_sizes,
+                                   minilm_sample=ctx.cfg.bulk_minilm_sample, minilm=ctx.minilm(),
+                                   dims=ctx.cfg.bulk_dims, epochs=ctx.cfg.bulk_epochs, log=ctx.log)

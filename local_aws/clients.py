@@ -7,9 +7,10 @@ import contextlib
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from o2v_core import served_assets
 
@@ -96,6 +97,45 @@ class LogForwarder:
         self._stop.set()
         self._thread.join(timeout=5)
         self.flush()
+
+
+class ListedJob(Protocol):
+    """What List*Jobs filters and sorts on: a training or a transform job."""
+
+    @property
+    def name(self) -> str: ...
+
+    status: str
+    created: float
+    modified: float
+
+
+JobT = TypeVar("JobT", bound=ListedJob)
+
+
+def select_jobs(jobs: list[JobT], params: Mapping[str, Any], *, default_order: str) -> list[JobT]:
+    """ListTrainingJobs' and ListTransformJobs' filters (StatusEquals, NameContains, the four time
+    bounds) and sort (SortBy Name | CreationTime | Status, default CreationTime; SortOrder)."""
+    if "StatusEquals" in params:
+        jobs = [job for job in jobs if job.status == params["StatusEquals"]]
+    if "NameContains" in params:
+        jobs = [job for job in jobs if params["NameContains"].lower() in job.name.lower()]
+    for key, attribute, after in (("CreationTimeAfter", "created", True), ("CreationTimeBefore", "created", False),
+                                  ("LastModifiedTimeAfter", "modified", True),
+                                  ("LastModifiedTimeBefore", "modified", False)):
+        if key in params:
+            bound = _timestamp(params[key])
+            jobs = [job for job in jobs if (getattr(job, attribute) > bound) == after]
+    keys: dict[str, Callable[[JobT], Any]] = {
+        "Name": lambda job: job.name, "CreationTime": lambda job: job.created, "Status": lambda job: job.status}
+    descending = params.get("SortOrder", default_order) != "Ascending"
+    return sorted(jobs, key=keys.get(params.get("SortBy", "CreationTime"), keys["CreationTime"]), reverse=descending)
+
+
+def _timestamp(value: Any) -> float:
+    if isinstance(value, (int, float)):
+        return float(value)
+    return datetime.fromisoformat(str(value)).timestamp()
 
 
 def page(items: list[Any], params: Mapping[str, Any], key: str, default_size: int) -> dict[str, Any]:

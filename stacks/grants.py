@@ -55,6 +55,33 @@ def log_group_arn(name: str, suffix: str = "") -> str:
     return f"arn:{Aws.PARTITION}:logs:{Aws.REGION}:{Aws.ACCOUNT_ID}:log-group:{name}{suffix}"
 
 
+def _check_grants(grants: Sequence[Grant]) -> None:
+    for grant in grants:
+        if any("*" in action for action in grant.statement.actions):
+            raise ValueError(f"{grant.statement.sid}: list exact actions, not {grant.statement.actions}")
+
+
+def _acknowledge(construct: Construct, grants: Sequence[Grant]) -> None:
+    acknowledgments = WildcardAcknowledgments(construct)
+    for grant in grants:
+        resources = grant.statement.resources
+        if grant.wildcard_reason is not None:
+            acknowledgments.add(resources, grant.wildcard_reason)
+        elif any("*" in resource for resource in resources):
+            raise ValueError(f"{grant.statement.sid}: wildcard resource without a reason")
+    acknowledgments.apply()
+
+
+def managed_policy_with_grants(scope: Construct, construct_id: str, *, description: str,
+                               grants: Sequence[Grant]) -> iam.ManagedPolicy:
+    """A customer managed policy (for people and their CI, who attach it) built like a role's."""
+    _check_grants(grants)
+    policy = iam.ManagedPolicy(scope, construct_id, description=description,
+                               statements=[grant.statement for grant in grants])
+    _acknowledge(policy, grants)
+    return policy
+
+
 def role_with_grants(
     scope: Construct,
     construct_id: str,
@@ -66,9 +93,7 @@ def role_with_grants(
     path: str | None = None,
 ) -> iam.Role:
     """A role with one inline policy; each wildcard resource acknowledged once, with its reasons."""
-    for grant in grants:
-        if any("*" in action for action in grant.statement.actions):
-            raise ValueError(f"{grant.statement.sid}: list exact actions, not {grant.statement.actions}")
+    _check_grants(grants)
     role = iam.Role(
         scope,
         construct_id,
@@ -77,12 +102,5 @@ def role_with_grants(
         path=path,
         inline_policies={policy_name: iam.PolicyDocument(statements=[grant.statement for grant in grants])},
     )
-    acknowledgments = WildcardAcknowledgments(role)
-    for grant in grants:
-        resources = grant.statement.resources
-        if grant.wildcard_reason is not None:
-            acknowledgments.add(resources, grant.wildcard_reason)
-        elif any("*" in resource for resource in resources):
-            raise ValueError(f"{grant.statement.sid}: wildcard resource without a reason")
-    acknowledgments.apply()
+    _acknowledge(role, grants)
     return role

@@ -13,10 +13,11 @@ from typing import Any
 from aws_cdk import CfnOutput, Fn, Stack
 from aws_cdk import aws_sns as sns
 from constructs import Construct
-from o2v_core import resource_names
+from o2v_core import bulk_transform, resource_names
 from o2v_core.endpoint_deployment import VARIANT_NAME
 from o2v_core.settings import Settings
 
+from stacks.constructs.bulk_embedding import BulkEmbeddingCaller, model_role_transform_grants
 from stacks.constructs.endpoint_alarms import EndpointAlarms
 from stacks.constructs.object2vec_image import Object2VecImage
 from stacks.constructs.promotion import Promotion
@@ -60,7 +61,11 @@ class ServingStack(Stack):
             data=refs,
             repository_arn=image.repository_arn,
             rollback_alarm_arns=[alarm.alarm_arn for alarm in self.endpoint_alarms.all],
+            extra_grants=model_role_transform_grants(refs, settings.deployment),
         ).role
+        self.bulk_embedding = BulkEmbeddingCaller(
+            self, bulk_transform.CALLER_POLICY, deployment=settings.deployment, data=refs,
+            endpoint_name=endpoint_name, model_role_arn=self.model_role.role_arn)
         rollback_alarm_names = [alarm.alarm_name for alarm in self.endpoint_alarms.all]
         self.promotion = Promotion(
             self,
@@ -88,6 +93,11 @@ class ServingStack(Stack):
             resource_names.function_name_output(self.promotion.promoter.spec.function_id): (
                 self.promotion.promoter.function.function_name,
                 "The promoter function",
+            ),
+            resource_names.OUTPUT_BULK_EMBEDDING_POLICY: (
+                self.bulk_embedding.policy.managed_policy_arn,
+                f"Attach to whoever runs o2v embed --corpus ... --out ... --endpoint {endpoint_name} "
+                "(SageMaker Batch Transform)",
             ),
             resource_names.OUTPUT_ROLLBACK_ALARMS: (
                 Fn.join(",", rollback_alarm_names),

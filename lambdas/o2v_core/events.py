@@ -17,6 +17,12 @@ SOURCE = "object2vec.retraining"
 
 SAGEMAKER_SOURCE = "aws.sagemaker"
 TRAINING_JOB_STATE_CHANGE = "SageMaker Training Job State Change"
+# SageMaker's event for a batch transform job's status change (SageMaker developer guide,
+# automating-sagemaker-with-eventbridge.html, "SageMaker transform job state change"; detail
+# ``TransformJobName``, ``TransformJobStatus``, ``FailureReason`` when it failed, ...).
+TRANSFORM_JOB_STATE_CHANGE = "SageMaker Transform Job State Change"
+# Bulk-embedding transform jobs are named {job_prefix}{TRANSFORM_JOB_INFIX}<time> (o2v_core.bulk_transform).
+TRANSFORM_JOB_INFIX = "embed-"
 FINISHED_STATUSES = ("Completed", "Stopped", "Failed")
 
 VALIDATION_LOSS_DIVERGED = "ValidationLossDiverged"
@@ -306,6 +312,20 @@ def training_job_finished_pattern(deployment: str) -> dict[str, Any]:
     }
 
 
+def transform_job_finished_pattern(deployment: str) -> dict[str, Any]:
+    """SageMaker's state-change events for this deployment's bulk-embedding transform jobs that ended
+    (default bus). Completed, Failed and Stopped are TransformJobStatus's final values (botocore's
+    service model); the name prefix is o2v_core.bulk_transform's (``{deployment}--embed-``)."""
+    return {
+        "source": [SAGEMAKER_SOURCE],
+        "detail-type": [TRANSFORM_JOB_STATE_CHANGE],
+        "detail": {
+            "TransformJobName": [{"prefix": f"{job_prefix(deployment)}{TRANSFORM_JOB_INFIX}"}],
+            "TransformJobStatus": list(FINISHED_STATUSES),
+        },
+    }
+
+
 def project_event_pattern(deployment: str, *detail_types: str) -> dict[str, Any]:
     """This deployment's own events of the given detail types (project bus)."""
     return {
@@ -364,6 +384,13 @@ def rules(deployment: str) -> list[RuleSpec]:
             "Tell operators about failures, exhausted retraining, promotions and rollbacks",
             "project",
             project_event_pattern(deployment, TRAINING_FAILED, RETRAINING_EXHAUSTED, MODEL_PROMOTED, MODEL_ROLLED_BACK),
+            "notifications",
+        ),
+        RuleSpec(
+            "AnnounceTransformJobEnd",
+            "Tell operators that a bulk-embedding transform job completed, failed or was stopped",
+            "default",
+            transform_job_finished_pattern(deployment),
             "notifications",
         ),
         RuleSpec(

@@ -68,6 +68,7 @@ OUTPUT_ENDPOINT_NAME = "EndpointName"
 OUTPUT_MODEL_ROLE = "ModelRoleArn"
 OUTPUT_SERVING_IMAGE = "ServingImageUri"
 OUTPUT_ROLLBACK_ALARMS = "RollbackAlarmNames"
+OUTPUT_BULK_EMBEDDING_POLICY = "BulkEmbeddingPolicyArn"  # the managed policy o2v embed --corpus needs
 
 
 # ---------------------------------------------------------------------------------------------
@@ -98,6 +99,9 @@ def serving_model_parameter(deployment: str) -> str:
 
 TRAINING_JOB_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 TRAINING_JOB_METRICS_NAMESPACE = "/aws/sagemaker/TrainingJobs"
+# SageMaker's log group of batch transform jobs (developer guide, "Log groups and streams that Amazon
+# SageMaker AI sends to Amazon CloudWatch Logs": streams <job>/<instance-id>-<epoch> and .../data-log).
+TRANSFORM_JOB_LOG_GROUP = "/aws/sagemaker/TransformJobs"
 ENDPOINT_METRICS_NAMESPACE = "/aws/sagemaker/Endpoints"
 
 

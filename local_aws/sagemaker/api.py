@@ -7,7 +7,8 @@ callers (the control-plane handlers, the launcher, ``o2v embed``) need no local 
   CreateTrainingJob, DescribeTrainingJob, ListTrainingJobs, StopTrainingJob, AddTags, ListTags,
   DeleteTags, CreateModel, DescribeModel, DeleteModel, ListModels, CreateEndpointConfig,
   DescribeEndpointConfig, DeleteEndpointConfig, ListEndpointConfigs, CreateEndpoint, UpdateEndpoint,
-  DescribeEndpoint, ListEndpoints, DeleteEndpoint. Every request is checked first against
+  DescribeEndpoint, ListEndpoints, DeleteEndpoint, CreateTransformJob, DescribeTransformJob,
+  StopTransformJob, ListTransformJobs. Every request is checked first against
   SageMaker's contract (:mod:`local_aws.sagemaker.contract`: the whole botocore service
   model, and section 10a's built-in-algorithm rules), the same check the tests' moto server
   applies; errors use SageMaker's codes (``ValidationException``, ``ResourceInUse``,
@@ -20,6 +21,7 @@ callers (the control-plane handlers, the launcher, ``o2v embed``) need no local 
 * ``sagemaker-runtime`` (REST-JSON, ``POST /endpoints/<name>/invocations``): InvokeEndpoint.
 
 Training jobs are in :mod:`local_aws.sagemaker.training_jobs` (and ``training_job_record``),
+batch transform jobs in :mod:`local_aws.sagemaker.transform_jobs` (and ``transform_job_record``),
 endpoints in :mod:`local_aws.sagemaker.endpoints`, the HTTP side of both protocols in
 :mod:`local_aws.sagemaker.wire`. Every call is appended to ``api-calls.jsonl`` in the state
 directory (operation, resource, time, the caller's user agent), a local stand-in for CloudTrail.
@@ -39,7 +41,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType
@@ -50,18 +51,24 @@ import botocore.session
 from o2v_core.resource_names import TRAINING_JOB_LOG_GROUP
 
 from local_aws import procs
-from local_aws.clients import ApiError, Clients, page, tags_dict
+from local_aws.clients import ApiError, Clients, page, select_jobs, tags_dict
 from local_aws.sagemaker.contract import ContractViolation, check_request
 from local_aws.sagemaker.endpoints import EndpointManager
 from local_aws.sagemaker.inference_servers import server_command
 from local_aws.sagemaker.training_job_record import TrainingJob, state_change_entry
 from local_aws.sagemaker.training_jobs import JobRunner, Runner, trainer_command
+from local_aws.sagemaker.transform_job_record import TransformJob
+from local_aws.sagemaker.transform_job_record import state_change_entry as transform_state_change_entry
+from local_aws.sagemaker.transform_jobs import TransformJobRunner, TransformJobs, TransformRunner
 from local_aws.sagemaker.wire import make_handler
 
 # A runner factory: (the job, the API's lock, the state-change callback) -> the job's runner.
 RunnerFactory = Callable[[TrainingJob, threading.Lock, Callable[[TrainingJob], None]], Runner]
 # A call listener: (operation, request, the error it answered or None), after every known operation.
 CallListener = Callable[[str, dict[str, Any], "ApiError | None"], None]
+# A transform runner factory: (the job, its model's container, the API's lock, the state-change callback).
+TransformRunnerFactory = Callable[[TransformJob, dict[str, Any], threading.Lock, Callable[[TransformJob], None]],
+                                  TransformRunner]
 
 
 class LocalSageMaker:
@@ -69,7 +76,7 @@ class LocalSageMaker:
 
     def __init__(self, clients: Clients, state_dir: Path, *, stop_grace_seconds: float = 20.0,
                  threads: int = 1, runner_factory: RunnerFactory | None = None, deploy: bool = True,
-                 emit_events: bool = True) -> None:
+                 emit_events: bool = True, transform_runner_factory: TransformRunnerFactory | None = None) -> None:
         """``runner_factory``: what runs a training job (default: the local trainer, as a subprocess);
         ``deploy``: start an inference server for each endpoint (else deployments wait for
         ``endpoints.settle``); both are how the tests' scripted mode (:mod:`local_aws.sagemaker.scripted`)
@@ -89,6 +96,11 @@ class LocalSageMaker:
         self.endpoints = EndpointManager(clients, state_dir, lock=self.lock, server_command=server_command(threads),
                                          deploy=deploy)
         self.model = botocore.session.get_session().get_service_model("sagemaker")
+        self._server_command = server_command(threads)
+        self._transform_runner_factory = transform_runner_factory
+        self.transforms = TransformJobs(clients, lock=self.lock, describe_model=self.endpoints.describe_model,
+                                        runner_factory=self._new_transform_runner,
+                                        runs_jobs=transform_runner_factory is None)
         self._audit_lock = threading.Lock()
         self._audit = (state_dir / "api-calls.jsonl").open("a", encoding="utf-8")
         if self.runs_jobs:  # its jobs write there; a scripted job writes nothing (the test writes its logs)
@@ -115,6 +127,11 @@ class LocalSageMaker:
             "DescribeEndpoint": lambda p: self.endpoints.describe_endpoint(p["EndpointName"]),
             "ListEndpoints": self.endpoints.list_endpoints,
             "DeleteEndpoint": lambda p: self.endpoints.delete_endpoint(p["EndpointName"]),
+            "CreateTransformJob": self._tagged(self.transforms.create, "TransformJobArn"),
+            "DescribeTransformJob": self.transforms.describe,
+            "StopTransformJob": self.transforms.stop,
+            # "The default value is 10" (ListTransformJobs' MaxResults).
+            "ListTransformJobs": lambda p: page(self.transforms.list(p), p, "TransformJobSummaries", 10),
         }
 
     # -- dispatch
@@ -141,8 +158,9 @@ class LocalSageMaker:
                 listener(operation, params, error)
 
     def audit(self, operation: str, params: dict[str, Any], user_agent: str, error: ApiError | None) -> None:
-        resource = next((str(params[key]) for key in ("TrainingJobName", "EndpointName", "ModelName",
-                                                      "EndpointConfigName", "ResourceArn") if key in params), "")
+        resource = next((str(params[key]) for key in ("TrainingJobName", "TransformJobName", "EndpointName",
+                                                      "ModelName", "EndpointConfigName", "ResourceArn")
+                         if key in params), "")
         record = {"time": time.time(), "operation": operation, "resource": resource, "userAgent": user_agent,
                   "error": error.code if error else None}
         if operation == "CreateTrainingJob":
@@ -206,21 +224,7 @@ class LocalSageMaker:
     def list_training_jobs(self, params: dict[str, Any]) -> dict[str, Any]:
         with self.lock:
             jobs = list(self.jobs.values())
-        if "StatusEquals" in params:
-            jobs = [job for job in jobs if job.status == params["StatusEquals"]]
-        if "NameContains" in params:
-            jobs = [job for job in jobs if params["NameContains"].lower() in job.name.lower()]
-        for key, attribute, after in (("CreationTimeAfter", "created", True), ("CreationTimeBefore", "created", False),
-                                      ("LastModifiedTimeAfter", "modified", True),
-                                      ("LastModifiedTimeBefore", "modified", False)):
-            if key in params:
-                bound = _timestamp(params[key])
-                jobs = [job for job in jobs if (getattr(job, attribute) > bound) == after]
-        sort_by = params.get("SortBy", "CreationTime")
-        keys: dict[str, Callable[[TrainingJob], Any]] = {
-            "Name": lambda job: job.name, "CreationTime": lambda job: job.created, "Status": lambda job: job.status}
-        descending = params.get("SortOrder", "Ascending") != "Ascending"
-        jobs.sort(key=keys.get(sort_by, keys["CreationTime"]), reverse=descending)
+        jobs = select_jobs(jobs, params, default_order="Ascending")
         with self.lock:
             summaries = [job.summary() for job in jobs]
         return page(summaries, params, "TrainingJobSummaries", 10)
@@ -241,13 +245,31 @@ class LocalSageMaker:
         """Send SageMaker's state-change event for ``job`` to the local default bus."""
         with self.lock:
             entry = state_change_entry(job, self.clients.region)
+        self._put(entry, job.name)
+
+    # -- transform jobs
+
+    def _new_transform_runner(self, job: TransformJob, model: dict[str, Any]) -> TransformRunner:
+        on_change = self._emit_transform if self.emit_events else _unobserved_transform
+        if self._transform_runner_factory is not None:
+            return self._transform_runner_factory(job, model, self.lock, on_change)
+        return TransformJobRunner(job, self.clients, container=model["PrimaryContainer"], lock=self.lock,
+                                  on_change=on_change, server_command=self._server_command, state_dir=self.state_dir)
+
+    def _emit_transform(self, job: TransformJob) -> None:
+        """Send SageMaker's transform job state-change event for ``job`` to the local default bus."""
+        with self.lock:
+            entry = transform_state_change_entry(job)
+        self._put(entry, job.name)
+
+    def _put(self, entry: dict[str, Any], name: str) -> None:
         try:
             result = self.clients.events.put_events(Entries=[entry])  # type: ignore[list-item]
             if result.get("FailedEntryCount"):
-                print(f"local SageMaker: state-change event of {job.name} rejected: {result['Entries']}",
+                print(f"local SageMaker: state-change event of {name} rejected: {result['Entries']}",
                       file=sys.stderr)
         except Exception as error:
-            print(f"local SageMaker: could not put the state-change event of {job.name}: {error}", file=sys.stderr)
+            print(f"local SageMaker: could not put the state-change event of {name}: {error}", file=sys.stderr)
 
     # -- tags
 
@@ -289,6 +311,7 @@ class LocalSageMaker:
                 procs.stop_process(process, grace_seconds=5)
         for runner in runners:
             runner.join(timeout=10)
+        self.transforms.shutdown()
         self.endpoints.shutdown()
 
     def reset(self) -> None:
@@ -298,6 +321,7 @@ class LocalSageMaker:
             self.jobs.clear()
             self.runners.clear()
             self.tags.clear()
+        self.transforms.reset()
         self.endpoints.reset()
 
     def shutdown(self) -> None:
@@ -307,6 +331,10 @@ class LocalSageMaker:
 
 
 def _unobserved(job: TrainingJob) -> None:
+    return
+
+
+def _unobserved_transform(job: TransformJob) -> None:
     return
 
 
@@ -326,12 +354,6 @@ def _check_runnable(params: dict[str, Any]) -> None:
         unsupported.append(f"OutputDataConfig.CompressionType {compression} (only GZIP)")
     if unsupported:
         raise ApiError("ValidationException", "the local SageMaker API cannot run " + "; ".join(unsupported))
-
-
-def _timestamp(value: Any) -> float:
-    if isinstance(value, (int, float)):
-        return float(value)
-    return datetime.fromisoformat(str(value)).timestamp()
 
 
 def make_clients() -> Clients:

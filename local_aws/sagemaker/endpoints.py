@@ -20,8 +20,6 @@ models. A container error becomes ``ModelError`` (424) with ``OriginalStatusCode
 from __future__ import annotations
 
 import http.client
-import os
-import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
@@ -33,8 +31,8 @@ from o2v_core.endpoint_deployment import VARIANT_NAME
 from o2v_core.resource_names import endpoint_log_group
 
 from local_aws import procs
-from local_aws.clients import ApiError, Clients, LogForwarder, page, split_s3_uri
-from local_aws.sagemaker.inference_servers import Server, ServerCommand, ping, pump_output
+from local_aws.clients import ApiError, Clients, LogForwarder, page
+from local_aws.sagemaker.inference_servers import Server, ServerCommand, start_server
 
 
 @dataclass
@@ -339,41 +337,12 @@ class EndpointManager:
             number = self._deployments
         container = model["PrimaryContainer"]
         directory = self.state_dir / "endpoints" / endpoint.name / f"{number:02d}-{config_name}"
-        directory.mkdir(parents=True, exist_ok=True)
-        archive = directory / "model.tar.gz"
-        bucket, key = split_s3_uri(container["ModelDataUrl"])
-        try:
-            self.clients.s3.download_file(bucket, key, str(archive))
-        except Exception as error:
-            raise ApiError("ValidationException",
-                           f"could not download the model artifact {container['ModelDataUrl']}: {error}") from None
-        port = procs.free_port()
-        env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
-        env.update(container.get("Environment", {}))
-        env["PYTHONUNBUFFERED"] = "1"
-        process = procs.spawn_in_group(self.server_command(archive, port), env=env, cwd=directory,
-                                       stdout=subprocess.PIPE)
         variant_name = variant.get("VariantName", VARIANT_NAME)
         forwarder = LogForwarder(self.clients, endpoint_log_group(endpoint.name),
                                  f"{variant_name}/i-local{number:04d}")
-        reader = threading.Thread(target=pump_output, args=(process, forwarder, directory / "server.log"),
-                                  daemon=True)
-        reader.start()
-        server = Server(process, port, config_name, forwarder, reader)
-        deadline = time.monotonic() + self.ready_timeout
-        while time.monotonic() < deadline:
-            if not server.alive():
-                server.stop()
-                raise ApiError("ValidationException",
-                               f"the inference server exited with status {process.returncode} before "
-                               f"answering /ping; see {directory / 'server.log'}:\n"
-                               + procs.tail(directory / "server.log", 10))
-            if ping(port):
-                return server, variant, str(container.get("Image", ""))
-            time.sleep(0.2)
-        server.stop()
-        raise ApiError("ValidationException",
-                       f"the inference server did not pass the /ping health check within {self.ready_timeout:.0f} s")
+        server = start_server(self.clients, container, directory, self.server_command, forwarder,
+                              config_name=config_name, ready_timeout=self.ready_timeout)
+        return server, variant, str(container.get("Image", ""))
 
     # -- runtime
 

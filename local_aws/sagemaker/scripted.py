@@ -17,6 +17,14 @@ AWS. In scripted mode the API trains and serves nothing:
   StopTrainingJob goes ``Stopping`` -> ``Stopped`` at once ("When it receives a StopTrainingJob
   request, SageMaker changes the status of the job to Stopping. After SageMaker stops the job, it
   sets the status to Stopped": the StopTrainingJob documentation in botocore's service model).
+* a transform job is created ``InProgress`` and stays there until
+  :meth:`ScriptedSageMaker.set_transform_status` moves it (to ``Completed``, or ``Failed`` with a
+  ``FailureReason``: SageMaker decides, so a test does); StopTransformJob goes ``Stopping`` ->
+  ``Stopped`` at once ("When Amazon SageMaker receives a StopTransformJob request, the status of the
+  job changes to Stopping. After Amazon SageMaker stops the job, the status is set to Stopped":
+  StopTransformJob's documentation in botocore's service model). The request is still checked in
+  full (the service model, and the documented payload rules of
+  :func:`local_aws.sagemaker.transform_jobs.check_request`), and the model must exist.
 * an endpoint stays ``Creating`` / ``Updating`` (with ``PendingDeploymentSummary``) until
   :meth:`ScriptedSageMaker.settle` ("When SageMaker receives the request, it sets the endpoint status
   to Creating. After it creates the endpoint, it sets the status to InService": CreateEndpoint's
@@ -49,6 +57,7 @@ from local_aws import procs
 from local_aws.clients import ApiError, Clients
 from local_aws.sagemaker.api import LocalSageMaker
 from local_aws.sagemaker.training_job_record import TrainingJob
+from local_aws.sagemaker.transform_job_record import TransformJob
 from local_aws.sagemaker.wire import make_handler
 
 ACCOUNT = "123456789012"  # what moto's STS answers, so the scripted API's ARNs are moto's account
@@ -163,6 +172,43 @@ class ScriptedRunner:
         return
 
 
+class ScriptedTransformRunner:
+    """A transform job that runs nothing: it stays where the test puts it."""
+
+    def __init__(self, job: TransformJob, *, lock: threading.Lock,
+                 on_change: Callable[[TransformJob], None]) -> None:
+        self.job = job
+        self.lock = lock
+        self.on_change = on_change
+
+    def set(self, status: str, failure_reason: str | None = None) -> None:
+        now = time.time()
+        with self.lock:
+            job = self.job
+            job.status, job.modified = status, now
+            if job.started is None:
+                job.started = now
+            if job.finished:
+                job.ended = now
+            if failure_reason is not None:
+                job.failure_reason = failure_reason
+        self.on_change(job)
+
+    def start(self) -> None:
+        self.on_change(self.job)
+
+    def stop(self) -> None:
+        with self.lock:
+            if self.job.status != "InProgress":
+                return
+            self.job.stop_requested.set()
+        self.set("Stopping")
+        self.set("Stopped")
+
+    def join(self, timeout: float) -> None:
+        return
+
+
 class ScriptedSageMaker:
     """The local SageMaker API in scripted mode: the API itself, wrapped with the test's controls.
 
@@ -178,7 +224,7 @@ class ScriptedSageMaker:
         self.calls: Counter[str] = Counter() if calls is None else calls
         self.serving_log = ServingLog() if serving_log is None else serving_log
         self.api = LocalSageMaker(clients, state_dir, runner_factory=_scripted_runner, deploy=False,
-                                  emit_events=emit_events)
+                                  emit_events=emit_events, transform_runner_factory=_scripted_transform_runner)
         self.api.listeners.append(self._on_call)
         self._create = self.api.operations["CreateTrainingJob"]
         self.api.operations["CreateTrainingJob"] = self._create_training_job
@@ -206,6 +252,14 @@ class ScriptedSageMaker:
             raise KeyError(f"no scripted training job {name!r}")
         runner.set(status, secondary, failure_reason)
 
+    def set_transform_status(self, name: str, status: str, failure_reason: str | None = None) -> None:
+        """Move a scripted transform job to ``status`` (``Completed``, ``Failed``, ...)."""
+        with self.api.lock:
+            runner = self.api.transforms.runners.get(name)
+        if not isinstance(runner, ScriptedTransformRunner):
+            raise KeyError(f"no scripted transform job {name!r}")
+        runner.set(status, failure_reason)
+
     def settle(self) -> None:
         """Finish every endpoint creation and update: the pending config becomes the served one."""
         self.api.endpoints.settle()
@@ -228,6 +282,11 @@ class ScriptedSageMaker:
 def _scripted_runner(job: TrainingJob, lock: threading.Lock,
                      on_change: Callable[[TrainingJob], None]) -> ScriptedRunner:
     return ScriptedRunner(job, lock=lock, on_change=on_change)
+
+
+def _scripted_transform_runner(job: TransformJob, model: dict[str, Any], lock: threading.Lock,
+                               on_change: Callable[[TransformJob], None]) -> ScriptedTransformRunner:
+    return ScriptedTransformRunner(job, lock=lock, on_change=on_change)
 
 
 @contextlib.contextmanager

@@ -125,7 +125,9 @@ class TrainingExecutionRole(Construct):
 
 
 class ModelExecutionRole(Construct):
-    """The role the embedding endpoint's models run as: read model artifacts, write data capture."""
+    """The role the embedding endpoint's models run as: read model artifacts, write data capture;
+    and, as the execution role of the transform jobs that run those models, ``extra_grants``
+    (stacks/constructs/bulk_embedding.py)."""
 
     def __init__(
         self,
@@ -136,6 +138,7 @@ class ModelExecutionRole(Construct):
         data: DataRefs,
         repository_arn: str,
         rollback_alarm_arns: Sequence[str] = (),
+        extra_grants: Sequence[Grant] = (),
     ) -> None:
         super().__init__(scope, construct_id)
         # The promoter serves only artifacts below the training-output prefix (its provenance rule).
@@ -185,6 +188,7 @@ class ModelExecutionRole(Construct):
                     )
                 )
             )
+        grants.extend(extra_grants)
         self.role = service_role(
             self,
             "Role",

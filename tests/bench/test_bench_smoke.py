@@ -79,13 +79,7 @@ def test_bench_smoke_runs_every_section(repo_root: Path, shared_data: Path, tmp_
 
 @pytest.mark.timeout(300)
 def test_bench_smoke_server_section(repo_root: Path, shared_data: Path, tmp_path: Path) -> None:
-    work = tmp_path / "work"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(repo_root), str(repo_root / "lambdas")])}
-    completed = subprocess.run(
-        [sys.executable, "-m", "bench", "--smoke", "--only", "server", "--work", str(work), "--shared",
-         str(shared_data)], cwd=repo_root, env=env, capture_output=True, text=True, timeout=280, check=False,
-    )
-    assert completed.returncode == 0, completed.stderr[-4000:]
+    work = _smoke_section("server", repo_root, shared_data, tmp_path, timeout=280)
     server = json.loads((work / "results.json").read_text(encoding="utf-8"))["server"]
     assert set(server["servers"]) == {"stdlib", "waitress"}
     new, old = server["servers"]["waitress"], server["servers"]["stdlib"]
@@ -97,3 +91,32 @@ def test_bench_smoke_server_section(repo_root: Path, shared_data: Path, tmp_path
     doc = (work / "benchmarks.md").read_text(encoding="utf-8")
     assert "## 5. Inference server under load and bad input" in doc
     assert "5. Zero 5xx and zero hangs on the bad-request set" in doc
+
+
+@pytest.mark.timeout(240)
+def test_bench_smoke_bulk_section(repo_root: Path, shared_data: Path, tmp_path: Path) -> None:
+    work = _smoke_section("bulk", repo_root, shared_data, tmp_path, timeout=220)
+    bulk = json.loads((work / "results.json").read_text(encoding="utf-8"))["bulk"]
+    assert sorted(bulk["sizes"], key=int) == ["2000", "4000"]
+    for row in bulk["sizes"].values():
+        assert row["local"]["sentences_per_second"] > 0 and row["local"]["peak_rss_mib"] > 0
+        assert row["local"]["loop_seconds"] is not None  # the command's own summary line was found
+        assert row["tokenizer"]["sentences"] == row["local"]["sentences"]
+    assert bulk["minilm"]["sentences"] == 200
+    assert set(bulk["targets"]) == {"x_minilm", "x_tokenizer_time", "flat_memory"}
+    assert bulk["cost"]["instance_hours_per_million"] > 0
+    doc = (work / "benchmarks.md").read_text(encoding="utf-8")
+    assert "## 7. Bulk embedding (`o2v embed --corpus`)" in doc
+    assert "7. Bulk embedding within 3x the tokenizer-alone time" in doc
+
+
+def _smoke_section(section: str, repo_root: Path, shared_data: Path, tmp_path: Path, *, timeout: int) -> Path:
+    """``python -m bench --smoke --only SECTION``; returns its work directory."""
+    work = tmp_path / "work"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(repo_root), str(repo_root / "lambdas")])}
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke", "--only", section, "--work", str(work), "--shared",
+         str(shared_data)], cwd=repo_root, env=env, capture_output=True, text=True, timeout=timeout, check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    return work

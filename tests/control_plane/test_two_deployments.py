@@ -13,6 +13,7 @@ import itertools
 
 import pytest
 from control_plane.handlers import divergence_monitor
+from o2v_core.bulk_transform import transform_job_name, transform_job_prefix
 from o2v_core.events import rules
 from o2v_core.naming import NamingError, job_name, job_prefix
 
@@ -39,10 +40,17 @@ def test_no_deployments_prefix_starts_another_deployments_job() -> None:
 
 def test_the_finished_job_rules_prefix_is_the_job_prefix() -> None:
     for deployment in DEPLOYMENTS:
-        patterns = [spec.pattern for spec in rules(deployment) if spec.bus == "default"]
+        patterns = {spec.rule_id: spec.pattern for spec in rules(deployment) if spec.bus == "default"}
         assert patterns, deployment
-        for pattern in patterns:
+        assert patterns.pop("AnnounceTransformJobEnd")["detail"]["TransformJobName"] == [
+            {"prefix": transform_job_prefix(deployment)}]
+        for pattern in patterns.values():
             assert pattern["detail"]["TrainingJobName"] == [{"prefix": job_prefix(deployment)}]
+
+
+def test_no_deployments_transform_job_prefix_starts_another_deployments_transform_job() -> None:
+    for ours, theirs in itertools.permutations(DEPLOYMENTS, 2):
+        assert not transform_job_name(theirs).startswith(transform_job_prefix(ours)), (ours, theirs)
 
 
 @pytest.mark.parametrize("deployment", ["o2v--x", "o2v-", "-o2v", "O2V"])

@@ -104,6 +104,8 @@ NEEDS_AWS: tuple[tuple[str, str], ...] = (
     (r"^o2v preflight\b", "reads the AWS account and region (its --help runs instead)"),
     (r"^o2v launch\b", "starts a SageMaker training job (its --help runs instead)"),
     (r"^o2v embed\b.*--endpoint\b", "invokes a real SageMaker endpoint (its --help runs instead)"),
+    (r"^o2v embed --corpus s3://", "reads and writes S3 in an AWS account (its --help runs instead; "
+     "tests/training/test_bulk_local.py runs it against moto)"),
     (r"^o2v verify\b(?!.*--local)", "runs the deployed loop in the AWS account (its --help runs instead; "
      "tests/local_mode/test_verify_local.py runs it with --local)"),
 )

@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from o2v_core import bulk_transform, s3_layout
 from o2v_core import resource_names as names
-from o2v_core import s3_layout
 from o2v_core.functions import FUNCTIONS
 from o2v_core.naming import job_prefix
 
@@ -57,6 +57,8 @@ AUTHORIZED_ON_ITS_BEHALF: dict[str, str] = {
     "sagemaker:UpdateEndpointWeightsAndCapacities": "validated by Application Auto Scaling on RegisterScalableTarget",
     "cloudwatch:PutMetricAlarm": "validated by Application Auto Scaling for its target-tracking alarms",
     "cloudwatch:DeleteAlarms": "validated by Application Auto Scaling for its target-tracking alarms",
+    "sagemaker:AddTags": "the tags of CreateTransformJob and CreateModel (the Service Authorization Reference "
+    "lists sagemaker:AddTags as a dependent action of both)",
     "iam:CreateServiceLinkedRole": "Application Auto Scaling creates its service-linked role on the first "
     "RegisterScalableTarget in an account, with the caller's permission (docs: autoscaling/application/userguide/"
     "application-auto-scaling-service-linked-roles.html)",
@@ -209,6 +211,27 @@ def test_each_role_allows_every_call_its_function_makes_and_nothing_else(synthes
     assert not missing, f"{spec.function_id}'s role would be denied:\n  " + "\n  ".join(missing)
     extra = unused(calls, statements)
     assert not extra, f"{spec.function_id} is granted actions it never calls: {extra}"
+
+
+@pytest.mark.iam_calls
+def test_the_bulk_embedding_policy_allows_every_call_the_cli_makes_and_nothing_else(synthesized: Synthesized) -> None:
+    """``o2v embed --corpus`` runs with the user's credentials: the serving stack's managed policy
+    (stacks/constructs/bulk_embedding.py) is checked like a function's role, against the calls the
+    CLI made in tests/training/test_bulk_transform.py (--endpoint, --training-job, a failed job, a stop)."""
+    every_call = recorded()
+    if not every_call:
+        pytest.skip("no flows ran in this session: this check reads the calls the other tests recorded")
+    calls = sorted({c for c in every_call if c.function_id == bulk_transform.CALLER_POLICY},
+                   key=lambda c: c.params_json)
+    assert calls, "no test ran o2v embed --corpus against SageMaker, so the policy is unchecked"
+    template = synthesized.template_json("serving")["Resources"]
+    (policy,) = [resource for logical_id, resource in template.items() if resource["Type"] ==
+                 "AWS::IAM::ManagedPolicy" and logical_id.startswith(bulk_transform.CALLER_POLICY)]
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    missing = denied(calls, statements, synthesized.settings.deployment)
+    assert not missing, "the bulk-embedding policy would be denied:\n  " + "\n  ".join(missing)
+    extra = unused(calls, statements)
+    assert not extra, f"the bulk-embedding policy grants actions o2v embed --corpus never calls: {extra}"
 
 
 # The promoter's grant before issue 10 (git show ea5fa29:stacks/constructs/control_plane_grants.py,

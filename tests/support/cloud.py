@@ -125,7 +125,9 @@ class Cloud:
         the artifact bucket (the data stack's): local mode's deployment (local_aws.deployment)."""
         create_buckets(boto3.client("s3"), [ARTIFACT_BUCKET])
         for route in wire_control_plane(self.events, self.sqs, boto3.client("dynamodb"), self.deployment, BUS):
-            self.queues[route.spec.target] = route.queue_url  # one rule per target
+            # The first rule of each target (the notifications topic has two: NotifyOperators, and
+            # AnnounceTransformJobEnd for SageMaker's transform-job events, which no test here puts).
+            self.queues.setdefault(route.spec.target, route.queue_url)
 
     def delivered(self, target: str) -> list[dict[str, Any]]:
         """Every event the rules delivered to ``target`` since the last call (the queue is drained)."""

@@ -9,7 +9,7 @@ endpoint variable, which ``control_plane.aws.clients`` keys its cache on, as loc
 every other service stays on the moto server (``AWS_ENDPOINT_URL``).
 
 The module-level names are the test-control surface (not SageMaker operations), on the session's
-one fake: :func:`set_status`, :func:`settle`, :func:`roll_back`, :data:`FAULTS` with
+one fake: :func:`set_status`, :func:`set_transform_status`, :func:`settle`, :func:`roll_back`, :data:`FAULTS` with
 :data:`ThrottlingException` / :data:`ResourceLimitExceeded`, :data:`CALLS`, :class:`ServingLog`.
 """
 
@@ -49,6 +49,7 @@ __all__ = [
     "moto_clients",
     "roll_back",
     "set_status",
+    "set_transform_status",
     "settle",
 ]
 
@@ -74,6 +75,10 @@ def reset() -> None:
 
 def set_status(name: str, status: str, secondary: str | None = None, failure_reason: str | None = None) -> None:
     _api().set_status(name, status, secondary, failure_reason)
+
+
+def set_transform_status(name: str, status: str, failure_reason: str | None = None) -> None:
+    _api().set_transform_status(name, status, failure_reason)
 
 
 def settle() -> None:

@@ -147,3 +147,19 @@ def served_model(stsb_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -
                    archive=out / "model.tar.gz", metric_streams=[], log=io.StringIO())
     assert result.archive is not None
     yield result.archive
+
+
+@pytest.fixture
+def s3_bucket(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh bucket on the session's moto server, reached as local mode reaches S3 (AWS_ENDPOINT_URL_S3)."""
+    import uuid
+
+    import boto3
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto_endpoint)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    name = f"bucket-{uuid.uuid4().hex[:10]}"
+    boto3.client("s3").create_bucket(Bucket=name)
+    return name

@@ -75,13 +75,14 @@ def _decoded(path: Path) -> Iterator[tuple[int, str | DataError]]:
 def _physical(path: Path) -> Iterator[tuple[int, str, DataError | None]]:
     """Each physical line decoded (bad bytes as U+FFFD) with what is wrong with it, if anything."""
     number = 0
-    with _gzip_errors(path, lambda: number + 1), open_binary(path) as handle:
+    with gzip_errors(path, lambda: number + 1), open_binary(path) as handle:
         for number, raw in enumerate(handle, start=1):
             text = raw.decode("utf-8-sig" if number == 1 else "utf-8", errors="replace")
-            yield number, text, _check_line(path, number, raw, text)
+            yield number, text, check_line(path, number, raw, text)
 
 
-def _check_line(path: Path, number: int, raw: bytes, text: str) -> DataError | None:
+def check_line(path: Path | str, number: int, raw: bytes, text: str) -> DataError | None:
+    """What is wrong with one physical line (not UTF-8, a NUL byte), or None; shared with the bulk corpus reader."""
     if "\ufffd" in text:  # U+FFFD: a replaced undecodable byte, or one written as such
         try:
             raw.decode("utf-8")
@@ -94,7 +95,7 @@ def _check_line(path: Path, number: int, raw: bytes, text: str) -> DataError | N
 
 
 @contextlib.contextmanager
-def _gzip_errors(path: Path, line: Callable[[], int]) -> Iterator[None]:
+def gzip_errors(path: Path | str, line: Callable[[], int]) -> Iterator[None]:
     """A truncated or non-gzip ``.gz`` becomes a DataError naming the line it broke at."""
     try:
         yield

@@ -87,9 +87,21 @@ class SentenceEncoder:
         return cls(assets.tokenizer or Tokenizer(), assets.vocab, encoder.vocab_size, encoder.max_seq_len)
 
     def token_ids(self, sentence: str, index: int = 0) -> list[int]:
-        ids = self.vocab.encode(self.tokenizer.tokenize(sentence))
+        ids = self._ids(sentence)
         if not ids:
             raise ValueError(f"sentence {index + 1} ({sentence!r}) has no tokens")
+        return ids
+
+    def known_token_ids(self, sentence: str) -> list[int] | None:
+        """The ids :meth:`token_ids` gives, or None when none of them (after truncation to the
+        encoder's length) is a known token: the sentence has no token, or only ``<unk>``. Its
+        embedding would be the model's embedding of ``<unk>``, not of the sentence (``o2v embed
+        --corpus`` reports such records instead, training/bulk/corpus.py)."""
+        ids = self._ids(sentence)
+        return ids if any(token != UNK_ID for token in ids) else None
+
+    def _ids(self, sentence: str) -> list[int]:
+        ids = self.vocab.encode(self.tokenizer.tokenize(sentence))
         if self.vocab_size is not None:
             ids = [token if token < self.vocab_size else UNK_ID for token in ids]
         return ids[: self.max_seq_len] if self.max_seq_len else ids

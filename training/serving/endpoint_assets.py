@@ -61,12 +61,26 @@ class EndpointAssets:
         return number(f"{prefix}_vocab_size"), number(f"{prefix}_max_seq_len")
 
 
-def served_job(sagemaker: SageMakerClient, endpoint: str) -> str:
-    """The training job whose model the endpoint serves."""
+def _served_config(sagemaker: SageMakerClient, endpoint: str) -> Any:
     described = _call(f"DescribeEndpoint({endpoint})", lambda: sagemaker.describe_endpoint(EndpointName=endpoint))
     config_name = described["EndpointConfigName"]
-    config = _call(f"DescribeEndpointConfig({config_name})",
-                   lambda: sagemaker.describe_endpoint_config(EndpointConfigName=config_name))
+    return _call(f"DescribeEndpointConfig({config_name})",
+                 lambda: sagemaker.describe_endpoint_config(EndpointConfigName=config_name))
+
+
+def served_model(sagemaker: SageMakerClient, endpoint: str) -> str:
+    """The SageMaker model the endpoint's variant serves (a batch transform job runs the same model)."""
+    config = _served_config(sagemaker, endpoint)
+    variants = config.get("ProductionVariants") or []
+    if not variants:
+        raise EndpointAssetsError(f"endpoint config {config['EndpointConfigName']} has no production variant")
+    return str(variants[0]["ModelName"])
+
+
+def served_job(sagemaker: SageMakerClient, endpoint: str) -> str:
+    """The training job whose model the endpoint serves."""
+    config = _served_config(sagemaker, endpoint)
+    config_name = config["EndpointConfigName"]
     tags = _call(f"ListTags({config_name})", lambda: sagemaker.list_tags(ResourceArn=config["EndpointConfigArn"]))
     for tag in tags.get("Tags", []):
         if tag.get("Key") == TAG_TRAINING_JOB and tag.get("Value"):
@@ -89,12 +103,17 @@ def served_job(sagemaker: SageMakerClient, endpoint: str) -> str:
 
 
 def endpoint_assets(sagemaker: SageMakerClient, s3: S3Client, endpoint: str) -> EndpointAssets:
-    job = served_job(sagemaker, endpoint)
+    return job_assets(sagemaker, s3, served_job(sagemaker, endpoint), served_by=endpoint)
+
+
+def job_assets(sagemaker: SageMakerClient, s3: S3Client, job: str, *, served_by: str | None = None) -> EndpointAssets:
+    """The vocabulary, tokenizer and hyperparameters of training job ``job`` (its auxiliary channel)."""
     description = _call(f"DescribeTrainingJob({job})", lambda: sagemaker.describe_training_job(TrainingJobName=job))
     prefix = auxiliary_prefix(description)
     if prefix is None:
+        where = f" (served by {served_by})" if served_by else ""
         raise EndpointAssetsError(
-            f"training job {job} (served by {endpoint}) has no auxiliary channel, so no vocabulary: pass --vocab"
+            f"training job {job}{where} has no auxiliary channel, so no vocabulary: pass --vocab"
         )
     vocab_text = _read(s3, prefix + VOCAB_FILE)
     if vocab_text is None:
