@@ -249,3 +249,14 @@ def test_5xx_answers_with_no_alarm_and_no_rollback_fail_naming_the_alarms_metric
     check = judge(_went_back(endpoint_after=kept, answers=Counter({"5xx": 40})))
     assert check.status is Status.FAILED and "no rollback alarm went to ALARM" in check.detail
     assert "40 5xx" in check.detail
+
+
+def test_the_candidates_archive_is_a_valid_model_tar_gz_that_holds_no_model_and_never_changes() -> None:
+    import io
+    import tarfile
+
+    first = unservable_archive()
+    time.sleep(1.1)  # gzip's header carries a time: the run and a later look must see the same bytes
+    assert unservable_archive() == first
+    with tarfile.open(fileobj=io.BytesIO(first), mode="r:gz") as archive:
+        assert archive.getnames() == ["NOT-A-MODEL.txt"]

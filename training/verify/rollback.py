@@ -38,6 +38,7 @@ name (``verify-``) and are removed by the run's clean-up (``training.verify.run_
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import tarfile
@@ -72,7 +73,9 @@ def unservable_archive() -> bytes:
     """A valid ``model.tar.gz`` that holds no model: one text file saying why."""
     text = b"o2v verify: a deliberately unservable model artifact (the rollback check's candidate)\n"
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+    # The same bytes on every call (gzip's header time fixed), so a replaced artifact is recognisable.
+    with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as compressed, tarfile.open(
+            fileobj=compressed, mode="w") as archive:
         info = tarfile.TarInfo("NOT-A-MODEL.txt")
         info.size = len(text)
         archive.addfile(info, io.BytesIO(text))
