@@ -5,8 +5,8 @@ callers (the control-plane handlers, the launcher, ``o2v embed``) need no local 
 
 * ``sagemaker`` (JSON 1.1, ``POST /`` with ``X-Amz-Target: SageMaker.<Operation>``):
   CreateTrainingJob, DescribeTrainingJob, ListTrainingJobs, StopTrainingJob, AddTags, ListTags,
-  DeleteTags, CreateModel, DescribeModel, DeleteModel, CreateEndpointConfig,
-  DescribeEndpointConfig, DeleteEndpointConfig, CreateEndpoint, UpdateEndpoint,
+  DeleteTags, CreateModel, DescribeModel, DeleteModel, ListModels, CreateEndpointConfig,
+  DescribeEndpointConfig, DeleteEndpointConfig, ListEndpointConfigs, CreateEndpoint, UpdateEndpoint,
   DescribeEndpoint, ListEndpoints, DeleteEndpoint, CreateTransformJob, DescribeTransformJob,
   StopTransformJob, ListTransformJobs. Every request is checked first against
   SageMaker's contract (:mod:`local_aws.sagemaker.contract`: the whole botocore service
@@ -117,9 +117,11 @@ class LocalSageMaker:
             "CreateModel": self._tagged(self.endpoints.create_model, "ModelArn"),
             "DescribeModel": lambda p: self.endpoints.describe_model(p["ModelName"]),
             "DeleteModel": lambda p: self.endpoints.delete_model(p["ModelName"]),
+            "ListModels": self.endpoints.list_models,
             "CreateEndpointConfig": self._tagged(self.endpoints.create_endpoint_config, "EndpointConfigArn"),
             "DescribeEndpointConfig": lambda p: self.endpoints.describe_endpoint_config(p["EndpointConfigName"]),
             "DeleteEndpointConfig": lambda p: self.endpoints.delete_endpoint_config(p["EndpointConfigName"]),
+            "ListEndpointConfigs": self.endpoints.list_endpoint_configs,
             "CreateEndpoint": self._tagged(self.endpoints.create_endpoint, "EndpointArn"),
             "UpdateEndpoint": self.endpoints.update_endpoint,
             "DescribeEndpoint": lambda p: self.endpoints.describe_endpoint(p["EndpointName"]),

@@ -100,6 +100,17 @@ class Endpoint:
         self.retain_variant_properties = False
 
 
+def _summaries(described: list[dict[str, Any]], params: dict[str, Any], key: str, name: str,
+               members: tuple[str, ...]) -> dict[str, Any]:
+    """A List* answer of endpoints, models or configs: the summary shape's members of those whose name
+    contains ``NameContains``, newest first (the operations' default sort, CreationTime Descending,
+    in botocore's service model), one page."""
+    items = [{member: item[member] for member in members if member in item} for item in described
+             if params.get("NameContains", "") in item[name]]
+    items.sort(key=lambda item: item["CreationTime"], reverse=True)
+    return page(items, params, key, 10)
+
+
 class EndpointManager:
     """Holds models, endpoint configs and endpoints; starts and stops the inference servers."""
 
@@ -262,14 +273,22 @@ class EndpointManager:
 
     def list_endpoints(self, params: dict[str, Any]) -> dict[str, Any]:
         with self.lock:
-            items = [
-                {key: value for key, value in endpoint.describe().items()
-                 if key in ("EndpointName", "EndpointArn", "CreationTime", "LastModifiedTime", "EndpointStatus")}
-                for endpoint in self.endpoints.values()
-                if params.get("NameContains", "") in endpoint.name
-            ]
-        items.sort(key=lambda item: item["CreationTime"], reverse=True)
-        return page(items, params, "Endpoints", 10)
+            described = [endpoint.describe() for endpoint in self.endpoints.values()]
+        return _summaries(described, params, "Endpoints", "EndpointName",
+                          ("EndpointName", "EndpointArn", "CreationTime", "LastModifiedTime", "EndpointStatus"))
+
+    def list_models(self, params: dict[str, Any]) -> dict[str, Any]:
+        """ListModels: ``ModelSummary`` items (ModelName, ModelArn, CreationTime), ``NameContains``."""
+        with self.lock:
+            described = [dict(model) for model in self.models.values()]
+        return _summaries(described, params, "Models", "ModelName", ("ModelName", "ModelArn", "CreationTime"))
+
+    def list_endpoint_configs(self, params: dict[str, Any]) -> dict[str, Any]:
+        """ListEndpointConfigs: ``EndpointConfigSummary`` items, ``NameContains``."""
+        with self.lock:
+            described = [dict(config) for config in self.configs.values()]
+        return _summaries(described, params, "EndpointConfigs", "EndpointConfigName",
+                          ("EndpointConfigName", "EndpointConfigArn", "CreationTime"))
 
     def delete_endpoint(self, name: str) -> dict[str, Any]:
         with self.lock:

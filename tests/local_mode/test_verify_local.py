@@ -65,6 +65,8 @@ def test_each_point_only_a_real_account_settles_says_so_in_local_mode(verified: 
     for point in POINTS:
         line = _line(output, point.name)
         assert line.startswith("could not tell ") and ": local mode: " in line, line
+    rollback = _line(output, "blue/green rollback on a tripped alarm")
+    assert "the local SageMaker API does not bake an update or evaluate its rollback alarms" in rollback
 
 
 def test_the_plan_comes_before_anything_is_created_and_names_types_and_bounds(verified: tuple[int, str, Path]) -> None:
@@ -75,6 +77,7 @@ def test_the_plan_comes_before_anything_is_created_and_names_types_and_bounds(ve
     assert "on ml.m5.2xlarge" in head and "1 x ml.m5.large" in head
     assert "In an account the same run would use at most" in head
     assert "training instance-hours" in head and "minutes" in head
+    assert "no rollback candidate: local mode evaluates no alarm" in head  # an account's run makes one
 
 
 def test_attempt_2_has_more_dropout_and_the_embeddings_have_enc_dim_values(verified: tuple[int, str, Path]) -> None:

@@ -268,7 +268,8 @@ def test_a_stopped_attempt_records_whether_object2vec_saved_a_model(account: bot
     assert check.status is Status.PASSED and f"{uri} (10 bytes)" in check.detail
 
 
-def test_the_rollback_check_reads_the_alarms_and_never_claims_a_trip(account: boto3.Session, tmp_path: Path) -> None:
+def test_the_rollback_check_needs_the_alarms_and_a_served_model_of_the_run(account: boto3.Session,
+                                                                           tmp_path: Path) -> None:
     loop = _loop(account, tmp_path)
     point = _point("blue/green rollback on a tripped alarm")
     missing = point.run(loop, {})
@@ -283,8 +284,9 @@ def test_the_rollback_check_reads_the_alarms_and_never_claims_a_trip(account: bo
     account.client("sagemaker").create_endpoint_config(EndpointConfigName="c", ProductionVariants=[{
         "VariantName": "AllTraffic", "ModelName": "m", "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}])
     account.client("sagemaker").create_endpoint(EndpointName=loop.target.endpoint_name, EndpointConfigName="c")
-    wired = point.run(loop, {})
-    assert wired.status is Status.UNKNOWN and "a tripped alarm was not provoked" in wired.detail
+    unserved = point.run(loop, {})  # the promotion check did not pass: no candidate is launched
+    assert unserved.status is Status.UNKNOWN and "no model of this run was served" in unserved.detail
+    assert account.client("sagemaker").list_training_jobs()["TrainingJobSummaries"] == []
 
 
 def test_the_custom_resources_point_reads_the_stacks_status(account: boto3.Session, tmp_path: Path) -> None:
@@ -326,3 +328,21 @@ def test_the_loop_settles_without_announcements_once_nothing_changes(account: bo
     assert settled.status is Status.PASSED and "1 attempt(s)" in settled.detail, settled
     delivery = _point("EventBridge and SNS deliver into the encrypted topic and queues")
     assert delivery.run(loop, {}).status is Status.FAILED
+
+
+def test_an_accounts_plan_names_the_rollback_candidate_and_counts_it_in_the_bound(account: boto3.Session,
+                                                                                 tmp_path: Path) -> None:
+    from training.verify.plan import (
+        MAX_RUNTIME_SECONDS,
+        ROLLBACK_BAKE_SECONDS,
+        ROLLBACK_DECISION_SECONDS,
+        ROLLBACK_RECORD_SECONDS,
+    )
+
+    plan = _loop(account, tmp_path).plan
+    text = "\n".join(plan.lines())
+    assert f"one more training job o2v-dev--{plan.run.lineage}-rb-a1 " in text and "holds no model" in text
+    assert plan.training_hours == (DEV.retrain_policy.max_attempts + 1) * MAX_RUNTIME_SECONDS / 3600
+    rollback = MAX_RUNTIME_SECONDS + ROLLBACK_DECISION_SECONDS + ROLLBACK_BAKE_SECONDS + ROLLBACK_RECORD_SECONDS
+    assert plan.max_minutes == (plan.max_attempts * MAX_RUNTIME_SECONDS + rollback) / 60 + 60
+    assert f"at most {plan.max_minutes:.0f} minutes" in text

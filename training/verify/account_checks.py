@@ -4,13 +4,11 @@ report it and we can turn "unconfirmed" into a sourced fact. In local mode each 
 tell: local mode" and why: local mode's moto does not encrypt, evaluate alarms or run Lambda's
 runtime, and its local SageMaker API does not bake a blue/green update.
 
-The rollback check (issue 25, item 5 of "What to build") is among them: a blue/green update whose
-alarm trips during the bake is what settles which role SageMaker evaluates the alarms as and what
-DescribeEndpoint names after an auto-rollback. This run does not provoke one yet (a candidate that
-fails only during the bake needs a second promotion; see the report of issue 25), so the check
-records the wiring AWS shows (the alarms exist, DescribeAlarms; the endpoint's last deployment's
-AutoRollbackConfiguration, DescribeEndpoint ``LastDeploymentConfig``, botocore ``sagemaker``
-model) and says it could not tell whether a trip rolls back.
+The rollback check (issue 25, item 5 of "What to build") is among them: a deliberately failing
+candidate goes through the promoter, the run invokes it during the bake, and the endpoint must go
+back to the previous model with the record and ``ModelRolledBack`` saying so
+(:mod:`training.verify.rollback`, which explains the candidate and cites its sources). In local
+mode it says could not tell: moto evaluates no alarm and the local SageMaker API does not bake.
 """
 
 from __future__ import annotations
@@ -24,6 +22,7 @@ from o2v_core.endpoint_deployment import VARIANT_NAME, scalable_resource_id
 
 from training.preflight.report import Check, Status
 from training.verify.loop_checks import LoopChecks, aws_error
+from training.verify.rollback import RollbackProbe
 
 Results = Mapping[str, Check]  # the loop's checks by name
 AUTOSCALING_ROLE = "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"  # reference 11d
@@ -98,18 +97,14 @@ def stopped_job_artifact(loop: LoopChecks, results: Results) -> Check:
 def rollback(loop: LoopChecks, results: Results) -> Check:
     name = "blue/green rollback on a tripped alarm"
     alarms = loop.client("cloudwatch").describe_alarms(AlarmNames=list(loop.target.rollback_alarms))["MetricAlarms"]
-    found = sorted(str(alarm["AlarmName"]) for alarm in alarms)
-    missing = sorted(set(loop.target.rollback_alarms) - set(found))
+    missing = sorted(set(loop.target.rollback_alarms) - {str(alarm["AlarmName"]) for alarm in alarms})
     if missing:
         return Check(name, Status.FAILED, f"rollback alarm(s) {', '.join(missing)} do not exist",
                      "`cdk deploy --all -c env=<the environment>` from this checkout")
-    endpoint = loop.client("sagemaker").describe_endpoint(EndpointName=loop.target.endpoint_name)
-    configured = [item["AlarmName"] for item in endpoint.get("LastDeploymentConfig", {}).get(
-        "AutoRollbackConfiguration", {}).get("Alarms", [])]
-    return Check(name, Status.UNKNOWN, f"alarms {', '.join(found)} exist; the endpoint's last deployment rolls back "
-                 f"on {', '.join(configured) or 'nothing yet (created, never updated)'}; a tripped alarm was not "
-                 "provoked, so which role SageMaker reads the alarms as and what DescribeEndpoint names after a "
-                 "rollback stay open", "report ModelRolledBack and DescribeEndpoint after your first rollback")
+    if not _passed(results, "promotion of the best attempt", "endpoint serves the promoted model"):
+        return Check(name, Status.UNKNOWN, "no model of this run was served, so no candidate can be rolled back "
+                     "from it", "see the promotion and endpoint checks above")
+    return RollbackProbe(loop).run()
 
 
 def autoscaling(loop: LoopChecks, results: Results) -> Check:
@@ -177,8 +172,8 @@ POINTS = (
     AccountPoint("blue/green rollback on a tripped alarm",
                  "Which role SageMaker's blue/green auto-rollback evaluates its alarms as; what DescribeEndpoint "
                  "names after a blue/green auto-rollback",
-                 "CloudWatch alarms are not evaluated and the local SageMaker API does not bake or roll back an "
-                 "update (tests/promotion script the rollback)", rollback),
+                 "CloudWatch alarms are not evaluated (moto) and the local SageMaker API does not bake an update "
+                 "or evaluate its rollback alarms (tests script the rollback)", rollback),
     AccountPoint("endpoint autoscaling and its service-linked role", "Endpoint autoscaling as the reconciler "
                  "registers it", "moto does not check the endpoint, the caller or the service-linked role",
                  autoscaling),

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from o2v_core.naming import job_name
 from o2v_core.settings import Settings
 
 from training.verify.run_tag import VerifyRun
@@ -26,7 +27,15 @@ from training.verify.target import Target
 
 TRAINING_INSTANCE_TYPE = "ml.m5.2xlarge"  # reference section 5
 MAX_RUNTIME_SECONDS = 1800  # per attempt: a tiny dataset trains in minutes; this caps a stuck job
-ENDPOINT_HOURS = 1.0  # creation, the checks and the rollback bake, before the clean-up deletes it
+ENDPOINT_HOURS = 1.0  # creation and the checks, before the clean-up deletes it
+# The rollback check (training.verify.rollback): one more training job (the candidate, at most
+# MAX_RUNTIME_SECONDS) and the promoter's decision on it; the blue/green update, bounded by the
+# promoter's MaximumExecutionTimeoutInSeconds (o2v_core.endpoint_deployment, 3600 s) with two fleets;
+# and the reconciler's next run (every 5 minutes) that rewrites the record.
+ROLLBACK_LINEAGE_SUFFIX = "-rb"
+ROLLBACK_DECISION_SECONDS = 15 * 60
+ROLLBACK_BAKE_SECONDS = 65 * 60
+ROLLBACK_RECORD_SECONDS = 15 * 60
 # USD per instance-hour, us-east-1 on-demand (see the module doc: UNCONFIRMED, no reference source).
 LIST_PRICE_PER_HOUR = {"ml.m5.2xlarge": 0.461, "ml.m5.large": 0.115, "ml.m5.xlarge": 0.23, "ml.g5.xlarge": 1.41}
 FALLBACK_PRICE_PER_HOUR = 2.0  # an instance type not listed above: a deliberately high guess
@@ -44,11 +53,12 @@ class Plan:
 
     @property
     def training_hours(self) -> float:
-        return self.max_attempts * MAX_RUNTIME_SECONDS / 3600
+        return (self.max_attempts + 1) * MAX_RUNTIME_SECONDS / 3600  # the attempts and the rollback candidate
 
     @property
     def endpoint_hours(self) -> float:
-        return ENDPOINT_HOURS * self.serving_instances * 2  # two fleets during a blue/green update
+        bake_hours = (ROLLBACK_BAKE_SECONDS + ROLLBACK_RECORD_SECONDS) / 3600
+        return (ENDPOINT_HOURS + bake_hours) * self.serving_instances * 2  # two fleets during a blue/green update
 
     @property
     def max_cost_usd(self) -> float:
@@ -59,7 +69,13 @@ class Plan:
 
     @property
     def max_minutes(self) -> float:
-        return self.max_attempts * MAX_RUNTIME_SECONDS / 60 + ENDPOINT_HOURS * 60
+        rollback = MAX_RUNTIME_SECONDS + ROLLBACK_DECISION_SECONDS + ROLLBACK_BAKE_SECONDS + ROLLBACK_RECORD_SECONDS
+        return (self.max_attempts * MAX_RUNTIME_SECONDS + rollback) / 60 + ENDPOINT_HOURS * 60
+
+    @property
+    def rollback_candidate(self) -> str:
+        """The rollback check's candidate job (``training.verify.rollback``: lineage ``<run>-rb``)."""
+        return job_name(self.target.deployment, f"{self.run.lineage}{ROLLBACK_LINEAGE_SUFFIX}", 1)
 
     def lines(self) -> list[str]:
         run, target = self.run, self.target
@@ -74,6 +90,11 @@ class Plan:
             f"  - an SQS queue {run.queue_name} subscribed to the operators' topic, to see the announcements",
             f"  - through the promoter: a model, an endpoint config and endpoint {target.endpoint_name} on "
             f"{self.serving_instances} x {self.serving_instance_type}",
+            "  - no rollback candidate: local mode evaluates no alarm, so the rollback check says could not tell"
+            if self.local else
+            f"  - for the rollback check, one more training job {self.rollback_candidate} (the served attempt's "
+            "recipe) whose model.tar.gz it replaces with one that holds no model; the promoter deploys it blue/green "
+            "(two fleets) and the run invokes it during the bake",
             f"{'In an account the same run would use at most' if self.local else 'Upper bound:'} "
             f"{self.training_hours:.1f} training instance-hours and {self.endpoint_hours:.1f} endpoint "
             f"instance-hours, about ${self.max_cost_usd:.2f} at us-east-1 list prices; at most "

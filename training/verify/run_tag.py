@@ -8,7 +8,9 @@ resources by that name prefix rather than by the run's own list, so a run after 
 one removes the leftovers too. What it removes, in this order (so that nothing recreates what was
 removed): the training jobs still running (StopTrainingJob), the SNS subscription and its queue,
 the dataset and the jobs' artifacts in S3, and, unless ``--keep``, the served-model record, the
-endpoint, its endpoint config and model when they serve a verify job. Curve-store items expire on
+endpoint, its endpoint config and model when they serve a verify job; then every other model and
+endpoint config the promoter made for a verify job (a replaced attempt's, the rollback check's
+rejected candidate's). Curve-store items expire on
 their own (``o2v_core.curve_store.RETENTION_DAYS``, DynamoDB time to live).
 """
 
@@ -156,6 +158,33 @@ def _remove_serving(session: Any, target: Target, keep_endpoint: bool, done: Cle
         done.attempt(f"model {model}", sagemaker.delete_model, ModelName=model)
 
 
+def _remove_unserved(session: Any, target: Target, done: Cleanup) -> None:
+    """The promoter's models and endpoint configs of verify jobs that the endpoint no longer serves:
+    a model replaced by a better attempt, and the rollback check's rejected candidate. Their names
+    are ``<prefix>c-verify-...`` / ``<prefix>m-verify-...`` (``serving_resources.serving_name``)."""
+    sagemaker = session.client("sagemaker")
+    serving: set[str] = set()
+    with contextlib.suppress(ClientError):  # no endpoint (deleted above, or never created)
+        endpoint = sagemaker.describe_endpoint(EndpointName=target.endpoint_name)
+        for config in (endpoint.get("EndpointConfigName"),
+                       endpoint.get("PendingDeploymentSummary", {}).get("EndpointConfigName")):
+            if config:
+                serving.add(config)
+                serving.update(variant["ModelName"] for variant in sagemaker.describe_endpoint_config(
+                    EndpointConfigName=config)["ProductionVariants"])
+    prefix = job_prefix(target.deployment)
+    for page in sagemaker.get_paginator("list_endpoint_configs").paginate(NameContains=f"{prefix}c-{VERIFY_PREFIX}"):
+        for item in page["EndpointConfigs"]:
+            name = item["EndpointConfigName"]
+            if name.startswith(f"{prefix}c-{VERIFY_PREFIX}") and name not in serving:
+                done.attempt(f"endpoint config {name}", sagemaker.delete_endpoint_config, EndpointConfigName=name)
+    for page in sagemaker.get_paginator("list_models").paginate(NameContains=f"{prefix}m-{VERIFY_PREFIX}"):
+        for item in page["Models"]:
+            name = item["ModelName"]
+            if name.startswith(f"{prefix}m-{VERIFY_PREFIX}") and name not in serving:
+                done.attempt(f"model {name}", sagemaker.delete_model, ModelName=name)
+
+
 def clean_up(session: Any, target: Target, *, keep_endpoint: bool = False) -> Cleanup:
     """Remove every verify resource of this deployment (this run's and any earlier run's)."""
     done = Cleanup()
@@ -167,6 +196,7 @@ def clean_up(session: Any, target: Target, *, keep_endpoint: bool = False) -> Cl
         functools.partial(_remove_objects, session, target.launch.artifact_bucket,
                           f"{s3_layout.TRAINING_OUTPUT_PREFIX}{verify_job_marker(target.deployment)}", done),
         functools.partial(_remove_serving, session, target, keep_endpoint, done),
+        functools.partial(_remove_unserved, session, target, done),
     ]
     for step in steps:
         try:
