@@ -54,6 +54,9 @@ _FOUR_DIGITS = _table([f"{number:04d}" for number in range(10_000)])
 _LEAD = _table([f",{sign}{digit}." for sign in (" ", "-") for digit in range(10)])  # index: negative*10 + digit
 _EXPONENT_OFFSET = 50  # float32 exponents are within [-45, 38]
 _EXPONENT = _table([f"e{exponent:+03d}" for exponent in range(-_EXPONENT_OFFSET, _EXPONENT_OFFSET)])
+# 10^k for the scale 10^(8-e), each the float64 nearest it (strtod), looked up rather than computed by pow.
+_POWERS_OFFSET = 60
+_POWERS_OF_TEN = np.array([float(f"1e{power}") for power in range(-_POWERS_OFFSET, _POWERS_OFFSET)])
 
 
 def format_embeddings(values: np.ndarray) -> list[str]:
@@ -65,21 +68,24 @@ def format_embeddings(values: np.ndarray) -> list[str]:
     flat = np.where(finite, values, np.float32(0)).reshape(-1)
     magnitude = np.abs(flat.astype(np.float64))
     zero = magnitude == 0
-    exponent = np.floor(np.log10(np.where(zero, 1.0, magnitude))).astype(np.int64)
-    mantissa = np.rint(magnitude * np.power(10.0, 8 - exponent))
+    exponent = np.floor(np.log10(np.where(zero, 1.0, magnitude))).astype(np.int32)
+    mantissa = np.rint(magnitude * _POWERS_OF_TEN[8 - exponent + _POWERS_OFFSET])
     # log10 can be one off next to a power of ten, and rounding can carry to 10 digits: corrected here.
     for wrong, step in ((mantissa >= 1e9, 1), ((mantissa < 1e8) & ~zero, -1)):
         if wrong.any():
             exponent[wrong] += step
-            mantissa[wrong] = np.rint(magnitude[wrong] * np.power(10.0, 8 - exponent[wrong]))
+            mantissa[wrong] = np.rint(magnitude[wrong] * _POWERS_OF_TEN[8 - exponent[wrong] + _POWERS_OFFSET])
     exponent[zero] = 0
-    digits = mantissa.astype(np.int64)
-    first, rest = np.divmod(digits, 100_000_000)
-    high, low = np.divmod(rest, 10_000)
-    cells[:, 0] = _LEAD[np.signbit(flat).astype(np.int64) * 10 + first]
-    cells[:, 1] = _FOUR_DIGITS[high]
-    cells[:, 2] = _FOUR_DIGITS[low]
-    cells[:, 3] = _EXPONENT[exponent + _EXPONENT_OFFSET]
+    # Below 10^9, so int32: its divisions are several times faster than int64's (measured).
+    digits = mantissa.astype(np.int32)
+    high = digits // 10_000
+    low = digits - high * 10_000
+    first = high // 10_000
+    middle = high - first * 10_000
+    cells[:, 0] = _LEAD.take(first + np.signbit(flat).astype(np.int32) * 10)
+    cells[:, 1] = _FOUR_DIGITS.take(middle)
+    cells[:, 2] = _FOUR_DIGITS.take(low)
+    cells[:, 3] = _EXPONENT.take(exponent + _EXPONENT_OFFSET)
     text = cells.view(np.uint8).tobytes().decode("ascii")
     row_width = width * VALUE_WIDTH
     lines = [text[start + 1:start + row_width] for start in range(0, rows * row_width, row_width)]  # no leading ","
