@@ -101,15 +101,16 @@ def _why(checks: dict[str, Any], split: dict[str, Any], largest: dict[str, Any])
     lines.append(
         f"- Within {floor['target']:.0f}x the tokenizer: {verdict_of(floor['met'])} ({floor['value']:.1f}x)."
         + ("" if floor["met"] else
-           f" The per-sentence work above adds up to {work / tokenize:.1f}x the tokenizer's time on its own "
-           "(every piece is now one pass of numpy or C over a whole batch or part, except reading and "
-           "tokenizing, which are the same per-line Python as before); the end-to-end time adds the start-up "
+           f" The per-sentence work above adds up to {work / tokenize:.1f}x the tokenizer's time on its own, "
+           "so one process is near 3x before it has started or written a byte (the model and the writing are "
+           "each one pass of numpy or torch over a whole part or batch; reading and tokenizing are the same "
+           "per-line Python as the floor's); the end-to-end time adds the start-up "
            f"(Python, torch, the model: {fmt(startup, 1, ' s')}) and writing "
            f"{local['output_bytes'] / 1e9:.1f} GB of text to disk with an fsync per part, and the bench "
            "shares two cores with other jobs. Splitting the work across processes is what would go further: "
-           "a tokenizing worker process overlapping the rest was tried and was slower here (1M sentences, "
-           "41.7 s with it against 33.7 s without, the other jobs running), so the command runs in one "
-           "process."))
+           "a tokenizing worker process overlapping the rest was tried and was slower here (1M sentences "
+           "in process through `embed_corpus`, outside this bench, with other jobs running: 41.7 s with it "
+           "against 33.7 s without), so the command runs in one process."))
     memory = checks["flat_memory"]
     lines.append(f"- Flat memory: {verdict_of(memory['met'])} (peak RSS at the largest size / the smallest: "
                  f"{memory['value']:.2f}; the corpus is streamed and one part of 10,000 sentences is held at a time).")
