@@ -21,3 +21,4 @@ def test_the_demo_package_still_exports_its_names_on_first_use() -> None:
     import training.demo as demo
 
     assert callable(demo.run_demo) and "standard" in demo.SIZES
+    assert sorted(demo.__all__) == sorted(demo._EXPORTS)  # the names mypy sees are the names it loads

@@ -29,7 +29,13 @@ the clean-up).
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the types for mypy; at runtime each name loads on first use (below)
+    from training.demo.console import Console
+    from training.demo.options import SIZES, DemoError, DemoOptions, Size
+    from training.demo.orchestrator import Demo, run_demo
+    from training.demo.recipe import overfit_prone_hyperparameters, overfit_prone_recipe
 
 # Loaded on first use (PEP 562), not at import: ``o2v verify`` against an account imports the
 # demo's recipe and data modules, and must not load local_aws through the orchestrator.
@@ -45,7 +51,17 @@ _EXPORTS = {
     "run_demo": "training.demo.orchestrator",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "SIZES",
+    "Console",
+    "Demo",
+    "DemoError",
+    "DemoOptions",
+    "Size",
+    "overfit_prone_hyperparameters",
+    "overfit_prone_recipe",
+    "run_demo",
+]
 
 
 def __getattr__(name: str) -> Any:
