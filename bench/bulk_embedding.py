@@ -21,7 +21,6 @@
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import re
 import shutil
@@ -200,35 +199,37 @@ def run_bulk(repo: Path, shared: Path, work: Path, dataset: Path, *, sizes: Sequ
     return result
 
 
-def breakdown(model: Path, corpus: Path, count: int) -> dict[str, float]:
-    """Where the bulk path's time goes, per sentence, on the first ``count`` sentences: tokenizing,
-    the model (the server's Predictor), and writing each line (JSON key and 128 numbers as text)."""
+def breakdown(model: Path, corpus: Path, count: int) -> dict[str, Any]:
+    """Where the bulk path's time goes, per sentence, on the first ``count`` sentences, with the
+    command's own pieces (training/bulk): reading the corpus into records, tokenizing, the model
+    (one part through ``PartEmbedder``), and writing each line (JSON key and numbers as text)."""
     import torch
 
-    from training.bulk.local_run import FLOAT32_DIGITS
+    from training.bulk.batches import PartEmbedder, format_embeddings
+    from training.bulk.corpus import Corpus
+    from training.bulk.local_run import line_text
     from training.model.artifact import load
     from training.serving.client import SentenceEncoder
-    from training.serving.predictor import Instance, Predictor
 
     torch.set_num_threads(1)
     loaded = load(model)
     encoder = SentenceEncoder.of_model(loaded.assets)
-    with corpus.open(encoding="utf-8") as handle:
-        texts = [line.rstrip("\n") for line in itertools.islice(handle, count)]
     tick = time.perf_counter()
-    ids = [encoder.known_token_ids(text) or [1] for text in texts]
+    records = list(itertools.islice(Corpus.open(str(corpus)).records(), count))
+    read = time.perf_counter() - tick
+    tick = time.perf_counter()
+    ids = [encoder.known_token_ids(record.text) for record in records]
     tokenize = time.perf_counter() - tick
-    predictor = Predictor(loaded, batch_size=512)
-    predictor.predict([Instance(item, None) for item in ids[:512]], predictor.max_lens)  # warm-up: torch's first call
+    embedder = PartEmbedder(loaded, "in0", 512)
+    embedder.embed(ids[:512])  # warm-up: torch's first call
     tick = time.perf_counter()
-    vectors = [row["embeddings"] for start in range(0, len(ids), 512)
-               for row in predictor.predict([Instance(item, None) for item in ids[start:start + 512]],
-                                            predictor.max_lens)]
+    vectors = embedder.embed(ids)
     model_seconds = time.perf_counter() - tick
-    numbers = ", ".join([FLOAT32_DIGITS] * loaded.config.enc_dim)
     tick = time.perf_counter()
-    for text, vector in zip(texts, vectors, strict=True):
-        _ = f'{json.dumps({"text": text})[:-1]}, "embedding": [{numbers % tuple(vector)}]}}\n'
+    for start in range(0, len(records), 512):
+        _ = "".join(map(line_text, records[start:start + 512], format_embeddings(vectors[start:start + 512])))
     write = time.perf_counter() - tick
-    return {"sentences": len(texts), "tokenize_us": 1e6 * tokenize / len(texts),
-            "model_us": 1e6 * model_seconds / len(texts), "format_us": 1e6 * write / len(texts)}
+    per = 1e6 / len(records)
+    return {"sentences": len(records), "read_us": per * read, "tokenize_us": per * tokenize,
+            "model_us": per * model_seconds, "format_us": per * write,
+            "pooled_path": embedder.pooled}

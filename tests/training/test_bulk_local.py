@@ -23,7 +23,7 @@ import pytest
 
 from training.bulk.corpus import Corpus, corpus_encoder
 from training.bulk.local_run import embed_corpus, model_fingerprint
-from training.bulk.output import PARTS_SUFFIX
+from training.bulk.output import LOCAL_DATA, PARTS_SUFFIX, local_finished_parts
 from training.cli import main
 from training.model.artifact import LoadedModel, load
 from training.serving.client import SentenceEncoder
@@ -192,9 +192,10 @@ def test_a_rerun_after_an_interrupt_reuses_the_finished_parts(tmp_path: Path, se
         embed_corpus(_interrupting(corpus, 17), loaded, encoder, str(out), model_id=model_id, part_records=7)
     parts = tmp_path / ("out.jsonl" + PARTS_SUFFIX)
     assert not out.exists()
-    finished = {path.name: path.stat().st_mtime_ns for path in parts.glob("part-*")}
-    assert sorted(finished) == ["part-000000.jsonl", "part-000001.jsonl"]
+    finished = local_finished_parts(out)
+    assert [name for name, _ in finished] == ["part-000000.jsonl", "part-000001.jsonl"]
     assert not [path for path in parts.iterdir() if path.name.startswith(".")]  # no temporary left
+    assert (parts / LOCAL_DATA).stat().st_size == finished[-1][1]  # the interrupted part's lines are cut off
     time.sleep(0.01)
     result = embed_corpus(corpus, loaded, encoder, str(out), model_id=model_id, part_records=7)
     assert (result.reused_parts, result.embedded, result.records) == (2, 30 - 14, 30)
@@ -236,15 +237,17 @@ def test_a_killed_command_leaves_no_output_and_the_rerun_finishes_it(tmp_path: P
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(repo_root), str(repo_root / "lambdas")])}
     process = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
-    while not (parts / "part-000001.jsonl").exists() and time.monotonic() < deadline and process.poll() is None:
+    while len(local_finished_parts(out)) < 2 and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.02)
     process.send_signal(signal_number)
     expected = -signal.SIGKILL if signal_number == signal.SIGKILL else 128 + signal.SIGTERM  # Terminated: 143
     assert process.wait() == expected
     assert not out.exists()
+    recorded = local_finished_parts(out)
     if signal_number == signal.SIGTERM:  # the part being written is removed, as on Ctrl-C
         assert not [path.name for path in parts.iterdir() if path.name.startswith(".")]
-    finished = len(list(parts.glob("part-*.jsonl")))
+        assert (parts / LOCAL_DATA).stat().st_size == recorded[-1][1]
+    finished = len(recorded)
     assert 2 <= finished < 40
     rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=True)
     assert f"{finished} of 40 parts reused from the interrupted run" in rerun.stderr

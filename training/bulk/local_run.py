@@ -1,9 +1,10 @@
 """Bulk embedding in process: a corpus streamed through a ``model.tar.gz`` into a resumable output.
 
-The model is loaded as ``o2v serve`` loads it (``training.model.artifact.load``) and run through
-the server's own :class:`Predictor` (padding, truncation to the encoder's length, batches sorted by
-length), so a sentence gets exactly the embedding ``o2v embed`` gets from ``o2v serve``; only the
-HTTP round trip is left out.
+The model is loaded as ``o2v serve`` loads it (``training.model.artifact.load``) and called as the
+server's :class:`~training.serving.predictor.Predictor` calls it (padding, truncation to the
+encoder's length, batches sorted by length), so a sentence gets exactly the embedding ``o2v embed``
+gets from ``o2v serve``; only the HTTP round trip and the per-sentence Python are left out
+(``training.bulk.batches``: a part is embedded into one array and written a batch at a time).
 
 Memory stays flat whatever the corpus size: records are read as a stream, one part
 (``part_records`` records, their texts only) is held at a time, and its output lines are written
@@ -14,21 +15,19 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from training.bulk import DEFAULT_BATCH_SIZE, DEFAULT_PART_RECORDS
-from training.bulk.corpus import NO_KNOWN_TOKEN, Corpus, CorpusError, CorpusRecord, record_key, record_token_ids
+from training.bulk.batches import PartEmbedder, format_embeddings
+from training.bulk.corpus import NO_KNOWN_TOKEN, Corpus, CorpusError, CorpusRecord, record_token_ids
 from training.bulk.output import PartedOutput, PartsKey
 from training.progress import Progress
 from training.serving.client import SentenceEncoder
-from training.serving.predictor import Instance, Predictor
-
-FLOAT32_DIGITS = "%.9g"  # 9 significant digits round-trip any float32 (IEEE 754-2008, 5.12.2)
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -102,8 +101,7 @@ def embed_corpus(corpus: Corpus, loaded: LoadedModel, encoder: SentenceEncoder, 
         raise ValueError("batch size and part size must be at least 1")
     output = PartedOutput(out, PartsKey(corpus.fingerprint(), model_id, side, part_records),
                           overwrite=overwrite, s3=s3)
-    predictor = Predictor(loaded, batch_size=batch_size)
-    limits = predictor.max_lens
+    embedder = PartEmbedder(loaded, side, batch_size)
     result = BulkResult()
     started = time.monotonic()
     # Local, uncompressed inputs give an ETA from bytes read; compressed ones and S3 objects report rate only.
@@ -123,7 +121,7 @@ def embed_corpus(corpus: Corpus, loaded: LoadedModel, encoder: SentenceEncoder, 
             result.records_done += len(part)
             rate.advance(part, embedded=False)
             continue
-        output.write_part(index, _lines(part, encoder, predictor, limits, side, batch_size, result, rate))
+        output.write_part(index, _lines(part, encoder, embedder, batch_size, result, rate))
     if result.records == 0:
         raise CorpusError(corpus.location, None, "no sentences in the corpus")
     output.publish(result.parts)
@@ -132,32 +130,37 @@ def embed_corpus(corpus: Corpus, loaded: LoadedModel, encoder: SentenceEncoder, 
     return result
 
 
-def _lines(part: list[CorpusRecord], encoder: SentenceEncoder, predictor: Predictor, limits: tuple[int, int],
-           side: str, batch_size: int, result: BulkResult, rate: _Rate) -> Iterator[str]:
-    """The output lines of one part, computed batch by batch as the part's file asks for them."""
-    numbers = _numbers_format(predictor.config.enc_dim)
+def _lines(part: list[CorpusRecord], encoder: SentenceEncoder, embedder: PartEmbedder, batch_size: int,
+           result: BulkResult, rate: _Rate) -> Iterator[str]:
+    """The output lines of one part: the part is tokenized and embedded (training/bulk/batches.py), then
+    its lines are written a batch at a time, one string per batch."""
+    ids = [record_token_ids(encoder, record) for record in part]
+    vectors = embedder.embed(ids)
     for start in range(0, len(part), batch_size):
         batch = part[start:start + batch_size]
-        ids = [record_token_ids(encoder, record) for record in batch]
-        instances = [Instance(found, None) if side == "in0" else Instance(None, found)
-                     for found in ids if found is not None]
-        embeddings = iter(predictor.predict(instances, limits)) if instances else iter(())
-        for record, found in zip(batch, ids, strict=True):
-            key = json.dumps(record_key(record))[:-1]  # '{"id": ...' without its closing brace
+        numbers = iter(format_embeddings(vectors[start:start + len(batch)]))
+        lines = []
+        for record, found, values in zip(batch, ids[start:start + len(batch)], numbers, strict=True):
             if found is None:
                 result.no_known_token += 1
                 result.first_no_known_token = result.first_no_known_token or f"{record.source}:{record.line}"
-                yield f'{key}, "embedding": null, "error": "{NO_KNOWN_TOKEN}"}}\n'
-            else:
-                yield f'{key}, "embedding": [{numbers % tuple(next(embeddings)["embeddings"])}]}}\n'
+            lines.append(line_text(record, values if found is not None else None))
+        yield "".join(lines)
         result.embedded += len(batch)
         result.records_done += len(batch)
         rate.advance(batch, embedded=True)
         rate.update(result)
 
 
-def _numbers_format(width: int) -> str:
-    """``%``-format of one embedding's values: 9 significant digits, which give back every float32
-    exactly (the model computes in float32), 3x faster to write and 40% shorter than json.dumps's
-    17-digit doubles (measured; JSON encoding was half of the bulk path's time)."""
-    return ", ".join([FLOAT32_DIGITS] * width)
+def line_text(record: CorpusRecord, numbers: str | None) -> str:
+    """One output line: the record's key (``json.dumps(record_key(record))``'s text, by json's own
+    string encoder without the dict round trip) and its numbers, or the no-known-token outcome."""
+    if record.id is None:
+        key = '{"text": ' + encode_basestring_ascii(record.text)
+    elif isinstance(record.id, str):
+        key = '{"id": ' + encode_basestring_ascii(record.id)
+    else:
+        key = '{"id": ' + int.__repr__(record.id)
+    if numbers is None:
+        return f'{key}, "embedding": null, "error": "{NO_KNOWN_TOKEN}"}}\n'
+    return f'{key}, "embedding": [{numbers}]}}\n'

@@ -4,18 +4,22 @@ that an interrupt loses no finished work and never leaves a half-written file un
 Design (resumable in fixed-size parts):
 
 * The records are cut into parts of ``part_records`` consecutive records (part ``k`` holds records
-  ``k*N .. k*N+N-1``). Each part is written to ``<out>.parts/part-<k>.jsonl`` under a temporary
-  name and renamed when complete (locally), or put as one object (S3: an object appears whole or
-  not at all), so a part that exists is a finished part.
+  ``k*N .. k*N+N-1``), written in order. Locally each part is appended to one file,
+  ``<out>.parts/output.partial``, made durable (fsync), and then recorded with the offset where it
+  ends in ``<out>.parts/finished.json`` (replaced atomically); the bytes of a part that was not
+  recorded (an interrupt) are cut off before the next part is written. On S3 each part is put as one
+  object ``<out>.parts/part-<k>.jsonl`` (an object appears whole or not at all), so a part that
+  exists is a finished part.
 * ``<out>.parts/manifest.json`` holds the key the parts belong to: the input's fingerprint (each
   source's name, size and mtime or ETag, and the fields read; :meth:`Corpus.fingerprint`), the
   model's (a SHA-256 of its files), the encoder input and ``part_records``. A rerun with the same
   key skips the finished parts (it still reads their records, to keep its place, but does not
   tokenize or embed them); with a different key the old parts cannot be reused and are removed
   (said on stderr).
-* When every part is written, they are concatenated under a temporary name and moved to ``<out>``
-  in one step: locally ``training.atomic.atomic_file`` (a rename in the same directory); on S3 a
-  multipart upload, which makes the object visible only when it completes. Then the parts go.
+* When every part is written, the output appears under ``<out>`` in one step: locally the parts'
+  file is renamed to it (the same file system; no copy of the gigabytes a large corpus makes); on
+  S3 the parts are concatenated by a multipart upload, which makes the object visible only when it
+  completes. Then the parts go.
 * An existing ``<out>`` is refused before any work unless ``overwrite``; it stays in place until the
   new output replaces it.
 
@@ -24,8 +28,10 @@ Two runs writing the same ``<out>`` at once are not supported (they would share 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -41,9 +47,11 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef
 
-FORMAT = "o2v-bulk-parts/1"
+FORMAT = "o2v-bulk-parts/2"  # 2: a local output's parts are one file (_LocalStore)
 MANIFEST = "manifest.json"
 PARTS_SUFFIX = ".parts"
+LOCAL_DATA = "output.partial"
+LOCAL_LEDGER = "finished.json"
 COPY_BYTES = 8 << 20  # the multipart upload's part size reads in these
 
 
@@ -123,11 +131,17 @@ class PartedOutput:
 
 
 class _LocalStore:
+    """Parts appended to one file, ``<out>.parts/output.partial``, with ``finished.json`` listing each
+    finished part and where it ends; publishing renames that file to ``<out>`` (no copy: a million
+    lines are 2 GB)."""
+
     def __init__(self, target: Path) -> None:
         if target.is_dir():
             raise OutputError(f"{target} is a directory; --out names the output file")
         self.target = target
         self.parts = target.with_name(target.name + PARTS_SUFFIX)
+        self.data = self.parts / LOCAL_DATA
+        self.ledger = self.parts / LOCAL_LEDGER
 
     def target_exists(self) -> bool:
         return self.target.exists()
@@ -141,18 +155,46 @@ class _LocalStore:
         with atomic_file(self.parts / MANIFEST) as staging:
             staging.write_text(text, encoding="utf-8")
 
+    def _finished(self) -> list[tuple[str, int]]:
+        if not self.ledger.is_file():
+            return []
+        return [(name, end) for name, end in json.loads(self.ledger.read_text(encoding="utf-8"))]
+
     def part_names(self) -> set[str]:
-        return {path.name for path in self.parts.glob("part-*.jsonl")}
+        return {name for name, _ in self._finished()}
 
     def write_part(self, name: str, lines: Iterable[str]) -> None:
-        with atomic_file(self.parts / name) as staging, staging.open("w", encoding="utf-8") as handle:
-            handle.writelines(lines)
+        """Appends the part after the last finished one (bytes of a part an interrupt cut short are
+        cut off first, and again if this one is interrupted), makes it durable, then records it."""
+        finished = self._finished()
+        start = finished[-1][1] if finished else 0
+        descriptor = os.open(self.data, os.O_RDWR | os.O_CREAT, 0o666)
+        with open(descriptor, "r+b", buffering=COPY_BYTES) as handle:
+            handle.truncate(start)
+            handle.seek(start)
+            try:
+                for line in lines:
+                    handle.write(line.encode())
+                handle.flush()
+                os.fsync(handle.fileno())
+                end = handle.tell()
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    handle.truncate(start)
+                raise
+        with atomic_file(self.ledger) as staging:
+            staging.write_text(json.dumps([*finished, (name, end)]), encoding="utf-8")
 
     def publish(self, names: list[str]) -> None:
-        with atomic_file(self.target) as staging, staging.open("wb") as handle:
-            for name in names:
-                with (self.parts / name).open("rb") as part:
-                    shutil.copyfileobj(part, handle, COPY_BYTES)
+        if [name for name, _ in self._finished()] != names:
+            raise OutputError(f"{self.parts} does not hold parts {names[0]}..{names[-1]} in order; nothing was "
+                              "published")
+        os.replace(self.data, self.target)  # in the same file system: the output appears whole in one step
+        directory = os.open(self.target.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
 
     def remove_parts(self) -> None:
         shutil.rmtree(self.parts, ignore_errors=True)
@@ -242,3 +284,9 @@ class _Concatenated(io.RawIOBase):
                 return len(data)
             self.body.close()
             self.body = None
+
+
+def local_finished_parts(target: Path) -> list[tuple[str, int]]:
+    """The finished parts of a local output in progress, each with the offset where it ends in the
+    parts' file (for tests and troubleshooting: what a rerun would reuse)."""
+    return _LocalStore(target)._finished()
