@@ -291,3 +291,26 @@ def test_an_interrupted_s3_run_shows_no_output_and_resumes(s3_bucket: str, serve
     assert (result.reused_parts, result.embedded) == (2, 4)
     body = s3.get_object(Bucket=s3_bucket, Key="out.jsonl")["Body"].read().decode()
     assert [json.loads(line)["text"] for line in body.splitlines()] == SENTENCES
+
+
+def test_an_interrupt_between_a_parts_fsync_and_its_record_cuts_the_part_off(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The window SIGTERM hit once in CI: the part's bytes were durable, the ledger not yet renamed.
+    import contextlib
+
+    import training.bulk.output as output
+
+    store = output._LocalStore(tmp_path / "out.jsonl")
+    store.parts.mkdir(parents=True)
+    store.write_part("part-00000", ['{"text": "a"}\n'])
+
+    @contextlib.contextmanager
+    def interrupted(path: Path) -> Iterator[Path]:
+        raise KeyboardInterrupt
+        yield path  # pragma: no cover
+
+    monkeypatch.setattr(output, "atomic_file", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        store.write_part("part-00001", ['{"text": "b"}\n'])
+    assert [name for name, _ in local_finished_parts(tmp_path / "out.jsonl")] == ["part-00000"]
+    assert (store.parts / LOCAL_DATA).stat().st_size == len('{"text": "a"}\n')

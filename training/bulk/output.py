@@ -182,8 +182,17 @@ class _LocalStore:
                 with contextlib.suppress(OSError):
                     handle.truncate(start)
                 raise
-        with atomic_file(self.ledger) as staging:
-            staging.write_text(json.dumps([*finished, (name, end)]), encoding="utf-8")
+        try:
+            with atomic_file(self.ledger) as staging:
+                staging.write_text(json.dumps([*finished, (name, end)]), encoding="utf-8")
+        except BaseException:
+            # Interrupted between the data's fsync and the ledger's rename (SIGTERM, Ctrl-C): the
+            # part is not recorded, so its bytes go too, as for an interrupt while writing them.
+            # Never cut bytes the ledger already records (the rename may have happened).
+            if name not in self.part_names():
+                with contextlib.suppress(OSError), open(self.data, "r+b") as handle:
+                    handle.truncate(start)
+            raise
 
     def publish(self, names: list[str]) -> None:
         if [name for name, _ in self._finished()] != names:
