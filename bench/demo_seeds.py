@@ -73,28 +73,22 @@ def record(recipe: dict[str, Any], data: Path, dropout: float, seed: int) -> Cur
     assert channels.test is not None, f"{data} has no test split"
     test = load_channel(channels.test, resolve(hps))
     scores: list[float] = []
-    original = loop.evaluate
 
-    def evaluate_and_score(model: Any, split: Any) -> dict[str, float]:
-        result = original(model, split)
-        if split is not test:
-            model.eval()
-            left, right, gold = [], [], []  # type: list[torch.Tensor], list[torch.Tensor], list[float]
-            with torch.inference_mode():
-                for batch in eval_batches(test, 256):
-                    left.append(model.encode(0, batch.in0, batch.len0))
-                    right.append(model.encode(0, batch.in1, batch.len1))
-                    gold.extend(float(label) for label in batch.labels)
-            scores.append(spearman(cosine_rows(torch.cat(left).numpy(), torch.cat(right).numpy()), gold))
-        return result
+    def score(model: Any, epoch: int) -> None:
+        """The test Spearman of this epoch's weights (the trainer's after_epoch hook, after validation)."""
+        model.eval()
+        left, right, gold = [], [], []  # type: list[torch.Tensor], list[torch.Tensor], list[float]
+        with torch.inference_mode():
+            for batch in eval_batches(test, 256):
+                left.append(model.encode(0, batch.in0, batch.len0))
+                right.append(model.encode(0, batch.in1, batch.len1))
+                gold.extend(float(label) for label in batch.labels)
+        scores.append(spearman(cosine_rows(torch.cat(left).numpy(), torch.cat(right).numpy()), gold))
 
-    # The study's only hook into the trainer: it scores each epoch's weights where the trainer validates them.
-    loop.evaluate = evaluate_and_score  # type: ignore[assignment]
     stream = io.StringIO()
     with tempfile.TemporaryDirectory() as model_dir, open(os.devnull, "w", encoding="utf-8") as devnull:
         result = loop.train(hps, channels, model_dir=Path(model_dir), archive=None, seed=seed,
-                            metric_streams=[stream], log=devnull, quiet=True)
-    loop.evaluate = original
+                            metric_streams=[stream], log=devnull, quiet=True, after_epoch=score)
     validation = [item.validation.get("mean_squared_error", item.validation.get("cross_entropy", math.nan))
                   for item in result.epochs if item.validation]
     return Curves(seed, dropout, validation, scores)
