@@ -102,6 +102,9 @@ TRAINING_JOB_METRICS_NAMESPACE = "/aws/sagemaker/TrainingJobs"
 # SageMaker's log group of batch transform jobs (developer guide, "Log groups and streams that Amazon
 # SageMaker AI sends to Amazon CloudWatch Logs": streams <job>/<instance-id>-<epoch> and .../data-log).
 TRANSFORM_JOB_LOG_GROUP = "/aws/sagemaker/TransformJobs"
+# SageMaker's CloudWatch metrics namespace of batch transform job instances (developer guide,
+# "Amazon SageMaker AI metrics in Amazon CloudWatch": "/aws/sagemaker/TransformJobs").
+TRANSFORM_JOB_METRICS_NAMESPACE = "/aws/sagemaker/TransformJobs"
 ENDPOINT_METRICS_NAMESPACE = "/aws/sagemaker/Endpoints"
 
 

@@ -22,12 +22,11 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 from o2v_core import bulk_transform, s3_layout
 from o2v_core.naming import job_prefix
-from o2v_core.resource_names import TRANSFORM_JOB_LOG_GROUP
+from o2v_core.resource_names import TRANSFORM_JOB_LOG_GROUP, TRANSFORM_JOB_METRICS_NAMESPACE
 
 from stacks.data_stack import DataRefs
 from stacks.grants import KEY_ACTIONS, Grant, allow, log_group_arn, managed_policy_with_grants
 
-TRANSFORM_JOB_METRICS_NAMESPACE = "/aws/sagemaker/TransformJobs"  # SageMaker's namespace of transform job metrics
 PREFIX_REASON = "Transform jobs are named at run time; the wildcard is limited to this deployment's job prefix."
 
 
